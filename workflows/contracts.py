@@ -1,0 +1,83 @@
+"""What crosses Temporal's wire: the run's input and result, and each activity's input and result.
+
+These live beside the workflow (not in ``activities/``) so workflow code can import them
+without importing provider SDKs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, model_validator
+
+from workflows.definition import Definition
+
+StepStatus = Literal["completed", "skipped", "failed"]
+
+
+class Usage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+        )
+
+
+class RunInput(BaseModel):
+    """Start a run from a parsed definition, or from a file the worker loads once."""
+
+    definition: Definition | None = None
+    definition_file: str | None = None
+    variables: dict[str, Any] = {}
+    mock_providers: list[str] = []
+    """Providers whose calls go to the offline ``mock`` provider for this run."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> RunInput:
+        if (self.definition is None) == (self.definition_file is None):
+            raise ValueError("give exactly one of 'definition' and 'definition_file'")
+        return self
+
+
+class StepResult(BaseModel):
+    status: StepStatus
+    outputs: dict[str, Any] | None
+    attempts: int
+    duration_ms: int
+    usage: Usage
+    error: str | None = None
+
+
+class RunResult(BaseModel):
+    execution_id: str
+    workflow_name: str
+    status: Literal["completed"]
+    outputs: dict[str, Any]
+    steps: dict[str, StepResult]
+    usage: Usage
+
+
+class LoadDefinitionInput(BaseModel):
+    path: str
+
+
+class LlmCallInput(BaseModel):
+    step_id: str
+    provider: str
+    model: str
+    prompt: str
+    system: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+
+class LlmCallResult(BaseModel):
+    text: str
+    provider: str
+    model: str
+    usage: Usage
+    attempt: int
+    finish_reason: str | None = None

@@ -1,0 +1,115 @@
+"""The definition model: the YAML's shape is the model's shape (see DSL.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from workflows.durations import Duration, parse_duration
+
+IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
+NAME = r"^[A-Za-z0-9_-]+$"
+VariableType = Literal["string", "number", "integer", "boolean", "object", "array"]
+
+
+def _check_duration(value: Duration) -> Duration:
+    parse_duration(value)
+    return value
+
+
+CheckedDuration = Annotated[Duration, AfterValidator(_check_duration)]
+
+
+def _number_as_text(value: Any) -> Any:
+    """`version: 1.0` means the text "1.0", as a user would expect."""
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+class _Model(BaseModel):
+    """Unknown fields are errors, so a typo is reported instead of ignored."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class VariableSpec(_Model):
+    type: VariableType | None = None
+    default: Any = None
+    description: str | None = None
+    required: bool = False
+
+
+_VARIABLE_KEYS = set(VariableSpec.model_fields)
+
+
+def _variable_long_form(value: Any) -> Any:
+    """The short form `name: value` is the default; a mapping of spec keys is the long form."""
+    is_long = isinstance(value, dict) and value and set(value) <= _VARIABLE_KEYS
+    return value if is_long else {"default": value}
+
+
+class RetrySpec(_Model):
+    max_attempts: Annotated[int, Field(ge=1)] | None = None
+    initial_interval: CheckedDuration | None = None
+    backoff: Annotated[float, Field(ge=1.0)] | None = None
+    max_interval: CheckedDuration | None = None
+
+
+class OutputSpec(_Model):
+    name: Annotated[str, Field(pattern=IDENTIFIER)]
+    type: VariableType = "string"
+    description: str | None = None
+
+
+def _output_long_form(value: Any) -> Any:
+    """The seed writes outputs as bare names; that is `{name: ...}` of type string."""
+    return {"name": value} if isinstance(value, str) else value
+
+
+class LlmDefaults(_Model):
+    model: str | None = None
+    temperature: float | None = None
+    max_tokens: Annotated[int, Field(ge=1)] | None = None
+    timeout: CheckedDuration | None = None
+    retry: RetrySpec | None = None
+
+
+class LlmCallStep(_Model):
+    id: Annotated[str, Field(pattern=IDENTIFIER)]
+    type: Literal["llm_call"]
+    name: str | None = None
+    description: str | None = None
+    when: str | None = None
+    timeout: CheckedDuration | None = None
+    retry: RetrySpec | None = None
+    on_error: Literal["fail", "continue"] = "fail"
+    model: str | None = None
+    fallback_models: list[str] = []
+    system: str | None = None
+    prompt: str
+    temperature: float | None = None
+    max_tokens: Annotated[int, Field(ge=1)] | None = None
+    outputs: list[Annotated[OutputSpec, BeforeValidator(_output_long_form)]] = []
+
+
+Step = Annotated[LlmCallStep, Field(discriminator="type")]
+STEP_TYPES = ("llm_call",)
+
+
+class WorkflowSpec(_Model):
+    name: Annotated[str, Field(pattern=NAME)]
+    version: Annotated[str, BeforeValidator(_number_as_text)] | None = None
+    description: str | None = None
+    variables: dict[
+        Annotated[str, Field(pattern=IDENTIFIER)],
+        Annotated[VariableSpec, BeforeValidator(_variable_long_form)],
+    ] = {}
+    defaults: LlmDefaults = LlmDefaults()
+    steps: Annotated[list[Step], Field(min_length=1)]
+    outputs: dict[Annotated[str, Field(pattern=IDENTIFIER)], str] = {}
+
+
+class Definition(_Model):
+    """A whole definition file."""
+
+    workflow: WorkflowSpec

@@ -1,0 +1,44 @@
+"""Which provider serves a model name (DSL.md, "Model names")."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+BUILTIN_PROVIDERS = ("openai", "anthropic", "mock", "ollama")
+_PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+_PREFIXES = (
+    (re.compile(r"^(gpt-|chatgpt|o[1-9]|text-|davinci)"), "openai"),
+    (re.compile(r"^claude"), "anthropic"),
+    (re.compile(r"^mock$"), "mock"),
+)
+
+
+@dataclass(frozen=True)
+class Route:
+    provider: str
+    model: str
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.model}"
+
+
+def route(name: str) -> Route:
+    """Split ``provider/model``, or route a bare name by its prefix.
+
+    Any other ``provider/`` is an OpenAI-compatible server the worker knows by name
+    (``<PROVIDER>_BASE_URL``). Raises ValueError when a bare name has no known prefix.
+    """
+    provider, slash, model = name.partition("/")
+    if slash:
+        if not _PROVIDER_NAME.match(provider) or not model:
+            raise ValueError(f"invalid model name {name!r}: write 'provider/model'")
+        return Route(provider, model)
+    for pattern, provider in _PREFIXES:
+        if pattern.match(name):
+            return Route(provider, name)
+    raise ValueError(
+        f"cannot tell which provider serves model {name!r}: write it as 'provider/model', "
+        f"e.g. 'openai/{name}' (providers: {', '.join(BUILTIN_PROVIDERS)}, or any "
+        "OpenAI-compatible server named by the worker's <NAME>_BASE_URL)"
+    )

@@ -1,0 +1,96 @@
+"""YAML text to plain data, remembering where every key and value stands in the file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from workflows.errors import DefinitionError, Problem
+
+Path = tuple[str | int, ...]
+MAX_NODES = 100_000
+"""Refuse alias bombs and monstrous files before they eat the worker's memory."""
+
+
+@dataclass
+class Source:
+    """Parsed YAML plus the 1-based line and column of each path's key and value."""
+
+    file: str
+    data: Any
+    value_marks: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    key_marks: dict[Path, tuple[int, int]] = field(default_factory=dict)
+
+    def problem(self, path: Path, message: str, *, at_key: bool = False) -> Problem:
+        """A problem located at the path's key (or value), or its nearest located parent."""
+        marks = self.key_marks if at_key else self.value_marks
+        while path not in marks and path not in self.value_marks and path:
+            path = path[:-1]
+        line, col = marks.get(path) or self.value_marks.get(path, (1, 1))
+        return Problem(self.file, line, col, message)
+
+
+def parse_yaml(text: str, file: str) -> Source:
+    """Parse YAML text; raise DefinitionError (located) on syntax errors and duplicate keys."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise DefinitionError(
+            [Problem(file, line, col, f"YAML syntax error: {exc.problem or exc.context}")]
+        ) from None
+    except yaml.YAMLError as exc:
+        raise DefinitionError([Problem(file, 1, 1, f"YAML error: {exc}")]) from None
+    source = Source(file, None)
+    if root is None:
+        raise DefinitionError([Problem(file, 1, 1, "the file is empty")])
+    builder = _Builder(source)
+    source.data = builder.build(root, ())
+    if builder.problems:
+        raise DefinitionError(builder.problems)
+    return source
+
+
+class _Builder:
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.constructor = yaml.SafeLoader("")
+        self.problems: list[Problem] = []
+        self.count = 0
+
+    def build(self, node: yaml.Node, path: Path) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise DefinitionError(
+                [_at(self.source.file, node, f"the file expands to over {MAX_NODES} YAML nodes")]
+            )
+        self.source.value_marks.setdefault(path, _mark(node))
+        if isinstance(node, yaml.MappingNode):
+            self.constructor.flatten_mapping(node)
+            result: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = self.constructor.construct_object(key_node, deep=True)
+                if not isinstance(key, str | int | float | bool):
+                    self.problems.append(_at(self.source.file, key_node, "keys must be scalars"))
+                    continue
+                if key in result:
+                    self.problems.append(_at(self.source.file, key_node, f"duplicate key {key!r}"))
+                    continue
+                self.source.key_marks[(*path, key)] = _mark(key_node)
+                result[key] = self.build(value_node, (*path, key))
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
+        return self.constructor.construct_object(node, deep=True)
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _at(file: str, node: yaml.Node, message: str) -> Problem:
+    line, col = _mark(node)
+    return Problem(file, line, col, message)

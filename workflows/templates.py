@@ -1,0 +1,88 @@
+"""Jinja2 templates: one sandboxed environment, strict about undefined names.
+
+A value that is exactly one ``{{ expr }}`` keeps the expression's type; anything else
+renders to a string (DSL.md, "Templates and expressions").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+import jinja2
+from jinja2 import meta, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+from workflows.errors import TemplateError
+
+_SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
+
+
+@cache
+def _environment() -> ImmutableSandboxedEnvironment:
+    """Built once per process; Jinja environments are safe to share once configured."""
+    return ImmutableSandboxedEnvironment(
+        undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
+    )
+
+
+def _single_expression(source: str) -> str | None:
+    match = _SINGLE_EXPRESSION.match(source)
+    if match is None or "{{" in match.group("expr") or "{%" in source:
+        return None
+    return match.group("expr")
+
+
+def render(source: Any, context: Mapping[str, Any]) -> Any:
+    """Render a template value (strings, and strings inside lists and dicts)."""
+    if isinstance(source, dict):
+        return {key: render(value, context) for key, value in source.items()}
+    if isinstance(source, list):
+        return [render(value, context) for value in source]
+    if not isinstance(source, str) or ("{{" not in source and "{%" not in source):
+        return source
+    try:
+        expression = _single_expression(source)
+        if expression is not None:
+            return _environment().compile_expression(expression, undefined_to_none=False)(**context)
+        return _environment().from_string(source).render(**context)
+    except jinja2.UndefinedError as exc:
+        raise TemplateError(f"{exc.message} in template {_shorten(source)}") from None
+    except SecurityError as exc:
+        raise TemplateError(f"refused by the template sandbox: {exc}") from None
+    except jinja2.TemplateError as exc:
+        raise TemplateError(f"{exc.message or exc} in template {_shorten(source)}") from None
+    except Exception as exc:  # an expression can raise anything, e.g. 1/0
+        raise TemplateError(f"{type(exc).__name__}: {exc} in template {_shorten(source)}") from None
+
+
+def references(source: str) -> tuple[set[str], set[str]]:
+    """Names a template reads, and step ids it reads through ``steps.<id>``.
+
+    Raises TemplateError when the template does not compile.
+    """
+    try:
+        ast = _environment().parse(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"template syntax error: {exc.message}") from None
+    names = meta.find_undeclared_variables(ast)
+    step_ids = {
+        node.attr
+        for node in ast.find_all(nodes.Getattr)
+        if isinstance(node.node, nodes.Name) and node.node.name == "steps"
+    }
+    step_ids |= {
+        node.arg.value
+        for node in ast.find_all(nodes.Getitem)
+        if isinstance(node.node, nodes.Name)
+        and node.node.name == "steps"
+        and isinstance(node.arg, nodes.Const)
+    }
+    return names, step_ids
+
+
+def _shorten(source: str, limit: int = 60) -> str:
+    flat = " ".join(source.split())
+    return repr(flat if len(flat) <= limit else flat[: limit - 1] + "…")
