@@ -109,7 +109,7 @@ async def connect(settings: Settings) -> Client:
 
 async def wait_and_print(handle: WorkflowHandle[Any, Any], as_json: bool) -> int:
     try:
-        result = await handle.result(result_type=RunResult)
+        result: RunResult = await handle.result()
     except WorkflowFailureError as exc:
         raise StarterError(f"run {handle.id} {failure_reason(exc)}") from None
     if as_json:
@@ -153,7 +153,7 @@ async def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_result(args: argparse.Namespace, settings: Settings) -> int:
     client = await connect(settings)
-    handle = client.get_workflow_handle(args.id)
+    handle = client.get_workflow_handle(args.id, result_type=RunResult)
     try:
         await handle.describe()
     except RPCError as exc:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from workflows.definition import Definition
 
@@ -48,7 +48,8 @@ class StepResult(BaseModel):
     attempts: int
     duration_ms: int
     usage: Usage
-    error: str | None = None
+    error: str | None = Field(default=None, exclude_if=lambda value: value is None)
+    """Why a step failed; present only for failed steps."""
 
 
 class RunResult(BaseModel):

@@ -75,14 +75,19 @@ class YamlWorkflow:
         )
 
     async def _load(self, path: str) -> Definition:
-        return await workflow.execute_activity(
-            LOAD_DEFINITION,
-            LoadDefinitionInput(path=path),
-            result_type=Definition,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=RetryPolicy(maximum_attempts=3),
-            summary=f"load {path}",
-        )
+        try:
+            return await workflow.execute_activity(
+                LOAD_DEFINITION,
+                LoadDefinitionInput(path=path),
+                result_type=Definition,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+                summary=f"load {path}",
+            )
+        except ActivityError as exc:
+            raise ApplicationError(
+                _reason(exc), type="DefinitionError", non_retryable=True
+            ) from None
 
     async def _llm_step(
         self,

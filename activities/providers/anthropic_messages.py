@@ -1,4 +1,8 @@
-"""Anthropic through the official SDK's Messages API."""
+"""Anthropic through the official SDK's Messages API.
+
+The SDK's Messages API (anthropic 2.x) takes no ``temperature``; a step's temperature is
+therefore not sent to Anthropic models (documented in the README).
+"""
 
 from __future__ import annotations
 
@@ -21,8 +25,6 @@ class AnthropicMessagesProvider:
         options: dict[str, Any] = {}
         if call.system:
             options["system"] = call.system
-        if call.temperature is not None:
-            options["temperature"] = call.temperature
         response = await self._client.messages.create(
             model=call.model,
             max_tokens=call.max_tokens or DEFAULT_MAX_TOKENS,

@@ -1,0 +1,163 @@
+"""A local HTTP server that speaks the OpenAI and Anthropic wire formats.
+
+The real SDKs talk to it over loopback. Tests script its answers (faults first, then replies),
+and assert on its request log.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Fault:
+    """One scripted non-200 answer."""
+
+    status: int
+    message: str = "scripted fault"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Request:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+    @property
+    def prompt_text(self) -> str:
+        """Every message's text, system included, joined: what the model was sent."""
+        parts = [self.body.get("system") or ""]
+        for message in self.body.get("messages", []):
+            content = message.get("content")
+            parts.append(content if isinstance(content, str) else json.dumps(content))
+        return "\n".join(parts)
+
+
+def default_reply(request: Request) -> str:
+    return f"Hello from {request.body.get('model')}"
+
+
+class FakeLlmServer:
+    """Start with ``with FakeLlmServer() as server:``; ``openai_url``/``anthropic_url`` to use."""
+
+    def __init__(self, reply: Callable[[Request], str] = default_reply, latency: float = 0.0):
+        self.reply = reply
+        self.latency = latency
+        self.requests: list[Request] = []
+        self._faults: deque[Fault] = deque()
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def openai_url(self) -> str:
+        return f"{self.url}/v1"
+
+    @property
+    def anthropic_url(self) -> str:
+        return self.url
+
+    def fail_next(self, *faults: Fault) -> None:
+        with self._lock:
+            self._faults.extend(faults)
+
+    def __enter__(self) -> FakeLlmServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _answer(self, request: Request) -> tuple[int, dict[str, str], dict[str, Any]]:
+        with self._lock:
+            self.requests.append(request)
+            fault = self._faults.popleft() if self._faults else None
+        if self.latency:
+            time.sleep(self.latency)
+        anthropic = request.path.endswith("/messages")
+        if fault is not None:
+            return fault.status, fault.headers, _error_body(fault, anthropic)
+        text = self.reply(request)
+        usage_in, usage_out = len(request.prompt_text.split()), len(text.split())
+        if anthropic:
+            return 200, {}, _anthropic_message(request, text, usage_in, usage_out)
+        return 200, {}, _openai_completion(request, text, usage_in, usage_out)
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                length = int(self.headers.get("content-length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                request = Request(self.path, headers, body)
+                status, headers, payload = server._answer(request)
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
+
+
+def _openai_completion(request: Request, text: str, usage_in: int, usage_out: int) -> dict:
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": 0,
+        "model": request.body.get("model"),
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": usage_in,
+            "completion_tokens": usage_out,
+            "total_tokens": usage_in + usage_out,
+        },
+    }
+
+
+def _anthropic_message(request: Request, text: str, usage_in: int, usage_out: int) -> dict:
+    return {
+        "id": "msg_fake",
+        "type": "message",
+        "role": "assistant",
+        "model": request.body.get("model"),
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": usage_in, "output_tokens": usage_out},
+    }
+
+
+def _error_body(fault: Fault, anthropic: bool) -> dict:
+    if anthropic:
+        return {"type": "error", "error": {"type": "api_error", "message": fault.message}}
+    return {"error": {"message": fault.message, "type": "api_error", "code": None}}
