@@ -8,7 +8,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.llm import Endpoint
 from tests.conftest import ROOT, definition, new_worker, start
-from tests.fake_llm import Fault, FakeLlmServer
+from tests.fake_llm import FakeLlmServer, Fault
 from workflows.contracts import RunInput, RunResult
 
 HELLO = (ROOT / "definitions" / "hello_world.yaml").read_text()
@@ -225,7 +225,8 @@ async def test_slow_provider_times_out_and_is_retried(client, endpoints):
     with FakeLlmServer(latency=1.5) as slow:
         text = HELLO.replace(
             "temperature: 0.7",
-            'temperature: 0.7\n      timeout: "500ms"\n      retry: {max_attempts: 2, initial_interval: "10ms"}',
+            'temperature: 0.7\n      timeout: "500ms"\n'
+            '      retry: {max_attempts: 2, initial_interval: "10ms"}',
         )
         message = await failure(
             client,

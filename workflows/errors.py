@@ -39,7 +39,11 @@ class DefinitionError(WorkflowError):
 
 
 class TemplateError(WorkflowError):
-    """A template fails to compile or render."""
+    """A template fails to compile or render; ``lineno`` is the line inside the template."""
+
+    def __init__(self, message: str, lineno: int | None = None) -> None:
+        super().__init__(message)
+        self.lineno = lineno
 
 
 class VariablesError(WorkflowError):

@@ -20,8 +20,33 @@ class Source:
 
     file: str
     data: Any
+    lines: list[str] = field(default_factory=list)
     value_marks: dict[Path, tuple[int, int]] = field(default_factory=dict)
     key_marks: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    """Problems found while reading (duplicate keys); reported with the model's."""
+    styles: dict[Path, str | None] = field(default_factory=dict)
+    """Each scalar's YAML style: None (plain), quotes, or '|' / '>' for block scalars."""
+
+    def value(self, path: Path) -> Any:
+        node = self.data
+        for part in path:
+            node = node[part]
+        return node
+
+    def problem_in_text(self, path: Path, line: int, col: int, message: str) -> Problem:
+        """A problem at (1-based line, 0-based col) inside a scalar's text, located in the file."""
+        start_line, start_col = self.value_marks[path]
+        style = self.styles.get(path)
+        if style in ("|", ">"):
+            file_line = start_line + line  # block content starts on the line after '|'
+            raw = self.lines[file_line - 1] if file_line <= len(self.lines) else ""
+            indent = len(raw) - len(raw.lstrip(" "))
+            return Problem(self.file, file_line, indent + col + 1, message)
+        if line == 1:
+            quote = 1 if style in ("'", '"') else 0
+            return Problem(self.file, start_line, start_col + quote + col, message)
+        return Problem(self.file, start_line, start_col, message)
 
     def problem(self, path: Path, message: str, *, at_key: bool = False) -> Problem:
         """A problem located at the path's key (or value), or its nearest located parent."""
@@ -33,7 +58,9 @@ class Source:
 
 
 def parse_yaml(text: str, file: str) -> Source:
-    """Parse YAML text; raise DefinitionError (located) on syntax errors and duplicate keys."""
+    """Parse YAML text; raise DefinitionError (located) on syntax errors.
+
+    Duplicate keys are kept in ``problems`` (the first value wins) so checking can go on."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -44,13 +71,10 @@ def parse_yaml(text: str, file: str) -> Source:
         ) from None
     except yaml.YAMLError as exc:
         raise DefinitionError([Problem(file, 1, 1, f"YAML error: {exc}")]) from None
-    source = Source(file, None)
+    source = Source(file, None, lines=text.splitlines())
     if root is None:
         raise DefinitionError([Problem(file, 1, 1, "the file is empty")])
-    builder = _Builder(source)
-    source.data = builder.build(root, ())
-    if builder.problems:
-        raise DefinitionError(builder.problems)
+    source.data = _Builder(source).build(root, ())
     return source
 
 
@@ -58,8 +82,10 @@ class _Builder:
     def __init__(self, source: Source) -> None:
         self.source = source
         self.constructor = yaml.SafeLoader("")
-        self.problems: list[Problem] = []
         self.count = 0
+
+    def _report(self, node: yaml.Node, message: str) -> None:
+        self.source.problems.append(_at(self.source.file, node, message))
 
     def build(self, node: yaml.Node, path: Path) -> Any:
         self.count += 1
@@ -74,16 +100,17 @@ class _Builder:
             for key_node, value_node in node.value:
                 key = self.constructor.construct_object(key_node, deep=True)
                 if not isinstance(key, str | int | float | bool):
-                    self.problems.append(_at(self.source.file, key_node, "keys must be scalars"))
+                    self._report(key_node, "keys must be scalars")
                     continue
                 if key in result:
-                    self.problems.append(_at(self.source.file, key_node, f"duplicate key {key!r}"))
+                    self._report(key_node, f"duplicate key {key!r}")
                     continue
                 self.source.key_marks[(*path, key)] = _mark(key_node)
                 result[key] = self.build(value_node, (*path, key))
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
+        self.source.styles[path] = node.style
         return self.constructor.construct_object(node, deep=True)
 
 

@@ -46,7 +46,12 @@ def render(source: Any, context: Mapping[str, Any]) -> Any:
     try:
         expression = _single_expression(source)
         if expression is not None:
-            return _environment().compile_expression(expression, undefined_to_none=False)(**context)
+            value = _environment().compile_expression(expression, undefined_to_none=False)(
+                **context
+            )
+            if isinstance(value, jinja2.Undefined):
+                str(value)  # a strict undefined raises its own, precise error here
+            return value
         return _environment().from_string(source).render(**context)
     except jinja2.UndefinedError as exc:
         raise TemplateError(f"{exc.message} in template {_shorten(source)}") from None
@@ -66,7 +71,7 @@ def references(source: str) -> tuple[set[str], set[str]]:
     try:
         ast = _environment().parse(source)
     except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(f"template syntax error: {exc.message}") from None
+        raise TemplateError(f"template syntax error: {exc.message}", exc.lineno) from None
     names = meta.find_undeclared_variables(ast)
     step_ids = {
         node.attr

@@ -1,0 +1,77 @@
+"""Validation: every example is valid; every invalid file gets its located messages."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from workflows.definition import Definition
+from workflows.errors import DefinitionError, VariablesError
+from workflows.validation import load_definition, resolve_variables
+
+EXAMPLES = sorted((ROOT / "definitions").glob("*.yaml"))
+INVALID = sorted((ROOT / "tests" / "invalid").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_every_example_is_valid(path: Path):
+    assert isinstance(load_definition(path.read_text(), str(path)), Definition)
+
+
+@pytest.mark.parametrize("path", INVALID, ids=lambda p: p.name)
+def test_invalid_file_reports_every_problem_located(path: Path):
+    text = path.read_text()
+    expected = re.findall(r"^# expect: (.+)$", text, flags=re.MULTILINE)
+    with pytest.raises(DefinitionError) as caught:
+        load_definition(text, "f.yaml")
+    assert sorted(str(p).removeprefix("f.yaml:") for p in caught.value.problems) == sorted(expected)
+
+
+def test_seed_style_outputs_and_short_variables_are_accepted():
+    definition = load_definition(
+        "workflow:\n  name: S\n  version: 1.0\n  variables: {who: x}\n  steps:\n"
+        "    - {id: a, type: llm_call, model: gpt-4, prompt: '{{ who }}', outputs: [reply]}\n",
+        "s.yaml",
+    )
+    assert definition.workflow.version == "1.0"
+    assert definition.workflow.variables["who"].default == "x"
+    assert definition.workflow.steps[0].outputs[0].name == "reply"
+
+
+def test_alias_bomb_is_refused_quickly():
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [
+        f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]" for i in range(1, 12)
+    ]
+    with pytest.raises(DefinitionError, match="expands to over"):
+        load_definition("\n".join(lines), "bomb.yaml")
+
+
+VARS = load_definition(
+    "workflow:\n  name: V\n  variables:\n    topic: AI\n"
+    "    depth: {type: integer, required: true}\n  steps:\n"
+    "    - {id: a, type: llm_call, model: gpt-4, prompt: '{{ topic }}{{ depth }}'}\n",
+    "v.yaml",
+)
+
+
+def test_run_variables_override_defaults():
+    assert resolve_variables(VARS, {"depth": 2, "topic": "X"}) == {"topic": "X", "depth": 2}
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({}, "variable 'depth' is required: pass it with --var depth=..."),
+        ({"depth": "deep"}, "variable 'depth' must be of type integer, got 'deep'"),
+        ({"depth": True}, "variable 'depth' must be of type integer, got True"),
+        ({"depth": 1, "topik": "x"}, "unknown variable 'topik' — did you mean 'topic'?"),
+    ],
+)
+def test_bad_run_variables_are_refused(given, message):
+    with pytest.raises(VariablesError) as caught:
+        resolve_variables(VARS, given)
+    assert str(caught.value) == message
