@@ -222,5 +222,14 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def cli() -> None:
+    """Exit without interpreter teardown: the Temporal client's Rust threads can abort a
+    finalizing interpreter (temporalio/sdk-python#300), turning a finished run into a crash."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    cli()

@@ -103,6 +103,13 @@ def temporal_cli() -> str:
     return found
 
 
+def sandbox_runner() -> SandboxedWorkflowRunner:
+    """The workflow sandbox, shared by the worker and the Replayer so replays match runs."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
+    )
+
+
 def build_worker(
     client: Client,
     task_queue: str,
@@ -117,9 +124,7 @@ def build_worker(
         task_queue=task_queue,
         workflows=[YamlWorkflow],
         activities=[llm.llm_call, definitions.load_definition],
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
-        ),
+        workflow_runner=sandbox_runner(),
         # A broken definition fails its run instead of retrying the workflow task forever.
         workflow_failure_exception_types=[WorkflowError],
         **options,
@@ -174,11 +179,17 @@ async def serve(settings: Settings) -> None:
 
 def main() -> None:
     configure_logging()
+    code = 0
     try:
         asyncio.run(serve(Settings.from_env(os.environ)))
     except RuntimeError as exc:  # e.g. the server cannot be reached
         structlog.get_logger("worker").error("worker failed", error=str(exc))
-        sys.exit(1)
+        code = 1
+    # Skip interpreter teardown, which the client's Rust threads can abort
+    # (temporalio/sdk-python#300).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

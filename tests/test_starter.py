@@ -1,0 +1,160 @@
+"""The front door, as a user meets it: `python starter.py ...` in a subprocess.
+
+The first run finds nothing listening and starts its own dev server and worker, as on a
+fresh machine; later tests reuse them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.fake_llm import FakeLlmServer, Fault
+from worker import temporal_cli
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A user's environment: no provider keys, an address where nothing listens yet."""
+    dev_dir = tmp_path_factory.mktemp("dev")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.endswith(("_API_KEY", "_BASE_URL")) and not key.startswith("TEMPORAL_")
+    }
+    env |= {
+        "TEMPORAL_ADDRESS": f"127.0.0.1:{_free_port()}",
+        "TEMPORAL_DEV_DIR": str(dev_dir),
+        "TEMPORAL_TASK_QUEUE": f"cli-{uuid.uuid4()}",
+    }
+    yield env
+    for name in ("worker.pid", "server.pid"):
+        pid_file = Path(dev_dir) / name
+        if pid_file.exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid_file.read_text()), signal.SIGTERM)
+
+
+@pytest.fixture(scope="module")
+def llm_server() -> Iterator[FakeLlmServer]:
+    with FakeLlmServer() as server:
+        yield server
+
+
+def starter(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "starter.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_one_command_runs_hello_world_offline(stack_env):
+    done = starter(
+        stack_env, "run", "definitions/hello_world.yaml", "--var", "user_name=Alice", "--json"
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert set(result) == {"execution_id", "workflow_name", "status", "outputs", "steps", "usage"}
+    assert result["status"] == "completed"
+    assert "Alice" in result["outputs"]["greeting"]
+    assert result["outputs"]["greeting"].startswith("[offline mock reply")
+    assert set(result["steps"]["greet"]) == {
+        "status",
+        "outputs",
+        "attempts",
+        "duration_ms",
+        "usage",
+    }
+    assert "started a local Temporal dev server" in done.stderr
+    assert "started a worker" in done.stderr
+    assert "no key configured for provider openai" in done.stderr
+    assert "set OPENAI_API_KEY" in done.stderr
+    assert f"/namespaces/default/workflows/{result['execution_id']}" in done.stderr
+    listed = subprocess.run(
+        [temporal_cli(), "workflow", "list", "--address", stack_env["TEMPORAL_ADDRESS"]],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result["execution_id"] in listed.stdout
+
+
+def test_openai_compatible_server_receives_the_prompt(stack_env, llm_server):
+    env = stack_env | {"OPENAI_BASE_URL": llm_server.openai_url, "OPENAI_API_KEY": "sk-test"}
+    done = starter(env, "run", "definitions/hello_world.yaml", "--var", "user_name=Alice")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "greeting: Hello from gpt-4\n"
+    assert "restarting the local worker" in done.stderr  # its provider settings changed
+    assert "Alice" in llm_server.requests[-1].prompt_text
+
+
+def test_start_returns_at_once_and_result_waits(stack_env):
+    started = starter(stack_env, "start", "definitions/hello_world.yaml", "--offline", "--json")
+    assert started.returncode == 0, started.stderr
+    execution_id = json.loads(started.stdout)["execution_id"]
+    done = starter(stack_env, "result", execution_id, "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["execution_id"] == execution_id
+
+
+def test_rejected_key_fails_with_one_line_and_no_traceback(stack_env, llm_server):
+    env = stack_env | {"OPENAI_BASE_URL": llm_server.openai_url, "OPENAI_API_KEY": "sk-test"}
+    llm_server.fail_next(Fault(401, "Incorrect API key provided"))
+    done = starter(env, "run", "definitions/hello_world.yaml")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: run HelloWorld-")
+    assert "step 'greet' failed after 1 attempt(s)" in last
+    assert "HTTP 401: Incorrect API key provided" in last
+
+
+def test_unknown_run_is_one_line(stack_env):
+    done = starter(stack_env, "result", "no-such-run")
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: no run 'no-such-run'")
+    assert "Traceback" not in done.stderr
+
+
+def test_validate_prints_located_problems_and_exits_1(stack_env):
+    bad = str(ROOT / "tests" / "invalid" / "misspelt_field.yaml")
+    done = starter(stack_env, "validate", "definitions/hello_world.yaml", bad)
+    assert done.returncode == 1
+    assert done.stdout == "definitions/hello_world.yaml: valid\n"
+    assert f"{bad}:9:7: unknown field 'promt' — did you mean 'prompt'?" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_run_refuses_an_invalid_file_before_starting(stack_env):
+    bad = str(ROOT / "tests" / "invalid" / "unknown_name_in_template.yaml")
+    done = starter(stack_env, "run", bad)
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"{bad}:11:18: unknown name 'usr_name'")
+    assert "started" not in done.stderr
+
+
+def test_missing_required_variable_is_refused(stack_env):
+    done = starter(stack_env, "run", "definitions/hello_world.yaml", "--var", "nobody=1")
+    assert done.returncode == 1
+    assert done.stderr == "error: unknown variable 'nobody'\n"
