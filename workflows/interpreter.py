@@ -190,7 +190,7 @@ def _attempts(exc: ActivityError, policy: RetryPolicy) -> int:
 
 def _reason(exc: ActivityError) -> str:
     cause = exc.cause
-    return str(cause) if cause is not None else str(exc)
+    return getattr(cause, "message", None) or str(cause or exc)
 
 
 def _first(*values: Any) -> Any:
