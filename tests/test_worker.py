@@ -1,0 +1,52 @@
+"""worker.py as an operator runs it: a process that polls until SIGTERM, then stops cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import uuid
+
+from temporalio.testing import WorkflowEnvironment
+
+from tests.conftest import ROOT, definition
+from workflows.contracts import RunInput, RunResult
+from workflows.interpreter import YamlWorkflow
+
+
+async def test_worker_process_runs_a_workflow_and_stops_on_sigterm(
+    temporal_env: WorkflowEnvironment,
+):
+    task_queue = f"proc-{uuid.uuid4()}"
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.endswith(("_API_KEY", "_BASE_URL"))
+    }
+    env |= {
+        "TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
+        "TEMPORAL_TASK_QUEUE": task_queue,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "worker.py", cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        hello = definition((ROOT / "definitions" / "hello_world.yaml").read_text())
+        result: RunResult = await temporal_env.client.execute_workflow(
+            YamlWorkflow.run,
+            RunInput(definition=hello, mock_providers=["openai"]),
+            id=f"proc-{uuid.uuid4()}",
+            task_queue=task_queue,
+        )
+        assert result.status == "completed"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 0
+    events = [
+        json.loads(line)["event"] for line in stderr.decode().splitlines() if line.startswith("{")
+    ]
+    assert events[0] == "worker started"
+    assert events[-2:] == ["worker stopping", "worker stopped"]
