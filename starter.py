@@ -19,28 +19,24 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError, TerminatedError, TimeoutError
 from temporalio.service import RPCError
 
+from activities.definitions import load_bundle
 from activities.llm import is_configured
 from worker import Settings, ensure_server, ensure_worker
-from workflows.contracts import RunInput, RunResult
-from workflows.definition import Definition
+from workflows.contracts import LoadedDefinition, RunInput, RunResult
+from workflows.definition import LlmCallStep
 from workflows.errors import DefinitionError, WorkflowError
 from workflows.interpreter import YamlWorkflow
 from workflows.routing import route
-from workflows.validation import load_definition, resolve_variables
+from workflows.validation import resolve_variables
 
 
 class StarterError(WorkflowError):
     """A problem the user can fix, reported as one line."""
 
 
-def read_definition(file: str) -> Definition:
-    try:
-        text = Path(file).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StarterError(
-            f"{file}: cannot read: {getattr(exc, 'strerror', None) or exc}"
-        ) from None
-    return load_definition(text, file)
+def read_definition(file: str) -> LoadedDefinition:
+    """The file and the definitions its `workflow` steps run, all validated."""
+    return load_bundle(Path(file), file)
 
 
 def parse_vars(pairs: list[str]) -> dict[str, Any]:
@@ -57,12 +53,14 @@ def parse_vars(pairs: list[str]) -> dict[str, Any]:
     return variables
 
 
-def mock_providers(definition: Definition, settings: Settings, offline: bool) -> list[str]:
+def mock_providers(loaded: LoadedDefinition, settings: Settings, offline: bool) -> list[str]:
     """Providers the run sends to the offline mock, saying why on stderr."""
-    spec = definition.workflow
-    names = [
-        m for step in spec.steps for m in (step.model or spec.defaults.model, *step.fallback_models)
-    ]
+    names: list[str | None] = []
+    for definition in [loaded.definition, *loaded.children.values()]:
+        spec = definition.workflow
+        for step in spec.steps:
+            if isinstance(step, LlmCallStep):
+                names += [step.model or spec.defaults.model, *step.fallback_models]
     providers = sorted({route(name).provider for name in names if name} - {"mock"})
     if offline:
         if providers:
@@ -86,16 +84,22 @@ def _key_hint(provider: str) -> str:
 
 
 async def start_run(args: argparse.Namespace, settings: Settings) -> WorkflowHandle[Any, Any]:
-    definition = read_definition(args.file)
+    loaded = read_definition(args.file)
+    definition = loaded.definition
     variables = parse_vars(args.var)
     resolve_variables(definition, variables)  # refuse a bad run before it starts
-    mocked = mock_providers(definition, settings, args.offline)
+    mocked = mock_providers(loaded, settings, args.offline)
     client = await connect(settings)
     await ensure_worker(client, settings, _note)
     run_id = f"{definition.workflow.name}-{uuid.uuid4().hex[:12]}"
     handle = await client.start_workflow(
         YamlWorkflow.run,
-        RunInput(definition=definition, variables=variables, mock_providers=mocked),
+        RunInput(
+            definition=definition,
+            children=loaded.children,
+            variables=variables,
+            mock_providers=mocked,
+        ),
         id=run_id,
         task_queue=settings.task_queue,
     )

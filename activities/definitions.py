@@ -1,7 +1,8 @@
-"""The ``load_definition`` activity: read and validate a definition file once per run.
+"""Loading definition files: a file and every file its `workflow` steps run, validated together.
 
-Its result lands in history, so the run replays with the exact definition it started with,
-whatever later happens to the file.
+The worker's ``load_definition`` activity uses it for runs started by file name, and the
+starter for runs it starts; either way the run's input (and so its history) holds the exact
+definitions it runs, whatever later happens to the files.
 """
 
 from __future__ import annotations
@@ -11,12 +12,86 @@ from pathlib import Path
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from workflows.contracts import LoadDefinitionInput
-from workflows.definition import Definition
-from workflows.errors import DefinitionError
-from workflows.validation import load_definition
+from workflows.contracts import LoadDefinitionInput, LoadedDefinition
+from workflows.definition import Definition, WorkflowStep
+from workflows.errors import DefinitionError, Problem
+from workflows.validation import load_with_source
 
 MAX_DEFINITION_BYTES = 1_000_000
+MAX_CHILD_FILES = 100
+
+
+def read_text(path: Path, shown: str) -> str:
+    try:
+        if path.stat().st_size > MAX_DEFINITION_BYTES:
+            raise DefinitionError(
+                [Problem(shown, 1, 1, f"larger than {MAX_DEFINITION_BYTES} bytes")]
+            )
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise DefinitionError([Problem(shown, 1, 1, f"cannot read: {reason}")]) from None
+
+
+def load_bundle(path: Path, shown: str) -> LoadedDefinition:
+    """Load a definition and, transitively, the definitions its `workflow` steps name."""
+    root = load_with_source(read_text(path, shown), shown)
+    children: dict[str, Definition] = {}
+    resolved: dict[str, Path] = {}
+    queue = [(path, shown, *root)]
+    problems: list[Problem] = []
+    while queue:
+        current, current_shown, source, definition = queue.pop(0)
+        for index, step in enumerate(definition.workflow.steps):
+            if not isinstance(step, WorkflowStep):
+                continue
+            where = ("workflow", "steps", index, "definition")
+            child_path = (current.parent / step.definition).resolve()
+            known = resolved.get(step.definition)
+            if known is not None:
+                if known != child_path:
+                    message = f"{step.definition!r} names two different files"
+                    problems.append(source.problem(where, message))
+                continue
+            if not child_path.is_file():
+                problems.append(source.problem(where, f"no definition file {step.definition!r}"))
+                continue
+            if len(resolved) >= MAX_CHILD_FILES:
+                problems.append(source.problem(where, f"more than {MAX_CHILD_FILES} child files"))
+                continue
+            child_shown = str(Path(current_shown).parent / step.definition)
+            try:
+                child = load_with_source(read_text(child_path, child_shown), child_shown)
+            except DefinitionError as exc:
+                problems += exc.problems
+                continue
+            resolved[step.definition] = child_path
+            children[step.definition] = child[1]
+            queue.append((child_path, child_shown, *child))
+            problems += _child_variable_problems(source, index, step, child[1])
+    if problems:
+        raise DefinitionError(problems)
+    return LoadedDefinition(definition=root[1], children=children)
+
+
+def _child_variable_problems(
+    source, index: int, step: WorkflowStep, child: Definition
+) -> list[Problem]:
+    declared = child.workflow.variables
+    path = ("workflow", "steps", index, "variables")
+    problems = [
+        source.problem(
+            (*path, name), f"{child.workflow.name} has no variable '{name}'", at_key=True
+        )
+        for name in step.variables
+        if name not in declared
+    ]
+    problems += [
+        source.problem(path, f"{child.workflow.name} needs variable '{name}'")
+        for name, spec in declared.items()
+        if spec.required and name not in step.variables
+    ]
+    return problems
 
 
 class DefinitionActivities:
@@ -24,24 +99,8 @@ class DefinitionActivities:
         self._dir = definitions_dir
 
     @activity.defn(name="load_definition")
-    async def load_definition(self, request: LoadDefinitionInput) -> Definition:
-        path = self._dir / request.path
+    async def load_definition(self, request: LoadDefinitionInput) -> LoadedDefinition:
         try:
-            if path.stat().st_size > MAX_DEFINITION_BYTES:
-                raise ApplicationError(
-                    f"{request.path}: larger than {MAX_DEFINITION_BYTES} bytes",
-                    type="DefinitionError",
-                    non_retryable=True,
-                )
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ApplicationError(
-                f"cannot read definition {request.path!r} (worker folder {self._dir}): "
-                f"{getattr(exc, 'strerror', None) or exc}",
-                type="DefinitionNotFound",
-                non_retryable=True,
-            ) from None
-        try:
-            return load_definition(text, request.path)
+            return load_bundle(self._dir / request.path, request.path)
         except DefinitionError as exc:
             raise ApplicationError(str(exc), type="DefinitionError", non_retryable=True) from None

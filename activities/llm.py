@@ -17,6 +17,7 @@ from activities.providers import Provider
 from activities.providers.anthropic_messages import AnthropicMessagesProvider
 from activities.providers.mock import MockProvider
 from activities.providers.openai_chat import OpenAIChatProvider
+from activities.structured_replies import parse_reply
 from workflows.contracts import LlmCallInput, LlmCallResult
 
 SDK_TIMEOUT_SECONDS = 600.0
@@ -90,6 +91,9 @@ class LlmActivities:
             completion = await provider.complete(call)
         except (openai.OpenAIError, anthropic.AnthropicError) as exc:
             raise provider_failure(exc, call, attempt) from exc
+        parsed, invalid = None, None
+        if call.response_schema is not None:
+            parsed, invalid = parse_reply(completion.text, call.response_schema)
         return LlmCallResult(
             text=completion.text,
             provider=call.provider,
@@ -97,6 +101,8 @@ class LlmActivities:
             usage=completion.usage,
             attempt=attempt,
             finish_reason=completion.finish_reason,
+            parsed=parsed,
+            invalid=invalid,
         )
 
 

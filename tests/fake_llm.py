@@ -145,13 +145,23 @@ def _openai_completion(request: Request, text: str, usage_in: int, usage_out: in
 
 
 def _anthropic_message(request: Request, text: str, usage_in: int, usage_out: int) -> dict:
+    forced = (request.body.get("tool_choice") or {}).get("name")
+    if forced:  # structured output through a forced tool: the reply text is its JSON input
+        try:
+            content = [
+                {"type": "tool_use", "id": "toolu_fake", "name": forced, "input": json.loads(text)}
+            ]
+        except json.JSONDecodeError:
+            content = [{"type": "text", "text": text}]
+    else:
+        content = [{"type": "text", "text": text}]
     return {
         "id": "msg_fake",
         "type": "message",
         "role": "assistant",
         "model": request.body.get("model"),
-        "content": [{"type": "text", "text": text}],
-        "stop_reason": "end_turn",
+        "content": content,
+        "stop_reason": "tool_use" if forced else "end_turn",
         "stop_sequence": None,
         "usage": {"input_tokens": usage_in, "output_tokens": usage_out},
     }

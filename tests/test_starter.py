@@ -142,7 +142,10 @@ def test_validate_prints_located_problems_and_exits_1(stack_env):
     done = starter(stack_env, "validate", "definitions/hello_world.yaml", bad)
     assert done.returncode == 1
     assert done.stdout == "definitions/hello_world.yaml: valid\n"
-    assert f"{bad}:9:7: unknown field 'promt' — did you mean 'prompt'?" in done.stderr
+    assert (
+        f"{bad}:9:7: unknown field 'promt' in a step of type llm_call — did you mean 'prompt'?"
+        in done.stderr
+    )
     assert "Traceback" not in done.stderr
 
 

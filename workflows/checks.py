@@ -1,5 +1,5 @@
 """Checks across a definition that a field-by-field model cannot make: unique ids and output
-names, model routing, and what each template refers to.
+names, model routing, actions, what each template refers to, and the order steps can run in.
 
 They read the raw parsed YAML, so they still report when the model found other problems:
 a user sees every problem in one pass.
@@ -9,15 +9,24 @@ from __future__ import annotations
 
 import difflib
 import re
+from graphlib import CycleError, TopologicalSorter
 from typing import Any
 
+from workflows.actions import ACTION_PARAMS
 from workflows.errors import Problem, TemplateError
+from workflows.graph import (
+    INPUT_FIELDS,
+    dependencies,
+    output_owners,
+    raw_output_names,
+    template_strings,
+    templates_of,
+)
 from workflows.routing import route
 from workflows.source import Path, Source
 from workflows.templates import references
 
 RESERVED_NAMES = {"steps", "run", "secrets", "loop"}
-TEMPLATE_FIELDS = ("prompt", "system", "when")
 
 
 def suggest(word: str, choices: set[str]) -> str:
@@ -27,105 +36,206 @@ def suggest(word: str, choices: set[str]) -> str:
 
 def cross_checks(source: Source) -> list[Problem]:
     spec = _dict(source.data.get("workflow")) if isinstance(source.data, dict) else {}
+    raw_steps = spec.get("steps")
+    steps = [s for s in raw_steps if isinstance(s, dict)] if isinstance(raw_steps, list) else []
+    index_of = {id(step): index for index, step in enumerate(raw_steps or [])}
     variables = {str(name) for name in _dict(spec.get("variables"))}
+    owners = output_owners(steps)
+    step_ids = {s["id"] for s in steps if isinstance(s.get("id"), str)}
+    checker = _Checker(source, variables, set(owners), step_ids)
+    checker.reserved_variables()
+    checker.outputs(steps, index_of)
     default_model = _dict(spec.get("defaults")).get("model")
-    problems = [
-        source.problem(("workflow", "variables", name), f"'{name}' is a reserved name", at_key=True)
-        for name in sorted(variables & RESERVED_NAMES)
-    ]
-    finished: set[str] = set()
-    visible = set(variables)
-    output_owner: dict[str, str] = {}
-    steps = spec.get("steps")
-    for index, step in enumerate(steps if isinstance(steps, list) else []):
-        if not isinstance(step, dict):
-            continue
-        path: Path = ("workflow", "steps", index)
+    seen: set[str] = set()
+    for step in steps:
+        path: Path = ("workflow", "steps", index_of[id(step)])
         step_id = step.get("id")
-        if isinstance(step_id, str) and step_id in finished:
-            problems.append(source.problem((*path, "id"), f"duplicate step id '{step_id}'"))
-        problems += _model_problems(source, path, step, default_model)
-        for field in TEMPLATE_FIELDS:
-            if isinstance(step.get(field), str):
-                problems += template_problems(source, (*path, field), visible, finished)
-        for out_path, name in _output_names(path, step):
-            if name in variables:
-                message = f"output '{name}' shadows the variable of that name"
-            elif name in output_owner:
-                message = (
-                    f"output name '{name}' is already used by step '{output_owner[name]}' "
-                    "(output names are unique in a file)"
-                )
-            elif name in RESERVED_NAMES:
-                message = f"'{name}' is a reserved name"
-            else:
-                output_owner[name] = str(step_id)
-                visible.add(name)
-                continue
-            problems.append(source.problem(out_path, message))
         if isinstance(step_id, str):
-            finished.add(step_id)
-    for name, template in _dict(spec.get("outputs")).items():
-        if isinstance(template, str):
-            problems += template_problems(source, ("workflow", "outputs", name), visible, finished)
-    return problems
+            if step_id in seen:
+                checker.add((*path, "id"), f"duplicate step id '{step_id}'")
+            seen.add(step_id)
+        checker.step(path, step, default_model)
+    for name, value in _dict(spec.get("outputs")).items():
+        for sub_path, template in template_strings(value, ("workflow", "outputs", name)):
+            checker.template(sub_path, template, set())
+    if len(seen) == sum(isinstance(s.get("id"), str) for s in steps):  # ids are unique
+        checker.order(steps, index_of, owners)
+    return checker.problems
 
 
-def _model_problems(source: Source, path: Path, step: dict, default_model: Any) -> list[Problem]:
-    problems = []
-    if step.get("model") is None and default_model is None and step.get("type") == "llm_call":
-        message = f"step '{step.get('id')}' has no model: set 'model' here or in workflow.defaults"
-        problems.append(source.problem(path, message))
-    named: list[tuple[Path, Any]] = [((*path, "model"), step.get("model"))]
-    fallbacks = step.get("fallback_models")
-    if isinstance(fallbacks, list):
-        named += [((*path, "fallback_models", i), name) for i, name in enumerate(fallbacks)]
-    for model_path, name in named:
-        if isinstance(name, str):
-            try:
-                route(name)
-            except ValueError as exc:
-                problems.append(source.problem(model_path, str(exc)))
-    outputs = step.get("outputs")
-    if isinstance(outputs, list) and (
-        len(outputs) > 1
-        or any(isinstance(o, dict) and o.get("type", "string") != "string" for o in outputs)
-    ):
-        message = (
-            "structured outputs (several outputs, or a non-string one) are part of DSL v1 but "
-            "this engine does not run them yet: declare one string output"
-        )
-        problems.append(source.problem((*path, "outputs"), message))
-    return problems
+class _Checker:
+    def __init__(
+        self, source: Source, variables: set[str], outputs: set[str], step_ids: set[str]
+    ) -> None:
+        self.source = source
+        self.variables = variables
+        self.visible = variables | outputs
+        self.step_ids = step_ids
+        self.problems: list[Problem] = []
+
+    def add(self, path: Path, message: str, *, at_key: bool = False) -> None:
+        self.problems.append(self.source.problem(path, message, at_key=at_key))
+
+    def reserved_variables(self) -> None:
+        for name in sorted(self.variables & RESERVED_NAMES):
+            self.add(("workflow", "variables", name), f"'{name}' is a reserved name", at_key=True)
+
+    def outputs(self, steps: list[dict], index_of: dict[int, int]) -> None:
+        owner: dict[str, str] = {}
+        for step in steps:
+            path: Path = ("workflow", "steps", index_of[id(step)])
+            for out_path, name in _output_paths(path, step):
+                if name in self.variables:
+                    self.add(out_path, f"output '{name}' shadows the variable of that name")
+                elif name in RESERVED_NAMES:
+                    self.add(out_path, f"'{name}' is a reserved name")
+                elif name in owner:
+                    self.add(
+                        out_path,
+                        f"output name '{name}' is already used by step '{owner[name]}' "
+                        "(output names are unique in a file)",
+                    )
+                else:
+                    owner[name] = str(step.get("id"))
+
+    def step(self, path: Path, step: dict, default_model: Any) -> None:
+        kind = step.get("type")
+        if kind == "llm_call":
+            self._models(path, step, default_model)
+        elif kind == "action":
+            self._action(path, step)
+        for dep_index, dep in enumerate(_list(step.get("depends_on"))):
+            if isinstance(dep, str) and dep not in self.step_ids:
+                message = f"unknown step '{dep}' in depends_on" + suggest(dep, self.step_ids)
+                self.add((*path, "depends_on", dep_index), message)
+        local = set()
+        if step.get("for_each") is not None:
+            local.add(step.get("as") if isinstance(step.get("as"), str) else "item")
+        own = set(raw_output_names(step))
+        for sub_path, template in templates_of(step):
+            extra = local | own if sub_path[0] == "validate" else local
+            self.template((*path, *sub_path), template, extra)
+
+    def _models(self, path: Path, step: dict, default_model: Any) -> None:
+        if step.get("model") is None and default_model is None:
+            message = f"step '{step.get('id')}' has no model: set 'model' here or in defaults"
+            self.add(path, message)
+        named: list[tuple[Path, Any]] = [((*path, "model"), step.get("model"))]
+        named += [
+            ((*path, "fallback_models", i), name)
+            for i, name in enumerate(_list(step.get("fallback_models")))
+        ]
+        for model_path, name in named:
+            if isinstance(name, str):
+                try:
+                    route(name)
+                except ValueError as exc:
+                    self.add(model_path, str(exc))
+
+    def _action(self, path: Path, step: dict) -> None:
+        name = step.get("action")
+        if not isinstance(name, str):
+            return
+        params_model = ACTION_PARAMS.get(name)
+        if params_model is None:
+            message = f"unknown action '{name}'" + suggest(name, set(ACTION_PARAMS))
+            self.add((*path, "action"), message + f" (actions: {', '.join(sorted(ACTION_PARAMS))})")
+            return
+        params = _dict(step.get("params"))
+        fields = {info.alias or key: info for key, info in params_model.model_fields.items()}
+        for key in params:
+            if key not in fields:
+                message = f"unknown param '{key}' for action {name}" + suggest(
+                    str(key), set(fields)
+                )
+                self.add((*path, "params", key), message, at_key=True)
+        for key, info in fields.items():
+            if info.is_required() and key not in params:
+                self.add((*path, "params"), f"action {name} needs param '{key}'")
+
+    def template(self, path: Path, template: str, local: set[str]) -> None:
+        try:
+            names, step_ids = references(template)
+        except TemplateError as exc:
+            self.problems.append(self.source.problem_in_text(path, exc.lineno or 1, 0, str(exc)))
+            return
+        visible = self.visible | local
+        for name in sorted(names - visible - RESERVED_NAMES):
+            message = f"unknown name '{name}' in template" + suggest(name, visible)
+            self.problems.append(_at_word(self.source, path, template, name, message))
+        for step_id in sorted(step_ids - self.step_ids):
+            message = f"unknown step '{step_id}' in 'steps.{step_id}'" + suggest(
+                step_id, self.step_ids
+            )
+            self.problems.append(_at_word(self.source, path, template, step_id, message))
+
+    def order(self, steps: list[dict], index_of: dict[int, int], owners: dict[str, str]) -> None:
+        """A step may read only what can have finished before it; there may be no cycle."""
+        graph = dependencies(steps, owners)
+        reported = False
+        for step in steps:
+            reader = step.get("id")
+            if not isinstance(reader, str):
+                continue
+            path: Path = ("workflow", "steps", index_of[id(step)])
+            for sub_path, template in templates_of(step, INPUT_FIELDS):
+                try:
+                    names, read_steps = references(template)
+                except TemplateError:
+                    continue
+                reads = [(f"steps.{s}", s, s) for s in sorted(read_steps)]
+                reads += [(n, owners[n], n) for n in sorted(names) if n in owners]
+                for shown, writer, word in reads:
+                    if writer == reader or _waits_for(graph, writer, reader):
+                        reported = True
+                        message = (
+                            f"'{shown}' cannot have finished before step '{reader}' runs: "
+                            + (
+                                "a step cannot read its own outputs"
+                                if writer == reader
+                                else f"step '{writer}' waits for '{reader}' "
+                                "(a step without depends_on waits for every step above it)"
+                            )
+                        )
+                        full = (*path, *sub_path)
+                        self.problems.append(_at_word(self.source, full, template, word, message))
+        if reported:
+            return
+        known = {k: {d for d in v if d in graph} for k, v in graph.items()}
+        try:
+            TopologicalSorter(known).prepare()
+        except CycleError as exc:
+            cycle = exc.args[1]
+            first = next(s for s in steps if s.get("id") == cycle[0])
+            path = ("workflow", "steps", index_of[id(first)], "depends_on")
+            self.add(path, "dependency cycle: " + " → ".join(cycle))
 
 
-def _output_names(path: Path, step: dict) -> list[tuple[Path, str]]:
-    outputs = step.get("outputs")
+def _waits_for(graph: dict[str, set[str]], start: str, target: str) -> bool:
+    """Whether `start` (transitively) waits for `target`."""
+    seen: set[str] = set()
+    stack = [start]
+    while stack:
+        node = stack.pop()
+        for dep in graph.get(node, ()):
+            if dep == target:
+                return True
+            if dep not in seen:
+                seen.add(dep)
+                stack.append(dep)
+    return False
+
+
+def _output_paths(path: Path, step: dict) -> list[tuple[Path, str]]:
+    if step.get("type") == "set":
+        return [((*path, "values", name), str(name)) for name in _dict(step.get("values"))]
     found = []
-    for index, output in enumerate(outputs if isinstance(outputs, list) else []):
+    for index, output in enumerate(_list(step.get("outputs"))):
         if isinstance(output, str):
             found.append(((*path, "outputs", index), output))
         elif isinstance(output, dict) and isinstance(output.get("name"), str):
             found.append(((*path, "outputs", index, "name"), output["name"]))
     return found
-
-
-def template_problems(
-    source: Source, path: Path, visible: set[str], finished: set[str]
-) -> list[Problem]:
-    template = source.value(path)
-    try:
-        names, step_ids = references(template)
-    except TemplateError as exc:
-        return [source.problem_in_text(path, exc.lineno or 1, 0, str(exc))]
-    problems = []
-    for name in sorted(names - visible - RESERVED_NAMES):
-        message = f"unknown name '{name}' in template" + suggest(name, visible)
-        problems.append(_at_word(source, path, template, name, message))
-    for step_id in sorted(step_ids - finished):
-        message = f"'steps.{step_id}' is not a step that has finished before this one"
-        problems.append(_at_word(source, path, template, step_id, message))
-    return problems
 
 
 def _at_word(source: Source, path: Path, template: str, word: str, message: str) -> Problem:
@@ -141,3 +251,7 @@ def _at_word(source: Source, path: Path, template: str, word: str, message: str)
 
 def _dict(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []

@@ -31,6 +31,8 @@ class RunInput(BaseModel):
 
     definition: Definition | None = None
     definition_file: str | None = None
+    children: dict[str, Definition] = {}
+    """Definitions that `workflow` steps run, by the file name they are written as."""
     variables: dict[str, Any] = {}
     mock_providers: list[str] = []
     """Providers whose calls go to the offline ``mock`` provider for this run."""
@@ -65,6 +67,18 @@ class LoadDefinitionInput(BaseModel):
     path: str
 
 
+class LoadedDefinition(BaseModel):
+    """A definition file and every definition its `workflow` steps run, loaded together."""
+
+    definition: Definition
+    children: dict[str, Definition] = {}
+
+
+class ChatMessage(BaseModel):
+    role: Literal["user", "assistant"]
+    content: str
+
+
 class LlmCallInput(BaseModel):
     step_id: str
     provider: str
@@ -73,6 +87,10 @@ class LlmCallInput(BaseModel):
     system: str | None = None
     temperature: float | None = None
     max_tokens: int | None = None
+    response_schema: dict[str, Any] | None = None
+    """Ask for JSON matching this schema, natively where the provider can."""
+    reasks: list[ChatMessage] = []
+    """Earlier replies and what was wrong with them, sent after the prompt on a re-ask."""
 
 
 class LlmCallResult(BaseModel):
@@ -82,3 +100,20 @@ class LlmCallResult(BaseModel):
     usage: Usage
     attempt: int
     finish_reason: str | None = None
+    parsed: dict[str, Any] | None = None
+    """With a response schema: the reply parsed and checked against it."""
+    invalid: str | None = None
+    """With a response schema: why the reply does not match it."""
+
+
+class ActionInput(BaseModel):
+    step_id: str
+    action: str
+    params: dict[str, Any]
+    idempotency_key: str
+    """Stable across retries: workflow id, step id and item index."""
+
+
+class ActionResult(BaseModel):
+    value: Any
+    attempt: int

@@ -11,6 +11,7 @@ from workflows.durations import Duration, parse_duration
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 NAME = r"^[A-Za-z0-9_-]+$"
 VariableType = Literal["string", "number", "integer", "boolean", "object", "array"]
+Identifier = Annotated[str, Field(pattern=IDENTIFIER)]
 
 
 def _check_duration(value: Duration) -> Duration:
@@ -29,7 +30,7 @@ def _number_as_text(value: Any) -> Any:
 class _Model(BaseModel):
     """Unknown fields are errors, so a typo is reported instead of ignored."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
 
 
 class VariableSpec(_Model):
@@ -56,14 +57,27 @@ class RetrySpec(_Model):
 
 
 class OutputSpec(_Model):
-    name: Annotated[str, Field(pattern=IDENTIFIER)]
+    name: Identifier
     type: VariableType = "string"
     description: str | None = None
+    enum: list[Any] | None = None
+    json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
+    """A full JSON Schema for this output; overrides `type` and `enum`."""
+    default: Any = None
+    """The value used when the step fails under `on_error: continue`."""
 
 
 def _output_long_form(value: Any) -> Any:
     """The seed writes outputs as bare names; that is `{name: ...}` of type string."""
     return {"name": value} if isinstance(value, str) else value
+
+
+Output = Annotated[OutputSpec, BeforeValidator(_output_long_form)]
+
+
+class ValidateSpec(_Model):
+    expr: str
+    message: str | None = None
 
 
 class LlmDefaults(_Model):
@@ -74,39 +88,79 @@ class LlmDefaults(_Model):
     retry: RetrySpec | None = None
 
 
-class LlmCallStep(_Model):
-    id: Annotated[str, Field(pattern=IDENTIFIER)]
-    type: Literal["llm_call"]
+class _Step(_Model):
+    id: Identifier
     name: str | None = None
     description: str | None = None
     when: str | None = None
+    depends_on: list[str] | None = None
     timeout: CheckedDuration | None = None
     retry: RetrySpec | None = None
     on_error: Literal["fail", "continue"] = "fail"
+    outputs: list[Output] = []
+    for_each: str | list[Any] | None = None
+    as_: Annotated[Identifier, Field(alias="as")] = "item"
+    concurrency: Annotated[int, Field(ge=1)] = 10
+
+
+class LlmCallStep(_Step):
+    type: Literal["llm_call"]
     model: str | None = None
     fallback_models: list[str] = []
     system: str | None = None
     prompt: str
     temperature: float | None = None
     max_tokens: Annotated[int, Field(ge=1)] | None = None
-    outputs: list[Annotated[OutputSpec, BeforeValidator(_output_long_form)]] = []
+    validate_: Annotated[list[ValidateSpec], Field(alias="validate")] = []
+    max_reasks: Annotated[int, Field(ge=0)] = 2
 
 
-Step = Annotated[LlmCallStep, Field(discriminator="type")]
-STEP_TYPES = ("llm_call",)
+class ActionStep(_Step):
+    type: Literal["action"]
+    action: str
+    params: dict[str, Any] = {}
+
+
+class SetStep(_Step):
+    type: Literal["set"]
+    values: dict[Identifier, Any]
+    """Each key becomes an output of that name."""
+
+
+class WaitForSignalStep(_Step):
+    type: Literal["wait_for_signal"]
+    signal: Annotated[str, Field(pattern=NAME)]
+
+
+class WorkflowStep(_Step):
+    type: Literal["workflow"]
+    definition: str
+    """Another definition file, relative to this one."""
+    variables: dict[str, Any] = {}
+
+
+Step = Annotated[
+    LlmCallStep | ActionStep | SetStep | WaitForSignalStep | WorkflowStep,
+    Field(discriminator="type"),
+]
+STEP_TYPES = ("llm_call", "action", "set", "wait_for_signal", "workflow")
+
+
+def output_names(step: Step) -> list[str]:
+    """The names a step's outputs are visible by in later templates."""
+    if isinstance(step, SetStep):
+        return list(step.values)
+    return [output.name for output in step.outputs]
 
 
 class WorkflowSpec(_Model):
     name: Annotated[str, Field(pattern=NAME)]
     version: Annotated[str, BeforeValidator(_number_as_text)] | None = None
     description: str | None = None
-    variables: dict[
-        Annotated[str, Field(pattern=IDENTIFIER)],
-        Annotated[VariableSpec, BeforeValidator(_variable_long_form)],
-    ] = {}
+    variables: dict[Identifier, Annotated[VariableSpec, BeforeValidator(_variable_long_form)]] = {}
     defaults: LlmDefaults = LlmDefaults()
     steps: Annotated[list[Step], Field(min_length=1)]
-    outputs: dict[Annotated[str, Field(pattern=IDENTIFIER)], str] = {}
+    outputs: dict[Identifier, Any] = {}
 
 
 class Definition(_Model):

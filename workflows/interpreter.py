@@ -1,46 +1,56 @@
 """YamlWorkflow: the one generic workflow that runs any parsed definition.
 
 It renders templates and decides order itself (pure, deterministic) and dispatches every
-LLM call as an activity, so Temporal's history holds each rendered prompt and each reply.
+LLM call and action as an activity, so Temporal's history holds each rendered prompt and
+each reply. Steps start as soon as what they wait for has finished (see graph.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.contracts import (
-        LlmCallInput,
-        LlmCallResult,
         LoadDefinitionInput,
+        LoadedDefinition,
         RunInput,
         RunResult,
         StepResult,
         Usage,
     )
-    from workflows.definition import Definition, LlmCallStep, LlmDefaults, RetrySpec
-    from workflows.durations import parse_duration
+    from workflows.definition import Definition, Step, output_names
     from workflows.errors import WorkflowError
-    from workflows.routing import route
-    from workflows.templates import render
+    from workflows.graph import dependencies, output_owners
+    from workflows.steps import Once, StepFailed, StepRunner, failure_reason, render_or_fail
     from workflows.validation import resolve_variables
 
 LOAD_DEFINITION = "load_definition"
-LLM_CALL = "llm_call"
-DEFAULT_LLM_TIMEOUT = timedelta(seconds=60)
-DEFAULT_RETRY = RetrySpec(max_attempts=5, initial_interval="1s", backoff=2.0, max_interval="1m")
 
 
 @workflow.defn(name="YamlWorkflow")
 class YamlWorkflow:
+    def __init__(self) -> None:
+        self._signals: dict[str, list[Any]] = {}
+
+    @workflow.signal(dynamic=True)
+    def on_signal(self, name: str, args: Sequence[RawValue]) -> None:
+        """Signals are buffered by name, so one sent before its step waits is not lost."""
+        payload = workflow.payload_converter().from_payload(args[0].payload) if args else {}
+        self._signals.setdefault(name, []).append(payload)
+
     @workflow.run
     async def run(self, run_input: RunInput) -> RunResult:
-        definition = run_input.definition or await self._load(run_input.definition_file or "")
+        definition, children = run_input.definition, run_input.children
+        if definition is None:
+            loaded = await self._load(run_input.definition_file or "")
+            definition, children = loaded.definition, loaded.children
         spec = definition.workflow
         try:
             variables = resolve_variables(definition, run_input.variables)
@@ -52,149 +62,161 @@ class YamlWorkflow:
             "steps": {},
             "run": {"id": info.workflow_id, "started_at": info.start_time.isoformat()},
         }
+        runner = StepRunner(spec.defaults, children, run_input.mock_providers, self._signals)
+        results = await _Schedule(definition, runner, context).run()
         outputs: dict[str, Any] = {}
-        results: dict[str, StepResult] = {}
-        for index, step in enumerate(spec.steps, start=1):
-            workflow.set_current_details(f"step {index}/{len(spec.steps)}: {step.id}")
-            result = await self._llm_step(step, spec.defaults, context, run_input.mock_providers)
-            results[step.id] = result
-            context["steps"][step.id] = {"status": result.status, "outputs": result.outputs}
-            for output in step.outputs:
-                value = None if result.outputs is None else result.outputs.get(output.name)
-                context[output.name] = outputs[output.name] = value
+        for step in spec.steps:
+            for name in output_names(step):
+                outputs[name] = context.get(name)
         for name, template in spec.outputs.items():
-            outputs[name] = _render(template, context, f"workflow output '{name}'")
+            outputs[name] = render_or_fail(template, context, f"workflow output '{name}'")
         workflow.set_current_details(f"completed {len(spec.steps)} step(s)")
         return RunResult(
             execution_id=info.workflow_id,
             workflow_name=spec.name,
             status="completed",
             outputs=outputs,
-            steps=results,
+            steps={step.id: results[step.id] for step in spec.steps},
             usage=sum((r.usage for r in results.values()), Usage()),
         )
 
-    async def _load(self, path: str) -> Definition:
+    async def _load(self, path: str) -> LoadedDefinition:
         try:
             return await workflow.execute_activity(
                 LOAD_DEFINITION,
                 LoadDefinitionInput(path=path),
-                result_type=Definition,
+                result_type=LoadedDefinition,
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=RetryPolicy(maximum_attempts=3),
                 summary=f"load {path}",
             )
         except ActivityError as exc:
             raise ApplicationError(
-                _reason(exc), type="DefinitionError", non_retryable=True
+                failure_reason(exc), type="DefinitionError", non_retryable=True
             ) from None
 
-    async def _llm_step(
-        self,
-        step: LlmCallStep,
-        defaults: LlmDefaults,
-        context: dict[str, Any],
-        mock_providers: list[str],
-    ) -> StepResult:
+
+class _Schedule:
+    """Starts each step once what it waits for has finished; a failure stops the rest."""
+
+    def __init__(self, definition: Definition, runner: StepRunner, context: dict[str, Any]):
+        self.steps = definition.workflow.steps
+        raw = [step.model_dump(by_alias=True) for step in self.steps]
+        self.waits = dependencies(raw, output_owners(raw))
+        self.runner = runner
+        self.context = context
+        self.results: dict[str, StepResult] = {}
+
+    async def run(self) -> dict[str, StepResult]:
+        order = {step.id: index for index, step in enumerate(self.steps)}
+        pending = list(self.steps)
+        running: dict[str, asyncio.Task[StepResult]] = {}
+        while pending or running:
+            for step in [s for s in pending if self.waits[s.id] <= set(self.results)]:
+                pending.remove(step)
+                running[step.id] = asyncio.create_task(self._run_step(step))
+            if not running:
+                stuck = ", ".join(step.id for step in pending)
+                raise ApplicationError(
+                    f"steps {stuck} wait for steps that never run", non_retryable=True
+                )
+            self._progress(running)
+            done, _ = await workflow.wait(
+                list(running.values()), return_when=asyncio.FIRST_COMPLETED
+            )
+            for step_id in sorted((i for i, t in running.items() if t in done), key=order.get):
+                task = running.pop(step_id)
+                error = task.exception()
+                if error is not None:
+                    await self._cancel_siblings(running)
+                    raise error
+                self._record(self.steps[order[step_id]], task.result())
+        return self.results
+
+    def _progress(self, running: dict[str, Any]) -> None:
+        workflow.set_current_details(
+            f"{len(self.results)}/{len(self.steps)} steps done; running: {', '.join(running)}"
+        )
+
+    async def _cancel_siblings(self, running: dict[str, asyncio.Task[StepResult]]) -> None:
+        """A failing step stops its still-running siblings, except `on_error: continue` ones."""
+        steps = {step.id: step for step in self.steps}
+        for step_id, task in running.items():
+            if steps[step_id].on_error != "continue":
+                task.cancel()
+        await asyncio.gather(*running.values(), return_exceptions=True)
+
+    def _record(self, step: Step, result: StepResult) -> None:
+        self.results[step.id] = result
+        self.context["steps"][step.id] = {"status": result.status, "outputs": result.outputs}
+        for name in output_names(step):
+            self.context[name] = None if result.outputs is None else result.outputs.get(name)
+
+    async def _run_step(self, step: Step) -> StepResult:
         started = workflow.now()
-        if step.when is not None and not _render(step.when, context, f"step '{step.id}' when"):
+        context = self.context
+        if step.when is not None and not render_or_fail(step.when, context, f"{step.id}.when"):
             return StepResult(
                 status="skipped", outputs=None, attempts=0, duration_ms=0, usage=Usage()
             )
-        prompt = str(_render(step.prompt, context, f"step '{step.id}' prompt"))
-        system = step.system and str(_render(step.system, context, f"step '{step.id}' system"))
-        timeout = parse_duration(step.timeout or defaults.timeout or DEFAULT_LLM_TIMEOUT.seconds)
-        policy = _retry_policy(step.retry or defaults.retry)
-        attempts = 0
-        errors: list[str] = []
-        for model_name in [step.model or defaults.model or "", *step.fallback_models]:
-            try:
-                target = route(model_name)
-            except ValueError as exc:
-                raise ApplicationError(
-                    f"step '{step.id}': {exc}", type="DefinitionError", non_retryable=True
-                ) from None
-            provider = "mock" if target.provider in mock_providers else target.provider
-            call = LlmCallInput(
-                step_id=step.id,
-                provider=provider,
-                model=target.model,
-                prompt=prompt,
-                system=system,
-                temperature=_first(step.temperature, defaults.temperature),
-                max_tokens=_first(step.max_tokens, defaults.max_tokens),
-            )
-            try:
-                reply: LlmCallResult = await workflow.execute_activity(
-                    LLM_CALL,
-                    call,
-                    result_type=LlmCallResult,
-                    start_to_close_timeout=timeout,
-                    retry_policy=policy,
-                    summary=f"{step.id}: {provider}/{target.model}",
-                )
-            except ActivityError as exc:
-                attempts += _attempts(exc, policy)
-                errors.append(f"{model_name}: {_reason(exc)}")
-                continue
-            attempts += reply.attempt
-            outputs = {step.outputs[0].name if step.outputs else "text": reply.text}
-            return StepResult(
-                status="completed",
-                outputs=outputs,
-                attempts=attempts,
-                duration_ms=_elapsed_ms(started),
-                usage=reply.usage,
-            )
-        message = f"step '{step.id}' failed after {attempts} attempt(s): " + "; then ".join(errors)
-        if step.on_error == "continue":
+        try:
+            if step.for_each is None:
+                once = await self.runner.run_once(step, context, step.id)
+            else:
+                once = await self._for_each(step, context)
+        except StepFailed as exc:
+            if step.on_error != "continue":
+                raise ApplicationError(str(exc), type="StepFailed", non_retryable=True) from None
+            given = any(output.default is not None for output in step.outputs)
+            defaults = {output.name: output.default for output in step.outputs}
             return StepResult(
                 status="failed",
-                outputs=None,
-                attempts=attempts,
+                outputs=defaults if given else None,
+                attempts=exc.attempts,
                 duration_ms=_elapsed_ms(started),
                 usage=Usage(),
-                error=message,
+                error=str(exc),
             )
-        raise ApplicationError(message, type="StepFailed", non_retryable=True)
+        return StepResult(
+            status="completed",
+            outputs=once.outputs,
+            attempts=once.attempts,
+            duration_ms=_elapsed_ms(started),
+            usage=once.usage,
+        )
 
+    async def _for_each(self, step: Step, context: dict[str, Any]) -> Once:
+        items = render_or_fail(step.for_each, context, f"{step.id}.for_each")
+        if not isinstance(items, list):
+            raise ApplicationError(
+                f"step '{step.id}': for_each must give a list, got {type(items).__name__}",
+                type="TemplateError",
+                non_retryable=True,
+            )
+        limit = asyncio.Semaphore(step.concurrency)
 
-def _render(template: str, context: dict[str, Any], where: str) -> Any:
-    try:
-        return render(template, context)
-    except WorkflowError as exc:
-        raise ApplicationError(
-            f"{where}: {exc}", type="TemplateError", non_retryable=True
-        ) from None
+        async def one(index: int, item: Any) -> Once:
+            loop = {"index": index + 1, "index0": index, "length": len(items)}
+            async with limit:
+                return await self.runner.run_once(
+                    step, {**context, step.as_: item, "loop": loop}, f"{step.id}/{index}"
+                )
 
-
-def _retry_policy(spec: RetrySpec | None) -> RetryPolicy:
-    merged = DEFAULT_RETRY.model_copy(update=(spec.model_dump(exclude_none=True) if spec else {}))
-    return RetryPolicy(
-        initial_interval=parse_duration(merged.initial_interval or 1),
-        backoff_coefficient=merged.backoff or 2.0,
-        maximum_interval=parse_duration(merged.max_interval or 60),
-        maximum_attempts=merged.max_attempts or 5,
-    )
-
-
-def _attempts(exc: ActivityError, policy: RetryPolicy) -> int:
-    """How many attempts the activity made: the activity reports it; a timeout does not."""
-    cause = exc.cause
-    if isinstance(cause, ApplicationError) and cause.details:
-        detail = cause.details[0]
-        if isinstance(detail, dict) and isinstance(detail.get("attempt"), int):
-            return detail["attempt"]
-    return policy.maximum_attempts
-
-
-def _reason(exc: ActivityError) -> str:
-    cause = exc.cause
-    return getattr(cause, "message", None) or str(cause or exc)
-
-
-def _first(*values: Any) -> Any:
-    return next((value for value in values if value is not None), None)
+        tasks = [asyncio.create_task(one(index, item)) for index, item in enumerate(items)]
+        try:
+            results = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        found = sorted({name for result in results for name in result.outputs})
+        names = output_names(step) + [name for name in found if name not in output_names(step)]
+        return Once(
+            {name: [result.outputs.get(name) for result in results] for name in names},
+            sum(result.attempts for result in results),
+            sum((result.usage for result in results), Usage()),
+        )
 
 
 def _elapsed_ms(started: Any) -> int:

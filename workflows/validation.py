@@ -12,20 +12,50 @@ from workflows.definition import Definition
 from workflows.errors import DefinitionError, Problem, VariablesError
 from workflows.source import Path, Source, parse_yaml
 
-NOT_YET_SUPPORTED = {"depends_on", "for_each", "as", "concurrency", "validate", "max_reasks"}
-"""DSL v1 fields this engine does not run yet: refused by name rather than called unknown."""
+STEP_MODELS: dict[str, type[BaseModel]] = {
+    "llm_call": model.LlmCallStep,
+    "action": model.ActionStep,
+    "set": model.SetStep,
+    "wait_for_signal": model.WaitForSignalStep,
+    "workflow": model.WorkflowStep,
+}
+_PARENTS: dict[str, type[BaseModel]] = {
+    "retry": model.RetrySpec,
+    "defaults": model.LlmDefaults,
+    "outputs": model.OutputSpec,
+    "validate": model.ValidateSpec,
+    "variables": model.VariableSpec,
+}
 
 
-def _field_names() -> set[str]:
-    names: set[str] = set()
-    for value in vars(model).values():
-        if isinstance(value, type) and issubclass(value, BaseModel):
-            names |= set(value.model_fields)
-    return names
+def _model_at(data: Any, path: Path) -> tuple[type[BaseModel] | None, str]:
+    """The model whose fields belong at `path`, and how to name it in a message."""
+    if path == ():
+        return model.Definition, "the file"
+    if path == ("workflow",):
+        return model.WorkflowSpec, "workflow"
+    if len(path) == 3 and path[:2] == ("workflow", "steps"):
+        step = data["workflow"]["steps"][path[2]]
+        kind = step.get("type") if isinstance(step, dict) else None
+        found = STEP_MODELS.get(kind) if isinstance(kind, str) else None
+        return found, f"a step of type {kind}"
+    for key in reversed(path):
+        if isinstance(key, str) and key in _PARENTS:
+            return _PARENTS[key], key
+    return None, ""
+
+
+def _fields(found: type[BaseModel]) -> set[str]:
+    return {info.alias or key for key, info in found.model_fields.items()}
 
 
 def load_definition(text: str, file: str) -> Definition:
     """Parse and validate a definition; raise DefinitionError listing every problem."""
+    return load_with_source(text, file)[1]
+
+
+def load_with_source(text: str, file: str) -> tuple[Source, Definition]:
+    """Like load_definition, keeping the source so later problems can be located too."""
     source = parse_yaml(text, file)
     problems = source.problems + cross_checks(source)
     try:
@@ -34,28 +64,27 @@ def load_definition(text: str, file: str) -> Definition:
         problems += _model_problems(source, exc)
     if problems:
         raise DefinitionError(sorted(set(problems), key=lambda p: (p.line, p.col, p.message)))
-    return definition
+    return source, definition
 
 
 def _model_problems(source: Source, exc: ValidationError) -> list[Problem]:
     problems = []
-    known = _field_names()
     for error in exc.errors():
         path, rest = _resolve(source.data, error["loc"])
         kind = error["type"]
         if kind == "extra_forbidden":
             key = str(path[-1])
-            if key in NOT_YET_SUPPORTED:
-                message = f"'{key}' is part of DSL v1 but this engine does not run it yet"
-            else:
-                message = f"unknown field '{key}'" + suggest(key, known)
+            found, where = _model_at(source.data, path[:-1])
+            fields = _fields(found) if found else set()
+            message = f"unknown field '{key}'" + (f" in {where}" if where else "")
+            message += suggest(key, fields - {key})
             problems.append(source.problem(path, message, at_key=True))
         elif kind == "missing":
             problems.append(source.problem(path, f"missing required field '{rest[0]}'"))
         elif kind == "union_tag_invalid":
             tag = error["ctx"]["tag"]
             message = f"unknown step type '{tag}'" + suggest(tag, set(model.STEP_TYPES))
-            message += f" (this engine runs: {', '.join(model.STEP_TYPES)})"
+            message += f" (step types: {', '.join(model.STEP_TYPES)})"
             problems.append(source.problem((*path, "type"), message))
         elif kind == "string_pattern_mismatch":
             rule = _PATTERN_RULES.get(

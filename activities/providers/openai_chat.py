@@ -19,11 +19,17 @@ class OpenAIChatProvider:
         if call.system:
             messages.append({"role": "system", "content": call.system})
         messages.append({"role": "user", "content": call.prompt})
+        messages += [message.model_dump() for message in call.reasks]
         options: dict[str, Any] = {}
         if call.temperature is not None:
             options["temperature"] = call.temperature
         if call.max_tokens is not None:
             options["max_tokens"] = call.max_tokens
+        if call.response_schema is not None:
+            options["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "step_outputs", "schema": call.response_schema},
+            }
         response = await self._client.chat.completions.create(
             model=call.model, messages=messages, **options
         )

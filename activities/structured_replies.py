@@ -1,0 +1,27 @@
+"""Parse a model's JSON reply and check it against the step's output schema."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+_FENCE = re.compile(r"^\s*```(?:json)?\s*(?P<body>.*?)\s*```\s*$", re.DOTALL)
+
+
+def parse_reply(text: str, schema: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """(outputs, None) when the reply matches; (None, what is wrong) when it does not."""
+    fenced = _FENCE.match(text)
+    body = fenced.group("body") if fenced else text
+    try:
+        value = json.loads(body)
+    except json.JSONDecodeError as exc:
+        return None, f"the reply is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+    errors = sorted(Draft202012Validator(schema).iter_errors(value), key=lambda e: list(e.path))
+    if errors:
+        first = errors[0]
+        where = "/".join(str(part) for part in first.path) or "the reply"
+        return None, f"{where}: {first.message}"
+    return value, None

@@ -1,0 +1,90 @@
+"""Which steps wait for which (DSL.md, "Order and parallelism").
+
+A step without `depends_on` waits for every step above it; one with `depends_on` waits for
+those steps. Either way it also waits for every step whose outputs its templates read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from workflows.errors import TemplateError
+from workflows.templates import references
+
+INPUT_FIELDS = ("when", "for_each", "prompt", "system", "params", "values", "variables")
+"""Fields rendered before a step runs; `validate` reads the step's own outputs, after."""
+TEMPLATE_FIELDS = (*INPUT_FIELDS, "validate")
+
+
+def templates_of(
+    step: dict[str, Any], fields: tuple[str, ...] = TEMPLATE_FIELDS
+) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Every template string in a raw step's fields, with its path inside the step."""
+    for field in fields:
+        yield from template_strings(step.get(field), (field,))
+
+
+def template_strings(
+    value: Any, path: tuple[str | int, ...] = ()
+) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Every template string inside a value (strings in nested lists and dicts)."""
+    if isinstance(value, str):
+        if "{{" in value or "{%" in value:
+            yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from template_strings(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from template_strings(item, (*path, index))
+
+
+def referenced_steps(step: dict[str, Any], owners: dict[str, str]) -> set[str]:
+    """Step ids a raw step reads from, by output name or through `steps.<id>`."""
+    found: set[str] = set()
+    for _, template in templates_of(step, INPUT_FIELDS):
+        try:
+            names, step_ids = references(template)
+        except TemplateError:
+            continue
+        found |= step_ids | {owners[name] for name in names if name in owners}
+    return found
+
+
+def output_owners(steps: list[dict[str, Any]]) -> dict[str, str]:
+    """Output name to the id of the (first) raw step that declares it."""
+    owners: dict[str, str] = {}
+    for step in steps:
+        for name in raw_output_names(step):
+            owners.setdefault(name, str(step.get("id")))
+    return owners
+
+
+def raw_output_names(step: dict[str, Any]) -> list[str]:
+    if step.get("type") == "set" and isinstance(step.get("values"), dict):
+        return [str(name) for name in step["values"]]
+    outputs = step.get("outputs")
+    names = []
+    for output in outputs if isinstance(outputs, list) else []:
+        if isinstance(output, str):
+            names.append(output)
+        elif isinstance(output, dict) and isinstance(output.get("name"), str):
+            names.append(output["name"])
+    return names
+
+
+def dependencies(steps: list[dict[str, Any]], owners: dict[str, str]) -> dict[str, set[str]]:
+    """Each step id to the ids it waits for (raw steps, so validation can use it too)."""
+    graph: dict[str, set[str]] = {}
+    above: list[str] = []
+    for step in steps:
+        step_id = step.get("id")
+        if not isinstance(step_id, str):
+            continue
+        explicit = step.get("depends_on")
+        waits = set(explicit) if isinstance(explicit, list) else set(above)
+        waits |= referenced_steps(step, owners)
+        graph[step_id] = {str(dep) for dep in waits}
+        above.append(step_id)
+    return graph

@@ -1,0 +1,312 @@
+"""How each step type runs inside YamlWorkflow: templates rendered here, work dispatched as
+activities (LLM calls, actions), child workflows, timers and signal waits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.contracts import (
+        ActionInput,
+        ActionResult,
+        ChatMessage,
+        LlmCallInput,
+        LlmCallResult,
+        RunInput,
+        RunResult,
+        Usage,
+    )
+    from workflows.definition import (
+        ActionStep,
+        Definition,
+        LlmCallStep,
+        LlmDefaults,
+        RetrySpec,
+        SetStep,
+        Step,
+        WaitForSignalStep,
+        WorkflowStep,
+    )
+    from workflows.durations import parse_duration
+    from workflows.errors import WorkflowError
+    from workflows.routing import route
+    from workflows.structured import is_structured, outputs_schema
+    from workflows.templates import render
+
+LLM_CALL = "llm_call"
+DEFAULT_TIMEOUT = timedelta(seconds=60)
+DEFAULT_RETRY = RetrySpec(max_attempts=5, initial_interval="1s", backoff=2.0, max_interval="1m")
+
+
+class StepFailed(Exception):
+    """A step failed for good; `on_error` decides what happens next."""
+
+    def __init__(self, message: str, attempts: int) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+
+
+@dataclass
+class Once:
+    """What one execution of a step (or one for_each item) produced."""
+
+    outputs: dict[str, Any]
+    attempts: int = 0
+    usage: Usage = field(default_factory=Usage)
+
+
+@dataclass
+class StepRunner:
+    defaults: LlmDefaults
+    children: dict[str, Definition]
+    mock_providers: list[str]
+    signals: dict[str, list[Any]]
+
+    async def run_once(self, step: Step, context: dict[str, Any], key: str) -> Once:
+        """Run a step once; `key` names this execution (step id and item index)."""
+        if isinstance(step, LlmCallStep):
+            return await self._llm_call(step, context)
+        if isinstance(step, SetStep):
+            return Once(
+                {name: render_or_fail(value, context, key) for name, value in step.values.items()}
+            )
+        if isinstance(step, WaitForSignalStep):
+            return await self._wait_for_signal(step)
+        if isinstance(step, WorkflowStep):
+            return await self._child(step, context, key)
+        return await self._action(step, context, key)
+
+    async def _llm_call(self, step: LlmCallStep, context: dict[str, Any]) -> Once:
+        call = LlmCallInput(
+            step_id=step.id,
+            provider="",
+            model="",
+            prompt=str(render_or_fail(step.prompt, context, f"{step.id}.prompt")),
+            system=step.system and str(render_or_fail(step.system, context, f"{step.id}.system")),
+            temperature=_first(step.temperature, self.defaults.temperature),
+            max_tokens=_first(step.max_tokens, self.defaults.max_tokens),
+            response_schema=outputs_schema(step) if is_structured(step) else None,
+        )
+        attempts = 0
+        usage = Usage()
+        for reask in range(step.max_reasks + 1):
+            reply = await self._call_models(step, call)
+            attempts += reply.attempt
+            usage += reply.usage
+            outputs, problem = self._llm_outputs(step, reply, context)
+            if problem is None:
+                return Once(outputs, attempts, usage)
+            if reask == step.max_reasks:
+                raise StepFailed(
+                    f"step '{step.id}': the reply was still not accepted after "
+                    f"{step.max_reasks} re-ask(s): {problem}",
+                    attempts,
+                )
+            call = call.model_copy(
+                update={
+                    "reasks": [
+                        *call.reasks,
+                        ChatMessage(role="assistant", content=reply.text),
+                        ChatMessage(role="user", content=_reask_prompt(problem, call)),
+                    ]
+                }
+            )
+        raise AssertionError("unreachable")
+
+    def _llm_outputs(
+        self, step: LlmCallStep, reply: LlmCallResult, context: dict[str, Any]
+    ) -> tuple[dict[str, Any], str | None]:
+        if reply.invalid is not None:
+            return {}, reply.invalid
+        if reply.parsed is not None:
+            outputs = reply.parsed
+        else:
+            outputs = {step.outputs[0].name if step.outputs else "text": reply.text}
+        for check in step.validate_:
+            try:
+                accepted = render(check.expr, {**context, **outputs})
+            except WorkflowError as exc:
+                return outputs, f"validate {check.expr!r}: {exc}"
+            if not accepted:
+                return outputs, check.message or f"validation failed: {check.expr}"
+        return outputs, None
+
+    async def _call_models(self, step: LlmCallStep, call: LlmCallInput) -> LlmCallResult:
+        """The step's model, then its fallbacks in order, each with Temporal's retries."""
+        policy = _retry_policy(step.retry or self.defaults.retry)
+        timeout = _timeout(step.timeout or self.defaults.timeout)
+        attempts = 0
+        errors: list[str] = []
+        for model_name in [step.model or self.defaults.model or "", *step.fallback_models]:
+            try:
+                target = route(model_name)
+            except ValueError as exc:
+                raise ApplicationError(
+                    f"step '{step.id}': {exc}", type="DefinitionError", non_retryable=True
+                ) from None
+            provider = "mock" if target.provider in self.mock_providers else target.provider
+            try:
+                reply: LlmCallResult = await workflow.execute_activity(
+                    LLM_CALL,
+                    call.model_copy(update={"provider": provider, "model": target.model}),
+                    result_type=LlmCallResult,
+                    start_to_close_timeout=timeout,
+                    retry_policy=policy,
+                    summary=f"{step.id}: {provider}/{target.model}",
+                )
+            except ActivityError as exc:
+                attempts += _attempts(exc, policy)
+                reason = failure_reason(exc)
+                errors.append(reason if target.model in reason else f"{model_name}: {reason}")
+                continue
+            reply.attempt += attempts
+            return reply
+        raise StepFailed(
+            f"step '{step.id}' failed after {attempts} attempt(s): " + "; then ".join(errors),
+            attempts,
+        )
+
+    async def _wait_for_signal(self, step: WaitForSignalStep) -> Once:
+        timeout = parse_duration(step.timeout) if step.timeout is not None else None
+        workflow.set_current_details(f"waiting for signal '{step.signal}' (step {step.id})")
+        try:
+            await workflow.wait_condition(
+                lambda: bool(self.signals.get(step.signal)), timeout=timeout
+            )
+        except TimeoutError:
+            raise StepFailed(
+                f"step '{step.id}': no '{step.signal}' signal within {step.timeout}", 0
+            ) from None
+        payload = self.signals[step.signal].pop(0)
+        return Once(payload if isinstance(payload, dict) else {"value": payload})
+
+    async def _child(self, step: WorkflowStep, context: dict[str, Any], key: str) -> Once:
+        definition = self.children.get(step.definition)
+        if definition is None:
+            raise ApplicationError(
+                f"step '{step.id}': definition {step.definition!r} was not loaded with this run",
+                type="DefinitionError",
+                non_retryable=True,
+            )
+        variables = render_or_fail(step.variables, context, f"{step.id}.variables")
+        try:
+            result: RunResult = await workflow.execute_child_workflow(
+                "YamlWorkflow",
+                RunInput(
+                    definition=definition,
+                    children=self.children,
+                    variables=variables,
+                    mock_providers=self.mock_providers,
+                ),
+                id=f"{workflow.info().workflow_id}/{key}",
+                result_type=RunResult,
+                static_summary=f"{step.id}: {definition.workflow.name}",
+            )
+        except ChildWorkflowError as exc:
+            raise StepFailed(
+                f"step '{step.id}': child run failed: {failure_reason(exc)}", 1
+            ) from None
+        return Once(result.outputs, 1, result.usage)
+
+    async def _action(self, step: ActionStep, context: dict[str, Any], key: str) -> Once:
+        params = render_or_fail(step.params, context, f"{step.id}.params")
+        if step.action == "sleep":
+            try:
+                duration = parse_duration(params.get("duration"))
+            except (TypeError, ValueError) as exc:
+                raise StepFailed(f"step '{step.id}': {exc}", 0) from None
+            await workflow.sleep(duration, summary=f"{step.id}: sleep {params.get('duration')}")
+            return Once({})
+        policy = _retry_policy(step.retry)
+        try:
+            result: ActionResult = await workflow.execute_activity(
+                step.action,
+                ActionInput(
+                    step_id=step.id,
+                    action=step.action,
+                    params=params,
+                    idempotency_key=f"{workflow.info().workflow_id}/{key}",
+                ),
+                result_type=ActionResult,
+                start_to_close_timeout=_timeout(step.timeout),
+                retry_policy=policy,
+                summary=f"{step.id}: {step.action}",
+            )
+        except ActivityError as exc:
+            attempts = _attempts(exc, policy)
+            raise StepFailed(
+                f"step '{step.id}' ({step.action}) failed after {attempts} attempt(s): "
+                f"{failure_reason(exc)}",
+                attempts,
+            ) from None
+        return Once(_action_outputs(step, result.value), result.attempt)
+
+
+def _action_outputs(step: ActionStep, value: Any) -> dict[str, Any]:
+    """One declared output is the return value; several pick fields of a returned object."""
+    if not step.outputs:
+        return {"result": value}
+    if len(step.outputs) == 1:
+        return {step.outputs[0].name: value}
+    fields = value if isinstance(value, dict) else {}
+    return {output.name: fields.get(output.name) for output in step.outputs}
+
+
+def _reask_prompt(problem: str, call: LlmCallInput) -> str:
+    if call.response_schema is not None:
+        return (
+            f"Your reply was not accepted: {problem}. Reply again with only a JSON object "
+            "matching the requested schema."
+        )
+    return f"Your reply was not accepted: {problem}. Reply again."
+
+
+def render_or_fail(template: Any, context: dict[str, Any], where: str) -> Any:
+    try:
+        return render(template, context)
+    except WorkflowError as exc:
+        raise ApplicationError(
+            f"{where}: {exc}", type="TemplateError", non_retryable=True
+        ) from None
+
+
+def _timeout(value: Any) -> timedelta:
+    return parse_duration(value) if value is not None else DEFAULT_TIMEOUT
+
+
+def _retry_policy(spec: RetrySpec | None) -> RetryPolicy:
+    merged = DEFAULT_RETRY.model_copy(update=(spec.model_dump(exclude_none=True) if spec else {}))
+    return RetryPolicy(
+        initial_interval=parse_duration(merged.initial_interval or 1),
+        backoff_coefficient=merged.backoff or 2.0,
+        maximum_interval=parse_duration(merged.max_interval or 60),
+        maximum_attempts=merged.max_attempts or 5,
+    )
+
+
+def _attempts(exc: ActivityError, policy: RetryPolicy) -> int:
+    """How many attempts the activity made: the activity reports it; a timeout does not."""
+    cause = exc.cause
+    if isinstance(cause, ApplicationError) and cause.details:
+        detail = cause.details[0]
+        if isinstance(detail, dict) and isinstance(detail.get("attempt"), int):
+            return detail["attempt"]
+    return policy.maximum_attempts
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The activity's or child run's own message, not Temporal's wrapper around it."""
+    cause = exc
+    while isinstance(cause, ActivityError | ChildWorkflowError) and cause.cause is not None:
+        cause = cause.cause
+    return getattr(cause, "message", None) or str(cause)
+
+
+def _first(*values: Any) -> Any:
+    return next((value for value in values if value is not None), None)
