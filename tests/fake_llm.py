@@ -30,6 +30,7 @@ class Request:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    received_at: float = field(default_factory=time.monotonic)
 
     @property
     def prompt_text(self) -> str:
@@ -52,6 +53,8 @@ class FakeLlmServer:
         self.reply = reply
         self.latency = latency
         self.requests: list[Request] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -87,8 +90,14 @@ class FakeLlmServer:
         with self._lock:
             self.requests.append(request)
             fault = self._faults.popleft() if self._faults else None
-        if self.latency:
-            time.sleep(self.latency)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.latency:
+                time.sleep(self.latency)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
         anthropic = request.path.endswith("/messages")
         if fault is not None:
             return fault.status, fault.headers, _error_body(fault, anthropic)
