@@ -19,6 +19,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError, TerminatedError, TimeoutError
 from temporalio.service import RPCError
 
+from activities.actions import load_custom_actions, params_models
 from activities.definitions import load_bundle
 from activities.llm import is_configured
 from worker import Settings, ensure_server, ensure_worker
@@ -34,9 +35,11 @@ class StarterError(WorkflowError):
     """A problem the user can fix, reported as one line."""
 
 
-def read_definition(file: str) -> LoadedDefinition:
-    """The file and the definitions its `workflow` steps run, all validated."""
-    return load_bundle(Path(file), file)
+def read_definition(file: str, settings: Settings) -> LoadedDefinition:
+    """The file and the definitions its `workflow` steps run, all validated (custom actions
+    from ACTION_MODULES included)."""
+    actions = params_models(load_custom_actions(settings.action_modules))
+    return load_bundle(Path(file), file, actions)
 
 
 def parse_vars(pairs: list[str]) -> dict[str, Any]:
@@ -84,7 +87,7 @@ def _key_hint(provider: str) -> str:
 
 
 async def start_run(args: argparse.Namespace, settings: Settings) -> WorkflowHandle[Any, Any]:
-    loaded = read_definition(args.file)
+    loaded = read_definition(args.file, settings)
     definition = loaded.definition
     variables = parse_vars(args.var)
     resolve_variables(definition, variables)  # refuse a bad run before it starts
@@ -169,7 +172,7 @@ async def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     failed = 0
     for file in args.files:
         try:
-            read_definition(file)
+            read_definition(file, settings)
         except WorkflowError as exc:
             print(exc, file=sys.stderr)
             failed += 1

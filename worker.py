@@ -23,6 +23,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import structlog
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -32,9 +33,21 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.actions import (
+    ActionSpec,
+    action_activity,
+    builtin_actions,
+    load_custom_actions,
+    params_models,
+)
+from activities.database import DatabaseActions
 from activities.definitions import DefinitionActivities
+from activities.email import EmailActions, SmtpSettings
+from activities.files import FileActions
+from activities.http import AddressGuard, HttpActions
 from activities.llm import Endpoint, LlmActivities, build_providers
 from activities.providers import Provider
+from activities.secrets import read_secrets_file
 from workflows.errors import WorkflowError
 from workflows.interpreter import YamlWorkflow
 
@@ -56,6 +69,16 @@ class Settings:
     dev_dir: Path = Path(__file__).resolve().parent / ".temporal-dev"
     """Where a dev server started by the starter keeps its SQLite file, logs and pid files."""
     endpoints: Mapping[str, Endpoint] = field(default_factory=dict)
+    output_dir: Path = Path("output")
+    """save_to_file writes only under this folder."""
+    http_allowlist: tuple[str, ...] = ()
+    """Hosts or networks (CIDR) that http actions may reach although they are not public."""
+    http_max_body_bytes: int = 1_000_000
+    smtp: SmtpSettings = SmtpSettings()
+    databases: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    action_modules: tuple[str, ...] = ()
+    """Modules with custom actions (functions marked with @action)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -74,6 +97,16 @@ class Settings:
         address = env.get("TEMPORAL_ADDRESS", cls.address)
         _, _, port = address.rpartition(":")
         ui_url = f"http://localhost:{int(port) + 1000}" if port.isdigit() else cls.ui_url
+        output_dir = Path(env.get("OUTPUT_DIR", cls.output_dir))
+        databases = {
+            key.removeprefix("DATABASE_URL_").lower(): value
+            for key, value in env.items()
+            if key.startswith("DATABASE_URL_") and value
+        }
+        databases["default"] = env.get("DATABASE_URL") or f"sqlite:///{output_dir}/workflows.db"
+        secrets = dict(env)
+        if env.get("SECRETS_FILE"):
+            secrets |= read_secrets_file(Path(env["SECRETS_FILE"]))
         return cls(
             address=address,
             namespace=env.get("TEMPORAL_NAMESPACE", cls.namespace),
@@ -82,7 +115,41 @@ class Settings:
             definitions_dir=Path(env.get("DEFINITIONS_DIR", ".")),
             dev_dir=Path(env.get("TEMPORAL_DEV_DIR", cls.dev_dir)),
             endpoints=endpoints,
+            output_dir=output_dir,
+            http_allowlist=_split(env.get("HTTP_ALLOWLIST", "")),
+            http_max_body_bytes=int(env.get("HTTP_MAX_BODY_BYTES", cls.http_max_body_bytes)),
+            smtp=SmtpSettings(
+                host=env.get("SMTP_HOST", "localhost"),
+                port=int(env.get("SMTP_PORT", "25")),
+                user=env.get("SMTP_USER") or None,
+                password=env.get("SMTP_PASSWORD") or None,
+                starttls=env.get("SMTP_STARTTLS", "").lower() in ("1", "true", "yes"),
+                sender=env.get("SMTP_FROM", SmtpSettings.sender),
+            ),
+            databases=databases,
+            secrets=secrets,
+            action_modules=_split(env.get("ACTION_MODULES", "")),
         )
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def build_actions(settings: Settings) -> dict[str, ActionSpec]:
+    """Built-in actions wired to their clients, plus the custom ones of ACTION_MODULES."""
+    http = HttpActions(
+        httpx.AsyncClient(),
+        AddressGuard.from_list(settings.http_allowlist),
+        settings.http_max_body_bytes,
+    )
+    builtins = builtin_actions(
+        http,
+        FileActions(settings.output_dir),
+        EmailActions(settings.smtp),
+        DatabaseActions(settings.databases),
+    )
+    return {**builtins, **load_custom_actions(settings.action_modules)}
 
 
 async def connect(settings: Settings) -> Client:
@@ -115,15 +182,19 @@ def build_worker(
     task_queue: str,
     providers: Mapping[str, Provider],
     definitions_dir: Path,
+    actions: Mapping[str, ActionSpec] | None = None,
+    secrets: Mapping[str, str] | None = None,
     **options: Any,
 ) -> Worker:
+    actions = actions or {}
     llm = LlmActivities(providers)
-    definitions = DefinitionActivities(definitions_dir)
+    definitions = DefinitionActivities(definitions_dir, params_models(actions))
+    action_activities = [action_activity(spec, secrets or {}) for spec in actions.values()]
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[YamlWorkflow],
-        activities=[llm.llm_call, definitions.load_definition],
+        activities=[llm.llm_call, definitions.load_definition, *action_activities],
         workflow_runner=sandbox_runner(),
         # A broken definition fails its run instead of retrying the workflow task forever.
         workflow_failure_exception_types=[WorkflowError],
@@ -152,11 +223,14 @@ async def serve(settings: Settings) -> None:
     log = structlog.get_logger("worker")
     client = await connect(settings)
     providers = build_providers(settings.endpoints)
+    actions = build_actions(settings)
     worker = build_worker(
         client,
         settings.task_queue,
         providers,
         settings.definitions_dir,
+        actions,
+        settings.secrets,
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
     stop = asyncio.Event()
@@ -170,6 +244,7 @@ async def serve(settings: Settings) -> None:
             namespace=settings.namespace,
             task_queue=settings.task_queue,
             providers=sorted(providers),
+            actions=sorted(actions),
             pid=os.getpid(),
         )
         await stop.wait()

@@ -7,11 +7,14 @@ definitions it runs, whatever later happens to the files.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
+from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from workflows.actions import ACTION_PARAMS
 from workflows.contracts import LoadDefinitionInput, LoadedDefinition
 from workflows.definition import Definition, WorkflowStep
 from workflows.errors import DefinitionError, Problem
@@ -33,9 +36,11 @@ def read_text(path: Path, shown: str) -> str:
         raise DefinitionError([Problem(shown, 1, 1, f"cannot read: {reason}")]) from None
 
 
-def load_bundle(path: Path, shown: str) -> LoadedDefinition:
+def load_bundle(
+    path: Path, shown: str, actions: Mapping[str, type[BaseModel]] = ACTION_PARAMS
+) -> LoadedDefinition:
     """Load a definition and, transitively, the definitions its `workflow` steps name."""
-    root = load_with_source(read_text(path, shown), shown)
+    root = load_with_source(read_text(path, shown), shown, actions)
     children: dict[str, Definition] = {}
     resolved: dict[str, Path] = {}
     queue = [(path, shown, *root)]
@@ -61,7 +66,7 @@ def load_bundle(path: Path, shown: str) -> LoadedDefinition:
                 continue
             child_shown = str(Path(current_shown).parent / step.definition)
             try:
-                child = load_with_source(read_text(child_path, child_shown), child_shown)
+                child = load_with_source(read_text(child_path, child_shown), child_shown, actions)
             except DefinitionError as exc:
                 problems += exc.problems
                 continue
@@ -95,12 +100,15 @@ def _child_variable_problems(
 
 
 class DefinitionActivities:
-    def __init__(self, definitions_dir: Path) -> None:
+    def __init__(
+        self, definitions_dir: Path, actions: Mapping[str, type[BaseModel]] = ACTION_PARAMS
+    ) -> None:
         self._dir = definitions_dir
+        self._actions = actions
 
     @activity.defn(name="load_definition")
     async def load_definition(self, request: LoadDefinitionInput) -> LoadedDefinition:
         try:
-            return load_bundle(self._dir / request.path, request.path)
+            return load_bundle(self._dir / request.path, request.path, self._actions)
         except DefinitionError as exc:
             raise ApplicationError(str(exc), type="DefinitionError", non_retryable=True) from None

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import email.utils
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 
 import anthropic
 import openai
@@ -17,6 +14,7 @@ from activities.providers import Provider
 from activities.providers.anthropic_messages import AnthropicMessagesProvider
 from activities.providers.mock import MockProvider
 from activities.providers.openai_chat import OpenAIChatProvider
+from activities.retry_after import retry_after
 from activities.structured_replies import parse_reply
 from workflows.contracts import LlmCallInput, LlmCallResult
 
@@ -127,7 +125,7 @@ def provider_failure(exc: Exception, call: LlmCallInput, attempt: int) -> Applic
             message,
             details,
             type=f"ProviderHTTP{status}",
-            next_retry_delay=_retry_after(exc.response.headers),
+            next_retry_delay=retry_after(exc.response.headers),
         )
     return ApplicationError(f"{where}: {exc}", details, type="ProviderError", non_retryable=True)
 
@@ -139,27 +137,6 @@ def _provider_message(exc: openai.APIStatusError | anthropic.APIStatusError) -> 
         if isinstance(error, dict) and isinstance(error.get("message"), str):
             return error["message"]
     return exc.message
-
-
-def _retry_after(headers: Mapping[str, str]) -> timedelta | None:
-    """Retry-After (seconds or an HTTP date) or retry-after-ms, as the provider asked."""
-    if (millis := headers.get("retry-after-ms")) is not None:
-        try:
-            return timedelta(milliseconds=max(float(millis), 0))
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return timedelta(seconds=max(float(value), 0))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return timedelta(seconds=max(when.timestamp() - time.time(), 0))
 
 
 def _not_configured(provider: str) -> str:

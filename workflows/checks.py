@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping
 from graphlib import CycleError, TopologicalSorter
 from typing import Any
+
+from pydantic import BaseModel
 
 from workflows.actions import ACTION_PARAMS
 from workflows.errors import Problem, TemplateError
@@ -34,7 +37,9 @@ def suggest(word: str, choices: set[str]) -> str:
     return f" — did you mean '{close[0]}'?" if close else ""
 
 
-def cross_checks(source: Source) -> list[Problem]:
+def cross_checks(
+    source: Source, actions: Mapping[str, type[BaseModel]] = ACTION_PARAMS
+) -> list[Problem]:
     spec = _dict(source.data.get("workflow")) if isinstance(source.data, dict) else {}
     raw_steps = spec.get("steps")
     steps = [s for s in raw_steps if isinstance(s, dict)] if isinstance(raw_steps, list) else []
@@ -42,7 +47,7 @@ def cross_checks(source: Source) -> list[Problem]:
     variables = {str(name) for name in _dict(spec.get("variables"))}
     owners = output_owners(steps)
     step_ids = {s["id"] for s in steps if isinstance(s.get("id"), str)}
-    checker = _Checker(source, variables, set(owners), step_ids)
+    checker = _Checker(source, variables, set(owners), step_ids, actions)
     checker.reserved_variables()
     checker.outputs(steps, index_of)
     default_model = _dict(spec.get("defaults")).get("model")
@@ -65,12 +70,18 @@ def cross_checks(source: Source) -> list[Problem]:
 
 class _Checker:
     def __init__(
-        self, source: Source, variables: set[str], outputs: set[str], step_ids: set[str]
+        self,
+        source: Source,
+        variables: set[str],
+        outputs: set[str],
+        step_ids: set[str],
+        actions: Mapping[str, type[BaseModel]],
     ) -> None:
         self.source = source
         self.variables = variables
         self.visible = variables | outputs
         self.step_ids = step_ids
+        self.actions = actions
         self.problems: list[Problem] = []
 
     def add(self, path: Path, message: str, *, at_key: bool = False) -> None:
@@ -136,10 +147,10 @@ class _Checker:
         name = step.get("action")
         if not isinstance(name, str):
             return
-        params_model = ACTION_PARAMS.get(name)
+        params_model = self.actions.get(name)
         if params_model is None:
-            message = f"unknown action '{name}'" + suggest(name, set(ACTION_PARAMS))
-            self.add((*path, "action"), message + f" (actions: {', '.join(sorted(ACTION_PARAMS))})")
+            message = f"unknown action '{name}'" + suggest(name, set(self.actions))
+            self.add((*path, "action"), message + f" (actions: {', '.join(sorted(self.actions))})")
             return
         params = _dict(step.get("params"))
         fields = {info.alias or key: info for key, info in params_model.model_fields.items()}

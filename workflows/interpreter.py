@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.errors import WorkflowError
     from workflows.graph import dependencies, output_owners
     from workflows.steps import Once, StepFailed, StepRunner, failure_reason, render_or_fail
+    from workflows.templates import SecretRefs
     from workflows.validation import resolve_variables
 
 LOAD_DEFINITION = "load_definition"
@@ -61,6 +62,7 @@ class YamlWorkflow:
             **variables,
             "steps": {},
             "run": {"id": info.workflow_id, "started_at": info.start_time.isoformat()},
+            "secrets": SecretRefs(),
         }
         runner = StepRunner(spec.defaults, children, run_input.mock_providers, self._signals)
         results = await _Schedule(definition, runner, context).run()

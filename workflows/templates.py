@@ -28,6 +28,14 @@ def _environment() -> ImmutableSandboxedEnvironment:
     )
 
 
+class SecretRefs(dict[str, str]):
+    """`secrets` inside the workflow: `secrets.NAME` renders as its own placeholder, which
+    the action activity resolves, so secret values never enter workflow history."""
+
+    def __missing__(self, name: str) -> str:
+        return "{{ secrets." + name + " }}"
+
+
 def _single_expression(source: str) -> str | None:
     match = _SINGLE_EXPRESSION.match(source)
     if match is None or "{{" in match.group("expr") or "{%" in source:

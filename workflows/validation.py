@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from workflows import definition as model
+from workflows.actions import ACTION_PARAMS
 from workflows.checks import cross_checks, suggest
 from workflows.definition import Definition
 from workflows.errors import DefinitionError, Problem, VariablesError
@@ -49,15 +51,21 @@ def _fields(found: type[BaseModel]) -> set[str]:
     return {info.alias or key for key, info in found.model_fields.items()}
 
 
-def load_definition(text: str, file: str) -> Definition:
-    """Parse and validate a definition; raise DefinitionError listing every problem."""
-    return load_with_source(text, file)[1]
+def load_definition(
+    text: str, file: str, actions: Mapping[str, type[BaseModel]] = ACTION_PARAMS
+) -> Definition:
+    """Parse and validate a definition; raise DefinitionError listing every problem.
+
+    `actions` are the params models of the actions a worker runs (built-ins by default)."""
+    return load_with_source(text, file, actions)[1]
 
 
-def load_with_source(text: str, file: str) -> tuple[Source, Definition]:
+def load_with_source(
+    text: str, file: str, actions: Mapping[str, type[BaseModel]] = ACTION_PARAMS
+) -> tuple[Source, Definition]:
     """Like load_definition, keeping the source so later problems can be located too."""
     source = parse_yaml(text, file)
-    problems = source.problems + cross_checks(source)
+    problems = source.problems + cross_checks(source, actions)
     try:
         definition = Definition.model_validate(source.data)
     except ValidationError as exc:

@@ -1,0 +1,125 @@
+"""Actions as activities: params checked against the action's model, secrets resolved here
+(never in the workflow), errors redacted, and the attempt count reported back.
+
+Custom actions are plain functions marked with ``@action(...)`` in a module the worker loads
+(``ACTION_MODULES``); see activities/example_actions.py.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.database import DatabaseActions
+from activities.email import EmailActions
+from activities.files import FileActions
+from activities.http import HttpActions
+from activities.secrets import redact, resolve_secrets, secret_names
+from workflows.actions import (
+    ACTION_PARAMS,
+    DatabaseInsertParams,
+    HttpFetchParams,
+    HttpPostParams,
+    SaveToFileParams,
+    SendEmailParams,
+)
+from workflows.contracts import ActionInput, ActionResult
+
+ActionFunction = Callable[[Any, ActionInput], Awaitable[Any] | Any]
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    name: str
+    params: type[BaseModel]
+    run: ActionFunction
+
+
+def action(name: str, params: type[BaseModel]) -> Callable[[ActionFunction], ActionFunction]:
+    """Mark a function ``(params, request) -> value`` (sync or async) as a custom action."""
+
+    def mark(function: ActionFunction) -> ActionFunction:
+        function.__action__ = ActionSpec(name, params, function)  # type: ignore[attr-defined]
+        return function
+
+    return mark
+
+
+def load_custom_actions(module_names: Iterable[str]) -> dict[str, ActionSpec]:
+    """Every function marked with @action in the named modules."""
+    found: dict[str, ActionSpec] = {}
+    for module_name in module_names:
+        module = importlib.import_module(module_name)
+        for value in vars(module).values():
+            spec = getattr(value, "__action__", None)
+            if isinstance(spec, ActionSpec):
+                found[spec.name] = spec
+    return found
+
+
+def action_activity(spec: ActionSpec, secrets: Mapping[str, str]) -> Callable[..., Any]:
+    """The Temporal activity (named after the action) that runs one action."""
+
+    @activity.defn(name=spec.name)
+    async def run_action(request: ActionInput) -> ActionResult:
+        attempt = activity.info().attempt
+        used = {name: secrets[name] for name in secret_names(request.params) if name in secrets}
+        try:
+            params = spec.params.model_validate(resolve_secrets(request.params, secrets))
+            value = spec.run(params, request)
+            if inspect.isawaitable(value):
+                value = await value
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in error['loc']) or 'params'}: {error['msg']}"
+                for error in exc.errors()
+            )
+            raise ApplicationError(
+                redact(f"{spec.name}: invalid params: {problems}", used),
+                {"attempt": attempt},
+                type="InvalidParams",
+                non_retryable=True,
+            ) from None
+        except ApplicationError as exc:
+            raise ApplicationError(
+                redact(exc.message, used),
+                {"attempt": attempt},
+                type=exc.type,
+                non_retryable=exc.non_retryable,
+                next_retry_delay=exc.next_retry_delay,
+            ) from None
+        except Exception as exc:
+            raise ApplicationError(
+                redact(f"{spec.name}: {type(exc).__name__}: {exc}", used),
+                {"attempt": attempt},
+                type=type(exc).__name__,
+            ) from None
+        return ActionResult(value=value, attempt=attempt)
+
+    return run_action
+
+
+def builtin_actions(
+    http: HttpActions, files: FileActions, email: EmailActions, database: DatabaseActions
+) -> dict[str, ActionSpec]:
+    """The DSL's built-in actions; `sleep` is a timer inside the workflow, not an activity."""
+    specs = [
+        ActionSpec("http_fetch", HttpFetchParams, http.fetch),
+        ActionSpec("http_post", HttpPostParams, http.post),
+        ActionSpec("save_to_file", SaveToFileParams, files.save),
+        ActionSpec("send_email", SendEmailParams, email.send),
+        ActionSpec("database_insert", DatabaseInsertParams, database.insert),
+    ]
+    return {spec.name: spec for spec in specs}
+
+
+def params_models(actions: Mapping[str, ActionSpec]) -> dict[str, type[BaseModel]]:
+    """What validation needs to know of a worker's actions: built-ins (sleep too) and custom."""
+    return {**ACTION_PARAMS, **{name: spec.params for name, spec in actions.items()}}

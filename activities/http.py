@@ -1,0 +1,142 @@
+"""http_fetch and http_post: private addresses refused, bodies capped, posts idempotent."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from temporalio.exceptions import ApplicationError
+
+from activities.retry_after import retry_after
+from workflows.actions import HttpFetchParams, HttpPostParams
+from workflows.contracts import ActionInput
+from workflows.durations import parse_duration
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class AddressGuard:
+    """Refuse private, loopback and link-local targets unless the worker's allowlist names them."""
+
+    allowed_hosts: frozenset[str] = frozenset()
+    allowed_networks: tuple[IpNetwork, ...] = ()
+
+    @classmethod
+    def from_list(cls, entries: Iterable[str]) -> AddressGuard:
+        hosts, networks = set(), []
+        for entry in (e.strip() for e in entries if e.strip()):
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                hosts.add(entry.lower())
+        return cls(frozenset(hosts), tuple(networks))
+
+    async def check(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ApplicationError(
+                f"refusing {url!r}: only http and https URLs", type="UrlRefused", non_retryable=True
+            )
+        host = parts.hostname.lower()
+        if host in self.allowed_hosts:
+            return
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
+        except socket.gaierror as exc:
+            raise ApplicationError(
+                f"cannot resolve {host}: {exc.strerror}", type="DnsError"
+            ) from None
+        for info in infos:
+            address = ipaddress.ip_address(info[4][0])
+            if any(address in network for network in self.allowed_networks):
+                continue
+            if not address.is_global:
+                raise ApplicationError(
+                    f"refusing {url!r}: {host} is a non-public address ({address}); add it to "
+                    "HTTP_ALLOWLIST on the worker to allow it",
+                    type="UrlRefused",
+                    non_retryable=True,
+                )
+
+
+class HttpActions:
+    def __init__(self, client: httpx.AsyncClient, guard: AddressGuard, max_body_bytes: int):
+        self._client = client
+        self._guard = guard
+        self._max_body = max_body_bytes
+
+    async def fetch(self, params: HttpFetchParams, request: ActionInput) -> dict[str, Any]:
+        return await self._send("GET", params.url, params.headers, params.timeout, {})
+
+    async def post(self, params: HttpPostParams, request: ActionInput) -> dict[str, Any]:
+        headers = {"Idempotency-Key": request.idempotency_key, **params.headers}
+        body: dict[str, Any] = {}
+        if params.json_body is not None:
+            body["json"] = params.json_body
+        elif params.data is not None:
+            body["data" if isinstance(params.data, dict) else "content"] = params.data
+        return await self._send("POST", params.url, headers, params.timeout, body)
+
+    async def _send(
+        self, method: str, url: str, headers: dict[str, str], timeout: Any, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        await self._guard.check(url)
+        seconds = parse_duration(timeout).total_seconds()
+        try:
+            async with self._client.stream(
+                method, url, headers=headers, timeout=seconds, **body
+            ) as response:
+                raw, truncated = await self._read_capped(response)
+        except httpx.TimeoutException:
+            raise ApplicationError(
+                f"{method} {url}: timed out after {timeout}", type="HttpTimeout"
+            ) from None
+        except httpx.TransportError as exc:
+            raise ApplicationError(f"{method} {url}: {exc}", type="HttpConnectError") from None
+        text = raw.decode(response.encoding or "utf-8", errors="replace")
+        status = response.status_code
+        if status == 429 or status >= 500:
+            raise ApplicationError(
+                f"{method} {url}: HTTP {status}: {text[:200]}",
+                type=f"HTTP{status}",
+                next_retry_delay=retry_after(response.headers),
+            )
+        if status >= 400:
+            raise ApplicationError(
+                f"{method} {url}: HTTP {status}: {text[:200]}",
+                type=f"HTTP{status}",
+                non_retryable=True,
+            )
+        result: dict[str, Any] = {
+            "status": status,
+            "headers": dict(response.headers),
+            "text": text
+            + (f"\n[truncated: body over {self._max_body} bytes]" if truncated else ""),
+            "truncated": truncated,
+            "json": None,
+        }
+        if not truncated and "json" in response.headers.get("content-type", ""):
+            with contextlib.suppress(json.JSONDecodeError):
+                result["json"] = json.loads(text)
+        return result
+
+    async def _read_capped(self, response: httpx.Response) -> tuple[bytes, bool]:
+        chunks, size = [], 0
+        async for chunk in response.aiter_bytes():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > self._max_body:
+                return b"".join(chunks)[: self._max_body], True
+        return b"".join(chunks), False
