@@ -15,6 +15,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.actions import ActionSpec
 from activities.llm import Endpoint, build_providers
 from tests.fake_llm import FakeLlmServer
 from worker import build_worker, temporal_cli
@@ -58,10 +59,19 @@ def endpoints(fake_llm: FakeLlmServer) -> dict[str, Endpoint]:
 
 @asynccontextmanager
 async def new_worker(
-    client: Client, endpoints: Mapping[str, Endpoint], definitions_dir: Path = ROOT
+    client: Client,
+    endpoints: Mapping[str, Endpoint],
+    definitions_dir: Path = ROOT,
+    actions: Mapping[str, ActionSpec] | None = None,
+    secrets: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Worker]:
     worker = build_worker(
-        client, f"test-{uuid.uuid4()}", build_providers(endpoints), definitions_dir
+        client,
+        f"test-{uuid.uuid4()}",
+        build_providers(endpoints),
+        definitions_dir,
+        actions,
+        secrets,
     )
     async with worker:
         yield worker

@@ -1,0 +1,258 @@
+"""Actions against real peers on loopback: HTTP and SMTP servers, SQLite, the filesystem."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+from pydantic import BaseModel
+from temporalio.client import Client, WorkflowFailureError
+
+from activities.actions import action, builtin_actions, params_models
+from activities.database import DatabaseActions
+from activities.email import EmailActions, SmtpSettings
+from activities.files import FileActions
+from activities.http import AddressGuard, HttpActions
+from tests.conftest import definition, new_worker, start
+from workflows.actions import DatabaseInsertParams
+from workflows.contracts import ActionInput, RunInput, RunResult
+from workflows.validation import load_definition
+
+
+@dataclass
+class Peer:
+    """A loopback HTTP server with scripted statuses and a request log."""
+
+    statuses: list[int] = field(default_factory=list)
+    body: bytes = b'{"ok": true}'
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+
+@pytest.fixture
+def peer() -> Iterator[tuple[Peer, str]]:
+    state = Peer()
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            length = int(self.headers.get("content-length", 0))
+            state.requests.append(
+                {
+                    "method": self.command,
+                    "path": self.path,
+                    "headers": {k.lower(): v for k, v in self.headers.items()},
+                    "body": self.rfile.read(length).decode(),
+                }
+            )
+            status = state.statuses.pop(0) if state.statuses else 200
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(state.body)))
+            self.end_headers()
+            self.wfile.write(state.body)
+
+        do_GET = do_POST = _answer  # noqa: N815
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield state, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def actions_for(tmp_path: Path, allow: tuple[str, ...] = ("127.0.0.1",), smtp_port: int = 25):
+    return builtin_actions(
+        HttpActions(httpx.AsyncClient(), AddressGuard.from_list(allow), max_body_bytes=64),
+        FileActions(tmp_path / "out"),
+        EmailActions(SmtpSettings(host="127.0.0.1", port=smtp_port)),
+        DatabaseActions({"default": f"sqlite:///{tmp_path}/db.sqlite"}),
+    )
+
+
+def fetch(url: str, extra: str = "") -> str:
+    return steps(
+        "    - id: get\n      type: action\n      action: http_fetch\n"
+        f'      params: {{url: "{url}"{extra}}}\n      outputs: [page]'
+    )
+
+
+def steps(text: str) -> str:
+    return (
+        "workflow:\n  name: A\n  steps:\n"
+        + text
+        + '\n      retry: {initial_interval: "10ms", max_attempts: 3}\n'
+    )
+
+
+async def run(client: Client, text: str, actions, secrets=None) -> RunResult:
+    async with new_worker(client, {}, actions=actions, secrets=secrets) as worker:
+        handle = await start(client, worker, RunInput(definition=definition(text)))
+        return await handle.result()
+
+
+async def test_http_fetch_returns_status_headers_and_parsed_json(client, tmp_path, peer):
+    state, url = peer
+    text = fetch(f"{url}/item")
+    result = await run(client, text, actions_for(tmp_path))
+    page = result.outputs["page"]
+    assert (page["status"], page["json"], page["truncated"]) == (200, {"ok": True}, False)
+    assert state.requests[0]["path"] == "/item"
+
+
+async def test_http_post_retries_5xx_with_one_idempotency_key(client, tmp_path, peer):
+    state, url = peer
+    state.statuses = [503, 200]
+    text = steps(
+        f"    - id: post\n      type: action\n      action: http_post\n"
+        f'      params: {{url: "{url}/hook", json: {{a: 1}}}}'
+    )
+    result = await run(client, text, actions_for(tmp_path))
+    assert result.steps["post"].attempts == 2
+    keys = {request["headers"]["idempotency-key"] for request in state.requests}
+    assert len(state.requests) == 2 and len(keys) == 1
+    assert json.loads(state.requests[0]["body"]) == {"a": 1}
+
+
+async def test_http_4xx_fails_at_once_with_status_and_body(client, tmp_path, peer):
+    state, url = peer
+    state.statuses = [404]
+    state.body = b'{"error": "no such item"}'
+    text = fetch(f"{url}/x")
+    with pytest.raises(WorkflowFailureError) as caught:
+        await run(client, text, actions_for(tmp_path))
+    message = str(caught.value.cause)
+    assert "after 1 attempt(s)" in message and "HTTP 404" in message and "no such item" in message
+
+
+async def test_loopback_is_refused_unless_allowlisted(client, tmp_path, peer):
+    state, url = peer
+    text = fetch(f"{url}/")
+    with pytest.raises(WorkflowFailureError) as caught:
+        await run(client, text, actions_for(tmp_path, allow=()))
+    assert "non-public address (127.0.0.1)" in str(caught.value.cause)
+    assert "HTTP_ALLOWLIST" in str(caught.value.cause)
+    assert state.requests == []
+
+
+async def test_large_bodies_are_truncated_with_a_marker(client, tmp_path, peer):
+    state, url = peer
+    state.body = b"x" * 1000
+    text = fetch(f"{url}/big")
+    page = (await run(client, text, actions_for(tmp_path))).outputs["page"]
+    assert page["truncated"] is True
+    assert page["text"].startswith("x" * 64) and "[truncated: body over 64 bytes]" in page["text"]
+
+
+async def test_secrets_reach_the_peer_but_never_the_history(client, tmp_path, peer):
+    state, url = peer
+    token = "s3cr3t-token-value"
+    state.statuses = [401]
+    state.body = f'{{"error": "bad token {token}"}}'.encode()
+    text = fetch(f"{url}/", ', headers: {Authorization: "Bearer {{ secrets.API_TOKEN }}"}')
+    async with new_worker(
+        client, {}, actions=actions_for(tmp_path), secrets={"API_TOKEN": token}
+    ) as worker:
+        handle = await start(client, worker, RunInput(definition=definition(text)))
+        with pytest.raises(WorkflowFailureError) as caught:
+            await handle.result()
+        history = (await handle.fetch_history()).to_json()
+    assert state.requests[0]["headers"]["authorization"] == f"Bearer {token}"
+    assert token not in history
+    assert "secrets.API_TOKEN" in history
+    assert token not in str(caught.value.cause) and "bad token secrets.API_TOKEN" in str(
+        caught.value.cause
+    )
+
+
+async def test_save_to_file_writes_pretty_json_under_the_output_dir(client, tmp_path):
+    text = steps(
+        "    - id: save\n      type: action\n      action: save_to_file\n"
+        "      params: {path: reports, filename: r.json, data: {a: [1, 2]}}\n      outputs: [saved]"
+    )
+    result = await run(client, text, actions_for(tmp_path))
+    written = tmp_path / "out" / "reports" / "r.json"
+    assert result.outputs["saved"] == {"path": "reports/r.json", "bytes": written.stat().st_size}
+    assert written.read_text() == '{\n  "a": [\n    1,\n    2\n  ]\n}'
+    assert not [p for p in written.parent.iterdir() if p.name.startswith(".")]  # no temp file left
+
+
+@pytest.mark.parametrize("path", ["../escape", "/etc"])
+async def test_save_to_file_refuses_escapes(client, tmp_path, path):
+    text = steps(
+        "    - id: save\n      type: action\n      action: save_to_file\n"
+        f"      params: {{path: '{path}', filename: x.txt, data: hi}}"
+    )
+    with pytest.raises(WorkflowFailureError) as caught:
+        await run(client, text, actions_for(tmp_path))
+    assert "refusing path" in str(caught.value.cause)
+    assert not (tmp_path / "escape").exists()
+
+
+async def test_database_insert_returns_keys_and_skips_rows_on_retry(tmp_path):
+    database = DatabaseActions({"default": f"sqlite:///{tmp_path}/db.sqlite"})
+    params = DatabaseInsertParams(
+        table="tickets", data=[{"title": "a", "n": 1}, {"title": "b", "n": 2}]
+    )
+    request = ActionInput(step_id="s", action="database_insert", params={}, idempotency_key="wf/s")
+    first = await database.insert(params, request)
+    again = await database.insert(params, request)  # what a retried activity does
+    assert first == {"table": "tickets", "inserted_ids": [1, 2], "skipped": 0}
+    assert again == {"table": "tickets", "inserted_ids": [1, 2], "skipped": 2}
+
+
+async def test_send_email_reaches_a_real_smtp_server(client, tmp_path):
+    received: list[Any] = []
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
+            received.append(envelope)
+            return "250 OK"
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        text = steps(
+            "    - id: mail\n      type: action\n      action: send_email\n"
+            "      params: {to: ann@example.org, subject: Report, body: All done.}"
+        )
+        await run(client, text, actions_for(tmp_path, smtp_port=port))
+    finally:
+        controller.stop()
+    [envelope] = received
+    assert envelope.rcpt_tos == ["ann@example.org"]
+    assert b"Subject: Report" in envelope.content and b"All done." in envelope.content
+
+
+class Slug(BaseModel):
+    text: str
+
+
+@action("slugify", Slug)
+def slugify(params: Slug, request: ActionInput) -> str:
+    return "-".join(params.text.lower().split())
+
+
+async def test_custom_action_runs_and_its_params_are_checked(client, tmp_path):
+    actions = {"slugify": slugify.__action__}  # type: ignore[attr-defined]
+    text = steps(
+        "    - id: slug\n      type: action\n      action: slugify\n"
+        "      params: {text: Hello Big World}\n      outputs: [slug]"
+    )
+    parsed = load_definition(text, "a.yaml", params_models(actions))
+    async with new_worker(client, {}, actions=actions) as worker:
+        handle = await start(client, worker, RunInput(definition=parsed))
+        assert (await handle.result()).outputs == {"slug": "hello-big-world"}
