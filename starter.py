@@ -24,7 +24,7 @@ from activities.definitions import load_bundle
 from activities.llm import is_configured
 from worker import Settings, ensure_server, ensure_worker
 from workflows.contracts import LoadedDefinition, RunInput, RunResult
-from workflows.definition import LlmCallStep
+from workflows.definition import LlmCallStep, json_schema
 from workflows.errors import DefinitionError, WorkflowError
 from workflows.interpreter import YamlWorkflow
 from workflows.routing import route
@@ -181,6 +181,17 @@ async def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if failed else 0
 
 
+async def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text, encoding="utf-8")
+        _note(f"wrote {args.output}")
+    else:
+        print(text, end="")
+    return 0
+
+
 def _note(message: str) -> None:
     print(message, file=sys.stderr)
 
@@ -207,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check definition files; exit 1 on problems")
     validate.add_argument("files", nargs="+")
     validate.set_defaults(handler=cmd_validate)
+    schema = commands.add_parser("schema", help="print (or write) the definitions' JSON Schema")
+    schema.add_argument("-o", "--output", help="write to this file instead of stdout")
+    schema.set_defaults(handler=cmd_schema)
     return parser
 
 

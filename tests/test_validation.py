@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
+import yaml
+from jsonschema import Draft202012Validator
 
 from tests.conftest import ROOT
-from workflows.definition import Definition
+from workflows.definition import Definition, json_schema
 from workflows.errors import DefinitionError, VariablesError
 from workflows.validation import load_definition, resolve_variables
 
@@ -75,3 +78,20 @@ def test_bad_run_variables_are_refused(given, message):
     with pytest.raises(VariablesError) as caught:
         resolve_variables(VARS, given)
     assert str(caught.value) == message
+
+
+SCHEMA_FILE = ROOT / "schema" / "workflow.schema.json"
+
+
+def test_committed_schema_is_up_to_date():
+    committed = json.loads(SCHEMA_FILE.read_text())
+    assert committed == json_schema(), (
+        "run: python starter.py schema -o schema/workflow.schema.json"
+    )
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_every_example_matches_the_schema_and_points_editors_at_it(path: Path):
+    text = path.read_text()
+    assert text.startswith("# yaml-language-server: $schema=../schema/workflow.schema.json\n")
+    Draft202012Validator(json.loads(SCHEMA_FILE.read_text())).validate(yaml.safe_load(text))

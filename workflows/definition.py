@@ -72,7 +72,9 @@ def _output_long_form(value: Any) -> Any:
     return {"name": value} if isinstance(value, str) else value
 
 
-Output = Annotated[OutputSpec, BeforeValidator(_output_long_form)]
+Output = Annotated[
+    OutputSpec, BeforeValidator(_output_long_form, json_schema_input_type=str | OutputSpec)
+]
 
 
 class ValidateSpec(_Model):
@@ -157,7 +159,13 @@ class WorkflowSpec(_Model):
     name: Annotated[str, Field(pattern=NAME)]
     version: Annotated[str, BeforeValidator(_number_as_text)] | None = None
     description: str | None = None
-    variables: dict[Identifier, Annotated[VariableSpec, BeforeValidator(_variable_long_form)]] = {}
+    variables: dict[
+        Identifier,
+        Annotated[
+            VariableSpec,
+            BeforeValidator(_variable_long_form, json_schema_input_type=VariableSpec | Any),
+        ],
+    ] = {}
     defaults: LlmDefaults = LlmDefaults()
     steps: Annotated[list[Step], Field(min_length=1)]
     outputs: dict[Identifier, Any] = {}
@@ -167,3 +175,12 @@ class Definition(_Model):
     """A whole definition file."""
 
     workflow: WorkflowSpec
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a definition file, for editors (schema/workflow.schema.json)."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "LLM workflow definition (DSL v1)",
+        **Definition.model_json_schema(by_alias=True),
+    }
