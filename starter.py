@@ -241,6 +241,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: a started run goes on; see it in the Temporal UI", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug of ours: still one line, the traceback on request
+        if os.environ.get("LLM_WORKFLOWS_DEBUG"):
+            raise
+        print(
+            f"internal error: {type(exc).__name__}: {exc} (set LLM_WORKFLOWS_DEBUG=1 for the "
+            "traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return 2
 
 
 def cli() -> None:

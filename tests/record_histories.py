@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
+import tempfile
+from pathlib import Path
 
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities.llm import Endpoint, build_providers
-from tests.conftest import DEV_SERVER_ARGS, ROOT
-from tests.fake_llm import FakeLlmServer
+from activities.llm import build_providers
+from tests.conftest import DEV_SERVER_ARGS
+from tests.examples import EXAMPLES, ROOT, offline_actions, run_example
 from worker import build_worker, temporal_cli
-from workflows.contracts import RunInput
-from workflows.interpreter import YamlWorkflow
-from workflows.validation import load_definition
 
 HISTORIES = ROOT / "tests" / "histories"
 
@@ -30,22 +28,13 @@ async def record() -> None:
         data_converter=pydantic_data_converter,
         dev_server_extra_args=DEV_SERVER_ARGS,
     )
-    with FakeLlmServer() as llm:
-        endpoints = {
-            "openai": Endpoint(api_key="k", base_url=llm.openai_url),
-            "anthropic": Endpoint(api_key="k", base_url=llm.anthropic_url),
-        }
-        worker = build_worker(env.client, "record", build_providers(endpoints), ROOT)
+    with tempfile.TemporaryDirectory() as output:
+        actions = offline_actions(Path(output))
+        worker = build_worker(env.client, "record", build_providers({}), ROOT, actions)
         async with worker:
-            for path in sorted((ROOT / "definitions").glob("*.yaml")):
-                definition = load_definition(path.read_text(), path.name)
-                handle = await env.client.start_workflow(
-                    YamlWorkflow.run,
-                    RunInput(definition=definition),
-                    id=f"record-{path.stem}-{uuid.uuid4().hex[:8]}",
-                    task_queue="record",
-                )
-                await handle.result()
+            for path in EXAMPLES:
+                # The file's stem is the run's workflow id, which replay needs.
+                handle, _ = await run_example(env.client, "record", path, path.stem)
                 history = await handle.fetch_history()
                 target = HISTORIES / f"{path.stem}.json"
                 target.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")

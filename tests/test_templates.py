@@ -64,5 +64,10 @@ def test_references_finds_names_and_step_ids():
 
 
 def test_references_reports_syntax_errors():
-    with pytest.raises(TemplateError, match="syntax error"):
+    with pytest.raises(TemplateError, match="template error: unexpected end of template"):
         references("{{ a ")
+
+
+def test_unknown_filter_is_a_template_error():
+    with pytest.raises(TemplateError, match="No filter named 'zip'"):
+        references("{{ a | zip(b) }}")

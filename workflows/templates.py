@@ -78,9 +78,9 @@ def references(source: str) -> tuple[set[str], set[str]]:
     """
     try:
         ast = _environment().parse(source)
-    except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(f"template syntax error: {exc.message}", exc.lineno) from None
-    names = meta.find_undeclared_variables(ast)
+        names = meta.find_undeclared_variables(ast)
+    except jinja2.TemplateSyntaxError as exc:  # also an unknown filter or test
+        raise TemplateError(f"template error: {exc.message}", exc.lineno) from None
     step_ids = {
         node.attr
         for node in ast.find_all(nodes.Getattr)

@@ -1,0 +1,54 @@
+"""Running the example definitions offline, shared by their tests and the history recorder."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio.client import Client, WorkflowHandle
+
+from activities.actions import builtin_actions
+from activities.database import DatabaseActions
+from activities.definitions import load_bundle
+from activities.email import EmailActions, SmtpSettings
+from activities.files import FileActions
+from activities.http import AddressGuard, HttpActions
+from workflows.contracts import RunInput, RunResult
+from workflows.definition import WaitForSignalStep
+from workflows.interpreter import YamlWorkflow
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / "definitions").glob("*.yaml"))
+SIGNAL_PAYLOADS: dict[str, Any] = {"approve": {"approved": True, "comment": "ship it"}}
+
+
+def offline_actions(output_dir: Path) -> dict:
+    return builtin_actions(
+        HttpActions(httpx.AsyncClient(), AddressGuard(), 1_000_000),
+        FileActions(output_dir),
+        EmailActions(SmtpSettings()),
+        DatabaseActions({"default": f"sqlite:///{output_dir}/workflows.db"}),
+    )
+
+
+async def run_example(
+    client: Client, task_queue: str, path: Path, workflow_id: str | None = None
+) -> tuple[WorkflowHandle[Any, RunResult], RunResult]:
+    """Start an example with every model call on the mock, answer its signals, wait."""
+    loaded = load_bundle(path, f"definitions/{path.name}")
+    handle = await client.start_workflow(
+        YamlWorkflow.run,
+        RunInput(
+            definition=loaded.definition,
+            children=loaded.children,
+            mock_providers=["openai", "anthropic"],
+        ),
+        id=workflow_id or f"example-{path.stem}-{uuid.uuid4().hex[:8]}",
+        task_queue=task_queue,
+    )
+    for step in loaded.definition.workflow.steps:
+        if isinstance(step, WaitForSignalStep):
+            await handle.signal(step.signal, SIGNAL_PAYLOADS[step.signal])
+    return handle, await handle.result()
