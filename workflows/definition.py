@@ -44,8 +44,10 @@ _VARIABLE_KEYS = set(VariableSpec.model_fields)
 
 
 def _variable_long_form(value: Any) -> Any:
-    """The short form `name: value` is the default; a mapping of spec keys is the long form."""
-    is_long = isinstance(value, dict) and value and set(value) <= _VARIABLE_KEYS
+    """The short form `name: value` is the default. A mapping with any spec key (`type`,
+    `default`, `description`, `required`) is the long form, so a misspelt key is reported;
+    an object default that has such keys must be written in the long form."""
+    is_long = isinstance(value, dict) and bool(set(value) & _VARIABLE_KEYS)
     return value if is_long else {"default": value}
 
 

@@ -81,6 +81,11 @@ def references(source: str) -> tuple[set[str], set[str]]:
         names = meta.find_undeclared_variables(ast)
     except jinja2.TemplateSyntaxError as exc:  # also an unknown filter or test
         raise TemplateError(f"template error: {exc.message}", exc.lineno) from None
+    private = sorted({n.attr for n in ast.find_all(nodes.Getattr) if n.attr.startswith("_")})
+    if private:
+        raise TemplateError(
+            f"template refers to '{private[0]}': names starting with '_' are off limits"
+        )
     step_ids = {
         node.attr
         for node in ast.find_all(nodes.Getattr)

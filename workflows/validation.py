@@ -101,11 +101,26 @@ def _model_problems(source: Source, exc: ValidationError) -> list[Problem]:
             problems.append(source.problem(path, f"{path[-1]}: {error['input']!r} {rule}"))
         elif kind == "union_tag_not_found":
             problems.append(source.problem(path, "missing required field 'type'"))
+        elif kind in ("model_type", "model_attributes_type", "dict_type"):
+            problems.append(source.problem(path, f"{_describe(path)} must be a mapping"))
+        elif kind == "too_short":
+            minimum = error["ctx"]["min_length"]
+            message = f"{_describe(path)} needs at least {minimum} item{'s' * (minimum > 1)}"
+            problems.append(source.problem(path, message))
         else:
             where = ".".join(str(part) for part in path[-1:]) or "workflow"
             message = error["msg"].removeprefix("Value error, ")
             problems.append(source.problem(path, f"{where}: {message}"))
     return problems
+
+
+def _describe(path: Path) -> str:
+    """How a message names the place: the file, a field, or a step by its position."""
+    if not path:
+        return "the file (a mapping with a 'workflow' key)"
+    if len(path) == 3 and path[:2] == ("workflow", "steps"):
+        return f"step {int(path[2]) + 1}"
+    return f"'{path[-1]}'"
 
 
 _PATTERN_RULES = {

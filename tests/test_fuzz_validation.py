@@ -1,0 +1,73 @@
+"""Random mutations of valid files never produce a traceback: only located, one-line problems."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.examples import EXAMPLES
+from workflows.definition import Definition
+from workflows.errors import DefinitionError
+from workflows.validation import load_definition
+
+TEXTS = [path.read_text() for path in EXAMPLES]
+LOCATED = re.compile(r"^f\.yaml:\d+:\d+: [^\n]+$")
+FRAGMENTS = [
+    "{{",
+    "}}",
+    "{%",
+    ":",
+    "- ",
+    "  ",
+    "\t",
+    "&a",
+    "*a",
+    "[",
+    "]",
+    "'",
+    '"',
+    "#",
+    "\n",
+    "type: set",
+    "id: x",
+    "{{ steps.x }}",
+    "depends_on: [x]",
+    "for_each: 3",
+    "null",
+]
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> str:
+    lines = draw(st.sampled_from(TEXTS)).splitlines()
+    for _ in range(draw(st.integers(1, 4))):
+        index = draw(st.integers(0, len(lines) - 1))
+        kind = draw(st.sampled_from(["delete", "duplicate", "insert", "cut", "indent"]))
+        if kind == "delete" and len(lines) > 1:
+            del lines[index]
+        elif kind == "duplicate":
+            lines.insert(index, lines[index])
+        elif kind == "insert":
+            line = lines[index]
+            at = draw(st.integers(0, len(line)))
+            lines[index] = line[:at] + draw(st.sampled_from(FRAGMENTS)) + line[at:]
+        elif kind == "cut":
+            line = lines[index]
+            at = draw(st.integers(0, len(line)))
+            lines[index] = line[:at]
+        else:
+            lines[index] = draw(st.sampled_from(["", "  ", "    "])) + lines[index].lstrip()
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated())
+def test_mutated_definitions_give_located_problems_or_a_definition(text: str):
+    try:
+        assert isinstance(load_definition(text, "f.yaml"), Definition)
+    except DefinitionError as exc:
+        assert exc.problems
+        for problem in exc.problems:
+            assert LOCATED.match(str(problem)), str(problem)
