@@ -53,6 +53,8 @@ class FakeLlmServer:
         self.reply = reply
         self.latency = latency
         self.requests: list[Request] = []
+        self.fault_for: Callable[[Request], Fault | None] = lambda request: None
+        """A fault chosen by the request itself, for tests where calls race."""
         self.in_flight = 0
         self.max_in_flight = 0
         self._faults: deque[Fault] = deque()
@@ -89,7 +91,7 @@ class FakeLlmServer:
     def _answer(self, request: Request) -> tuple[int, dict[str, str], dict[str, Any]]:
         with self._lock:
             self.requests.append(request)
-            fault = self._faults.popleft() if self._faults else None
+            fault = self.fault_for(request) or (self._faults.popleft() if self._faults else None)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:

@@ -205,10 +205,11 @@ async def test_a_failure_cancels_running_siblings_but_not_continue_ones(client):
     )
 
     with FakeLlmServer() as llm:
-        llm.fail_next(Fault(401, "no"))
+        llm.fault_for = lambda request: Fault(401, "no") if "break" in request.prompt_text else None
         with pytest.raises(WorkflowFailureError) as caught:
             await asyncio.wait_for(run(client, llm, text), timeout=20)
     assert "step 'breaks'" in str(caught.value.cause)
+    assert any("tolerant" in request.prompt_text for request in llm.requests)
 
 
 async def test_on_error_continue_uses_output_defaults(client):
