@@ -23,8 +23,10 @@ from activities.email import EmailActions, SmtpSettings
 from activities.files import FileActions
 from activities.http import AddressGuard, HttpActions
 from tests.conftest import definition, new_worker, start
+from worker import Settings, build_actions
 from workflows.actions import DatabaseInsertParams
 from workflows.contracts import ActionInput, RunInput, RunResult
+from workflows.errors import DefinitionError
 from workflows.validation import load_definition
 
 
@@ -256,3 +258,16 @@ async def test_custom_action_runs_and_its_params_are_checked(client, tmp_path):
     async with new_worker(client, {}, actions=actions) as worker:
         handle = await start(client, worker, RunInput(definition=parsed))
         assert (await handle.result()).outputs == {"slug": "hello-big-world"}
+
+
+def test_custom_action_modules_are_loaded_from_the_environment(tmp_path):
+    settings = Settings.from_env(
+        {"ACTION_MODULES": "activities.example_actions", "OUTPUT_DIR": str(tmp_path)}
+    )
+    actions = build_actions(settings)
+    assert "word_count" in actions and "http_fetch" in actions
+    text = steps(
+        "    - id: count\n      type: action\n      action: word_count\n      params: {txt: hi}"
+    )
+    with pytest.raises(DefinitionError, match="unknown param 'txt' for action word_count"):
+        load_definition(text, "a.yaml", params_models(actions))
