@@ -95,3 +95,10 @@ def test_every_example_matches_the_schema_and_points_editors_at_it(path: Path):
     text = path.read_text()
     assert text.startswith("# yaml-language-server: $schema=../schema/workflow.schema.json\n")
     Draft202012Validator(json.loads(SCHEMA_FILE.read_text())).validate(yaml.safe_load(text))
+
+
+def test_the_dsl_documents_own_examples_validate():
+    path = ROOT / "tests" / "dsl_examples.yaml"
+    definition = load_definition(path.read_text(), str(path))
+    assert [step.id for step in definition.workflow.steps] == ["classify", "fetch", "finish"]
+    assert definition.workflow.variables["depth"].required
