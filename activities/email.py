@@ -9,8 +9,12 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
+from temporalio import activity
+
 from workflows.actions import SendEmailParams
 from workflows.contracts import ActionInput
+
+SENT = "sent"
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,8 @@ class EmailActions:
         self._settings = settings
 
     async def send(self, params: SendEmailParams, request: ActionInput) -> dict[str, Any]:
+        """Sends once: a retry after the server took the mail (recorded as a heartbeat)
+        returns without sending again."""
         recipients = [params.to] if isinstance(params.to, str) else list(params.to)
         message = EmailMessage()
         message["From"] = self._settings.sender
@@ -37,8 +43,12 @@ class EmailActions:
         digest = hashlib.sha256(request.idempotency_key.encode()).hexdigest()[:32]
         message["Message-ID"] = f"<{digest}@llm-workflows>"
         message.set_content(params.body)
+        result = {"message_id": message["Message-ID"], "to": recipients}
+        if SENT in activity.info().heartbeat_details:
+            return result
         await asyncio.to_thread(self._deliver, message)
-        return {"message_id": message["Message-ID"], "to": recipients}
+        activity.heartbeat(SENT)
+        return result
 
     def _deliver(self, message: EmailMessage) -> None:
         settings = self._settings

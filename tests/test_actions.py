@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -28,49 +24,6 @@ from workflows.actions import DatabaseInsertParams
 from workflows.contracts import ActionInput, RunInput, RunResult
 from workflows.errors import DefinitionError
 from workflows.validation import load_definition
-
-
-@dataclass
-class Peer:
-    """A loopback HTTP server with scripted statuses and a request log."""
-
-    statuses: list[int] = field(default_factory=list)
-    body: bytes = b'{"ok": true}'
-    requests: list[dict[str, Any]] = field(default_factory=list)
-
-
-@pytest.fixture
-def peer() -> Iterator[tuple[Peer, str]]:
-    state = Peer()
-
-    class Handler(BaseHTTPRequestHandler):
-        def _answer(self) -> None:
-            length = int(self.headers.get("content-length", 0))
-            state.requests.append(
-                {
-                    "method": self.command,
-                    "path": self.path,
-                    "headers": {k.lower(): v for k, v in self.headers.items()},
-                    "body": self.rfile.read(length).decode(),
-                }
-            )
-            status = state.statuses.pop(0) if state.statuses else 200
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(state.body)))
-            self.end_headers()
-            self.wfile.write(state.body)
-
-        do_GET = do_POST = _answer  # noqa: N815
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield state, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 def actions_for(tmp_path: Path, allow: tuple[str, ...] = ("127.0.0.1",), smtp_port: int = 25):
