@@ -19,6 +19,7 @@ from activities.email import EmailActions, SmtpSettings
 from activities.files import FileActions
 from activities.http import AddressGuard, HttpActions
 from tests.conftest import definition, new_worker, start
+from tests.postgres import postgres_server
 from worker import Settings, build_actions
 from workflows.actions import DatabaseInsertParams
 from workflows.contracts import ActionInput, RunInput, RunResult
@@ -154,8 +155,17 @@ async def test_save_to_file_refuses_escapes(client, tmp_path, path):
     assert not (tmp_path / "escape").exists()
 
 
-async def test_database_insert_returns_keys_and_skips_rows_on_retry(tmp_path):
-    database = DatabaseActions({"default": f"sqlite:///{tmp_path}/db.sqlite"})
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+async def test_database_insert_returns_keys_and_skips_rows_on_retry(tmp_path, engine):
+    if engine == "sqlite":
+        await _insert_twice(f"sqlite:///{tmp_path}/db.sqlite")
+    else:
+        with postgres_server() as url:
+            await _insert_twice(url)
+
+
+async def _insert_twice(url: str) -> None:
+    database = DatabaseActions({"default": url})
     params = DatabaseInsertParams(
         table="tickets", data=[{"title": "a", "n": 1}, {"title": "b", "n": 2}]
     )
