@@ -25,7 +25,11 @@ from typing import Any
 
 import httpx
 import structlog
-from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.enums.v1 import IndexedValueType, TaskQueueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
@@ -48,6 +52,7 @@ from activities.http import AddressGuard, HttpActions
 from activities.llm import Endpoint, LlmActivities, build_providers
 from activities.providers import Provider
 from activities.secrets import read_secrets_file
+from workflows import search_attributes
 from workflows.errors import WorkflowError
 from workflows.interpreter import YamlWorkflow
 
@@ -152,6 +157,23 @@ def build_actions(settings: Settings) -> dict[str, ActionSpec]:
     return {**builtins, **load_custom_actions(settings.action_modules)}
 
 
+async def register_search_attributes(client: Client, namespace: str) -> list[str]:
+    """Add the run's search attributes to the namespace where missing; return those added."""
+    known = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace)
+    )
+    missing = {
+        key.name: IndexedValueType.ValueType(key.indexed_value_type)
+        for key in search_attributes.ALL
+        if key.name not in known.custom_attributes
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+        )
+    return sorted(missing)
+
+
 async def connect(settings: Settings) -> Client:
     return await Client.connect(
         settings.address, namespace=settings.namespace, data_converter=pydantic_data_converter
@@ -222,6 +244,9 @@ def configure_logging() -> None:
 async def serve(settings: Settings) -> None:
     log = structlog.get_logger("worker")
     client = await connect(settings)
+    added = await register_search_attributes(client, settings.namespace)
+    if added:
+        log.info("registered search attributes", names=added)
     providers = build_providers(settings.endpoints)
     actions = build_actions(settings)
     worker = build_worker(
@@ -278,6 +303,12 @@ _SERVER_START_SECONDS = 60.0
 _WORKER_START_SECONDS = 60.0
 _POLLER_FRESH_SECONDS = 70.0
 """Pollers long-poll for up to a minute, so a live worker was seen within this window."""
+
+
+_SA_TYPES = {
+    IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD: "Keyword",
+    IndexedValueType.INDEXED_VALUE_TYPE_INT: "Int",
+}
 
 
 class LocalStackError(WorkflowError):
@@ -363,6 +394,8 @@ def _start_dev_server(settings: Settings, host: str, port: int) -> None:
         "--dynamic-config-value",
         "history.transferProcessorMaxPollRPS=10000",
     ]
+    for key in search_attributes.ALL:
+        command += ["--search-attribute", f"{key.name}={_SA_TYPES[key.indexed_value_type]}"]
     if settings.namespace != "default":
         command += ["--namespace", settings.namespace]
     with (settings.dev_dir / "server.log").open("ab") as log:

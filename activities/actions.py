@@ -7,6 +7,7 @@ Custom actions are plain functions marked with ``@action(...)`` in a module the 
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -20,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 from activities.database import DatabaseActions
 from activities.email import EmailActions
 from activities.files import FileActions
+from activities.heartbeat import heartbeating
 from activities.http import HttpActions
 from activities.secrets import redact, resolve_secrets, secret_names
 from workflows.actions import (
@@ -73,9 +75,10 @@ def action_activity(spec: ActionSpec, secrets: Mapping[str, str]) -> Callable[..
         used = {name: secrets[name] for name in secret_names(request.params) if name in secrets}
         try:
             params = spec.params.model_validate(resolve_secrets(request.params, secrets))
-            value = spec.run(params, request)
-            if inspect.isawaitable(value):
-                value = await value
+            if inspect.iscoroutinefunction(spec.run):
+                value = await heartbeating(spec.run(params, request))
+            else:  # a sync function must not block the worker's event loop
+                value = await heartbeating(asyncio.to_thread(spec.run, params, request))
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in error['loc']) or 'params'}: {error['msg']}"

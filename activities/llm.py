@@ -10,6 +10,7 @@ import openai
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeat import heartbeating
 from activities.providers import Provider
 from activities.providers.anthropic_messages import AnthropicMessagesProvider
 from activities.providers.mock import MockProvider
@@ -86,7 +87,7 @@ class LlmActivities:
                 non_retryable=True,
             )
         try:
-            completion = await provider.complete(call)
+            completion = await heartbeating(provider.complete(call))
         except (openai.OpenAIError, anthropic.AnthropicError) as exc:
             raise provider_failure(exc, call, attempt) from exc
         parsed, invalid = None, None

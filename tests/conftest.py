@@ -22,6 +22,7 @@ from activities.actions import ActionSpec
 from activities.llm import Endpoint, build_providers
 from tests.fake_llm import FakeLlmServer
 from worker import build_worker, temporal_cli
+from workflows import search_attributes
 from workflows.contracts import RunInput
 from workflows.interpreter import YamlWorkflow
 from workflows.validation import load_definition
@@ -36,6 +37,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_existing_path=temporal_cli(),
         data_converter=pydantic_data_converter,
         dev_server_extra_args=DEV_SERVER_ARGS,
+        search_attributes=search_attributes.ALL,
     )
     yield env
     await env.shutdown()

@@ -18,6 +18,7 @@ from activities.llm import build_providers
 from tests.conftest import DEV_SERVER_ARGS
 from tests.examples import EXAMPLES, ROOT, offline_actions, run_example
 from worker import build_worker, temporal_cli
+from workflows import search_attributes
 
 HISTORIES = ROOT / "tests" / "histories"
 
@@ -27,6 +28,7 @@ async def record() -> None:
         dev_server_existing_path=temporal_cli(),
         data_converter=pydantic_data_converter,
         dev_server_extra_args=DEV_SERVER_ARGS,
+        search_attributes=search_attributes.ALL,
     )
     with tempfile.TemporaryDirectory() as output:
         actions = offline_actions(Path(output))

@@ -26,6 +26,16 @@ class Usage(BaseModel):
         )
 
 
+class StepResult(BaseModel):
+    status: StepStatus
+    outputs: dict[str, Any] | None
+    attempts: int
+    duration_ms: int
+    usage: Usage
+    error: str | None = Field(default=None, exclude_if=lambda value: value is None)
+    """Why a step failed; present only for failed steps."""
+
+
 class RunInput(BaseModel):
     """Start a run from a parsed definition, or from a file the worker loads once."""
 
@@ -36,6 +46,8 @@ class RunInput(BaseModel):
     variables: dict[str, Any] = {}
     mock_providers: list[str] = []
     """Providers whose calls go to the offline ``mock`` provider for this run."""
+    reuse: dict[str, StepResult] = {}
+    """Results of steps an earlier run finished, taken as they are instead of run again."""
 
     @model_validator(mode="after")
     def _one_source(self) -> RunInput:
@@ -44,14 +56,16 @@ class RunInput(BaseModel):
         return self
 
 
-class StepResult(BaseModel):
-    status: StepStatus
-    outputs: dict[str, Any] | None
-    attempts: int
-    duration_ms: int
-    usage: Usage
-    error: str | None = Field(default=None, exclude_if=lambda value: value is None)
-    """Why a step failed; present only for failed steps."""
+class RunStatus(BaseModel):
+    """What the `status` query answers, while a run goes on and after it ended."""
+
+    workflow_name: str = ""
+    paused: bool = False
+    total_steps: int = 0
+    running: list[str] = []
+    steps: dict[str, StepResult] = {}
+    outputs: dict[str, Any] = {}
+    usage: Usage = Usage()
 
 
 class RunResult(BaseModel):

@@ -17,11 +17,13 @@ from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from workflows import search_attributes
     from workflows.contracts import (
         LoadDefinitionInput,
         LoadedDefinition,
         RunInput,
         RunResult,
+        RunStatus,
         StepResult,
         Usage,
     )
@@ -39,6 +41,21 @@ LOAD_DEFINITION = "load_definition"
 class YamlWorkflow:
     def __init__(self) -> None:
         self._signals: dict[str, list[Any]] = {}
+        self._status = RunStatus()
+
+    @workflow.query(name="status")
+    def status(self) -> RunStatus:
+        """Steps done so far, their outputs and usage, what runs now, and whether paused."""
+        return self._status
+
+    @workflow.signal(name="pause")
+    def pause(self) -> None:
+        """No new step starts while paused; running ones finish."""
+        self._status.paused = True
+
+    @workflow.signal(name="resume")
+    def resume(self) -> None:
+        self._status.paused = False
 
     @workflow.signal(dynamic=True)
     def on_signal(self, name: str, args: Sequence[RawValue]) -> None:
@@ -53,6 +70,15 @@ class YamlWorkflow:
             loaded = await self._load(run_input.definition_file or "")
             definition, children = loaded.definition, loaded.children
         spec = definition.workflow
+        self._status.workflow_name = spec.name
+        self._status.total_steps = len(spec.steps)
+        workflow.upsert_search_attributes(
+            [
+                search_attributes.DEFINITION_NAME.value_set(spec.name),
+                search_attributes.DEFINITION_VERSION.value_set(spec.version or ""),
+                search_attributes.STEPS_DONE.value_set(0),
+            ]
+        )
         try:
             variables = resolve_variables(definition, run_input.variables)
         except WorkflowError as exc:
@@ -65,7 +91,8 @@ class YamlWorkflow:
             "secrets": SecretRefs(),
         }
         runner = StepRunner(spec.defaults, children, run_input.mock_providers, self._signals)
-        results = await _Schedule(definition, runner, context).run()
+        schedule = _Schedule(definition, runner, context, self._status)
+        results = await schedule.run(run_input.reuse)
         outputs: dict[str, Any] = {}
         for step in spec.steps:
             for name in output_names(step):
@@ -101,22 +128,39 @@ class YamlWorkflow:
 class _Schedule:
     """Starts each step once what it waits for has finished; a failure stops the rest."""
 
-    def __init__(self, definition: Definition, runner: StepRunner, context: dict[str, Any]):
+    def __init__(
+        self,
+        definition: Definition,
+        runner: StepRunner,
+        context: dict[str, Any],
+        status: RunStatus,
+    ):
         self.steps = definition.workflow.steps
         raw = [step.model_dump(by_alias=True) for step in self.steps]
         self.waits = dependencies(raw, output_owners(raw))
         self.runner = runner
         self.context = context
+        self.status = status
         self.results: dict[str, StepResult] = {}
 
-    async def run(self) -> dict[str, StepResult]:
+    async def run(self, reuse: dict[str, StepResult]) -> dict[str, StepResult]:
+        """Run every step once what it waits for is done; `reuse` results stand in for steps
+        an earlier run finished."""
         order = {step.id: index for index, step in enumerate(self.steps)}
-        pending = list(self.steps)
+        pending = [step for step in self.steps if step.id not in reuse]
+        for step in self.steps:
+            if step.id in reuse:
+                self._record(step, reuse[step.id])
         running: dict[str, asyncio.Task[StepResult]] = {}
         while pending or running:
-            for step in [s for s in pending if self.waits[s.id] <= set(self.results)]:
+            if self.status.paused and not running:
+                workflow.set_current_details("paused: send the 'resume' signal to go on")
+                await workflow.wait_condition(lambda: not self.status.paused)
+            ready = [s for s in pending if self.waits[s.id] <= set(self.results)]
+            for step in [] if self.status.paused else ready:
                 pending.remove(step)
                 running[step.id] = asyncio.create_task(self._run_step(step))
+            self.status.running = list(running)
             if not running:
                 stuck = ", ".join(step.id for step in pending)
                 raise ApplicationError(
@@ -152,7 +196,13 @@ class _Schedule:
         self.results[step.id] = result
         self.context["steps"][step.id] = {"status": result.status, "outputs": result.outputs}
         for name in output_names(step):
-            self.context[name] = None if result.outputs is None else result.outputs.get(name)
+            value = None if result.outputs is None else result.outputs.get(name)
+            self.context[name] = self.status.outputs[name] = value
+        self.status.steps[step.id] = result
+        self.status.usage += result.usage
+        workflow.upsert_search_attributes(
+            [search_attributes.STEPS_DONE.value_set(len(self.results))]
+        )
 
     async def _run_step(self, step: Step) -> StepResult:
         started = workflow.now()

@@ -41,6 +41,8 @@ with workflow.unsafe.imports_passed_through():
 
 LLM_CALL = "llm_call"
 DEFAULT_TIMEOUT = timedelta(seconds=60)
+HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+"""Activities heartbeat every few seconds: a lost worker is noticed, a cancel reaches them."""
 DEFAULT_RETRY = RetrySpec(max_attempts=5, initial_interval="1s", backoff=2.0, max_interval="1m")
 
 
@@ -157,6 +159,7 @@ class StepRunner:
                     call.model_copy(update={"provider": provider, "model": target.model}),
                     result_type=LlmCallResult,
                     start_to_close_timeout=timeout,
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
                     retry_policy=policy,
                     summary=f"{step.id}: {provider}/{target.model}",
                 )
@@ -235,6 +238,7 @@ class StepRunner:
                 ),
                 result_type=ActionResult,
                 start_to_close_timeout=_timeout(step.timeout),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=policy,
                 summary=f"{step.id}: {step.action}",
             )

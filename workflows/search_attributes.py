@@ -1,0 +1,14 @@
+"""The search attributes a run keeps up to date, so `list --workflow` and the UI can filter.
+
+The worker registers them on the server when missing (and the dev servers we start declare
+them), since upserting an unknown attribute would fail the workflow task.
+"""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey
+
+DEFINITION_NAME = SearchAttributeKey.for_keyword("YamlWorkflowName")
+DEFINITION_VERSION = SearchAttributeKey.for_keyword("YamlWorkflowVersion")
+STEPS_DONE = SearchAttributeKey.for_int("YamlStepsDone")
+ALL = (DEFINITION_NAME, DEFINITION_VERSION, STEPS_DONE)
