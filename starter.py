@@ -15,20 +15,32 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowHistory,
+    WorkflowQueryFailedError,
+)
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import CancelledError, TerminatedError, TimeoutError
 from temporalio.service import RPCError
+from temporalio.worker import Replayer
 
 from activities.actions import load_custom_actions, params_models
 from activities.definitions import load_bundle
 from activities.llm import is_configured
-from worker import Settings, ensure_server, ensure_worker
-from workflows.contracts import LoadedDefinition, RunInput, RunResult
+from worker import Settings, ensure_server, ensure_worker, sandbox_runner
+from workflows import search_attributes
+from workflows.contracts import LoadedDefinition, RunInput, RunResult, RunStatus, Usage
 from workflows.definition import LlmCallStep, json_schema
 from workflows.errors import DefinitionError, WorkflowError
+from workflows.graph import dependencies, downstream, output_owners
 from workflows.interpreter import YamlWorkflow
 from workflows.routing import route
 from workflows.validation import resolve_variables
+
+PROGRESS_EVERY_SECONDS = 0.5
 
 
 class StarterError(WorkflowError):
@@ -116,7 +128,7 @@ async def connect(settings: Settings) -> Client:
 
 async def wait_and_print(handle: WorkflowHandle[Any, Any], as_json: bool) -> int:
     try:
-        result: RunResult = await handle.result()
+        result: RunResult = await with_progress(handle)
     except WorkflowFailureError as exc:
         raise StarterError(f"run {handle.id} {failure_reason(exc)}") from None
     if as_json:
@@ -130,6 +142,35 @@ async def wait_and_print(handle: WorkflowHandle[Any, Any], as_json: bool) -> int
             f"{usage.output_tokens} output tokens"
         )
     return 0
+
+
+async def with_progress(handle: WorkflowHandle[Any, Any]) -> RunResult:
+    """Wait for the result, printing a line whenever the `status` query shows progress."""
+    result = asyncio.ensure_future(handle.result())
+    shown = ""
+    while not result.done():
+        await asyncio.wait({result}, timeout=PROGRESS_EVERY_SECONDS)
+        if result.done():
+            break
+        try:
+            status: RunStatus = await handle.query("status", result_type=RunStatus)
+        except (RPCError, WorkflowQueryFailedError):
+            continue
+        line = progress_line(status)
+        if line != shown:
+            _note(line)
+            shown = line
+    return result.result()
+
+
+def progress_line(status: RunStatus) -> str:
+    done = sum(1 for step in status.steps.values() if step.status != "failed")
+    running = ", ".join(status.running) or "-"
+    paused = " (paused)" if status.paused else ""
+    return (
+        f"[{done}/{status.total_steps} steps]{paused} running: {running}; tokens "
+        f"{status.usage.input_tokens} in / {status.usage.output_tokens} out"
+    )
 
 
 def failure_reason(exc: WorkflowFailureError) -> str:
@@ -159,13 +200,182 @@ async def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_result(args: argparse.Namespace, settings: Settings) -> int:
+    _, handle = await existing(settings, args.id)
+    return await wait_and_print(handle, args.json)
+
+
+async def existing(
+    settings: Settings, run_id: str
+) -> tuple[Client, WorkflowHandle[Any, RunResult]]:
     client = await connect(settings)
-    handle = client.get_workflow_handle(args.id, result_type=RunResult)
+    handle = client.get_workflow_handle(run_id, result_type=RunResult)
     try:
         await handle.describe()
     except RPCError as exc:
-        raise StarterError(f"no run {args.id!r} in namespace {settings.namespace}: {exc}") from None
+        raise StarterError(f"no run {run_id!r} in namespace {settings.namespace}: {exc}") from None
+    return client, handle
+
+
+async def run_status(handle: WorkflowHandle[Any, Any]) -> RunStatus:
+    """The run's own account of its steps (answered by a worker, for ended runs too)."""
+    try:
+        return await handle.query("status", result_type=RunStatus)
+    except (RPCError, WorkflowQueryFailedError) as exc:
+        raise StarterError(f"run {handle.id} did not answer the status query: {exc}") from None
+
+
+async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    client, handle = await existing(settings, args.id)
+    await ensure_worker(client, settings, _note)
+    state = (await handle.describe()).status
+    status = await run_status(handle)
+    execution = state.name.lower() if state else "unknown"
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "execution_id": args.id,
+                    "execution_status": execution,
+                    **status.model_dump(mode="json"),
+                },
+                indent=2,
+            )
+        )
+        return 0
+    print(f"{args.id} ({status.workflow_name}): {execution}")
+    print(progress_line(status))
+    for step_id, step in status.steps.items():
+        print(
+            f"  {step_id}: {step.status}, {step.attempts} attempt(s), {step.duration_ms} ms"
+            + (f" — {step.error}" if step.error else "")
+        )
+    for name, value in status.outputs.items():
+        print(f"  {name} = {value if isinstance(value, str) else json.dumps(value)}")
+    return 0
+
+
+STATUS_NAMES = {
+    "running": "Running",
+    "completed": "Completed",
+    "failed": "Failed",
+    "cancelled": "Canceled",
+    "terminated": "Terminated",
+    "timed_out": "TimedOut",
+}
+
+
+async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    client = await connect(settings)
+    query = "WorkflowType = 'YamlWorkflow'"
+    if args.workflow:
+        query += f" AND {search_attributes.DEFINITION_NAME.name} = '{args.workflow}'"
+    if args.status:
+        query += f" AND ExecutionStatus = '{STATUS_NAMES[args.status]}'"
+    rows = []
+    async for execution in client.list_workflows(query, limit=args.limit):
+        names = execution.typed_search_attributes
+        rows.append(
+            {
+                "execution_id": execution.id,
+                "workflow_name": names.get(search_attributes.DEFINITION_NAME),
+                "status": execution.status.name.lower() if execution.status else "unknown",
+                "steps_done": names.get(search_attributes.STEPS_DONE),
+                "started_at": execution.start_time.isoformat(),
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    for row in [] if args.json else rows:
+        print(
+            f"{row['execution_id']}  {row['workflow_name'] or '-'}  {row['status']}  "
+            f"steps done: {row['steps_done'] if row['steps_done'] is not None else '-'}  "
+            f"{row['started_at']}"
+        )
+    return 0
+
+
+async def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
+    client, handle = await existing(settings, args.id)
+    await handle.cancel()
+    try:
+        await handle.result()
+    except WorkflowFailureError as exc:
+        _note(f"run {args.id} {failure_reason(exc)}")
+    await ensure_worker(client, settings, _note)
+    status = await run_status(handle)
+    finished = [step_id for step_id, step in status.steps.items() if step.status == "completed"]
+    print(f"{args.id}: cancelled; steps finished before: {', '.join(finished) or 'none'}")
+    return 0
+
+
+async def cmd_signal(args: argparse.Namespace, settings: Settings) -> int:
+    _, handle = await existing(settings, args.id)
+    try:
+        payload = json.loads(args.input) if args.input is not None else {}
+    except json.JSONDecodeError as exc:
+        raise StarterError(f"--input is not JSON: {exc}") from None
+    await handle.signal(args.name, payload)
+    _note(f"sent signal {args.name!r} to {args.id}")
+    return 0
+
+
+async def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
+    """A new run of the same definition that takes the old run's finished steps as they are."""
+    client, old = await existing(settings, args.id)
+    await ensure_worker(client, settings, _note)
+    history = await old.fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    [previous] = await client.data_converter.decode(started.input.payloads, [RunInput])
+    status = await run_status(old)
+    reuse = {i: step for i, step in status.steps.items() if step.status == "completed"}
+    if args.from_step:
+        definition = previous.definition
+        if definition is None:
+            raise StarterError("--from needs a run started with a parsed definition")
+        raw = [step.model_dump(by_alias=True) for step in definition.workflow.steps]
+        graph = dependencies(raw, output_owners(raw))
+        if args.from_step not in graph:
+            raise StarterError(f"--from {args.from_step}: no such step in {args.id}")
+        for step_id in downstream(graph, args.from_step):
+            reuse.pop(step_id, None)
+    saved = sum((step.usage for step in reuse.values()), Usage())
+    variables = {**previous.variables, **parse_vars(args.var)}
+    new_id = f"{args.id}-resumed-{uuid.uuid4().hex[:6]}"
+    handle = await client.start_workflow(
+        YamlWorkflow.run,
+        previous.model_copy(update={"variables": variables, "reuse": reuse}),
+        id=new_id,
+        task_queue=settings.task_queue,
+    )
+    _note(
+        f"resumed {args.id} as {new_id}: reused {', '.join(reuse) or 'no steps'} "
+        f"({saved.input_tokens} input and {saved.output_tokens} output tokens not spent again)"
+    )
+    _note(ui_link(settings, new_id))
     return await wait_and_print(handle, args.json)
+
+
+async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    if args.file:
+        try:
+            history = WorkflowHistory.from_json(Path(args.file).stem, Path(args.file).read_text())
+        except (OSError, ValueError) as exc:
+            raise StarterError(f"{args.file}: cannot read a history: {exc}") from None
+    elif args.id:
+        history = await (await existing(settings, args.id))[1].fetch_history()
+    else:
+        raise StarterError("replay needs a run id or --file HISTORY.json")
+    replayer = Replayer(
+        workflows=[YamlWorkflow],
+        data_converter=pydantic_data_converter,
+        workflow_runner=sandbox_runner(),
+    )
+    try:
+        await replayer.replay_workflow(history)
+    except Exception as exc:  # a replay failure is the answer the user asked for
+        raise StarterError(f"replay of {history.workflow_id} failed: {exc}") from None
+    print(f"replay of {history.workflow_id}: OK ({len(history.events)} events)")
+    return 0
 
 
 async def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
@@ -215,6 +425,41 @@ def build_parser() -> argparse.ArgumentParser:
     result.add_argument("id")
     result.add_argument("--json", action="store_true")
     result.set_defaults(handler=cmd_result)
+    status = commands.add_parser("status", help="a run's status, steps and outputs so far")
+    status.add_argument("id")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=cmd_status)
+    listing = commands.add_parser("list", aliases=["list-executions"], help="list runs")
+    listing.add_argument("--workflow", help="only runs of this definition name")
+    listing.add_argument("--status", choices=sorted(STATUS_NAMES))
+    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=cmd_list)
+    cancel = commands.add_parser("cancel", help="cancel a run (its running activities too)")
+    cancel.add_argument("id")
+    cancel.set_defaults(handler=cmd_cancel)
+    signal = commands.add_parser("signal", help="send a signal (approve, pause, resume, ...)")
+    signal.add_argument("id")
+    signal.add_argument("name")
+    signal.add_argument("--input", help="the signal's payload, as JSON")
+    signal.set_defaults(handler=cmd_signal)
+    resume = commands.add_parser(
+        "resume", help="re-run a failed or cancelled run, reusing the steps it finished"
+    )
+    resume.add_argument("id")
+    resume.add_argument(
+        "--from",
+        dest="from_step",
+        metavar="STEP",
+        help="re-run this step and every step that waits for it",
+    )
+    resume.add_argument("--var", action="append", default=[], metavar="NAME=VALUE")
+    resume.add_argument("--json", action="store_true")
+    resume.set_defaults(handler=cmd_resume)
+    replay = commands.add_parser("replay", help="replay a run's history against this code")
+    replay.add_argument("id", nargs="?")
+    replay.add_argument("--file", help="a history exported with temporal workflow show -o json")
+    replay.set_defaults(handler=cmd_replay)
     validate = commands.add_parser("validate", help="check definition files; exit 1 on problems")
     validate.add_argument("files", nargs="+")
     validate.set_defaults(handler=cmd_validate)

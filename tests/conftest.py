@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -133,3 +139,48 @@ def peer() -> Iterator[tuple[Peer, str]]:
     yield state, f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A user's environment: no provider keys, an address where nothing listens yet."""
+    dev_dir = tmp_path_factory.mktemp("dev")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.endswith(("_API_KEY", "_BASE_URL")) and not key.startswith("TEMPORAL_")
+    }
+    env |= {
+        "TEMPORAL_ADDRESS": f"127.0.0.1:{_free_port()}",
+        "TEMPORAL_DEV_DIR": str(dev_dir),
+        "TEMPORAL_TASK_QUEUE": f"cli-{uuid.uuid4()}",
+    }
+    yield env
+    for name in ("worker.pid", "server.pid"):
+        pid_file = Path(dev_dir) / name
+        if pid_file.exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid_file.read_text()), signal.SIGTERM)
+
+
+@pytest.fixture(scope="module")
+def llm_server() -> Iterator[FakeLlmServer]:
+    with FakeLlmServer() as server:
+        yield server
+
+
+def starter(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "starter.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

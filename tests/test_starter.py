@@ -6,67 +6,12 @@ fresh machine; later tests reuse them.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import socket
 import subprocess
-import sys
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-
-from tests.conftest import ROOT
-from tests.fake_llm import FakeLlmServer, Fault
+from tests.conftest import ROOT, starter
+from tests.fake_llm import Fault
 from worker import temporal_cli
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A user's environment: no provider keys, an address where nothing listens yet."""
-    dev_dir = tmp_path_factory.mktemp("dev")
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.endswith(("_API_KEY", "_BASE_URL")) and not key.startswith("TEMPORAL_")
-    }
-    env |= {
-        "TEMPORAL_ADDRESS": f"127.0.0.1:{_free_port()}",
-        "TEMPORAL_DEV_DIR": str(dev_dir),
-        "TEMPORAL_TASK_QUEUE": f"cli-{uuid.uuid4()}",
-    }
-    yield env
-    for name in ("worker.pid", "server.pid"):
-        pid_file = Path(dev_dir) / name
-        if pid_file.exists():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid_file.read_text()), signal.SIGTERM)
-
-
-@pytest.fixture(scope="module")
-def llm_server() -> Iterator[FakeLlmServer]:
-    with FakeLlmServer() as server:
-        yield server
-
-
-def starter(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "starter.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_one_command_runs_hello_world_offline(stack_env):

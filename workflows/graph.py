@@ -88,3 +88,16 @@ def dependencies(steps: list[dict[str, Any]], owners: dict[str, str]) -> dict[st
         graph[step_id] = {str(dep) for dep in waits}
         above.append(step_id)
     return graph
+
+
+def downstream(graph: dict[str, set[str]], start: str) -> set[str]:
+    """`start` and every step that (transitively) waits for it."""
+    found = {start}
+    changed = True
+    while changed:
+        changed = False
+        for step_id, waits in graph.items():
+            if step_id not in found and waits & found:
+                found.add(step_id)
+                changed = True
+    return found

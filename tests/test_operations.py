@@ -1,0 +1,139 @@
+"""Operating runs the Temporal way, through the starter and the Temporal CLI: start from the
+CLI, signal, cancel, list, resume without paying twice, replay."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, starter
+from tests.fake_llm import FakeLlmServer, Fault
+from worker import temporal_cli
+
+CHAIN = """
+workflow:
+  name: PaidChain
+  defaults:
+    model: gpt-4o-mini
+    retry: {initial_interval: "10ms", max_attempts: 2}
+  steps:
+    - {id: draft, type: llm_call, prompt: "Draft about tides", outputs: [draft_text]}
+    - {id: polish, type: llm_call, prompt: "Polish: {{ draft_text }}", outputs: [polished]}
+"""
+
+
+@pytest.fixture(scope="module")
+def stack(stack_env: dict[str, str]) -> dict[str, str]:
+    """The local server and worker, brought up as a user would: by a first run."""
+    first = starter(stack_env, "run", "definitions/hello_world.yaml", "--offline")
+    assert first.returncode == 0, first.stderr
+    return stack_env
+
+
+def temporal(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [temporal_cli(), *args, "--address", env["TEMPORAL_ADDRESS"]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def wait_for_status(env: dict[str, str], run_id: str, text: str) -> str:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        shown = starter(env, "status", run_id).stdout
+        if text in shown:
+            return shown
+        time.sleep(0.3)
+    raise AssertionError(f"{run_id} never showed {text!r}: {shown}")
+
+
+def test_temporal_cli_starts_a_run_by_file_name(stack):
+    assert starter(stack, "validate", "definitions/hello_world.yaml").returncode == 0
+    started = temporal(
+        stack, "workflow", "start", "--type", "YamlWorkflow",
+        "--task-queue", stack["TEMPORAL_TASK_QUEUE"], "--workflow-id", "cli-hello",
+        "--input", json.dumps({"definition_file": "definitions/hello_world.yaml",
+                               "variables": {"user_name": "Alice"}, "mock_providers": ["openai"]}),
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    done = starter(stack, "result", "cli-hello", "--json")
+    assert done.returncode == 0, done.stderr
+    assert "Alice" in json.loads(done.stdout)["outputs"]["greeting"]
+
+
+def test_wait_for_signal_completes_after_a_cli_signal(stack):
+    started = starter(stack, "start", "definitions/content_pipeline.yaml", "--offline")
+    run_id = started.stdout.strip()
+    wait_for_status(stack, run_id, "running: review")
+    signal = temporal(
+        stack, "workflow", "signal", "--workflow-id", run_id, "--name", "approve",
+        "--input", '{"approved": true, "comment": "ship it"}',
+    )  # fmt: skip
+    assert signal.returncode == 0, signal.stderr
+    done = starter(stack, "result", run_id, "--json")
+    assert json.loads(done.stdout)["outputs"]["published"] is True
+
+
+def test_pause_holds_new_steps_until_resume(stack):
+    run_id = starter(stack, "start", "definitions/content_pipeline.yaml", "--offline").stdout
+    run_id = run_id.strip()
+    wait_for_status(stack, run_id, "running: review")
+    assert starter(stack, "signal", run_id, "pause").returncode == 0
+    starter(stack, "signal", run_id, "approve", "--input", '{"approved": false}')
+    shown = wait_for_status(stack, run_id, "(paused)")
+    assert "publish" not in shown
+    starter(stack, "signal", run_id, "resume")
+    done = starter(stack, "result", run_id, "--json")
+    assert json.loads(done.stdout)["steps"]["publish"]["status"] == "skipped"
+
+
+def test_cancel_ends_the_run_as_cancelled_and_reports_finished_steps(stack):
+    run_id = starter(stack, "start", "definitions/content_pipeline.yaml", "--offline").stdout
+    run_id = run_id.strip()
+    wait_for_status(stack, run_id, "running: review")
+    cancelled = starter(stack, "cancel", run_id)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert cancelled.stdout == f"{run_id}: cancelled; steps finished before: draft\n"
+    listed = starter(stack, "list", "--status", "cancelled", "--json")
+    assert run_id in [row["execution_id"] for row in json.loads(listed.stdout)]
+
+
+def test_failed_run_is_listed_and_resumed_without_paying_twice(stack, tmp_path: Path):
+    definition = tmp_path / "chain.yaml"
+    definition.write_text(CHAIN)
+    with FakeLlmServer() as llm:
+        env = stack | {"OPENAI_BASE_URL": llm.openai_url, "OPENAI_API_KEY": "sk-test"}
+        llm.fault_for = lambda r: Fault(503, "down") if "Polish" in r.prompt_text else None
+        failed = starter(env, "run", str(definition), "--json")
+        assert failed.returncode == 1
+        run_id = failed.stderr.strip().splitlines()[-1].split()[2]
+        listed = starter(env, "list", "--workflow", "PaidChain", "--status", "failed", "--json")
+        assert run_id in [row["execution_id"] for row in json.loads(listed.stdout)]
+
+        llm.fault_for = lambda r: None
+        resumed = starter(env, "resume", run_id, "--json")
+        assert resumed.returncode == 0, resumed.stderr
+        assert "reused draft" in resumed.stderr and "tokens not spent again" in resumed.stderr
+        result = json.loads(resumed.stdout)
+        assert result["outputs"]["polished"] == "Hello from gpt-4o-mini"
+        prompts = [r.prompt_text.strip() for r in llm.requests]
+        assert prompts.count("Draft about tides") == 1  # paid once, across both runs
+        assert prompts.count("Polish: Hello from gpt-4o-mini") == 3  # 2 failed + 1 resumed
+
+        again = starter(env, "resume", result["execution_id"], "--from", "polish", "--json")
+        assert again.returncode == 0, again.stderr
+        assert [r.prompt_text.strip() for r in llm.requests].count("Draft about tides") == 1
+
+
+def test_replay_of_a_stored_history_and_of_a_live_run(stack):
+    for path in sorted((ROOT / "tests" / "histories").glob("*.json")):
+        replayed = starter(stack, "replay", "--file", str(path))
+        assert replayed.returncode == 0, replayed.stderr
+        assert replayed.stdout.startswith(f"replay of {path.stem}: OK")
+    assert starter(stack, "replay", "cli-hello").returncode == 0
