@@ -27,9 +27,9 @@ from temporalio.exceptions import CancelledError, TerminatedError, TimeoutError
 from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
-from activities.actions import load_custom_actions, params_models
 from activities.definitions import load_bundle
-from activities.llm import is_configured
+from activities.endpoints import is_configured
+from activities.registry import load_custom_actions, params_models
 from worker import Settings, ensure_server, ensure_worker, sandbox_runner
 from workflows import search_attributes
 from workflows.contracts import LoadedDefinition, RunInput, RunResult, RunStatus, Usage

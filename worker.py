@@ -23,7 +23,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import structlog
 from temporalio.api.enums.v1 import IndexedValueType, TaskQueueType
 from temporalio.api.operatorservice.v1 import (
@@ -37,20 +36,13 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.actions import (
-    ActionSpec,
-    action_activity,
-    builtin_actions,
-    load_custom_actions,
-    params_models,
-)
-from activities.database import DatabaseActions
+# Provider SDKs, httpx and SQLAlchemy are imported where a worker is built, not here, so the
+# starter (which imports this module for its settings) starts quickly.
 from activities.definitions import DefinitionActivities
-from activities.email import EmailActions, SmtpSettings
-from activities.files import FileActions
-from activities.http import AddressGuard, HttpActions
-from activities.llm import Endpoint, LlmActivities, build_providers
+from activities.email import SmtpSettings
+from activities.endpoints import Endpoint
 from activities.providers import Provider
+from activities.registry import ActionSpec, load_custom_actions, params_models
 from activities.secrets import read_secrets_file
 from workflows import search_attributes
 from workflows.errors import WorkflowError
@@ -143,6 +135,14 @@ def _split(value: str) -> tuple[str, ...]:
 
 def build_actions(settings: Settings) -> dict[str, ActionSpec]:
     """Built-in actions wired to their clients, plus the custom ones of ACTION_MODULES."""
+    import httpx
+
+    from activities.actions import builtin_actions
+    from activities.database import DatabaseActions
+    from activities.email import EmailActions
+    from activities.files import FileActions
+    from activities.http import AddressGuard, HttpActions
+
     http = HttpActions(
         httpx.AsyncClient(),
         AddressGuard.from_list(settings.http_allowlist),
@@ -208,6 +208,9 @@ def build_worker(
     secrets: Mapping[str, str] | None = None,
     **options: Any,
 ) -> Worker:
+    from activities.actions import action_activity
+    from activities.llm import LlmActivities
+
     actions = actions or {}
     llm = LlmActivities(providers)
     definitions = DefinitionActivities(definitions_dir, params_models(actions))
@@ -247,6 +250,8 @@ async def serve(settings: Settings) -> None:
     added = await register_search_attributes(client, settings.namespace)
     if added:
         log.info("registered search attributes", names=added)
+    from activities.llm import build_providers
+
     providers = build_providers(settings.endpoints)
     actions = build_actions(settings)
     worker = build_worker(

@@ -1,20 +1,17 @@
 """Actions as activities: params checked against the action's model, secrets resolved here
 (never in the workflow), errors redacted, and the attempt count reported back.
 
-Custom actions are plain functions marked with ``@action(...)`` in a module the worker loads
-(``ACTION_MODULES``); see activities/example_actions.py.
+Custom actions are marked with ``@action(...)`` (activities/registry.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import inspect
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -23,9 +20,9 @@ from activities.email import EmailActions
 from activities.files import FileActions
 from activities.heartbeat import heartbeating
 from activities.http import HttpActions
+from activities.registry import ActionSpec
 from activities.secrets import redact, resolve_secrets, secret_names
 from workflows.actions import (
-    ACTION_PARAMS,
     DatabaseInsertParams,
     HttpFetchParams,
     HttpPostParams,
@@ -33,37 +30,6 @@ from workflows.actions import (
     SendEmailParams,
 )
 from workflows.contracts import ActionInput, ActionResult
-
-ActionFunction = Callable[[Any, ActionInput], Awaitable[Any] | Any]
-
-
-@dataclass(frozen=True)
-class ActionSpec:
-    name: str
-    params: type[BaseModel]
-    run: ActionFunction
-
-
-def action(name: str, params: type[BaseModel]) -> Callable[[ActionFunction], ActionFunction]:
-    """Mark a function ``(params, request) -> value`` (sync or async) as a custom action."""
-
-    def mark(function: ActionFunction) -> ActionFunction:
-        function.__action__ = ActionSpec(name, params, function)  # type: ignore[attr-defined]
-        return function
-
-    return mark
-
-
-def load_custom_actions(module_names: Iterable[str]) -> dict[str, ActionSpec]:
-    """Every function marked with @action in the named modules."""
-    found: dict[str, ActionSpec] = {}
-    for module_name in module_names:
-        module = importlib.import_module(module_name)
-        for value in vars(module).values():
-            spec = getattr(value, "__action__", None)
-            if isinstance(spec, ActionSpec):
-                found[spec.name] = spec
-    return found
 
 
 def action_activity(spec: ActionSpec, secrets: Mapping[str, str]) -> Callable[..., Any]:
@@ -121,8 +87,3 @@ def builtin_actions(
         ActionSpec("database_insert", DatabaseInsertParams, database.insert),
     ]
     return {spec.name: spec for spec in specs}
-
-
-def params_models(actions: Mapping[str, ActionSpec]) -> dict[str, type[BaseModel]]:
-    """What validation needs to know of a worker's actions: built-ins (sleep too) and custom."""
-    return {**ACTION_PARAMS, **{name: spec.params for name, spec in actions.items()}}

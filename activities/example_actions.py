@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from activities.actions import action
+from activities.registry import action
 from workflows.contracts import ActionInput
 
 

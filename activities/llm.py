@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import anthropic
 import openai
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.endpoints import Endpoint, is_configured
 from activities.heartbeat import heartbeating
 from activities.providers import Provider
 from activities.providers.anthropic_messages import AnthropicMessagesProvider
@@ -22,25 +22,6 @@ from workflows.contracts import LlmCallInput, LlmCallResult
 SDK_TIMEOUT_SECONDS = 600.0
 """Generous: the step's `timeout` (Temporal's start-to-close) is the limit that counts."""
 NON_RETRYABLE_STATUSES = {400, 401, 403, 404, 405, 413, 415, 422}
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where a provider lives and the key to use; read from the worker's environment."""
-
-    api_key: str | None = None
-    base_url: str | None = None
-
-
-def is_configured(provider: str, endpoint: Endpoint | None) -> bool:
-    """Anthropic needs a key; OpenAI-style servers need a key or a base URL of their own."""
-    if provider == "mock":
-        return True
-    if endpoint is None:
-        return False
-    if provider == "anthropic":
-        return bool(endpoint.api_key)
-    return bool(endpoint.api_key or endpoint.base_url)
 
 
 def build_providers(endpoints: Mapping[str, Endpoint]) -> dict[str, Provider]:

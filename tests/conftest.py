@@ -24,8 +24,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.actions import ActionSpec
 from activities.llm import Endpoint, build_providers
+from activities.registry import ActionSpec
 from tests.fake_llm import FakeLlmServer
 from worker import build_worker, temporal_cli
 from workflows import search_attributes

@@ -13,11 +13,12 @@ from aiosmtpd.controller import Controller
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowFailureError
 
-from activities.actions import action, builtin_actions, params_models
+from activities.actions import builtin_actions
 from activities.database import DatabaseActions
 from activities.email import EmailActions, SmtpSettings
 from activities.files import FileActions
 from activities.http import AddressGuard, HttpActions
+from activities.registry import action, params_models
 from tests.conftest import definition, new_worker, start
 from tests.postgres import postgres_server
 from worker import Settings, build_actions

@@ -13,8 +13,8 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from temporalio import activity
 
-from activities.actions import ActionSpec
-from activities.llm import Endpoint
+from activities.endpoints import Endpoint
+from activities.registry import ActionSpec
 from tests.conftest import definition, new_worker, start
 from tests.fake_llm import FakeLlmServer
 from tests.test_actions import actions_for

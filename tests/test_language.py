@@ -9,7 +9,7 @@ import json
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
-from activities.llm import Endpoint
+from activities.endpoints import Endpoint
 from tests.conftest import definition, new_worker, start
 from tests.fake_llm import FakeLlmServer, Fault, Request
 from workflows.contracts import RunInput, RunResult

@@ -132,8 +132,10 @@ def test_failed_run_is_listed_and_resumed_without_paying_twice(stack, tmp_path: 
 
 
 def test_replay_of_a_stored_history_and_of_a_live_run(stack):
-    for path in sorted((ROOT / "tests" / "histories").glob("*.json")):
-        replayed = starter(stack, "replay", "--file", str(path))
-        assert replayed.returncode == 0, replayed.stderr
-        assert replayed.stdout.startswith(f"replay of {path.stem}: OK")
-    assert starter(stack, "replay", "cli-hello").returncode == 0
+    path = ROOT / "tests" / "histories" / "content_pipeline.json"  # every one: test_replay.py
+    replayed = starter(stack, "replay", "--file", str(path))
+    assert replayed.returncode == 0, replayed.stderr
+    assert replayed.stdout.startswith("replay of content_pipeline: OK")
+    live = starter(stack, "replay", "cli-hello")
+    assert live.returncode == 0, live.stderr
+    assert live.stdout.startswith("replay of cli-hello: OK")

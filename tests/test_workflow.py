@@ -6,7 +6,7 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
-from activities.llm import Endpoint
+from activities.endpoints import Endpoint
 from tests.conftest import ROOT, definition, new_worker, start
 from tests.fake_llm import FakeLlmServer, Fault
 from workflows.contracts import RunInput, RunResult
