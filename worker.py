@@ -329,6 +329,7 @@ async def ensure_server(settings: Settings, note: Callable[[str], None]) -> Clie
         _start_dev_server(settings, host, port)
         note(
             f"started a local Temporal dev server on {settings.address} (UI {settings.ui_url}, "
+            f"HTTP API on port {port + 10}, "
             f"data {settings.dev_dir / 'temporal.db'}, log {settings.dev_dir / 'server.log'})"
         )
         deadline = time.monotonic() + _SERVER_START_SECONDS
@@ -391,6 +392,8 @@ def _start_dev_server(settings: Settings, host: str, port: int) -> None:
         str(port),
         "--ui-port",
         str(port + 1000),
+        "--http-port",  # the server's HTTP API, for REST clients and curl
+        str(port + 10),
         "--db-filename",
         str(settings.dev_dir / "temporal.db"),
         "--log-level",

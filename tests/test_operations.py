@@ -8,6 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import ROOT, starter
@@ -139,3 +140,24 @@ def test_replay_of_a_stored_history_and_of_a_live_run(stack):
     live = starter(stack, "replay", "cli-hello")
     assert live.returncode == 0, live.stderr
     assert live.stdout.startswith("replay of cli-hello: OK")
+
+
+def test_the_servers_http_api_starts_a_run(stack):
+    host, port = stack["TEMPORAL_ADDRESS"].rsplit(":", 1)
+    url = f"http://{host}:{int(port) + 10}/api/v1/namespaces/default/workflows/http-hello"
+    run_input = {
+        "definition_file": "definitions/hello_world.yaml",
+        "variables": {"user_name": "Alice"},
+        "mock_providers": ["openai"],
+    }
+    response = httpx.post(
+        url,
+        json={
+            "workflowType": {"name": "YamlWorkflow"},
+            "taskQueue": {"name": stack["TEMPORAL_TASK_QUEUE"]},
+            "input": [run_input],
+        },
+    )
+    assert response.status_code == 200, response.text
+    done = starter(stack, "result", "http-hello", "--json")
+    assert "Alice" in json.loads(done.stdout)["outputs"]["greeting"]
