@@ -141,7 +141,7 @@ def peer() -> Iterator[tuple[Peer, str]]:
     server.server_close()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -157,7 +157,7 @@ def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
         if not key.endswith(("_API_KEY", "_BASE_URL")) and not key.startswith("TEMPORAL_")
     }
     env |= {
-        "TEMPORAL_ADDRESS": f"127.0.0.1:{_free_port()}",
+        "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
         "TEMPORAL_DEV_DIR": str(dev_dir),
         "TEMPORAL_TASK_QUEUE": f"cli-{uuid.uuid4()}",
     }
