@@ -316,6 +316,14 @@ _SA_TYPES = {
 }
 
 
+def search_attribute_flags() -> list[str]:
+    """`temporal server start-dev` flags that declare the runs' search attributes."""
+    flags = []
+    for key in search_attributes.ALL:
+        flags += ["--search-attribute", f"{key.name}={_SA_TYPES[key.indexed_value_type]}"]
+    return flags
+
+
 class LocalStackError(WorkflowError):
     """The local server or worker cannot be reached or started."""
 
@@ -402,8 +410,7 @@ def _start_dev_server(settings: Settings, host: str, port: int) -> None:
         "--dynamic-config-value",
         "history.transferProcessorMaxPollRPS=10000",
     ]
-    for key in search_attributes.ALL:
-        command += ["--search-attribute", f"{key.name}={_SA_TYPES[key.indexed_value_type]}"]
+    command += search_attribute_flags()
     if settings.namespace != "default":
         command += ["--namespace", settings.namespace]
     with (settings.dev_dir / "server.log").open("ab") as log:

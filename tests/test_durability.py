@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,8 +20,7 @@ from activities.endpoints import Endpoint
 from activities.llm import build_providers
 from tests.conftest import DEV_SERVER_ARGS, ROOT, definition, free_port
 from tests.fake_llm import FakeLlmServer, Request
-from worker import build_worker, temporal_cli
-from workflows import search_attributes
+from worker import build_worker, search_attribute_flags, temporal_cli
 from workflows.contracts import RunInput, RunResult
 from workflows.interpreter import YamlWorkflow
 
@@ -90,22 +89,21 @@ async def test_worker_killed_mid_step_resumes_on_a_new_worker(temporal_env):
 
 
 @pytest.fixture
-def sqlite_server(tmp_path: Path) -> Iterator[tuple[str, callable]]:
+def sqlite_server(
+    tmp_path: Path,
+) -> Iterator[tuple[str, Callable[[], None], list[subprocess.Popen[bytes]]]]:
     """A dev server on a SQLite file that the test can stop and start again."""
     port = free_port()
     command = [
         temporal_cli(), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port),
         "--headless", "--db-filename", str(tmp_path / "temporal.db"), "--log-level", "error",
-        *DEV_SERVER_ARGS,
-        *(arg for key in search_attributes.ALL for arg in ("--search-attribute", f"{key.name}="
-          + ("Int" if key.name == "YamlStepsDone" else "Keyword"))),
+        *DEV_SERVER_ARGS, *search_attribute_flags(),
     ]  # fmt: skip
     processes: list[subprocess.Popen[bytes]] = []
 
     def start() -> None:
-        processes.append(
-            subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        )
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        processes.append(subprocess.Popen(command, **quiet))
 
     start()
     yield f"127.0.0.1:{port}", start, processes
