@@ -71,9 +71,28 @@ class LlmActivities:
             completion = await heartbeating(provider.complete(call))
         except (openai.OpenAIError, anthropic.AnthropicError) as exc:
             raise provider_failure(exc, call, attempt) from exc
+        where = f"{call.provider}/{call.model}"
+        if completion.refusal:
+            raise ApplicationError(
+                f"{where}: the model refused: {completion.refusal}",
+                {"attempt": attempt},
+                type="ProviderRefusal",
+                non_retryable=True,
+            )
+        if not completion.text.strip():
+            raise ApplicationError(
+                f"{where}: empty completion (finish reason {completion.finish_reason})",
+                {"attempt": attempt},
+                type="ProviderEmptyReply",
+            )
         parsed, invalid = None, None
         if call.response_schema is not None:
             parsed, invalid = parse_reply(completion.text, call.response_schema)
+            if invalid and completion.truncated:
+                invalid = (
+                    "the reply was cut off at max_tokens before the JSON was complete; "
+                    "answer more briefly"
+                )
         return LlmCallResult(
             text=completion.text,
             provider=call.provider,

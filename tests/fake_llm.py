@@ -7,6 +7,7 @@ and assert on its request log.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections import deque
@@ -18,11 +19,14 @@ from typing import Any
 
 @dataclass
 class Fault:
-    """One scripted non-200 answer."""
+    """One scripted bad answer: an HTTP error status, or a `kind` of broken 200 reply."""
 
-    status: int
+    status: int = 200
     message: str = "scripted fault"
     headers: dict[str, str] = field(default_factory=dict)
+    kind: str = "status"
+    """status | reset (connection closed, no reply) | malformed (invalid JSON) | empty (no
+    text) | refusal (the model declines) | length (cut off at max_tokens)"""
 
 
 @dataclass
@@ -88,7 +92,7 @@ class FakeLlmServer:
         self._server.shutdown()
         self._server.server_close()
 
-    def _answer(self, request: Request) -> tuple[int, dict[str, str], dict[str, Any]]:
+    def _answer(self, request: Request) -> tuple[int, dict[str, str], bytes | None]:
         with self._lock:
             self.requests.append(request)
             fault = self.fault_for(request) or (self._faults.popleft() if self._faults else None)
@@ -101,13 +105,30 @@ class FakeLlmServer:
             with self._lock:
                 self.in_flight -= 1
         anthropic = request.path.endswith("/messages")
-        if fault is not None:
-            return fault.status, fault.headers, _error_body(fault, anthropic)
-        text = self.reply(request)
+        kind = fault.kind if fault else "ok"
+        if kind == "reset":
+            return 0, {}, None
+        if kind == "malformed":
+            return 200, {}, b'{"id": "broken", "choices": ['
+        if fault is not None and kind == "status":
+            return fault.status, fault.headers, json.dumps(_error_body(fault, anthropic)).encode()
+        text = {"empty": "", "refusal": ""}.get(kind, self.reply(request))
+        if kind == "length":
+            text = text[: max(len(text) // 2, 1)]
         usage_in, usage_out = len(request.prompt_text.split()), len(text.split())
         if anthropic:
-            return 200, {}, _anthropic_message(request, text, usage_in, usage_out)
-        return 200, {}, _openai_completion(request, text, usage_in, usage_out)
+            body = _anthropic_message(request, text, usage_in, usage_out)
+            if kind in ("refusal", "length"):
+                body["stop_reason"] = "refusal" if kind == "refusal" else "max_tokens"
+                body["content"] = [] if kind == "refusal" else body["content"]
+        else:
+            body = _openai_completion(request, text, usage_in, usage_out)
+            choice = body["choices"][0]
+            if kind == "refusal":
+                choice["message"] |= {"content": None, "refusal": "I can't help with that."}
+            if kind == "length":
+                choice["finish_reason"] = "length"
+        return 200, {}, json.dumps(body).encode()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -118,8 +139,11 @@ class FakeLlmServer:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 request = Request(self.path, headers, body)
-                status, headers, payload = server._answer(request)
-                data = json.dumps(payload).encode()
+                status, headers, data = server._answer(request)
+                if data is None:  # a connection reset: no reply at all
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(data)))

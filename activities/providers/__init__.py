@@ -13,6 +13,10 @@ class Completion:
     text: str
     usage: Usage
     finish_reason: str | None = None
+    refusal: str | None = None
+    """Set when the model declined to answer."""
+    truncated: bool = False
+    """The reply stopped at max_tokens."""
 
 
 class Provider(Protocol):

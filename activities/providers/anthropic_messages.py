@@ -57,4 +57,6 @@ class AnthropicMessagesProvider:
                 output_tokens=response.usage.output_tokens,
             ),
             finish_reason=response.stop_reason,
+            refusal="the model declined to answer" if response.stop_reason == "refusal" else None,
+            truncated=response.stop_reason == "max_tokens",
         )

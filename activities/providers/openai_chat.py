@@ -42,4 +42,6 @@ class OpenAIChatProvider:
                 output_tokens=usage.completion_tokens if usage else 0,
             ),
             finish_reason=choice.finish_reason,
+            refusal=getattr(choice.message, "refusal", None),
+            truncated=choice.finish_reason == "length",
         )
