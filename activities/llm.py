@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import anthropic
 import openai
@@ -52,9 +53,16 @@ def build_providers(endpoints: Mapping[str, Endpoint]) -> dict[str, Provider]:
     return providers
 
 
+MAX_REPLY_BYTES = 1_000_000
+"""Replies are cut here (with a marker) so one cannot blow Temporal's 2 MiB payload limit."""
+
+
 class LlmActivities:
-    def __init__(self, providers: Mapping[str, Provider]) -> None:
+    def __init__(
+        self, providers: Mapping[str, Provider], max_reply_bytes: int = MAX_REPLY_BYTES
+    ) -> None:
         self._providers = dict(providers)
+        self._max_reply = max_reply_bytes
 
     @activity.defn(name="llm_call")
     async def llm_call(self, call: LlmCallInput) -> LlmCallResult:
@@ -85,6 +93,11 @@ class LlmActivities:
                 {"attempt": attempt},
                 type="ProviderEmptyReply",
             )
+        text = completion.text
+        if len(text.encode()) > self._max_reply:
+            cut = text.encode()[: self._max_reply].decode(errors="ignore")
+            text = f"{cut}\n[truncated: reply over {self._max_reply} bytes]"
+            completion = replace(completion, text=text, truncated=True)
         parsed, invalid = None, None
         if call.response_schema is not None:
             parsed, invalid = parse_reply(completion.text, call.response_schema)

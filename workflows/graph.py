@@ -75,18 +75,22 @@ def raw_output_names(step: dict[str, Any]) -> list[str]:
 
 
 def dependencies(steps: list[dict[str, Any]], owners: dict[str, str]) -> dict[str, set[str]]:
-    """Each step id to the ids it waits for (raw steps, so validation can use it too)."""
+    """Each step id to the ids it waits for (raw steps, so validation can use it too).
+
+    "Every step above" is kept small: a step without depends_on waits for every step above
+    it, so the next one need only wait for it (plus any explicit steps after it). The order
+    is the same; the graph stays linear in the number of steps."""
     graph: dict[str, set[str]] = {}
-    above: list[str] = []
+    frontier: list[str] = []
     for step in steps:
         step_id = step.get("id")
         if not isinstance(step_id, str):
             continue
         explicit = step.get("depends_on")
-        waits = set(explicit) if isinstance(explicit, list) else set(above)
+        waits = set(explicit) if isinstance(explicit, list) else set(frontier)
         waits |= referenced_steps(step, owners)
         graph[step_id] = {str(dep) for dep in waits}
-        above.append(step_id)
+        frontier = [*frontier, step_id] if isinstance(explicit, list) else [step_id]
     return graph
 
 

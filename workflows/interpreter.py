@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import timedelta
+from graphlib import CycleError, TopologicalSorter
 from typing import Any
 
 from temporalio import workflow
@@ -147,25 +148,29 @@ class _Schedule:
         """Run every step once what it waits for is done; `reuse` results stand in for steps
         an earlier run finished."""
         order = {step.id: index for index, step in enumerate(self.steps)}
-        pending = [step for step in self.steps if step.id not in reuse]
-        for step in self.steps:
-            if step.id in reuse:
-                self._record(step, reuse[step.id])
+        sorter = self._sorter(order)
+        waiting: list[str] = []  # ready, not started yet (while paused)
         running: dict[str, asyncio.Task[StepResult]] = {}
-        while pending or running:
+        while sorter.is_active():
+            waiting += sorted(sorter.get_ready(), key=order.__getitem__)
+            reused = [step_id for step_id in waiting if step_id in reuse]
+            for step_id in reused:
+                waiting.remove(step_id)
+                self._record(self.steps[order[step_id]], reuse[step_id])
+                sorter.done(step_id)
+            if reused:
+                continue
             if self.status.paused and not running:
                 workflow.set_current_details("paused: send the 'resume' signal to go on")
                 await workflow.wait_condition(lambda: not self.status.paused)
-            ready = [s for s in pending if self.waits[s.id] <= set(self.results)]
-            for step in [] if self.status.paused else ready:
-                pending.remove(step)
-                running[step.id] = asyncio.create_task(self._run_step(step))
+            if not self.status.paused:
+                for step_id in waiting:
+                    step = self.steps[order[step_id]]
+                    running[step_id] = asyncio.create_task(self._run_step(step))
+                waiting = []
             self.status.running = list(running)
             if not running:
-                stuck = ", ".join(step.id for step in pending)
-                raise ApplicationError(
-                    f"steps {stuck} wait for steps that never run", non_retryable=True
-                )
+                continue
             self._progress(running)
             done, _ = await workflow.wait(
                 list(running.values()), return_when=asyncio.FIRST_COMPLETED
@@ -177,7 +182,31 @@ class _Schedule:
                     await self._cancel_siblings(running)
                     raise error
                 self._record(self.steps[order[step_id]], task.result())
+                sorter.done(step_id)
+        self.status.running = []
         return self.results
+
+    def _sorter(self, order: dict[str, int]) -> TopologicalSorter[str]:
+        """graphlib orders the steps; a definition that was never validated may still
+        name unknown steps or hold a cycle, which fails the run with the reason."""
+        for step_id, waits in self.waits.items():
+            unknown = sorted(waits - set(order))
+            if unknown:
+                raise ApplicationError(
+                    f"step '{step_id}' waits for unknown step(s) {', '.join(unknown)}",
+                    type="DefinitionError",
+                    non_retryable=True,
+                )
+        sorter = TopologicalSorter(self.waits)
+        try:
+            sorter.prepare()
+        except CycleError as exc:
+            raise ApplicationError(
+                f"dependency cycle: {' → '.join(exc.args[1])}",
+                type="DefinitionError",
+                non_retryable=True,
+            ) from None
+        return sorter
 
     def _progress(self, running: dict[str, Any]) -> None:
         workflow.set_current_details(

@@ -1,0 +1,67 @@
+"""Large data and long runs: replies over Temporal's payload limit, thousands of steps/items."""
+
+from __future__ import annotations
+
+import pytest
+
+from activities.endpoints import Endpoint
+from tests.conftest import definition, new_worker, start
+from tests.fake_llm import FakeLlmServer
+from workflows.contracts import RunInput, RunResult
+
+HUGE = 3 * 1024 * 1024
+
+
+async def test_a_reply_over_the_payload_limit_is_cut_with_a_marker(client):
+    text = """
+workflow:
+  name: Huge
+  steps:
+    - {id: big, type: llm_call, model: gpt-4o-mini, prompt: "everything", outputs: [reply]}
+"""
+    with FakeLlmServer(reply=lambda request: "x" * HUGE) as llm:
+        endpoints = {"openai": Endpoint(api_key="k", base_url=llm.openai_url)}
+        async with new_worker(client, endpoints) as worker:
+            handle = await start(client, worker, RunInput(definition=definition(text)))
+            result: RunResult = await handle.result()
+    reply = result.outputs["reply"]
+    assert reply.endswith("[truncated: reply over 1000000 bytes]")
+    assert len(reply) < 1_100_000
+
+
+def chain(steps: int) -> str:
+    lines = ["workflow:", "  name: Long", "  steps:", "    - {id: s0, type: set, values: {v0: 0}}"]
+    lines += [
+        f'    - {{id: s{i}, type: set, values: {{v{i}: "{{{{ v{i - 1} + 1 }}}}"}}}}'
+        for i in range(1, steps)
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.timeout(600)
+async def test_two_thousand_steps_complete(client):
+    async with new_worker(client, {}) as worker:
+        handle = await start(client, worker, RunInput(definition=definition(chain(2000))))
+        result: RunResult = await handle.result()
+    assert result.outputs["v1999"] == 1999
+
+
+@pytest.mark.timeout(900)
+async def test_for_each_over_five_thousand_items_completes(client):
+    text = """
+workflow:
+  name: Wide
+  steps:
+    - id: each
+      type: llm_call
+      model: mock
+      for_each: "{{ range(5000) | list }}"
+      concurrency: 100
+      prompt: "item {{ item }}"
+      outputs: [answer]
+"""
+    async with new_worker(client, {}) as worker:
+        handle = await start(client, worker, RunInput(definition=definition(text)))
+        result: RunResult = await handle.result()
+    answers = result.outputs["answer"]
+    assert len(answers) == 5000 and "item 4999" in answers[-1]
