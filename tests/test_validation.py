@@ -102,3 +102,26 @@ def test_the_dsl_documents_own_examples_validate():
     definition = load_definition(path.read_text(), str(path))
     assert [step.id for step in definition.workflow.steps] == ["classify", "fetch", "finish"]
     assert definition.workflow.variables["depth"].required
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("workflow: " + "[" * 5000 + "]" * 5000, "f.yaml:1:1: nested too deeply to read"),
+        ("workflow: " + "[" * 100 + "]" * 100, "f.yaml:1:75: nested deeper than 64 levels"),
+        ("a: " + "x" * 1_000_001, "f.yaml:1:1: larger than 1000000 characters"),
+        (
+            'workflow:\n  name: T\n  steps:\n    - {id: a, type: set, values: {x: "{{ '
+            + "(" * 3000
+            + "1"
+            + ")" * 3000
+            + ' }}"}}\n',
+            "f.yaml:4:39: template error: nested too deeply",
+        ),
+    ],
+    ids=["deep-flow", "deep-data", "huge", "deep-template"],
+)
+def test_hostile_files_are_refused_quickly_and_clearly(text: str, message: str):
+    with pytest.raises(DefinitionError) as caught:
+        load_definition(text, "f.yaml")
+    assert [str(p) for p in caught.value.problems] == [message]

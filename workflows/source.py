@@ -12,6 +12,8 @@ from workflows.errors import DefinitionError, Problem
 Path = tuple[str | int, ...]
 MAX_NODES = 100_000
 """Refuse alias bombs and monstrous files before they eat the worker's memory."""
+MAX_DEPTH = 64
+MAX_CHARACTERS = 1_000_000
 
 
 @dataclass
@@ -61,8 +63,12 @@ def parse_yaml(text: str, file: str) -> Source:
     """Parse YAML text; raise DefinitionError (located) on syntax errors.
 
     Duplicate keys are kept in ``problems`` (the first value wins) so checking can go on."""
+    if len(text) > MAX_CHARACTERS:
+        raise DefinitionError([Problem(file, 1, 1, f"larger than {MAX_CHARACTERS} characters")])
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise DefinitionError([Problem(file, 1, 1, "nested too deeply to read")]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -92,6 +98,10 @@ class _Builder:
         if self.count > MAX_NODES:
             raise DefinitionError(
                 [_at(self.source.file, node, f"the file expands to over {MAX_NODES} YAML nodes")]
+            )
+        if len(path) > MAX_DEPTH:
+            raise DefinitionError(
+                [_at(self.source.file, node, f"nested deeper than {MAX_DEPTH} levels")]
             )
         self.source.value_marks.setdefault(path, _mark(node))
         if isinstance(node, yaml.MappingNode):

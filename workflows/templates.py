@@ -81,6 +81,8 @@ def references(source: str) -> tuple[set[str], set[str]]:
         names = meta.find_undeclared_variables(ast)
     except jinja2.TemplateSyntaxError as exc:  # also an unknown filter or test
         raise TemplateError(f"template error: {exc.message}", exc.lineno) from None
+    except RecursionError:
+        raise TemplateError("template error: nested too deeply") from None
     private = sorted({n.attr for n in ast.find_all(nodes.Getattr) if n.attr.startswith("_")})
     if private:
         raise TemplateError(
