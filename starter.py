@@ -22,11 +22,11 @@ from temporalio.client import (
     WorkflowHistory,
     WorkflowQueryFailedError,
 )
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import CancelledError, TerminatedError, TimeoutError
 from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
+from activities.codec import codec_from_key, codec_server, new_key
 from activities.definitions import load_bundle
 from activities.endpoints import is_configured
 from activities.registry import load_custom_actions, params_models
@@ -367,7 +367,7 @@ async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         raise StarterError("replay needs a run id or --file HISTORY.json")
     replayer = Replayer(
         workflows=[YamlWorkflow],
-        data_converter=pydantic_data_converter,
+        data_converter=settings.data_converter,
         workflow_runner=sandbox_runner(),
     )
     try:
@@ -375,6 +375,19 @@ async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     except Exception as exc:  # a replay failure is the answer the user asked for
         raise StarterError(f"replay of {history.workflow_id} failed: {exc}") from None
     print(f"replay of {history.workflow_id}: OK ({len(history.events)} events)")
+    return 0
+
+
+async def cmd_codec_server(args: argparse.Namespace, settings: Settings) -> int:
+    codec = codec_from_key(settings.payload_key, settings.payload_key_id)
+    if codec is None:
+        raise StarterError(f"set PAYLOAD_KEY first (a new one: {new_key()})")
+    server = codec_server(codec, args.port, args.origin or settings.ui_url)
+    _note(f"codec server on http://127.0.0.1:{args.port} for {args.origin or settings.ui_url}")
+    try:
+        await asyncio.to_thread(server.serve_forever)
+    finally:
+        server.server_close()
     return 0
 
 
@@ -460,6 +473,10 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("id", nargs="?")
     replay.add_argument("--file", help="a history exported with temporal workflow show -o json")
     replay.set_defaults(handler=cmd_replay)
+    codec = commands.add_parser("codec-server", help="decrypt payloads for the Temporal UI")
+    codec.add_argument("--port", type=int, default=8081)
+    codec.add_argument("--origin", help="the UI's origin (default: TEMPORAL_UI_URL)")
+    codec.set_defaults(handler=cmd_codec_server)
     validate = commands.add_parser("validate", help="check definition files; exit 1 on problems")
     validate.add_argument("files", nargs="+")
     validate.set_defaults(handler=cmd_validate)

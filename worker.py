@@ -32,12 +32,13 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 # Provider SDKs, httpx and SQLAlchemy are imported where a worker is built, not here, so the
 # starter (which imports this module for its settings) starts quickly.
+from activities.codec import codec_from_key, data_converter
 from activities.definitions import DefinitionActivities
 from activities.email import SmtpSettings
 from activities.endpoints import Endpoint
@@ -76,6 +77,13 @@ class Settings:
     secrets: Mapping[str, str] = field(default_factory=dict)
     action_modules: tuple[str, ...] = ()
     """Modules with custom actions (functions marked with @action)."""
+    payload_key: str | None = None
+    """AES-256 key (base64): everything stored in Temporal is encrypted when it is set."""
+    payload_key_id: str = "default"
+
+    @property
+    def data_converter(self) -> DataConverter:
+        return data_converter(codec_from_key(self.payload_key, self.payload_key_id))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -126,6 +134,8 @@ class Settings:
             databases=databases,
             secrets=secrets,
             action_modules=_split(env.get("ACTION_MODULES", "")),
+            payload_key=env.get("PAYLOAD_KEY") or None,
+            payload_key_id=env.get("PAYLOAD_KEY_ID", cls.payload_key_id),
         )
 
 
@@ -176,7 +186,7 @@ async def register_search_attributes(client: Client, namespace: str) -> list[str
 
 async def connect(settings: Settings) -> Client:
     return await Client.connect(
-        settings.address, namespace=settings.namespace, data_converter=pydantic_data_converter
+        settings.address, namespace=settings.namespace, data_converter=settings.data_converter
     )
 
 
