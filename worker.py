@@ -77,6 +77,10 @@ class Settings:
     secrets: Mapping[str, str] = field(default_factory=dict)
     action_modules: tuple[str, ...] = ()
     """Modules with custom actions (functions marked with @action)."""
+    max_concurrent_activities: int = 200
+    """Back-pressure: activity slots per worker (LLM calls and actions in flight)."""
+    max_concurrent_workflow_tasks: int = 50
+    max_cached_workflows: int = 1000
     payload_key: str | None = None
     """AES-256 key (base64): everything stored in Temporal is encrypted when it is set."""
     payload_key_id: str = "default"
@@ -134,6 +138,15 @@ class Settings:
             databases=databases,
             secrets=secrets,
             action_modules=_split(env.get("ACTION_MODULES", "")),
+            max_concurrent_activities=int(
+                env.get("WORKER_MAX_ACTIVITIES", cls.max_concurrent_activities)
+            ),
+            max_concurrent_workflow_tasks=int(
+                env.get("WORKER_MAX_WORKFLOW_TASKS", cls.max_concurrent_workflow_tasks)
+            ),
+            max_cached_workflows=int(
+                env.get("WORKER_MAX_CACHED_WORKFLOWS", cls.max_cached_workflows)
+            ),
             payload_key=env.get("PAYLOAD_KEY") or None,
             payload_key_id=env.get("PAYLOAD_KEY_ID", cls.payload_key_id),
         )
@@ -272,6 +285,9 @@ async def serve(settings: Settings) -> None:
         actions,
         settings.secrets,
         graceful_shutdown_timeout=timedelta(seconds=10),
+        max_concurrent_activities=settings.max_concurrent_activities,
+        max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
+        max_cached_workflows=settings.max_cached_workflows,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
