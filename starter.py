@@ -139,7 +139,7 @@ async def wait_and_print(handle: WorkflowHandle[Any, Any], as_json: bool) -> int
         usage = result.usage
         _note(
             f"completed {len(result.steps)} step(s), {usage.input_tokens} input and "
-            f"{usage.output_tokens} output tokens"
+            f"{usage.output_tokens} output tokens, estimated ${usage.cost_usd:.6f}"
         )
     return 0
 
@@ -169,7 +169,8 @@ def progress_line(status: RunStatus) -> str:
     paused = " (paused)" if status.paused else ""
     return (
         f"[{done}/{status.total_steps} steps]{paused} running: {running}; tokens "
-        f"{status.usage.input_tokens} in / {status.usage.output_tokens} out"
+        f"{status.usage.input_tokens} in / {status.usage.output_tokens} out; "
+        f"${status.usage.cost_usd:.6f}"
     )
 
 

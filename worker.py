@@ -42,6 +42,7 @@ from activities.codec import codec_from_key, data_converter
 from activities.definitions import DefinitionActivities
 from activities.email import SmtpSettings
 from activities.endpoints import Endpoint
+from activities.pricing import DEFAULT_PRICES, Price, read_prices
 from activities.providers import Provider
 from activities.registry import ActionSpec, load_custom_actions, params_models
 from activities.secrets import read_secrets_file
@@ -81,6 +82,8 @@ class Settings:
     """Back-pressure: activity slots per worker (LLM calls and actions in flight)."""
     max_concurrent_workflow_tasks: int = 50
     max_cached_workflows: int = 1000
+    prices: Mapping[str, Price] = field(default_factory=lambda: dict(DEFAULT_PRICES))
+    """Dollars per million tokens per model (PRICES_FILE adds to and overrides the defaults)."""
     payload_key: str | None = None
     """AES-256 key (base64): everything stored in Temporal is encrypted when it is set."""
     payload_key_id: str = "default"
@@ -147,6 +150,10 @@ class Settings:
             max_cached_workflows=int(
                 env.get("WORKER_MAX_CACHED_WORKFLOWS", cls.max_cached_workflows)
             ),
+            prices={
+                **DEFAULT_PRICES,
+                **(read_prices(Path(env["PRICES_FILE"])) if env.get("PRICES_FILE") else {}),
+            },
             payload_key=env.get("PAYLOAD_KEY") or None,
             payload_key_id=env.get("PAYLOAD_KEY_ID", cls.payload_key_id),
         )
@@ -229,13 +236,14 @@ def build_worker(
     definitions_dir: Path,
     actions: Mapping[str, ActionSpec] | None = None,
     secrets: Mapping[str, str] | None = None,
+    prices: Mapping[str, Price] | None = None,
     **options: Any,
 ) -> Worker:
     from activities.actions import action_activity
     from activities.llm import LlmActivities
 
     actions = actions or {}
-    llm = LlmActivities(providers)
+    llm = LlmActivities(providers, prices=DEFAULT_PRICES if prices is None else prices)
     definitions = DefinitionActivities(definitions_dir, params_models(actions))
     action_activities = [action_activity(spec, secrets or {}) for spec in actions.values()]
     return Worker(
@@ -284,6 +292,7 @@ async def serve(settings: Settings) -> None:
         settings.definitions_dir,
         actions,
         settings.secrets,
+        settings.prices,
         graceful_shutdown_timeout=timedelta(seconds=10),
         max_concurrent_activities=settings.max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
@@ -339,6 +348,7 @@ _POLLER_FRESH_SECONDS = 70.0
 _SA_TYPES = {
     IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD: "Keyword",
     IndexedValueType.INDEXED_VALUE_TYPE_INT: "Int",
+    IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE: "Double",
 }
 
 

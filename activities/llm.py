@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.endpoints import Endpoint, is_configured
 from activities.heartbeat import heartbeating
+from activities.pricing import DEFAULT_PRICES, Price, priced
 from activities.providers import Provider
 from activities.providers.anthropic_messages import AnthropicMessagesProvider
 from activities.providers.mock import MockProvider
@@ -59,10 +60,14 @@ MAX_REPLY_BYTES = 1_000_000
 
 class LlmActivities:
     def __init__(
-        self, providers: Mapping[str, Provider], max_reply_bytes: int = MAX_REPLY_BYTES
+        self,
+        providers: Mapping[str, Provider],
+        max_reply_bytes: int = MAX_REPLY_BYTES,
+        prices: Mapping[str, Price] = DEFAULT_PRICES,
     ) -> None:
         self._providers = dict(providers)
         self._max_reply = max_reply_bytes
+        self._prices = prices
 
     @activity.defn(name="llm_call")
     async def llm_call(self, call: LlmCallInput) -> LlmCallResult:
@@ -110,7 +115,7 @@ class LlmActivities:
             text=completion.text,
             provider=call.provider,
             model=call.model,
-            usage=completion.usage,
+            usage=priced(completion.usage, call.provider, call.model, self._prices),
             attempt=attempt,
             finish_reason=completion.finish_reason,
             parsed=parsed,

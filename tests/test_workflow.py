@@ -66,6 +66,9 @@ async def test_hello_world_sends_the_rendered_prompt_to_openai(client, endpoints
     step = result.steps["greet"]
     assert (step.status, step.attempts) == ("completed", 1)
     assert step.usage.input_tokens > 0 and step.usage == result.usage
+    usage = result.usage  # gpt-4 is priced at $30 / $60 per million tokens
+    assert usage.cost_usd == round((usage.input_tokens * 30 + usage.output_tokens * 60) / 1e6, 8)
+    assert usage.cost_usd > 0
 
 
 async def test_variable_default_is_used_when_the_run_gives_none(client, endpoints, fake_llm):

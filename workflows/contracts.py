@@ -18,11 +18,14 @@ StepStatus = Literal["completed", "skipped", "failed"]
 class Usage(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
+    cost_usd: float = 0.0
+    """Estimated from the worker's price table (0 for unknown models and the mock)."""
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
+            cost_usd=round(self.cost_usd + other.cost_usd, 8),
         )
 
 

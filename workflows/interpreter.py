@@ -230,7 +230,10 @@ class _Schedule:
         self.status.steps[step.id] = result
         self.status.usage += result.usage
         workflow.upsert_search_attributes(
-            [search_attributes.STEPS_DONE.value_set(len(self.results))]
+            [
+                search_attributes.STEPS_DONE.value_set(len(self.results)),
+                search_attributes.COST_USD.value_set(self.status.usage.cost_usd),
+            ]
         )
 
     async def _run_step(self, step: Step) -> StepResult:

@@ -11,4 +11,6 @@ from temporalio.common import SearchAttributeKey
 DEFINITION_NAME = SearchAttributeKey.for_keyword("YamlWorkflowName")
 DEFINITION_VERSION = SearchAttributeKey.for_keyword("YamlWorkflowVersion")
 STEPS_DONE = SearchAttributeKey.for_int("YamlStepsDone")
-ALL = (DEFINITION_NAME, DEFINITION_VERSION, STEPS_DONE)
+COST_USD = SearchAttributeKey.for_float("YamlCostUsd")
+"""Estimated spend so far, so runs can be sorted by cost in the UI."""
+ALL = (DEFINITION_NAME, DEFINITION_VERSION, STEPS_DONE, COST_USD)
