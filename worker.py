@@ -33,6 +33,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.converter import DataConverter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -84,6 +85,8 @@ class Settings:
     max_cached_workflows: int = 1000
     prices: Mapping[str, Price] = field(default_factory=lambda: dict(DEFAULT_PRICES))
     """Dollars per million tokens per model (PRICES_FILE adds to and overrides the defaults)."""
+    metrics_port: int | None = None
+    """Serve Prometheus metrics (the SDK's and the project's) on this port."""
     payload_key: str | None = None
     """AES-256 key (base64): everything stored in Temporal is encrypted when it is set."""
     payload_key_id: str = "default"
@@ -154,6 +157,7 @@ class Settings:
                 **DEFAULT_PRICES,
                 **(read_prices(Path(env["PRICES_FILE"])) if env.get("PRICES_FILE") else {}),
             },
+            metrics_port=int(env["METRICS_PORT"]) if env.get("METRICS_PORT") else None,
             payload_key=env.get("PAYLOAD_KEY") or None,
             payload_key_id=env.get("PAYLOAD_KEY_ID", cls.payload_key_id),
         )
@@ -204,10 +208,21 @@ async def register_search_attributes(client: Client, namespace: str) -> list[str
     return sorted(missing)
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
     return await Client.connect(
-        settings.address, namespace=settings.namespace, data_converter=settings.data_converter
+        settings.address,
+        namespace=settings.namespace,
+        data_converter=settings.data_converter,
+        runtime=runtime,
     )
+
+
+def metrics_runtime(port: int | None) -> Runtime | None:
+    """A runtime exporting Prometheus metrics on `port` (the SDK's and ours), if one is set."""
+    if port is None:
+        return None
+    metrics = PrometheusConfig(bind_address=f"0.0.0.0:{port}")
+    return Runtime(telemetry=TelemetryConfig(metrics=metrics))
 
 
 def temporal_cli() -> str:
@@ -259,25 +274,40 @@ def build_worker(
 
 
 def configure_logging() -> None:
+    """JSON lines (console in a terminal) for structlog and stdlib loggers alike, so the
+    workflow's replay-safe `workflow.logger` lines carry the run's ids too."""
+    shared: list[Any] = [
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso"),
+    ]
     renderer = (
         structlog.dev.ConsoleRenderer()
         if sys.stderr.isatty()
         else structlog.processors.JSONRenderer()
     )
     structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso"),
-            renderer,
-        ],
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
     )
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(logging.INFO)
+    logging.getLogger("temporalio").setLevel(logging.WARNING)
+    logging.getLogger("temporalio.workflow").setLevel(logging.INFO)
+    for noisy in ("httpx", "httpcore", "openai", "anthropic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 async def serve(settings: Settings) -> None:
     log = structlog.get_logger("worker")
-    client = await connect(settings)
+    client = await connect(settings, metrics_runtime(settings.metrics_port))
     added = await register_search_attributes(client, settings.namespace)
     if added:
         log.info("registered search attributes", names=added)

@@ -37,6 +37,15 @@ def action_activity(spec: ActionSpec, secrets: Mapping[str, str]) -> Callable[..
 
     @activity.defn(name=spec.name)
     async def run_action(request: ActionInput) -> ActionResult:
+        try:
+            return await _run(request)
+        except ApplicationError as exc:
+            activity.metric_meter().create_counter("action_failures", "failed attempts").add(
+                1, {"action": spec.name, "type": exc.type or "error"}
+            )
+            raise
+
+    async def _run(request: ActionInput) -> ActionResult:
         attempt = activity.info().attempt
         used = {name: secrets[name] for name in secret_names(request.params) if name in secrets}
         try:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import replace
 
 import anthropic
 import openai
+import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -19,7 +21,7 @@ from activities.providers.mock import MockProvider
 from activities.providers.openai_chat import OpenAIChatProvider
 from activities.retry_after import retry_after
 from activities.structured_replies import parse_reply
-from workflows.contracts import LlmCallInput, LlmCallResult
+from workflows.contracts import LlmCallInput, LlmCallResult, Usage
 
 SDK_TIMEOUT_SECONDS = 600.0
 """Generous: the step's `timeout` (Temporal's start-to-close) is the limit that counts."""
@@ -71,7 +73,36 @@ class LlmActivities:
 
     @activity.defn(name="llm_call")
     async def llm_call(self, call: LlmCallInput) -> LlmCallResult:
-        attempt = activity.info().attempt
+        """One call, logged with the run's ids and counted in the worker's metrics."""
+        info = activity.info()
+        log = structlog.get_logger("llm").bind(
+            workflow_id=info.workflow_id,
+            run_id=info.workflow_run_id,
+            step_id=call.step_id,
+            attempt=info.attempt,
+            provider=call.provider,
+            model=call.model,
+        )
+        started = time.monotonic()
+        try:
+            result = await self._call(call, info.attempt)
+        except ApplicationError as exc:
+            record_call(call, "error", time.monotonic() - started, None)
+            log.warning("llm call failed", error=exc.message, retryable=not exc.non_retryable)
+            raise
+        elapsed = time.monotonic() - started
+        record_call(call, "invalid" if result.invalid else "ok", elapsed, result.usage)
+        log.info(
+            "llm call",
+            latency_ms=int(elapsed * 1000),
+            input_tokens=result.usage.input_tokens,
+            output_tokens=result.usage.output_tokens,
+            cost_usd=result.usage.cost_usd,
+            invalid=result.invalid,
+        )
+        return result
+
+    async def _call(self, call: LlmCallInput, attempt: int) -> LlmCallResult:
         provider = self._providers.get(call.provider)
         if provider is None:
             raise ApplicationError(
@@ -120,6 +151,24 @@ class LlmActivities:
             finish_reason=completion.finish_reason,
             parsed=parsed,
             invalid=invalid,
+        )
+
+
+def record_call(call: LlmCallInput, outcome: str, seconds: float, usage: Usage | None) -> None:
+    """The worker's metrics (exported on METRICS_PORT): calls, latency, tokens, cost."""
+    meter = activity.metric_meter()
+    labels = {"provider": call.provider, "model": call.model}
+    meter.create_counter("llm_calls", "LLM calls by outcome").add(1, {**labels, "outcome": outcome})
+    meter.create_histogram_float("llm_latency_seconds", "LLM call latency", "s").record(
+        seconds, labels
+    )
+    if usage is not None:
+        meter.create_counter("llm_input_tokens", "tokens sent").add(usage.input_tokens, labels)
+        meter.create_counter("llm_output_tokens", "tokens received").add(
+            usage.output_tokens, labels
+        )
+        meter.create_counter("llm_cost_microdollars", "estimated spend").add(
+            round(usage.cost_usd * 1_000_000), labels
         )
 
 

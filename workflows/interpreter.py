@@ -229,6 +229,16 @@ class _Schedule:
             self.context[name] = self.status.outputs[name] = value
         self.status.steps[step.id] = result
         self.status.usage += result.usage
+        workflow.logger.info(
+            "step finished",
+            extra={
+                "step_id": step.id,
+                "status": result.status,
+                "attempts": result.attempts,
+                "duration_ms": result.duration_ms,
+                "cost_usd": result.usage.cost_usd,
+            },
+        )
         workflow.upsert_search_attributes(
             [
                 search_attributes.STEPS_DONE.value_set(len(self.results)),

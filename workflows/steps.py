@@ -104,6 +104,9 @@ class StepRunner:
             outputs, problem = self._llm_outputs(step, reply, context)
             if problem is None:
                 return Once(outputs, attempts, usage)
+            workflow.metric_meter().create_counter("llm_reasks", "re-asks").add(
+                1, {"step_id": step.id}
+            )
             if reask == step.max_reasks:
                 raise StepFailed(
                     f"step '{step.id}': the reply was still not accepted after "
@@ -164,6 +167,9 @@ class StepRunner:
                     summary=f"{step.id}: {provider}/{target.model}",
                 )
             except ActivityError as exc:
+                workflow.metric_meter().create_counter("llm_model_failures", "models given up").add(
+                    1, {"step_id": step.id, "model": model_name}
+                )
                 attempts += _attempts(exc, policy)
                 reason = failure_reason(exc)
                 errors.append(reason if target.model in reason else f"{model_name}: {reason}")
