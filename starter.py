@@ -114,6 +114,8 @@ async def start_run(args: argparse.Namespace, settings: Settings) -> WorkflowHan
             children=loaded.children,
             variables=variables,
             mock_providers=mocked,
+            llm_task_queue=settings.llm_task_queue,
+            action_task_queue=settings.action_task_queue,
         ),
         id=run_id,
         task_queue=settings.task_queue,

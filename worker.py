@@ -85,6 +85,11 @@ class Settings:
     max_cached_workflows: int = 1000
     prices: Mapping[str, Price] = field(default_factory=lambda: dict(DEFAULT_PRICES))
     """Dollars per million tokens per model (PRICES_FILE adds to and overrides the defaults)."""
+    llm_task_queue: str | None = None
+    """A queue of its own for LLM calls, polled by every worker (TEMPORAL_LLM_TASK_QUEUE)."""
+    llm_rate_per_second: float | None = None
+    """Temporal's task-queue rate limit on LLM calls, across all workers (LLM_RATE_PER_SECOND)."""
+    action_task_queue: str | None = None
     metrics_port: int | None = None
     """Serve Prometheus metrics (the SDK's and the project's) on this port."""
     payload_key: str | None = None
@@ -157,6 +162,11 @@ class Settings:
                 **DEFAULT_PRICES,
                 **(read_prices(Path(env["PRICES_FILE"])) if env.get("PRICES_FILE") else {}),
             },
+            llm_task_queue=env.get("TEMPORAL_LLM_TASK_QUEUE") or None,
+            llm_rate_per_second=(
+                float(env["LLM_RATE_PER_SECOND"]) if env.get("LLM_RATE_PER_SECOND") else None
+            ),
+            action_task_queue=env.get("TEMPORAL_ACTION_TASK_QUEUE") or None,
             metrics_port=int(env["METRICS_PORT"]) if env.get("METRICS_PORT") else None,
             payload_key=env.get("PAYLOAD_KEY") or None,
             payload_key_id=env.get("PAYLOAD_KEY_ID", cls.payload_key_id),
@@ -273,6 +283,40 @@ def build_worker(
     )
 
 
+def extra_queue_workers(
+    client: Client,
+    settings: Settings,
+    providers: Mapping[str, Provider],
+    actions: Mapping[str, ActionSpec],
+) -> list[Worker]:
+    """Workers for the separate LLM and action task queues, when they are configured."""
+    from activities.actions import action_activity
+    from activities.llm import LlmActivities
+
+    workers = []
+    if settings.llm_task_queue:
+        llm = LlmActivities(providers, prices=settings.prices)
+        workers.append(
+            Worker(
+                client,
+                task_queue=settings.llm_task_queue,
+                activities=[llm.llm_call],
+                max_task_queue_activities_per_second=settings.llm_rate_per_second,
+                max_concurrent_activities=settings.max_concurrent_activities,
+            )
+        )
+    if settings.action_task_queue:
+        workers.append(
+            Worker(
+                client,
+                task_queue=settings.action_task_queue,
+                activities=[action_activity(spec, settings.secrets) for spec in actions.values()],
+                max_concurrent_activities=settings.max_concurrent_activities,
+            )
+        )
+    return workers
+
+
 def configure_logging() -> None:
     """JSON lines (console in a terminal) for structlog and stdlib loggers alike, so the
     workflow's replay-safe `workflow.logger` lines carry the run's ids too."""
@@ -332,12 +376,16 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with worker:
+    workers = [worker, *extra_queue_workers(client, settings, providers, actions)]
+    async with contextlib.AsyncExitStack() as running:
+        for each in workers:
+            await running.enter_async_context(each)
         log.info(
             "worker started",
             address=settings.address,
             namespace=settings.namespace,
             task_queue=settings.task_queue,
+            other_task_queues=[each.task_queue for each in workers[1:]],
             providers=sorted(providers),
             actions=sorted(actions),
             pid=os.getpid(),

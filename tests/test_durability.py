@@ -148,3 +148,35 @@ async def test_server_restart_mid_run_loses_nothing(sqlite_server):
     prompts = [r.prompt_text.strip().split(" after ")[0] for r in llm.requests]
     assert prompts.count("step one") == 1
     assert prompts.count("step three") == 1
+
+
+async def test_two_workers_on_one_queue_one_killed_the_other_finishes(temporal_env):
+    client = temporal_env.client
+    task_queue = f"failover-{uuid.uuid4()}"
+    address = client.service_client.config.target_host
+    with FakeLlmServer(reply=echo, latency=1.0) as llm:
+        first = spawn_worker(address, task_queue, llm)
+        handle = await client.start_workflow(
+            YamlWorkflow.run,
+            RunInput(definition=definition(THREE_STEPS)),
+            id=f"failover-{uuid.uuid4()}",
+            task_queue=task_queue,
+        )
+        await wait_for(lambda: any("step two" in r.prompt_text for r in llm.requests))
+        second = spawn_worker(address, task_queue, llm)  # both poll the queue now
+        await asyncio.sleep(1)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        try:
+            result: RunResult = await asyncio.wait_for(handle.result(), 60)
+            history = await handle.fetch_history()
+        finally:
+            second.terminate()
+            second.wait()
+    assert result.outputs == {"a": "STEP ONE", "b": "STEP TWO", "c": "STEP THREE"}
+    identities = {
+        event.activity_task_started_event_attributes.identity
+        for event in history.events
+        if event.HasField("activity_task_started_event_attributes")
+    }
+    assert any(identity.startswith(f"{second.pid}@") for identity in identities)

@@ -50,3 +50,40 @@ async def test_worker_process_runs_a_workflow_and_stops_on_sigterm(
     ]
     assert events[0] == "worker started"
     assert events[-2:] == ["worker stopping", "worker stopped"]
+
+
+async def test_llm_calls_can_go_to_their_own_rate_limited_queue(temporal_env: WorkflowEnvironment):
+    task_queue, llm_queue = f"main-{uuid.uuid4()}", f"llm-{uuid.uuid4()}"
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.endswith(("_API_KEY", "_BASE_URL"))
+    }
+    env |= {
+        "TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
+        "TEMPORAL_TASK_QUEUE": task_queue,
+        "TEMPORAL_LLM_TASK_QUEUE": llm_queue,
+        "LLM_RATE_PER_SECOND": "5",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "worker.py", cwd=ROOT, env=env, stderr=asyncio.subprocess.DEVNULL
+    )
+    try:
+        hello = definition((ROOT / "definitions" / "hello_world.yaml").read_text())
+        handle = await temporal_env.client.start_workflow(
+            YamlWorkflow.run,
+            RunInput(definition=hello, mock_providers=["openai"], llm_task_queue=llm_queue),
+            id=f"queues-{uuid.uuid4()}",
+            task_queue=task_queue,
+        )
+        assert (await handle.result()).status == "completed"
+        history = await handle.fetch_history()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), timeout=30)
+    [scheduled] = [
+        event.activity_task_scheduled_event_attributes
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert (scheduled.activity_type.name, scheduled.task_queue.name) == ("llm_call", llm_queue)

@@ -49,6 +49,11 @@ class RunInput(BaseModel):
     variables: dict[str, Any] = {}
     mock_providers: list[str] = []
     """Providers whose calls go to the offline ``mock`` provider for this run."""
+    llm_task_queue: str | None = None
+    """Task queue for LLM calls (default: the run's), so one provider's rate can be limited
+    across all workers with Temporal's task-queue rate limit."""
+    action_task_queue: str | None = None
+    """Task queue for actions (default: the run's)."""
     reuse: dict[str, StepResult] = {}
     """Results of steps an earlier run finished, taken as they are instead of run again."""
 

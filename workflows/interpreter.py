@@ -91,7 +91,14 @@ class YamlWorkflow:
             "run": {"id": info.workflow_id, "started_at": info.start_time.isoformat()},
             "secrets": SecretRefs(),
         }
-        runner = StepRunner(spec.defaults, children, run_input.mock_providers, self._signals)
+        runner = StepRunner(
+            spec.defaults,
+            children,
+            run_input.mock_providers,
+            self._signals,
+            run_input.llm_task_queue,
+            run_input.action_task_queue,
+        )
         schedule = _Schedule(definition, runner, context, self._status)
         results = await schedule.run(run_input.reuse)
         outputs: dict[str, Any] = {}

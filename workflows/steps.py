@@ -69,6 +69,8 @@ class StepRunner:
     children: dict[str, Definition]
     mock_providers: list[str]
     signals: dict[str, list[Any]]
+    llm_task_queue: str | None = None
+    action_task_queue: str | None = None
 
     async def run_once(self, step: Step, context: dict[str, Any], key: str) -> Once:
         """Run a step once; `key` names this execution (step id and item index)."""
@@ -164,6 +166,7 @@ class StepRunner:
                     start_to_close_timeout=timeout,
                     heartbeat_timeout=HEARTBEAT_TIMEOUT,
                     retry_policy=policy,
+                    task_queue=self.llm_task_queue,
                     summary=f"{step.id}: {provider}/{target.model}",
                 )
             except ActivityError as exc:
@@ -212,6 +215,8 @@ class StepRunner:
                     children=self.children,
                     variables=variables,
                     mock_providers=self.mock_providers,
+                    llm_task_queue=self.llm_task_queue,
+                    action_task_queue=self.action_task_queue,
                 ),
                 id=f"{workflow.info().workflow_id}/{key}",
                 result_type=RunResult,
@@ -246,6 +251,7 @@ class StepRunner:
                 start_to_close_timeout=_timeout(step.timeout),
                 heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=policy,
+                task_queue=self.action_task_queue,
                 summary=f"{step.id}: {step.action}",
             )
         except ActivityError as exc:
