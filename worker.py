@@ -90,6 +90,8 @@ class Settings:
     llm_rate_per_second: float | None = None
     """Temporal's task-queue rate limit on LLM calls, across all workers (LLM_RATE_PER_SECOND)."""
     action_task_queue: str | None = None
+    otlp_endpoint: str | None = None
+    """Send traces here (OTEL_EXPORTER_OTLP_ENDPOINT); off when unset."""
     metrics_port: int | None = None
     """Serve Prometheus metrics (the SDK's and the project's) on this port."""
     payload_key: str | None = None
@@ -167,6 +169,7 @@ class Settings:
                 float(env["LLM_RATE_PER_SECOND"]) if env.get("LLM_RATE_PER_SECOND") else None
             ),
             action_task_queue=env.get("TEMPORAL_ACTION_TASK_QUEUE") or None,
+            otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
             metrics_port=int(env["METRICS_PORT"]) if env.get("METRICS_PORT") else None,
             payload_key=env.get("PAYLOAD_KEY") or None,
             payload_key_id=env.get("PAYLOAD_KEY_ID", cls.payload_key_id),
@@ -224,7 +227,25 @@ async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
         namespace=settings.namespace,
         data_converter=settings.data_converter,
         runtime=runtime,
+        plugins=tracing_plugins(settings.otlp_endpoint),
     )
+
+
+def tracing_plugins(otlp_endpoint: str | None) -> list[Any]:
+    """Temporal's OpenTelemetry plugin exporting to OTLP/HTTP, when an endpoint is set: spans
+    for starting and running the workflow and each activity, and one per LLM call."""
+    if not otlp_endpoint:
+        return []
+    import opentelemetry.trace
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from temporalio.contrib.opentelemetry import OpenTelemetryPlugin, create_tracer_provider
+
+    provider = create_tracer_provider()
+    endpoint = otlp_endpoint.rstrip("/") + "/v1/traces"
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    opentelemetry.trace.set_tracer_provider(provider)
+    return [OpenTelemetryPlugin(add_temporal_spans=True)]
 
 
 def metrics_runtime(port: int | None) -> Runtime | None:
@@ -397,12 +418,17 @@ async def serve(settings: Settings) -> None:
 
 def main() -> None:
     configure_logging()
+    settings = Settings.from_env(os.environ)
     code = 0
     try:
-        asyncio.run(serve(Settings.from_env(os.environ)))
+        asyncio.run(serve(settings))
     except RuntimeError as exc:  # e.g. the server cannot be reached
         structlog.get_logger("worker").error("worker failed", error=str(exc))
         code = 1
+    if settings.otlp_endpoint:  # flush the last spans; os._exit skips atexit hooks
+        import opentelemetry.trace
+
+        opentelemetry.trace.get_tracer_provider().shutdown()  # type: ignore[attr-defined]
     # Skip interpreter teardown, which the client's Rust threads can abort
     # (temporalio/sdk-python#300).
     sys.stdout.flush()

@@ -21,6 +21,7 @@ from activities.providers.mock import MockProvider
 from activities.providers.openai_chat import OpenAIChatProvider
 from activities.retry_after import retry_after
 from activities.structured_replies import parse_reply
+from activities.tracing import span
 from workflows.contracts import LlmCallInput, LlmCallResult, Usage
 
 SDK_TIMEOUT_SECONDS = 600.0
@@ -85,7 +86,13 @@ class LlmActivities:
         )
         started = time.monotonic()
         try:
-            result = await self._call(call, info.attempt)
+            with span(
+                f"llm {call.provider}/{call.model}",
+                step_id=call.step_id,
+                workflow_id=info.workflow_id,
+                attempt=info.attempt,
+            ):
+                result = await self._call(call, info.attempt)
         except ApplicationError as exc:
             record_call(call, "error", time.monotonic() - started, None)
             log.warning("llm call failed", error=exc.message, retryable=not exc.non_retryable)

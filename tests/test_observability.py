@@ -8,7 +8,9 @@ import json
 import os
 import signal
 import sys
+import threading
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
@@ -65,3 +67,61 @@ async def test_a_runs_logs_carry_its_ids_and_metrics_count_its_calls(temporal_en
         m for m in metrics.splitlines() if m.startswith("llm_input_tokens")
     )
     assert "temporal_" in metrics  # the SDK's own worker metrics are there too
+
+
+async def test_traces_reach_an_otlp_collector(temporal_env):
+    """A real OTLP/HTTP receiver on loopback collects the worker's spans."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    spans: list[tuple[str, dict]] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            request = ExportTraceServiceRequest.FromString(
+                self.rfile.read(int(self.headers["content-length"]))
+            )
+            for resource in request.resource_spans:
+                for scope in resource.scope_spans:
+                    for span in scope.spans:
+                        attributes = {a.key: a.value for a in span.attributes}
+                        spans.append((span.name, attributes))
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    collector = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=collector.serve_forever, daemon=True).start()
+    client = temporal_env.client
+    task_queue = f"traces-{uuid.uuid4()}"
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}
+        env |= {
+            "TEMPORAL_ADDRESS": client.service_client.config.target_host,
+            "TEMPORAL_TASK_QUEUE": task_queue,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector.server_address[1]}",
+        }
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable, "worker.py", cwd=ROOT, env=env, stderr=asyncio.subprocess.DEVNULL
+        )
+        try:
+            await client.execute_workflow(
+                YamlWorkflow.run,
+                RunInput(definition=definition(HELLO), mock_providers=["openai"]),
+                id=f"traces-{uuid.uuid4()}",
+                task_queue=task_queue,
+            )
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(worker.wait(), 30)
+    finally:
+        collector.shutdown()
+        collector.server_close()
+    names = {name for name, _ in spans}
+    assert "RunWorkflow:YamlWorkflow" in names and "RunActivity:llm_call" in names
+    [llm] = [attributes for name, attributes in spans if name == "llm mock/gpt-4"]
+    assert llm["step_id"].string_value == "greet"
