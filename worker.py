@@ -43,6 +43,7 @@ from activities.codec import codec_from_key, data_converter
 from activities.definitions import DefinitionActivities
 from activities.email import SmtpSettings
 from activities.endpoints import Endpoint
+from activities.pacing import pace
 from activities.pricing import DEFAULT_PRICES, Price, read_prices
 from activities.providers import Provider
 from activities.registry import ActionSpec, load_custom_actions, params_models
@@ -296,7 +297,7 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=[YamlWorkflow],
-        activities=[llm.llm_call, definitions.load_definition, *action_activities],
+        activities=[llm.llm_call, definitions.load_definition, pace, *action_activities],
         workflow_runner=sandbox_runner(),
         # A broken definition fails its run instead of retrying the workflow task forever.
         workflow_failure_exception_types=[WorkflowError],

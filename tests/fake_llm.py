@@ -63,8 +63,7 @@ class FakeLlmServer:
         self.max_in_flight = 0
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -156,6 +155,11 @@ class FakeLlmServer:
                 pass
 
         return Handler
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # the default backlog of 5 refuses bursts of connections
 
 
 def _openai_completion(request: Request, text: str, usage_in: int, usage_out: int) -> dict:

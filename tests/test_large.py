@@ -65,3 +65,19 @@ workflow:
         result: RunResult = await handle.result()
     answers = result.outputs["answer"]
     assert len(answers) == 5000 and "item 4999" in answers[-1]
+
+
+async def test_thousands_of_in_workflow_items_stay_under_the_deadlock_limit(client):
+    text = """
+workflow:
+  name: WideSet
+  steps:
+    - id: each
+      type: set
+      for_each: "{{ range(3000) | list }}"
+      values: {double: "{{ item * 2 }}"}
+"""
+    async with new_worker(client, {}) as worker:
+        handle = await start(client, worker, RunInput(definition=definition(text)))
+        result: RunResult = await handle.result()
+    assert result.outputs["double"][-1] == 5998

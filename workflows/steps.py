@@ -3,6 +3,7 @@ activities (LLM calls, actions), child workflows, timers and signal waits."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -40,7 +41,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.templates import render
 
 LLM_CALL = "llm_call"
+PACE = "pace"
 DEFAULT_TIMEOUT = timedelta(seconds=60)
+IN_WORKFLOW_BUDGET = 100
 HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 """Activities heartbeat every few seconds: a lost worker is noticed, a cancel reaches them."""
 DEFAULT_RETRY = RetrySpec(max_attempts=5, initial_interval="1s", backoff=2.0, max_interval="1m")
@@ -71,12 +74,15 @@ class StepRunner:
     signals: dict[str, list[Any]]
     llm_task_queue: str | None = None
     action_task_queue: str | None = None
+    _spent: int = 0
+    _break: asyncio.Future[None] | None = None
 
     async def run_once(self, step: Step, context: dict[str, Any], key: str) -> Once:
         """Run a step once; `key` names this execution (step id and item index)."""
         if isinstance(step, LlmCallStep):
             return await self._llm_call(step, context)
         if isinstance(step, SetStep):
+            await self.pace()
             return Once(
                 {name: render_or_fail(value, context, key) for name, value in step.values.items()}
             )
@@ -85,6 +91,22 @@ class StepRunner:
         if isinstance(step, WorkflowStep):
             return await self._child(step, context, key)
         return await self._action(step, context, key)
+
+    async def pace(self) -> None:
+        """Work done inside the workflow (no activity) never yields to the worker; after
+        IN_WORKFLOW_BUDGET such steps, a no-op local activity ends the workflow task, so
+        thousands of `set` steps or items stay under Temporal's 2 s deadlock limit."""
+        self._spent += 1
+        while self._spent > IN_WORKFLOW_BUDGET:
+            if self._break is None or self._break.done():
+                self._break = asyncio.ensure_future(self._take_break())
+            await asyncio.shield(self._break)
+
+    async def _take_break(self) -> None:
+        await workflow.execute_local_activity(
+            PACE, start_to_close_timeout=timedelta(seconds=10), summary="pace"
+        )
+        self._spent = 0
 
     async def _llm_call(self, step: LlmCallStep, context: dict[str, Any]) -> Once:
         call = LlmCallInput(
