@@ -11,7 +11,7 @@ import sys
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from aiosmtpd.controller import Controller
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -184,3 +185,33 @@ def starter(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
         text=True,
         timeout=120,
     )
+
+
+def worker_env(
+    address: str, task_queue: str, llm: FakeLlmServer | None = None, **extra: str
+) -> dict[str, str]:
+    """The environment of a worker.py process: no provider settings from this machine, the
+    test's server and queue, and the fake provider when given."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}
+    env |= {"TEMPORAL_ADDRESS": address, "TEMPORAL_TASK_QUEUE": task_queue, **extra}
+    if llm is not None:
+        env |= {"OPENAI_BASE_URL": llm.openai_url, "OPENAI_API_KEY": "k"}
+    return env
+
+
+@contextmanager
+def smtp_server() -> Iterator[tuple[int, list[Any]]]:
+    """A real SMTP server (aiosmtpd) on loopback; yields its port and the envelopes it got."""
+    received: list[Any] = []
+
+    class Handler:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+            received.append(envelope)
+            return "250 OK"
+
+    controller = Controller(Handler(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield controller.port, received
+    finally:
+        controller.stop()

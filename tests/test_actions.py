@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowFailureError
 
@@ -19,7 +16,7 @@ from activities.email import EmailActions, SmtpSettings
 from activities.files import FileActions
 from activities.http import AddressGuard, HttpActions
 from activities.registry import action, params_models
-from tests.conftest import definition, new_worker, start
+from tests.conftest import definition, new_worker, smtp_server, start
 from tests.postgres import postgres_server
 from worker import Settings, build_actions
 from workflows.actions import DatabaseInsertParams
@@ -178,26 +175,12 @@ async def _insert_twice(url: str) -> None:
 
 
 async def test_send_email_reaches_a_real_smtp_server(client, tmp_path):
-    received: list[Any] = []
-
-    class Handler:
-        async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
-            received.append(envelope)
-            return "250 OK"
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        text = steps(
-            "    - id: mail\n      type: action\n      action: send_email\n"
-            "      params: {to: ann@example.org, subject: Report, body: All done.}"
-        )
+    text = steps(
+        "    - id: mail\n      type: action\n      action: send_email\n"
+        "      params: {to: ann@example.org, subject: Report, body: All done.}"
+    )
+    with smtp_server() as (port, received):
         await run(client, text, actions_for(tmp_path, smtp_port=port))
-    finally:
-        controller.stop()
     [envelope] = received
     assert envelope.rcpt_tos == ["ann@example.org"]
     assert b"Subject: Report" in envelope.content and b"All done." in envelope.content

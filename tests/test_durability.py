@@ -4,7 +4,6 @@ restarted mid-run. Nothing finished is lost and no finished step is paid for twi
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities.endpoints import Endpoint
 from activities.llm import build_providers
-from tests.conftest import DEV_SERVER_ARGS, ROOT, definition, free_port
+from tests.conftest import DEV_SERVER_ARGS, ROOT, definition, free_port, worker_env
 from tests.fake_llm import FakeLlmServer, Request
 from worker import build_worker, search_attribute_flags, temporal_cli
 from workflows.contracts import RunInput, RunResult
@@ -40,13 +39,7 @@ def echo(request: Request) -> str:
 
 
 def spawn_worker(address: str, task_queue: str, llm: FakeLlmServer) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}
-    env |= {
-        "TEMPORAL_ADDRESS": address,
-        "TEMPORAL_TASK_QUEUE": task_queue,
-        "OPENAI_BASE_URL": llm.openai_url,
-        "OPENAI_API_KEY": "k",
-    }
+    env = worker_env(address, task_queue, llm)
     return subprocess.Popen(
         [sys.executable, "worker.py"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL
     )

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import inspect
 import json
-import socket
 import sqlite3
 from pathlib import Path
 from typing import Any
 
-from aiosmtpd.controller import Controller
 from temporalio import activity
 
 from activities.endpoints import Endpoint
 from activities.registry import ActionSpec
-from tests.conftest import definition, new_worker, start
+from tests.conftest import definition, new_worker, smtp_server, start
 from tests.fake_llm import FakeLlmServer
 from tests.test_actions import actions_for
 from workflows.contracts import ActionInput, RunInput
@@ -73,33 +71,17 @@ workflow:
 async def test_each_peer_shows_one_effect_despite_a_retry(client, tmp_path: Path, peer):
     state, url = peer
     state.body = b"Durable execution keeps finished work."
-    received: list[Any] = []
-
-    class Smtp:
-        async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
-            received.append(envelope)
-            return "250 OK"
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        smtp_port = probe.getsockname()[1]
-    controller = Controller(Smtp(), hostname="127.0.0.1", port=smtp_port)
-    controller.start()
-    actions = {
-        name: fail_once_after_effect(spec)
-        for name, spec in actions_for(tmp_path, smtp_port=smtp_port).items()
-    }
-    try:
-        with FakeLlmServer(reply=lambda request: "Finished work is kept.") as llm:
-            async with new_worker(
-                client, {"openai": Endpoint(api_key="k", base_url=llm.openai_url)}, actions=actions
-            ) as worker:
-                handle = await start(
-                    client, worker, RunInput(definition=definition(PIPELINE.replace("URL", url)))
-                )
-                result = await handle.result()
-    finally:
-        controller.stop()
+    reply = "Finished work is kept."
+    with smtp_server() as (smtp_port, received), FakeLlmServer(reply=lambda r: reply) as llm:
+        actions = {
+            name: fail_once_after_effect(spec)
+            for name, spec in actions_for(tmp_path, smtp_port=smtp_port).items()
+        }
+        endpoints = {"openai": Endpoint(api_key="k", base_url=llm.openai_url)}
+        async with new_worker(client, endpoints, actions=actions) as worker:
+            run_input = RunInput(definition=definition(PIPELINE.replace("URL", url)))
+            handle = await start(client, worker, run_input)
+            result = await handle.result()
 
     assert all(result.steps[s].attempts == 2 for s in ("fetch", "save", "store", "post", "mail"))
     assert len(llm.requests) == 1 and "Durable execution" in llm.requests[0].prompt_text

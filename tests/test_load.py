@@ -4,7 +4,6 @@ on one worker process with its back-pressure settings. Slow: `pytest -m slow`.""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, definition
+from tests.conftest import ROOT, definition, worker_env
 from tests.fake_llm import FakeLlmServer, Request
 from workflows.contracts import RunInput, RunResult
 from workflows.interpreter import YamlWorkflow
@@ -48,13 +47,7 @@ async def test_five_hundred_concurrent_runs_complete_with_bounded_memory(tempora
     client = temporal_env.client
     task_queue = f"load-{uuid.uuid4()}"
     with FakeLlmServer(reply=last_word, latency=0.05) as llm:
-        env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}
-        env |= {
-            "TEMPORAL_ADDRESS": client.service_client.config.target_host,
-            "TEMPORAL_TASK_QUEUE": task_queue,
-            "OPENAI_BASE_URL": llm.openai_url,
-            "OPENAI_API_KEY": "k",
-        }
+        env = worker_env(client.service_client.config.target_host, task_queue, llm)
         worker = subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env,
                                   stderr=subprocess.DEVNULL)  # fmt: skip
         try:

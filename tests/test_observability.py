@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
 import threading
@@ -14,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
-from tests.conftest import ROOT, definition, free_port
+from tests.conftest import ROOT, definition, free_port, worker_env
 from tests.fake_llm import FakeLlmServer
 from workflows.contracts import RunInput, RunResult
 from workflows.interpreter import YamlWorkflow
@@ -27,14 +26,8 @@ async def test_a_runs_logs_carry_its_ids_and_metrics_count_its_calls(temporal_en
     task_queue = f"observe-{uuid.uuid4()}"
     port = free_port()
     with FakeLlmServer() as llm:
-        env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}
-        env |= {
-            "TEMPORAL_ADDRESS": client.service_client.config.target_host,
-            "TEMPORAL_TASK_QUEUE": task_queue,
-            "OPENAI_BASE_URL": llm.openai_url,
-            "OPENAI_API_KEY": "k",
-            "METRICS_PORT": str(port),
-        }
+        address = client.service_client.config.target_host
+        env = worker_env(address, task_queue, llm, METRICS_PORT=str(port))
         worker = await asyncio.create_subprocess_exec(
             sys.executable, "worker.py", cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE
         )
@@ -99,12 +92,11 @@ async def test_traces_reach_an_otlp_collector(temporal_env):
     client = temporal_env.client
     task_queue = f"traces-{uuid.uuid4()}"
     try:
-        env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}
-        env |= {
-            "TEMPORAL_ADDRESS": client.service_client.config.target_host,
-            "TEMPORAL_TASK_QUEUE": task_queue,
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector.server_address[1]}",
-        }
+        env = worker_env(
+            client.service_client.config.target_host,
+            task_queue,
+            OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{collector.server_address[1]}",
+        )
         worker = await asyncio.create_subprocess_exec(
             sys.executable, "worker.py", cwd=ROOT, env=env, stderr=asyncio.subprocess.DEVNULL
         )

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
 import uuid
 
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import ROOT, definition
+from tests.conftest import ROOT, definition, worker_env
 from workflows.contracts import RunInput, RunResult
 from workflows.interpreter import YamlWorkflow
 
@@ -20,15 +19,7 @@ async def test_worker_process_runs_a_workflow_and_stops_on_sigterm(
     temporal_env: WorkflowEnvironment,
 ):
     task_queue = f"proc-{uuid.uuid4()}"
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.endswith(("_API_KEY", "_BASE_URL"))
-    }
-    env |= {
-        "TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
-        "TEMPORAL_TASK_QUEUE": task_queue,
-    }
+    env = worker_env(temporal_env.client.service_client.config.target_host, task_queue)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "worker.py", cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE
     )
@@ -54,17 +45,12 @@ async def test_worker_process_runs_a_workflow_and_stops_on_sigterm(
 
 async def test_llm_calls_can_go_to_their_own_rate_limited_queue(temporal_env: WorkflowEnvironment):
     task_queue, llm_queue = f"main-{uuid.uuid4()}", f"llm-{uuid.uuid4()}"
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.endswith(("_API_KEY", "_BASE_URL"))
-    }
-    env |= {
-        "TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
-        "TEMPORAL_TASK_QUEUE": task_queue,
-        "TEMPORAL_LLM_TASK_QUEUE": llm_queue,
-        "LLM_RATE_PER_SECOND": "5",
-    }
+    env = worker_env(
+        temporal_env.client.service_client.config.target_host,
+        task_queue,
+        TEMPORAL_LLM_TASK_QUEUE=llm_queue,
+        LLM_RATE_PER_SECOND="5",
+    )
     process = await asyncio.create_subprocess_exec(
         sys.executable, "worker.py", cwd=ROOT, env=env, stderr=asyncio.subprocess.DEVNULL
     )
