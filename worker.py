@@ -56,6 +56,7 @@ PASSTHROUGH_MODULES = (
     "jinja2",  # pure; re-importing it per run would cost every workflow task
     "markupsafe",  # jinja2's dependency
     "yaml",  # pure; imported by the definition parser
+    "opentelemetry",  # step spans; the tracer provider is process-wide
 )
 DEFAULT_OLLAMA_URL = "http://localhost:11434/v1"
 

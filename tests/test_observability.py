@@ -115,5 +115,7 @@ async def test_traces_reach_an_otlp_collector(temporal_env):
         collector.server_close()
     names = {name for name, _ in spans}
     assert "RunWorkflow:YamlWorkflow" in names and "RunActivity:llm_call" in names
+    [step] = [attributes for name, attributes in spans if name == "step greet"]
+    assert step["step_type"].string_value == "llm_call"
     [llm] = [attributes for name, attributes in spans if name == "llm mock/gpt-4"]
     assert llm["step_id"].string_value == "greet"

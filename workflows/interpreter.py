@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.graph import dependencies, output_owners
     from workflows.steps import Once, StepFailed, StepRunner, failure_reason, render_or_fail
     from workflows.templates import SecretRefs
+    from workflows.tracing import step_span
     from workflows.validation import resolve_variables
 
 LOAD_DEFINITION = "load_definition"
@@ -254,6 +255,10 @@ class _Schedule:
         )
 
     async def _run_step(self, step: Step) -> StepResult:
+        with step_span(step.id, step.type):
+            return await self._run_step_traced(step)
+
+    async def _run_step_traced(self, step: Step) -> StepResult:
         started = workflow.now()
         context = self.context
         if step.when is not None and not render_or_fail(step.when, context, f"{step.id}.when"):
