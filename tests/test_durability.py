@@ -10,9 +10,10 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities.endpoints import Endpoint
@@ -45,6 +46,28 @@ def spawn_worker(address: str, task_queue: str, llm: FakeLlmServer) -> subproces
     )
 
 
+EXPECTED = {"a": "STEP ONE", "b": "STEP TWO", "c": "STEP THREE"}
+
+
+async def start_until_step_two(
+    client: Client, task_queue: str, llm: FakeLlmServer
+) -> WorkflowHandle[Any, RunResult]:
+    """Start the three-step run and return once step two's model call is in flight."""
+    handle = await client.start_workflow(
+        YamlWorkflow.run,
+        RunInput(definition=definition(THREE_STEPS)),
+        id=f"durability-{uuid.uuid4()}",
+        task_queue=task_queue,
+    )
+    await wait_for(lambda: any("step two" in r.prompt_text for r in llm.requests))
+    return handle
+
+
+def calls(llm: FakeLlmServer) -> list[str]:
+    """Which step each model call was for."""
+    return [r.prompt_text.strip().split(" after ")[0] for r in llm.requests]
+
+
 async def wait_for(predicate, timeout: float = 30.0) -> None:
     async def poll() -> None:
         while not predicate():
@@ -59,13 +82,7 @@ async def test_worker_killed_mid_step_resumes_on_a_new_worker(temporal_env):
     address = client.service_client.config.target_host
     with FakeLlmServer(reply=echo, latency=1.0) as llm:
         first = spawn_worker(address, task_queue, llm)
-        handle = await client.start_workflow(
-            YamlWorkflow.run,
-            RunInput(definition=definition(THREE_STEPS)),
-            id=f"crash-{uuid.uuid4()}",
-            task_queue=task_queue,
-        )
-        await wait_for(lambda: any("step two" in r.prompt_text for r in llm.requests))
+        handle = await start_until_step_two(client, task_queue, llm)
         first.send_signal(signal.SIGKILL)  # in the middle of step two's model call
         first.wait()
         second = spawn_worker(address, task_queue, llm)
@@ -74,8 +91,8 @@ async def test_worker_killed_mid_step_resumes_on_a_new_worker(temporal_env):
         finally:
             second.terminate()
             second.wait()
-    assert result.outputs == {"a": "STEP ONE", "b": "STEP TWO", "c": "STEP THREE"}
-    prompts = [r.prompt_text.strip().split(" after ")[0] for r in llm.requests]
+    assert result.outputs == EXPECTED
+    prompts = calls(llm)
     assert prompts.count("step one") == 1  # finished before the crash: never paid again
     assert prompts.count("step two") == 2  # interrupted: at most once more
     assert prompts.count("step three") == 1
@@ -122,13 +139,7 @@ async def test_server_restart_mid_run_loses_nothing(sqlite_server):
         endpoints = {"openai": Endpoint(api_key="k", base_url=llm.openai_url)}
         worker = build_worker(client, task_queue, build_providers(endpoints), ROOT)
         async with worker:
-            handle = await client.start_workflow(
-                YamlWorkflow.run,
-                RunInput(definition=definition(THREE_STEPS)),
-                id=f"restart-{uuid.uuid4()}",
-                task_queue=task_queue,
-            )
-            await wait_for(lambda: any("step two" in r.prompt_text for r in llm.requests))
+            handle = await start_until_step_two(client, task_queue, llm)
             processes[-1].terminate()  # the server goes away mid-run ...
             processes[-1].wait()
             await asyncio.sleep(1)
@@ -137,8 +148,8 @@ async def test_server_restart_mid_run_loses_nothing(sqlite_server):
             result: RunResult = await asyncio.wait_for(
                 client.get_workflow_handle(handle.id, result_type=RunResult).result(), 90
             )
-    assert result.outputs == {"a": "STEP ONE", "b": "STEP TWO", "c": "STEP THREE"}
-    prompts = [r.prompt_text.strip().split(" after ")[0] for r in llm.requests]
+    assert result.outputs == EXPECTED
+    prompts = calls(llm)
     assert prompts.count("step one") == 1
     assert prompts.count("step three") == 1
 
@@ -149,13 +160,7 @@ async def test_two_workers_on_one_queue_one_killed_the_other_finishes(temporal_e
     address = client.service_client.config.target_host
     with FakeLlmServer(reply=echo, latency=1.0) as llm:
         first = spawn_worker(address, task_queue, llm)
-        handle = await client.start_workflow(
-            YamlWorkflow.run,
-            RunInput(definition=definition(THREE_STEPS)),
-            id=f"failover-{uuid.uuid4()}",
-            task_queue=task_queue,
-        )
-        await wait_for(lambda: any("step two" in r.prompt_text for r in llm.requests))
+        handle = await start_until_step_two(client, task_queue, llm)
         second = spawn_worker(address, task_queue, llm)  # both poll the queue now
         await asyncio.sleep(1)
         first.send_signal(signal.SIGKILL)
@@ -166,7 +171,7 @@ async def test_two_workers_on_one_queue_one_killed_the_other_finishes(temporal_e
         finally:
             second.terminate()
             second.wait()
-    assert result.outputs == {"a": "STEP ONE", "b": "STEP TWO", "c": "STEP THREE"}
+    assert result.outputs == EXPECTED
     identities = {
         event.activity_task_started_event_attributes.identity
         for event in history.events
