@@ -21,6 +21,7 @@ from workflows.graph import (
     INPUT_FIELDS,
     dependencies,
     output_owners,
+    output_paths,
     raw_output_names,
     template_strings,
     templates_of,
@@ -95,7 +96,7 @@ class _Checker:
         owner: dict[str, str] = {}
         for step in steps:
             path: Path = ("workflow", "steps", index_of[id(step)])
-            for out_path, name in _output_paths(path, step):
+            for out_path, name in output_paths(path, step):
                 if name in self.variables:
                     self.add(out_path, f"output '{name}' shadows the variable of that name")
                 elif name in RESERVED_NAMES:
@@ -235,18 +236,6 @@ def _waits_for(graph: dict[str, set[str]], start: str, target: str) -> bool:
                 seen.add(dep)
                 stack.append(dep)
     return False
-
-
-def _output_paths(path: Path, step: dict) -> list[tuple[Path, str]]:
-    if step.get("type") == "set":
-        return [((*path, "values", name), str(name)) for name in _dict(step.get("values"))]
-    found = []
-    for index, output in enumerate(_list(step.get("outputs"))):
-        if isinstance(output, str):
-            found.append(((*path, "outputs", index), output))
-        elif isinstance(output, dict) and isinstance(output.get("name"), str):
-            found.append(((*path, "outputs", index, "name"), output["name"]))
-    return found
 
 
 def _at_word(source: Source, path: Path, template: str, word: str, message: str) -> Problem:

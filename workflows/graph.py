@@ -62,16 +62,23 @@ def output_owners(steps: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def raw_output_names(step: dict[str, Any]) -> list[str]:
-    if step.get("type") == "set" and isinstance(step.get("values"), dict):
-        return [str(name) for name in step["values"]]
+    return [name for _, name in output_paths((), step)]
+
+
+def output_paths(path: tuple[str | int, ...], step: dict[str, Any]) -> list[tuple[Any, str]]:
+    """A raw step's output names, each with where it is written (under `path`): a `set`
+    step's value keys, or its declared outputs (bare names or `{name: ...}`)."""
+    values = step.get("values")
+    if step.get("type") == "set" and isinstance(values, dict):
+        return [((*path, "values", name), str(name)) for name in values]
     outputs = step.get("outputs")
-    names = []
-    for output in outputs if isinstance(outputs, list) else []:
+    found = []
+    for index, output in enumerate(outputs if isinstance(outputs, list) else []):
         if isinstance(output, str):
-            names.append(output)
+            found.append(((*path, "outputs", index), output))
         elif isinstance(output, dict) and isinstance(output.get("name"), str):
-            names.append(output["name"])
-    return names
+            found.append(((*path, "outputs", index, "name"), output["name"]))
+    return found
 
 
 def dependencies(steps: list[dict[str, Any]], owners: dict[str, str]) -> dict[str, set[str]]:
