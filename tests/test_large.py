@@ -81,3 +81,20 @@ workflow:
         handle = await start(client, worker, RunInput(definition=definition(text)))
         result: RunResult = await handle.result()
     assert result.outputs["double"][-1] == 5998
+
+
+async def test_two_thousand_skipped_steps_stay_under_the_deadlock_limit(client):
+    lines = ["workflow:", "  name: Skips", "  variables: {go: false}", "  steps:"]
+    lines += [
+        f'    - {{id: s{i}, type: set, when: "{{{{ go }}}}", values: {{v{i}: 1}}}}'
+        for i in range(2000)
+    ]
+    async with new_worker(client, {}) as worker:
+        handle = await start(client, worker, RunInput(definition=definition("\n".join(lines))))
+        result: RunResult = await handle.result()
+        history = await handle.fetch_history()
+    assert {step.status for step in result.steps.values()} == {"skipped"}
+    failed_tasks = [
+        e for e in history.events if e.HasField("workflow_task_failed_event_attributes")
+    ]
+    assert failed_tasks == []  # no workflow task ran into the deadlock detector

@@ -262,6 +262,7 @@ class _Schedule:
         started = workflow.now()
         context = self.context
         if step.when is not None and not render_or_fail(step.when, context, f"{step.id}.when"):
+            await self.runner.pace()  # a skip, too, is work done inside the workflow
             return StepResult(
                 status="skipped", outputs=None, attempts=0, duration_ms=0, usage=Usage()
             )
