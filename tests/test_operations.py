@@ -68,10 +68,24 @@ def test_temporal_cli_starts_a_run_by_file_name(stack):
     assert "Alice" in json.loads(done.stdout)["outputs"]["greeting"]
 
 
+def wait_until_listed(env: dict[str, str], run_id: str, condition: str) -> None:
+    """Visibility is eventually consistent: poll the server's list query until it holds."""
+    query = f"WorkflowId = '{run_id}' AND {condition}"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        counted = temporal(env, "workflow", "count", "--query", query)
+        if "Total: 1" in counted.stdout:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"{run_id} never listed with {condition}: {counted.stdout}")
+
+
 def test_wait_for_signal_completes_after_a_cli_signal(stack):
     started = starter(stack, "start", "definitions/content_pipeline.yaml", "--offline")
     run_id = started.stdout.strip()
     wait_for_status(stack, run_id, "running: review")
+    # Progress is published before a wait, so the list shows the finished draft.
+    wait_until_listed(stack, run_id, "YamlStepsDone = 1 AND YamlWorkflowName = 'ContentPipeline'")
     signal = temporal(
         stack, "workflow", "signal", "--workflow-id", run_id, "--name", "approve",
         "--input", '{"approved": true, "comment": "ship it"}',
@@ -79,6 +93,7 @@ def test_wait_for_signal_completes_after_a_cli_signal(stack):
     assert signal.returncode == 0, signal.stderr
     done = starter(stack, "result", run_id, "--json")
     assert json.loads(done.stdout)["outputs"]["published"] is True
+    wait_until_listed(stack, run_id, "YamlStepsDone = 4")
 
 
 def test_pause_holds_new_steps_until_resume(stack):

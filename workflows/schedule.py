@@ -1,0 +1,275 @@
+"""The scheduler inside YamlWorkflow: starts each step once what it waits for has finished.
+
+It lives outside interpreter.py so the sandbox imports it once per worker (passed through)
+instead of once per run: the sandbox re-executes the workflow's own module for every run.
+Everything here is deterministic and talks to the world only through `workflow.*`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from graphlib import CycleError, TopologicalSorter
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+from workflows import search_attributes
+from workflows.contracts import RunStatus, StepResult, Usage
+from workflows.definition import (
+    ActionStep,
+    Definition,
+    LlmCallStep,
+    SetStep,
+    Step,
+    output_names,
+)
+from workflows.graph import dependencies, output_owners
+from workflows.steps import Once, StepFailed, StepRunner, render_or_fail
+from workflows.tracing import step_span
+
+PROGRESS_PATCH = "progress-search-attributes-throttled"
+PROGRESS_EVERY = timedelta(seconds=2)
+"""Steps done and cost reach the run's search attributes at most this often while it moves
+fast, and at once before it waits (signal, sleep, child run, pause) and when it ends: each
+upsert is a server write, about 15% of the server's work per step when done every step."""
+
+
+class Schedule:
+    """Starts each step once what it waits for has finished; a failure stops the rest."""
+
+    def __init__(
+        self,
+        definition: Definition,
+        runner: StepRunner,
+        context: dict[str, Any],
+        status: RunStatus,
+    ):
+        self.steps = definition.workflow.steps
+        raw = [step.model_dump(by_alias=True) for step in self.steps]
+        self.waits = dependencies(raw, output_owners(raw))
+        self.runner = runner
+        self.context = context
+        self.status = status
+        self.results: dict[str, StepResult] = {}
+        # Runs started before the throttle replay with an upsert after every step.
+        self.throttled = workflow.patched(PROGRESS_PATCH)
+        self.published = (0, 0.0)  # set as the run started
+        self.published_at = workflow.now()
+
+    async def run(self, reuse: dict[str, StepResult]) -> dict[str, StepResult]:
+        """Run every step once what it waits for is done; `reuse` results stand in for steps
+        an earlier run finished."""
+        order = {step.id: index for index, step in enumerate(self.steps)}
+        try:
+            await self._loop(self._sorter(order), order, reuse)
+        finally:
+            if self.throttled:
+                self._publish(force=True)
+        self.status.running = []
+        return self.results
+
+    async def _loop(
+        self,
+        sorter: TopologicalSorter[str],
+        order: dict[str, int],
+        reuse: dict[str, StepResult],
+    ) -> None:
+        waiting: list[str] = []  # ready, not started yet (while paused)
+        running: dict[str, asyncio.Task[StepResult]] = {}
+        while sorter.is_active():
+            waiting += sorted(sorter.get_ready(), key=order.__getitem__)
+            reused = [step_id for step_id in waiting if step_id in reuse]
+            for step_id in reused:
+                waiting.remove(step_id)
+                self._record(self.steps[order[step_id]], reuse[step_id])
+                sorter.done(step_id)
+            if reused:
+                continue
+            if self.status.paused and not running:
+                if self.throttled:
+                    self._publish(force=True)
+                workflow.set_current_details("paused: send the 'resume' signal to go on")
+                await workflow.wait_condition(lambda: not self.status.paused)
+            if not self.status.paused:
+                for step_id in waiting:
+                    step = self.steps[order[step_id]]
+                    running[step_id] = asyncio.create_task(self._run_step(step))
+                waiting = []
+            self.status.running = list(running)
+            if not running:
+                continue
+            self._progress(running)
+            if self.throttled and any(_waits(self.steps[order[i]]) for i in running):
+                self._publish(force=True)
+            done, _ = await workflow.wait(
+                list(running.values()), return_when=asyncio.FIRST_COMPLETED
+            )
+            for step_id in sorted((i for i, t in running.items() if t in done), key=order.get):
+                task = running.pop(step_id)
+                error = task.exception()
+                if error is not None:
+                    await self._cancel_siblings(running)
+                    raise error
+                self._record(self.steps[order[step_id]], task.result())
+                sorter.done(step_id)
+
+    def _sorter(self, order: dict[str, int]) -> TopologicalSorter[str]:
+        """graphlib orders the steps; a definition that was never validated may still
+        name unknown steps or hold a cycle, which fails the run with the reason."""
+        for step_id, waits in self.waits.items():
+            unknown = sorted(waits - set(order))
+            if unknown:
+                raise ApplicationError(
+                    f"step '{step_id}' waits for unknown step(s) {', '.join(unknown)}",
+                    type="DefinitionError",
+                    non_retryable=True,
+                )
+        sorter = TopologicalSorter(self.waits)
+        try:
+            sorter.prepare()
+        except CycleError as exc:
+            raise ApplicationError(
+                f"dependency cycle: {' → '.join(exc.args[1])}",
+                type="DefinitionError",
+                non_retryable=True,
+            ) from None
+        return sorter
+
+    def _progress(self, running: dict[str, Any]) -> None:
+        workflow.set_current_details(
+            f"{len(self.results)}/{len(self.steps)} steps done; running: {', '.join(running)}"
+        )
+
+    async def _cancel_siblings(self, running: dict[str, asyncio.Task[StepResult]]) -> None:
+        """A failing step stops its still-running siblings, except `on_error: continue` ones."""
+        steps = {step.id: step for step in self.steps}
+        for step_id, task in running.items():
+            if steps[step_id].on_error != "continue":
+                task.cancel()
+        await asyncio.gather(*running.values(), return_exceptions=True)
+
+    def _record(self, step: Step, result: StepResult) -> None:
+        self.results[step.id] = result
+        self.context["steps"][step.id] = {"status": result.status, "outputs": result.outputs}
+        for name in output_names(step):
+            value = None if result.outputs is None else result.outputs.get(name)
+            self.context[name] = self.status.outputs[name] = value
+        self.status.steps[step.id] = result
+        self.status.usage += result.usage
+        workflow.logger.info(
+            "step finished",
+            extra={
+                "step_id": step.id,
+                "status": result.status,
+                "attempts": result.attempts,
+                "duration_ms": result.duration_ms,
+                "cost_usd": result.usage.cost_usd,
+            },
+        )
+        if self.throttled:
+            self._publish(force=False)
+        else:
+            self._upsert_progress()
+
+    def _publish(self, force: bool) -> None:
+        """Steps done and cost to the search attributes, when they changed and either
+        `force` or PROGRESS_EVERY has passed since the last time."""
+        if (len(self.results), self.status.usage.cost_usd) == self.published:
+            return
+        if force or workflow.now() - self.published_at >= PROGRESS_EVERY:
+            self._upsert_progress()
+
+    def _upsert_progress(self) -> None:
+        self.published = (len(self.results), self.status.usage.cost_usd)
+        self.published_at = workflow.now()
+        workflow.upsert_search_attributes(
+            [
+                search_attributes.STEPS_DONE.value_set(self.published[0]),
+                search_attributes.COST_USD.value_set(self.published[1]),
+            ]
+        )
+
+    async def _run_step(self, step: Step) -> StepResult:
+        with step_span(step.id, step.type):
+            return await self._run_step_traced(step)
+
+    async def _run_step_traced(self, step: Step) -> StepResult:
+        started = workflow.now()
+        context = self.context
+        if step.when is not None and not render_or_fail(step.when, context, f"{step.id}.when"):
+            await self.runner.pace()  # a skip, too, is work done inside the workflow
+            return StepResult(
+                status="skipped", outputs=None, attempts=0, duration_ms=0, usage=Usage()
+            )
+        try:
+            if step.for_each is None:
+                once = await self.runner.run_once(step, context, step.id)
+            else:
+                once = await self._for_each(step, context)
+        except StepFailed as exc:
+            if step.on_error != "continue":
+                raise ApplicationError(str(exc), type="StepFailed", non_retryable=True) from None
+            given = any(output.default is not None for output in step.outputs)
+            defaults = {output.name: output.default for output in step.outputs}
+            return StepResult(
+                status="failed",
+                outputs=defaults if given else None,
+                attempts=exc.attempts,
+                duration_ms=_elapsed_ms(started),
+                usage=Usage(),
+                error=str(exc),
+            )
+        return StepResult(
+            status="completed",
+            outputs=once.outputs,
+            attempts=once.attempts,
+            duration_ms=_elapsed_ms(started),
+            usage=once.usage,
+        )
+
+    async def _for_each(self, step: Step, context: dict[str, Any]) -> Once:
+        items = render_or_fail(step.for_each, context, f"{step.id}.for_each")
+        if not isinstance(items, list):
+            raise ApplicationError(
+                f"step '{step.id}': for_each must give a list, got {type(items).__name__}",
+                type="TemplateError",
+                non_retryable=True,
+            )
+        limit = asyncio.Semaphore(step.concurrency)
+
+        async def one(index: int, item: Any) -> Once:
+            loop = {"index": index + 1, "index0": index, "length": len(items)}
+            async with limit:
+                return await self.runner.run_once(
+                    step, {**context, step.as_: item, "loop": loop}, f"{step.id}/{index}"
+                )
+
+        tasks = [asyncio.create_task(one(index, item)) for index, item in enumerate(items)]
+        try:
+            results = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        found = sorted({name for result in results for name in result.outputs})
+        names = output_names(step) + [name for name in found if name not in output_names(step)]
+        return Once(
+            {name: [result.outputs.get(name) for result in results] for name in names},
+            sum(result.attempts for result in results),
+            sum((result.usage for result in results), Usage()),
+        )
+
+
+def _elapsed_ms(started: Any) -> int:
+    return int((workflow.now() - started).total_seconds() * 1000)
+
+
+def _waits(step: Step) -> bool:
+    """Steps that may wait for a long time (a signal, a timer, a child run): the run's
+    progress is published before them."""
+    if isinstance(step, ActionStep):
+        return step.action == "sleep"
+    return not isinstance(step, LlmCallStep | SetStep)
