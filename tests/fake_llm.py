@@ -47,6 +47,9 @@ class Request:
         return "\n".join(parts)
 
 
+CONTROL_PATH = "/_control"
+
+
 def default_reply(request: Request) -> str:
     return f"Hello from {request.body.get('model')}"
 
@@ -130,6 +133,20 @@ class FakeLlmServer:
                 choice["finish_reason"] = "length"
         return 200, {}, json.dumps(body).encode()
 
+    def _control(self, command: dict[str, Any]) -> dict[str, Any]:
+        """For a server in another process (the benchmark's): set the latency, and read or
+        clear the request log (arrival times and prompts)."""
+        with self._lock:
+            if "latency" in command:
+                self.latency = float(command["latency"])
+            log = [
+                {"received_at": r.received_at, "prompt": r.body["messages"][-1]["content"]}
+                for r in self.requests
+            ]
+            if command.get("clear"):
+                self.requests.clear()
+        return {"latency": self.latency, "requests": log}
+
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
@@ -137,6 +154,9 @@ class FakeLlmServer:
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
+                if self.path == CONTROL_PATH:
+                    self._reply(200, {}, json.dumps(server._control(body)).encode())
+                    return
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 request = Request(self.path, headers, body)
                 status, headers, data = server._answer(request)
@@ -144,6 +164,9 @@ class FakeLlmServer:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
+                self._reply(status, headers, data)
+
+            def _reply(self, status: int, headers: dict[str, str], data: bytes) -> None:
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(data)))
@@ -216,3 +239,17 @@ def _error_body(fault: Fault, anthropic: bool) -> dict:
     if anthropic:
         return {"type": "error", "error": {"type": "api_error", "message": fault.message}}
     return {"error": {"message": fault.message, "type": "api_error", "code": None}}
+
+
+def main() -> None:
+    """`python -m tests.fake_llm [LATENCY]`: serve in this process until killed, replying
+    "ok"; print the OpenAI base URL first. Controlled by POSTs to CONTROL_PATH."""
+    with FakeLlmServer(
+        reply=lambda request: "ok", latency=float((sys.argv[1:] or ["0"])[0])
+    ) as server:
+        print(server.openai_url, flush=True)
+        threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

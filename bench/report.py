@@ -1,0 +1,79 @@
+"""The benchmark's Markdown: one table of results beside the baselines and targets, and one
+of where the CPU went (which says when a target is out of reach on this machine)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _ms(value: float, floor: float | None = None) -> str:
+    return f"{value:.1f} ms" + (f" ({value / floor:.1f}x floor)" if floor else "")
+
+
+def results_table(r: dict[str, Any]) -> str:
+    floor, peer = r["floor"], r.get("peer_langgraph") or {}
+    stock, tuned, plain = r["stock"], r["tuned"], r["plain_temporal"]
+    s1f, s2f = floor["S1_step_ms"], floor["S2_ms"]
+    s3, s4, s5 = tuned["S3"], tuned["S4"], tuned["S5"]
+
+    def peer_cell(key: str, base: float) -> str:
+        return _ms(peer[key], base) if key in peer else "not run"
+
+    def runs(s3: dict[str, Any]) -> str:
+        return f"{s3['runs_per_s']:.1f} runs/s"
+
+    rows = [
+        ("S1 chain, per step (median)", _ms(stock["S1"]["median_ms"], s1f),
+         _ms(tuned["S1"]["median_ms"], s1f), _ms(plain["S1"]["median_ms"], s1f), _ms(s1f),
+         peer_cell("S1_step_ms", s1f), "≤ 10 ms"),
+        ("S1 chain, per step (p95)", _ms(stock["S1"]["p95_ms"]), _ms(tuned["S1"]["p95_ms"]),
+         _ms(plain["S1"]["p95_ms"]), "", "", "≤ 15 ms"),
+        ("S2 100-way fan-out, 200 ms calls", _ms(stock["S2"]["median_ms"], s2f),
+         _ms(tuned["S2"]["median_ms"], s2f), _ms(plain["S2"]["median_ms"], s2f), _ms(s2f),
+         peer_cell("S2_ms", s2f), "≤ 350 ms"),
+        (f"S3 {s3['runs']} runs x 3 steps, 50 ms calls", runs(stock["S3"]),
+         f"{runs(s3)}, {s3['steps_per_s']:.0f} steps/s, peak RSS {s3['peak_rss_mib']:.0f} MiB",
+         runs(plain["S3"]), "", "", "≥ 40 runs/s"),
+        (f"S4 {s4['steps']}-step run, last 50 / first 50", f"{stock['S4']['ratio']:.2f}x",
+         f"{s4['ratio']:.2f}x ({s4['first50_ms']:.1f} → {s4['last50_ms']:.1f} ms)", "", "", "",
+         "≤ 1.1x"),
+        ("S5 killed worker: restart to progress", "",
+         f"{s5['seconds_to_progress']:.1f} s; completed steps called again: "
+         f"{s5['completed_steps_called_again']}", "", "", "", "≤ 31 s; 0"),
+    ]  # fmt: skip
+    header = (
+        "| scenario | engine, stock server | engine, tuned server | plain Temporal, tuned "
+        "| floor | LangGraph | target |"
+    )
+    lines = [header, "|" + " --- |" * 7]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def cpu_table(r: dict[str, Any]) -> str:
+    """CPU per step (S1) and per run (S3) on the tuned server, by process."""
+    lines = [
+        "| CPU, tuned server | server | worker + client | fake provider | total "
+        "| 2 cores allow at most |",
+        "|" + " --- |" * 6,
+    ]
+    for label, key in (("engine", "tuned"), ("plain Temporal", "plain_temporal")):
+        s1 = r[key]["S1"]["cpu_ms_per_step"]
+        total = sum(s1.values())
+        lines.append(
+            f"| S1 {label}, per step | {s1['server']:.1f} ms | {s1['worker']:.1f} ms "
+            f"| {s1['provider']:.1f} ms | {total:.1f} ms | {2000 / total:.0f} steps/s |"
+        )
+    for label, key in (("engine", "tuned"), ("plain Temporal", "plain_temporal")):
+        s3 = r[key]["S3"]
+        cpu = s3["cpu_ms_per_run"]
+        lines.append(
+            f"| S3 {label}, per 3-step run | {cpu['server']:.1f} ms | {cpu['worker']:.1f} ms "
+            f"| {cpu['provider']:.1f} ms | {sum(cpu.values()):.1f} ms "
+            f"| {s3['cpu_bound_runs_per_s']:.1f} runs/s |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def markdown(r: dict[str, Any]) -> str:
+    return results_table(r) + "\n" + cpu_table(r)
