@@ -8,11 +8,15 @@ import json
 
 import pytest
 from temporalio.client import Client, WorkflowFailureError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
 
 from activities.endpoints import Endpoint
 from tests.conftest import definition, new_worker, start
 from tests.fake_llm import FakeLlmServer, Fault, Request
+from worker import workflow_runner
 from workflows.contracts import RunInput, RunResult
+from workflows.interpreter import YamlWorkflow
 
 FAST = 'retry: {initial_interval: "10ms", max_attempts: 3}'
 
@@ -115,6 +119,38 @@ async def test_set_computes_values_without_an_activity(client):
         history = await handle.fetch_history()
     assert result.outputs == {"total": 5, "label": "sum=5", "doubled": 10}
     assert not any(e.HasField("activity_task_scheduled_event_attributes") for e in history.events)
+
+
+async def test_the_random_filter_picks_the_same_items_on_replay(client):
+    """`| random` inside a run draws from the workflow's seeded generator: ten coin flips
+    each choose a model call or a timer, all at once, and a replay of the history flips
+    them the same way (a different flip would put a timer where the history holds an
+    activity)."""
+    coin = "{{ [true, false] | random }}"
+    flips = "".join(
+        f'    - {{id: coin{i}, type: set, depends_on: [], values: {{flip{i}: "{coin}"}}}}\n'
+        f"    - {{id: call{i}, type: llm_call, depends_on: [coin{i}], when: "
+        f'"{{{{ flip{i} }}}}", prompt: p{i}}}\n'
+        f"    - {{id: nap{i}, type: action, action: sleep, depends_on: [coin{i}], when: "
+        f'"{{{{ not flip{i} }}}}", params: {{duration: 1ms}}}}\n'
+        for i in range(10)
+    )
+    with FakeLlmServer() as llm:
+        endpoints = {"openai": Endpoint(api_key="k", base_url=llm.openai_url)}
+        async with new_worker(client, endpoints) as worker:
+            handle = await start(
+                client, worker, RunInput(definition=definition(workflow_yaml(flips)))
+            )
+            result = await handle.result()
+            history = await handle.fetch_history()
+    flipped = [result.outputs[f"flip{i}"] for i in range(10)]
+    assert len(llm.requests) == flipped.count(True)
+    replayer = Replayer(
+        workflows=[YamlWorkflow],
+        data_converter=pydantic_data_converter,
+        workflow_runner=workflow_runner(),
+    )
+    await replayer.replay_workflow(history)  # raises NondeterminismError if a flip differs
 
 
 async def test_when_skips_with_null_outputs_and_later_steps_see_it(client):

@@ -6,14 +6,16 @@ renders to a string (DSL.md, "Templates and expressions").
 
 from __future__ import annotations
 
+import random
 import re
-from collections.abc import Mapping
-from functools import cache
+from collections.abc import Mapping, Sequence
+from functools import cache, lru_cache
 from typing import Any
 
 import jinja2
 from jinja2 import meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from temporalio import workflow
 
 from workflows.errors import TemplateError
 
@@ -23,9 +25,30 @@ _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
 @cache
 def _environment() -> ImmutableSandboxedEnvironment:
     """Built once per process; Jinja environments are safe to share once configured."""
-    return ImmutableSandboxedEnvironment(
+    environment = ImmutableSandboxedEnvironment(
         undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
     )
+    environment.filters["random"] = _random_item
+    return environment
+
+
+@jinja2.pass_context  # context-bound, so Jinja never folds it into a constant at compile time
+def _random_item(context: jinja2.runtime.Context, items: Sequence[Any]) -> Any:
+    """Jinja's `random` filter, made replay-safe: inside a run it draws from the workflow's
+    seeded generator, so a replay picks the same item."""
+    generator = workflow.random() if workflow.in_workflow() else random
+    return generator.choice(items)
+
+
+@lru_cache(maxsize=4096)
+def _template(source: str) -> jinja2.Template:
+    """Compiled once per process: a run renders the same prompts for every item and step."""
+    return _environment().from_string(source)
+
+
+@lru_cache(maxsize=4096)
+def _expression(expression: str) -> Any:
+    return _environment().compile_expression(expression, undefined_to_none=False)
 
 
 class SecretRefs(dict[str, str]):
@@ -54,13 +77,11 @@ def render(source: Any, context: Mapping[str, Any]) -> Any:
     try:
         expression = _single_expression(source)
         if expression is not None:
-            value = _environment().compile_expression(expression, undefined_to_none=False)(
-                **context
-            )
+            value = _expression(expression)(**context)
             if isinstance(value, jinja2.Undefined):
                 str(value)  # a strict undefined raises its own, precise error here
             return value
-        return _environment().from_string(source).render(**context)
+        return _template(source).render(**context)
     except jinja2.UndefinedError as exc:
         raise TemplateError(f"{exc.message} in template {_shorten(source)}") from None
     except SecurityError as exc:
