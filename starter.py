@@ -30,7 +30,7 @@ from activities.codec import codec_from_key, codec_server, new_key
 from activities.definitions import load_bundle
 from activities.endpoints import is_configured
 from activities.registry import load_custom_actions, params_models
-from worker import Settings, ensure_server, ensure_worker, sandbox_runner
+from worker import Settings, ensure_server, ensure_worker, workflow_runner
 from workflows import search_attributes
 from workflows.contracts import LoadedDefinition, RunInput, RunResult, RunStatus, Usage
 from workflows.definition import LlmCallStep, json_schema
@@ -371,7 +371,7 @@ async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     replayer = Replayer(
         workflows=[YamlWorkflow],
         data_converter=settings.data_converter,
-        workflow_runner=sandbox_runner(),
+        workflow_runner=workflow_runner(),
     )
     try:
         await replayer.replay_workflow(history)

@@ -34,8 +34,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.converter import DataConverter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
-from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 
 # Provider SDKs, httpx and SQLAlchemy are imported where a worker is built, not here, so the
 # starter (which imports this module for its settings) starts quickly.
@@ -52,12 +51,6 @@ from workflows import search_attributes
 from workflows.errors import WorkflowError
 from workflows.interpreter import YamlWorkflow
 
-PASSTHROUGH_MODULES = (
-    "jinja2",  # pure; re-importing it per run would cost every workflow task
-    "markupsafe",  # jinja2's dependency
-    "yaml",  # pure; imported by the definition parser
-    "opentelemetry",  # step spans; the tracer provider is process-wide
-)
 DEFAULT_OLLAMA_URL = "http://localhost:11434/v1"
 
 
@@ -270,11 +263,17 @@ def temporal_cli() -> str:
     return found
 
 
-def sandbox_runner() -> SandboxedWorkflowRunner:
-    """The workflow sandbox, shared by the worker and the Replayer so replays match runs."""
-    return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
-    )
+def workflow_runner() -> WorkflowRunner:
+    """How workflow code runs; shared by the worker and the Replayer so replays match runs.
+
+    Without Temporal's sandbox: YamlWorkflow is the only workflow and users never write
+    workflow code, while the sandbox re-imported interpreter.py for every run and proxied
+    every payload it visited, about a fifth of the worker's CPU per short run
+    (bench/RESULTS.md). What it guarded is checked statically instead: everything under
+    workflows/ imports only deterministic modules (tests/test_workflow_purity.py) and replay
+    tests run every stored history.
+    """
+    return UnsandboxedWorkflowRunner()
 
 
 def build_worker(
@@ -299,7 +298,7 @@ def build_worker(
         task_queue=task_queue,
         workflows=[YamlWorkflow],
         activities=[llm.llm_call, definitions.load_definition, pace, *action_activities],
-        workflow_runner=sandbox_runner(),
+        workflow_runner=workflow_runner(),
         # A broken definition fails its run instead of retrying the workflow task forever.
         workflow_failure_exception_types=[WorkflowError],
         **options,

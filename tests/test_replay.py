@@ -14,7 +14,7 @@ from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from temporalio.workflow import NondeterminismError
 
 from tests.conftest import ROOT
-from worker import sandbox_runner
+from worker import workflow_runner
 from workflows.contracts import RunInput, RunResult
 from workflows.interpreter import YamlWorkflow
 
@@ -36,7 +36,7 @@ async def test_history_replays(path: Path):
     replayer = Replayer(
         workflows=[YamlWorkflow],
         data_converter=pydantic_data_converter,
-        workflow_runner=sandbox_runner(),
+        workflow_runner=workflow_runner(),
     )
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     await replayer.replay_workflow(history)

@@ -15,8 +15,8 @@ from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
-# Passed through: imported once per worker, not once per run (the sandbox re-executes only
-# this module for each run, so it stays small).
+# The worker runs workflows without Temporal's sandbox (worker.workflow_runner); passed
+# through, these stay imported once should anyone replay under the sandbox instead.
 with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes
     from workflows.contracts import (
