@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -77,8 +79,26 @@ class PlainTemporal:
         return await self.client.start_workflow(run, size, id=run_id, task_queue=self.queue)
 
 
+def ensure_peer_venv() -> None:
+    """LangGraph lives in a virtualenv of its own (its dependencies are not the engine's),
+    created from PyPI on the first run; without it the peer's column says "not run"."""
+    python = PEER_VENV / "bin" / "python"
+    if python.exists():
+        return
+    print(f"creating {PEER_VENV.relative_to(ROOT)} for the LangGraph peer (once)", flush=True)
+    requirements = Path(__file__).parent / "peers" / "requirements-langgraph.txt"
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "-r", str(requirements)], check=True
+        )
+    except (OSError, subprocess.CalledProcessError) as exc:
+        shutil.rmtree(PEER_VENV, ignore_errors=True)
+        print(f"LangGraph peer skipped: its virtualenv could not be made ({exc})", flush=True)
+
+
 def langgraph(fast_url: str, slow_url: str, quick: bool) -> dict[str, Any] | None:
-    """The peer, run by its own Python; None when its virtualenv was not created."""
+    """The peer, run by its own Python; None when its virtualenv is missing."""
     python = PEER_VENV / "bin" / "python"
     if not python.exists():
         return None

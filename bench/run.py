@@ -129,7 +129,6 @@ async def chain_and_throughput(
         "peak_rss_mib": peak / 1024,
         "rss_growth_mib": (peak - before) / 1024,
         "cpu_ms_per_run": {name: seconds * 1000 / runs for name, seconds in spent.items()},
-        "cpu_bound_runs_per_s": (os.cpu_count() or 1) * runs / sum(spent.values()),
     }
     return results
 
@@ -211,12 +210,12 @@ async def recovery(address: str, fast: Provider) -> dict[str, Any]:
             "status": result.status}  # fmt: skip
 
 
-async def measure(quick: bool, port: int) -> dict[str, Any]:
-    out: dict[str, Any] = {"machine": f"{os.cpu_count()} cores", "quick": quick}
+async def measure(quick: bool, port: int, peer: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"cores": os.cpu_count() or 1, "quick": quick}
     fast, slow = Provider(), Provider(latency=0.2)
     try:
         for label, tuned in (("stock", False), ("tuned", True)):
-            server = DevServer(tuned=tuned, port=port)
+            server = DevServer(tuned=tuned, port=port + tuned)  # nothing carries over
             client = await server.start()
             try:
                 out[label] = await subject("engine", client, server, fast, slow, quick)
@@ -228,7 +227,8 @@ async def measure(quick: bool, port: int) -> dict[str, Any]:
             finally:
                 server.stop()
         out["floor"] = await baselines.floor(fast.openai_url, slow.openai_url, 20)
-        out["peer_langgraph"] = baselines.langgraph(fast.openai_url, slow.openai_url, quick)
+        if peer:
+            out["peer_langgraph"] = baselines.langgraph(fast.openai_url, slow.openai_url, quick)
     finally:
         fast.close()
         slow.close()
@@ -239,11 +239,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
-    parser.add_argument("--port", type=int, default=17633, help="the dev server's gRPC port")
+    parser.add_argument("--port", type=int, default=17633, help="the dev servers' first port")
+    parser.add_argument(
+        "--no-peer", action="store_true", help="skip LangGraph (and creating its virtualenv)"
+    )
     args = parser.parse_args()
+    if not args.no_peer:
+        baselines.ensure_peer_venv()
     # The in-process worker logs every call; the bench prints only its tables.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    results = asyncio.run(measure(args.quick, args.port))
+    results = asyncio.run(measure(args.quick, args.port, peer=not args.no_peer))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
