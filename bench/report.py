@@ -59,20 +59,19 @@ def cpu_table(r: dict[str, Any]) -> str:
         f"| {cores} cores allow at most |",
         "|" + " --- |" * 6,
     ]
-    for label, key in (("engine", "tuned"), ("plain Temporal", "plain_temporal")):
-        s1 = r[key]["S1"]["cpu_ms_per_step"]
-        total = sum(s1.values())
-        lines.append(
-            f"| S1 {label}, per step | {s1['server']:.1f} ms | {s1['worker']:.1f} ms "
-            f"| {s1['provider']:.1f} ms | {total:.1f} ms | {cores * 1000 / total:.0f} steps/s |"
-        )
-    for label, key in (("engine", "tuned"), ("plain Temporal", "plain_temporal")):
-        cpu = r[key]["S3"]["cpu_ms_per_run"]
-        total = sum(cpu.values())
-        lines.append(
-            f"| S3 {label}, per 3-step run | {cpu['server']:.1f} ms | {cpu['worker']:.1f} ms "
-            f"| {cpu['provider']:.1f} ms | {total:.1f} ms | {cores * 1000 / total:.1f} runs/s |"
-        )
+    rows = (
+        ("S1", "cpu_ms_per_step", "per step", "steps/s"),
+        ("S3", "cpu_ms_per_run", "per 3-step run", "runs/s"),
+    )
+    for scenario, field, per, unit in rows:
+        for label, key in (("engine", "tuned"), ("plain Temporal", "plain_temporal")):
+            cpu = r[key][scenario][field]
+            total = sum(cpu.values())
+            lines.append(
+                f"| {scenario} {label}, {per} | {cpu['server']:.1f} ms "
+                f"| {cpu['worker']:.1f} ms | {cpu['provider']:.1f} ms | {total:.1f} ms "
+                f"| {cores * 1000 / total:.1f} {unit} |"
+            )
     return "\n".join(lines) + "\n"
 
 

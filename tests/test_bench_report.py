@@ -47,6 +47,6 @@ def test_a_peer_that_did_not_run_says_so():
 def test_the_cpu_table_gives_the_ceiling_the_cores_allow():
     two, four = markdown(results(2, None)), markdown(results(4, None))
     assert "| 2 cores allow at most |" in two
-    assert "| 20.0 ms | 100 steps/s |" in two  # 2 cores x 1000 ms / 20 ms of CPU per step
+    assert "| 20.0 ms | 100.0 steps/s |" in two  # 2 cores x 1000 ms / 20 ms of CPU per step
     assert "| 80.0 ms | 25.0 runs/s |" in two
     assert "| 80.0 ms | 50.0 runs/s |" in four
