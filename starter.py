@@ -331,6 +331,7 @@ async def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
     [previous] = await client.data_converter.decode(started.input.payloads, [RunInput])
     status = await run_status(old)
     reuse = {i: step for i, step in status.steps.items() if step.status == "completed"}
+    items = dict(previous.reuse_items)  # for_each items a continued-as-new run finished
     if args.from_step:
         definition = previous.definition
         if definition is None:
@@ -341,12 +342,22 @@ async def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
             raise StarterError(f"--from {args.from_step}: no such step in {args.id}")
         for step_id in downstream(graph, args.from_step):
             reuse.pop(step_id, None)
+            items.pop(step_id, None)
     saved = sum((step.usage for step in reuse.values()), Usage())
     variables = {**previous.variables, **parse_vars(args.var)}
     new_id = f"{args.id}-resumed-{uuid.uuid4().hex[:6]}"
     handle = await client.start_workflow(
         YamlWorkflow.run,
-        previous.model_copy(update={"variables": variables, "reuse": reuse}),
+        previous.model_copy(
+            update={
+                "variables": variables,
+                "reuse": reuse,
+                "reuse_items": items,
+                "signals": {},
+                "paused": False,
+                "started_at": None,
+            }
+        ),  # fmt: skip
         id=new_id,
         task_queue=settings.task_queue,
     )

@@ -23,6 +23,32 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "definitions").glob("*.yaml"))
 SIGNAL_PAYLOADS: dict[str, Any] = {"approve": {"approved": True, "comment": "ship it"}}
 
+SMALL_HISTORIES = [
+    *("--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=100"),
+    *("--dynamic-config-value", "limit.historyCount.error=400"),
+]
+"""A dev server that suggests continuing as new after 100 events and refuses 400."""
+ITEMS = 150
+# About 1,000 events: on that server it must continue as new several times to finish.
+LONG = f"""
+workflow:
+  name: Long
+  defaults: {{model: gpt-4o-mini}}
+  steps:
+    - {{id: intro, type: llm_call, prompt: "intro", outputs: [intro]}}
+    - id: each
+      type: llm_call
+      for_each: "{{{{ range({ITEMS}) | list }}}}"
+      concurrency: 4
+      prompt: "item {{{{ item }}}}"
+      outputs: [answer]
+    - {{id: approve, type: wait_for_signal, signal: approve, outputs: [{{name: ok}}]}}
+    - {{id: outro, type: llm_call, prompt: "outro after {{{{ answer | length }}}} and {{{{ ok }}}}",
+       outputs: [outro]}}
+  outputs:
+    started: "{{{{ run.started_at }}}}"
+"""
+
 
 def offline_actions(output_dir: Path) -> dict:
     return builtin_actions(

@@ -1,4 +1,5 @@
-"""Record one history per example definition into tests/histories/, for the replay tests.
+"""Record one history per example definition into tests/histories/, for the replay tests,
+and the first run of a run that continues as new (tests/histories/continued/).
 
 Re-record only deliberately (a change that is meant to alter histories), never to silence
 a failing replay test: `python -m tests.record_histories`.
@@ -16,9 +17,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.llm import build_providers
 from tests.conftest import DEV_SERVER_ARGS
-from tests.examples import EXAMPLES, ROOT, offline_actions, run_example
+from tests.examples import EXAMPLES, LONG, ROOT, SMALL_HISTORIES, offline_actions, run_example
 from worker import build_worker, temporal_cli
 from workflows import search_attributes
+from workflows.contracts import RunInput
+from workflows.interpreter import YamlWorkflow
+from workflows.validation import load_definition
 
 HISTORIES = ROOT / "tests" / "histories"
 
@@ -44,5 +48,31 @@ async def record() -> None:
     await env.shutdown()
 
 
+async def record_continued() -> None:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_cli(),
+        data_converter=pydantic_data_converter,
+        dev_server_extra_args=[*DEV_SERVER_ARGS, *SMALL_HISTORIES],
+        search_attributes=search_attributes.ALL,
+    )
+    async with build_worker(env.client, "record", build_providers({}), ROOT):
+        run_input = RunInput(
+            definition=load_definition(LONG, "long.yaml"), mock_providers=["openai"]
+        )
+        handle = await env.client.start_workflow(
+            YamlWorkflow.run, run_input, id="continued", task_queue="record"
+        )
+        await handle.signal("approve", {"ok": "yes"})
+        await handle.result()
+        first = env.client.get_workflow_handle("continued", run_id=handle.result_run_id)
+        history = await first.fetch_history()
+    target = HISTORIES / "continued" / "continued.json"
+    target.parent.mkdir(exist_ok=True)
+    target.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+    print(f"recorded {target.relative_to(ROOT)}")
+    await env.shutdown()
+
+
 if __name__ == "__main__":
     asyncio.run(record())
+    asyncio.run(record_continued())

@@ -39,6 +39,14 @@ class StepResult(BaseModel):
     """Why a step failed; present only for failed steps."""
 
 
+class ItemResult(BaseModel):
+    """One finished for_each item, carried into the next run when a run continues as new."""
+
+    outputs: dict[str, Any]
+    attempts: int
+    usage: Usage
+
+
 class RunInput(BaseModel):
     """Start a run from a parsed definition, or from a file the worker loads once."""
 
@@ -56,6 +64,13 @@ class RunInput(BaseModel):
     """Task queue for actions (default: the run's)."""
     reuse: dict[str, StepResult] = {}
     """Results of steps an earlier run finished, taken as they are instead of run again."""
+    reuse_items: dict[str, dict[int, ItemResult]] = {}
+    """for_each items the previous run of this execution finished (continue-as-new)."""
+    signals: dict[str, list[Any]] = {}
+    """Signals received and not consumed yet, carried across continue-as-new."""
+    paused: bool = False
+    started_at: str | None = None
+    """When the execution's first run started: `run.started_at` across continue-as-new."""
 
     @model_validator(mode="after")
     def _one_source(self) -> RunInput:

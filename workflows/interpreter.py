@@ -70,6 +70,9 @@ class YamlWorkflow:
             loaded = await self._load(run_input.definition_file or "")
             definition, children = loaded.definition, loaded.children
         spec = definition.workflow
+        for name, earlier in run_input.signals.items():  # kept from before continue-as-new
+            self._signals[name] = earlier + self._signals.get(name, [])
+        self._status.paused = self._status.paused or run_input.paused
         self._status.workflow_name = spec.name
         self._status.total_steps = len(spec.steps)
         workflow.upsert_search_attributes(
@@ -84,10 +87,11 @@ class YamlWorkflow:
         except WorkflowError as exc:
             raise ApplicationError(str(exc), type="VariablesError", non_retryable=True) from None
         info = workflow.info()
+        started_at = run_input.started_at or info.start_time.isoformat()
         context: dict[str, Any] = {
             **variables,
             "steps": {},
-            "run": {"id": info.workflow_id, "started_at": info.start_time.isoformat()},
+            "run": {"id": info.workflow_id, "started_at": started_at},
             "secrets": SecretRefs(),
         }
         runner = StepRunner(
@@ -98,8 +102,27 @@ class YamlWorkflow:
             run_input.llm_task_queue,
             run_input.action_task_queue,
         )
-        schedule = Schedule(definition, runner, context, self._status)
+        schedule = Schedule(definition, runner, context, self._status, run_input.reuse_items)
         results = await schedule.run(run_input.reuse)
+        if len(results) < len(spec.steps):  # drained: the history grew large
+            workflow.continue_as_new(
+                run_input.model_copy(
+                    update={
+                        "definition": definition,
+                        "definition_file": None,
+                        "children": children,
+                        "reuse": results,
+                        "reuse_items": {
+                            step_id: items
+                            for step_id, items in schedule.items.items()
+                            if step_id not in results
+                        },
+                        "signals": self._signals,
+                        "paused": self._status.paused,
+                        "started_at": started_at,
+                    }
+                )
+            )
         outputs: dict[str, Any] = {}
         for step in spec.steps:
             for name in output_names(step):

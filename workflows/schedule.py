@@ -1,8 +1,10 @@
 """The scheduler inside YamlWorkflow: starts each step once what it waits for has finished.
 
-It lives outside interpreter.py so the sandbox imports it once per worker (passed through)
-instead of once per run: the sandbox re-executes the workflow's own module for every run.
 Everything here is deterministic and talks to the world only through `workflow.*`.
+
+When Temporal suggests continuing as new (the history passed its suggested size), the
+schedule drains: nothing new starts, what runs finishes, and the run ends with `drained`
+set, holding every finished step and for_each item for the next run to reuse.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 from workflows import search_attributes
-from workflows.contracts import RunStatus, StepResult, Usage
+from workflows.contracts import ItemResult, RunStatus, StepResult, Usage
 from workflows.definition import (
     ActionStep,
     Definition,
@@ -34,6 +36,15 @@ PROGRESS_EVERY = timedelta(seconds=2)
 """Steps done and cost reach the run's search attributes at most this often while it moves
 fast, and at once before it waits (signal, sleep, child run, pause) and when it ends: each
 upsert is a server write, about 15% of the server's work per step when done every step."""
+CONTINUE_AS_NEW_PATCH = "continue-as-new-when-suggested"
+
+
+class Drained(Exception):
+    """A for_each stopped starting items because the run is draining."""
+
+    def __init__(self, finished: dict[int, ItemResult]):
+        super().__init__("drained")
+        self.finished = finished
 
 
 class Schedule:
@@ -45,6 +56,7 @@ class Schedule:
         runner: StepRunner,
         context: dict[str, Any],
         status: RunStatus,
+        reuse_items: dict[str, dict[int, ItemResult]],
     ):
         self.steps = definition.workflow.steps
         raw = [step.model_dump(by_alias=True) for step in self.steps]
@@ -53,6 +65,9 @@ class Schedule:
         self.context = context
         self.status = status
         self.results: dict[str, StepResult] = {}
+        self.items = reuse_items
+        """Finished items of for_each steps not finished yet, by step id and index."""
+        self.drained = False
         # Runs started before the throttle replay with an upsert after every step.
         self.throttled = workflow.patched(PROGRESS_PATCH)
         self.published = (0, 0.0)  # set as the run started
@@ -76,7 +91,7 @@ class Schedule:
         order: dict[str, int],
         reuse: dict[str, StepResult],
     ) -> None:
-        waiting: list[str] = []  # ready, not started yet (while paused)
+        waiting: list[str] = []  # ready, not started yet (while paused or draining)
         running: dict[str, asyncio.Task[StepResult]] = {}
         while sorter.is_active():
             waiting += sorted(sorter.get_ready(), key=order.__getitem__)
@@ -87,12 +102,15 @@ class Schedule:
                 sorter.done(step_id)
             if reused:
                 continue
-            if self.status.paused and not running:
+            if self._draining():
+                if not running:
+                    return
+            elif self.status.paused and not running:
                 if self.throttled:
                     self._publish(force=True)
                 workflow.set_current_details("paused: send the 'resume' signal to go on")
                 await workflow.wait_condition(lambda: not self.status.paused)
-            if not self.status.paused:
+            if not self.status.paused and not self.drained:
                 for step_id in waiting:
                     step = self.steps[order[step_id]]
                     running[step_id] = asyncio.create_task(self._run_step(step))
@@ -109,11 +127,22 @@ class Schedule:
             for step_id in sorted((i for i, t in running.items() if t in done), key=order.get):
                 task = running.pop(step_id)
                 error = task.exception()
+                if isinstance(error, Drained):
+                    self.items[step_id] = error.finished
+                    continue
                 if error is not None:
                     await self._cancel_siblings(running)
                     raise error
                 self._record(self.steps[order[step_id]], task.result())
                 sorter.done(step_id)
+
+    def _draining(self) -> bool:
+        """Temporal suggests continuing as new once the history is large (4,096 events or
+        4 MiB by default; the hard limit is 51,200 events): from then on nothing new starts.
+        Older runs replay without it (patched)."""
+        if not self.drained and workflow.info().is_continue_as_new_suggested():
+            self.drained = workflow.patched(CONTINUE_AS_NEW_PATCH)
+        return self.drained
 
     def _sorter(self, order: dict[str, int]) -> TopologicalSorter[str]:
         """graphlib orders the steps; a definition that was never validated may still
@@ -238,22 +267,35 @@ class Schedule:
                 non_retryable=True,
             )
         limit = asyncio.Semaphore(step.concurrency)
+        finished = dict(self.items.get(step.id, {}))
 
-        async def one(index: int, item: Any) -> Once:
+        async def one(index: int, item: Any) -> Once | None:
+            if index in finished:  # an earlier run of this execution did it
+                done = finished[index]
+                return Once(done.outputs, done.attempts, done.usage)
             loop = {"index": index + 1, "index0": index, "length": len(items)}
             async with limit:
-                return await self.runner.run_once(
+                if self._draining():
+                    return None
+                once = await self.runner.run_once(
                     step, {**context, step.as_: item, "loop": loop}, f"{step.id}/{index}"
                 )
+            finished[index] = ItemResult(
+                outputs=once.outputs, attempts=once.attempts, usage=once.usage
+            )
+            return once
 
         tasks = [asyncio.create_task(one(index, item)) for index, item in enumerate(items)]
         try:
-            results = await asyncio.gather(*tasks)
+            gathered = await asyncio.gather(*tasks)
         except BaseException:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
+        results = [result for result in gathered if result is not None]
+        if len(results) < len(items):
+            raise Drained(finished)
         found = sorted({name for result in results for name in result.outputs})
         names = output_names(step) + [name for name in found if name not in output_names(step)]
         return Once(

@@ -1,0 +1,65 @@
+"""Runs longer than Temporal's history allows continue as new, losing and repeating nothing:
+finished steps and for_each items carry over, and so do early signals and the start time.
+
+A dev server of its own suggests continuing as new after 100 events and refuses histories
+over 400, so a run of about 1,000 events must continue several times to finish at all.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+import pytest_asyncio
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from activities.endpoints import Endpoint
+from tests.conftest import DEV_SERVER_ARGS, definition, new_worker, start
+from tests.examples import ITEMS, LONG, SMALL_HISTORIES
+from tests.fake_llm import FakeLlmServer, Request
+from worker import temporal_cli
+from workflows import search_attributes
+from workflows.contracts import RunInput, RunResult
+
+
+@pytest_asyncio.fixture(scope="module")
+async def small_history_client() -> AsyncIterator[Client]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_cli(),
+        data_converter=pydantic_data_converter,
+        dev_server_extra_args=[*DEV_SERVER_ARGS, *SMALL_HISTORIES],
+        search_attributes=search_attributes.ALL,
+    )
+    yield env.client
+    await env.shutdown()
+
+
+def echo(request: Request) -> str:
+    return request.body["messages"][-1]["content"].upper()
+
+
+async def test_a_run_past_the_history_limit_continues_as_new_and_pays_each_call_once(
+    small_history_client: Client,
+):
+    client = small_history_client
+    with FakeLlmServer(reply=echo) as llm:
+        endpoints = {"openai": Endpoint(api_key="k", base_url=llm.openai_url)}
+        async with new_worker(client, endpoints) as worker:
+            handle = await start(client, worker, RunInput(definition=definition(LONG)))
+            await handle.signal("approve", {"ok": "yes"})  # long before the step waits
+            result: RunResult = await handle.result()
+        first = await client.get_workflow_handle(handle.id, run_id=handle.result_run_id).describe()
+
+    prompts = Counter(request.body["messages"][-1]["content"] for request in llm.requests)
+    assert len(prompts) == ITEMS + 2 and set(prompts.values()) == {1}  # each call paid once
+    assert result.outputs["answer"] == [f"ITEM {i}" for i in range(ITEMS)]
+    assert result.outputs["outro"] == f"OUTRO AFTER {ITEMS} AND YES"
+    assert first.status == WorkflowExecutionStatus.CONTINUED_AS_NEW
+    started = datetime.fromisoformat(result.outputs["started"])
+    assert first.start_time <= started < first.close_time  # the first run's, carried over
+    assert result.steps["each"].attempts == ITEMS
+    asked = sum(len(prompt.split()) for prompt in prompts)  # the fake counts words as tokens
+    assert result.usage.input_tokens == asked
