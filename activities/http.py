@@ -40,7 +40,10 @@ class AddressGuard:
                 hosts.add(entry.lower())
         return cls(frozenset(hosts), tuple(networks))
 
-    async def check(self, url: str) -> None:
+    async def check(self, url: str) -> list[str] | None:
+        """Refuse the URL, or give the addresses it was checked against (IPv4 first), so the
+        request goes to one of them and not to whatever a second DNS answer names (DNS
+        rebinding). None for a host name the allowlist names: resolved as usual."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ApplicationError(
@@ -48,7 +51,7 @@ class AddressGuard:
             )
         host = parts.hostname.lower()
         if host in self.allowed_hosts:
-            return
+            return None
         port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(
@@ -69,6 +72,8 @@ class AddressGuard:
                     type="UrlRefused",
                     non_retryable=True,
                 )
+        addresses = dict.fromkeys(str(info[4][0]) for info in infos)  # in order, once each
+        return sorted(addresses, key=lambda address: ":" in address)
 
 
 class HttpActions:
@@ -92,13 +97,18 @@ class HttpActions:
     async def _send(
         self, method: str, url: str, headers: dict[str, str], timeout: Any, body: dict[str, Any]
     ) -> dict[str, Any]:
-        await self._guard.check(url)
+        addresses: list[str | None] = list(await self._guard.check(url) or [None])
         seconds = parse_duration(timeout).total_seconds()
         try:
-            async with self._client.stream(
-                method, url, headers=headers, timeout=seconds, **body
-            ) as response:
-                raw, truncated = await self._read_capped(response)
+            for address in addresses:
+                try:
+                    response, raw, truncated = await self._exchange(
+                        method, url, address, headers, seconds, body
+                    )
+                    break
+                except (httpx.ConnectError, httpx.ConnectTimeout):
+                    if address == addresses[-1]:
+                        raise
         except httpx.TimeoutException:
             raise ApplicationError(
                 f"{method} {url}: timed out after {timeout}", type="HttpTimeout"
@@ -132,6 +142,23 @@ class HttpActions:
                 result["json"] = json.loads(text)
         return result
 
+    async def _exchange(
+        self,
+        method: str,
+        url: str,
+        address: str | None,
+        headers: dict[str, str],
+        seconds: float,
+        body: dict[str, Any],
+    ) -> tuple[httpx.Response, bytes, bool]:
+        """One request to one checked address (or by name, for an allowlisted host)."""
+        target, headers, extensions = _pinned(url, address, headers)
+        async with self._client.stream(
+            method, target, headers=headers, timeout=seconds, extensions=extensions, **body
+        ) as response:
+            raw, truncated = await self._read_capped(response)
+        return response, raw, truncated
+
     async def _read_capped(self, response: httpx.Response) -> tuple[bytes, bool]:
         chunks, size = [], 0
         async for chunk in response.aiter_bytes():
@@ -140,3 +167,17 @@ class HttpActions:
             if size > self._max_body:
                 return b"".join(chunks)[: self._max_body], True
         return b"".join(chunks), False
+
+
+def _pinned(
+    url: str, address: str | None, headers: dict[str, str]
+) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
+    """The request aimed at the checked address, still naming the host: in the Host header,
+    and for https in the TLS server name, against which the certificate is verified."""
+    parsed = httpx.URL(url)
+    if address is None:
+        return parsed, headers, {}
+    extensions = {"sni_hostname": parsed.host} if parsed.scheme == "https" else {}
+    named = any(key.lower() == "host" for key in headers)
+    host = {} if named else {"Host": parsed.netloc.decode("ascii")}
+    return parsed.copy_with(host=address), {**host, **headers}, extensions

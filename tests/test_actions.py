@@ -19,7 +19,7 @@ from activities.registry import action, params_models
 from tests.conftest import definition, new_worker, smtp_server, start
 from tests.postgres import postgres_server
 from worker import Settings, build_actions
-from workflows.actions import DatabaseInsertParams
+from workflows.actions import DatabaseInsertParams, HttpFetchParams
 from workflows.contracts import ActionInput, RunInput, RunResult
 from workflows.errors import DefinitionError
 from workflows.validation import load_definition
@@ -97,6 +97,21 @@ async def test_loopback_is_refused_unless_allowlisted(client, tmp_path, peer):
     assert "non-public address (127.0.0.1)" in str(caught.value.cause)
     assert "HTTP_ALLOWLIST" in str(caught.value.cause)
     assert state.requests == []
+
+
+async def test_a_host_name_is_checked_then_reached_at_the_checked_address(tmp_path, peer):
+    """The request goes to an address the guard checked (DNS is not asked again, so a
+    second answer cannot swap in a private address), still naming the host it was for."""
+    state, url = peer
+    port = url.rsplit(":", 1)[1]
+    guard = AddressGuard.from_list(["127.0.0.0/8", "::1/128"])
+    addresses = await guard.check(f"http://localhost:{port}/")
+    assert addresses and addresses[0] == "127.0.0.1"  # IPv4 first; the peer listens there
+    http = HttpActions(httpx.AsyncClient(), guard, max_body_bytes=64)
+    request = ActionInput(step_id="get", action="http_fetch", params={}, idempotency_key="k")
+    page = await http.fetch(HttpFetchParams(url=f"http://localhost:{port}/named"), request)
+    assert page["status"] == 200
+    assert state.requests[0]["headers"]["host"] == f"localhost:{port}"
 
 
 async def test_large_bodies_are_truncated_with_a_marker(client, tmp_path, peer):
