@@ -152,9 +152,9 @@ class HttpActions:
         body: dict[str, Any],
     ) -> tuple[httpx.Response, bytes, bool]:
         """One request to one checked address (or by name, for an allowlisted host)."""
-        target, headers, extensions = _pinned(url, address, headers)
+        target, headers = _pinned(url, address, headers)
         async with self._client.stream(
-            method, target, headers=headers, timeout=seconds, extensions=extensions, **body
+            method, target, headers=headers, timeout=seconds, **body
         ) as response:
             raw, truncated = await self._read_capped(response)
         return response, raw, truncated
@@ -171,13 +171,13 @@ class HttpActions:
 
 def _pinned(
     url: str, address: str | None, headers: dict[str, str]
-) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
-    """The request aimed at the checked address, still naming the host: in the Host header,
-    and for https in the TLS server name, against which the certificate is verified."""
+) -> tuple[httpx.URL, dict[str, str]]:
+    """A plain-http request aimed at the checked address, naming its host in the Host
+    header. https goes by name: a rebound private address cannot show a certificate for
+    the host, so TLS refuses it, and pooled TLS connections stay keyed by host name."""
     parsed = httpx.URL(url)
-    if address is None:
-        return parsed, headers, {}
-    extensions = {"sni_hostname": parsed.host} if parsed.scheme == "https" else {}
+    if address is None or parsed.scheme == "https":
+        return parsed, headers
     named = any(key.lower() == "host" for key in headers)
     host = {} if named else {"Host": parsed.netloc.decode("ascii")}
-    return parsed.copy_with(host=address), {**host, **headers}, extensions
+    return parsed.copy_with(host=address), {**host, **headers}
