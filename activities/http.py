@@ -97,7 +97,11 @@ class HttpActions:
     async def _send(
         self, method: str, url: str, headers: dict[str, str], timeout: Any, body: dict[str, Any]
     ) -> dict[str, Any]:
-        addresses: list[str | None] = list(await self._guard.check(url) or [None])
+        checked = await self._guard.check(url)
+        # https goes by name: a rebound private address cannot show a certificate for the
+        # host, so TLS refuses it, and pooled TLS connections stay keyed by host name.
+        https = httpx.URL(url).scheme == "https"
+        addresses: list[str | None] = [None] if checked is None or https else list(checked)
         seconds = parse_duration(timeout).total_seconds()
         try:
             for address in addresses:
@@ -172,11 +176,9 @@ class HttpActions:
 def _pinned(
     url: str, address: str | None, headers: dict[str, str]
 ) -> tuple[httpx.URL, dict[str, str]]:
-    """A plain-http request aimed at the checked address, naming its host in the Host
-    header. https goes by name: a rebound private address cannot show a certificate for
-    the host, so TLS refuses it, and pooled TLS connections stay keyed by host name."""
+    """The request aimed at the checked address, naming its host in the Host header."""
     parsed = httpx.URL(url)
-    if address is None or parsed.scheme == "https":
+    if address is None:
         return parsed, headers
     named = any(key.lower() == "host" for key in headers)
     host = {} if named else {"Host": parsed.netloc.decode("ascii")}
