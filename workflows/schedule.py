@@ -167,9 +167,10 @@ class Schedule:
         return sorter
 
     def _progress(self, running: dict[str, Any]) -> None:
-        workflow.set_current_details(
-            f"{len(self.results)}/{len(self.steps)} steps done; running: {', '.join(running)}"
-        )
+        details = f"{len(self.results)}/{len(self.steps)} steps done; running: {', '.join(running)}"
+        if self.drained:
+            details += " (the history is large: then the run continues as new)"
+        workflow.set_current_details(details)
 
     async def _cancel_siblings(self, running: dict[str, asyncio.Task[StepResult]]) -> None:
         """A failing step stops its still-running siblings, except `on_error: continue` ones."""
