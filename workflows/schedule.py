@@ -65,7 +65,7 @@ class Schedule:
         self.context = context
         self.status = status
         self.results: dict[str, StepResult] = {}
-        self.items = reuse_items
+        self.items = dict(reuse_items)
         """Finished items of for_each steps not finished yet, by step id and index."""
         self.drained = False
         # Runs started before the throttle replay with an upsert after every step.
