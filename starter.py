@@ -30,7 +30,7 @@ from activities.codec import codec_from_key, codec_server, new_key
 from activities.definitions import load_bundle
 from activities.endpoints import is_configured
 from activities.registry import load_custom_actions, params_models
-from worker import Settings, ensure_server, ensure_worker, workflow_runner
+from worker import Settings, ensure_server, ensure_worker, stop_local_stack, workflow_runner
 from workflows import search_attributes
 from workflows.contracts import LoadedDefinition, RunInput, RunResult, RunStatus, Usage
 from workflows.definition import LlmCallStep, json_schema
@@ -429,6 +429,11 @@ async def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_stop(args: argparse.Namespace, settings: Settings) -> int:
+    await stop_local_stack(settings, _note)
+    return 0
+
+
 def _note(message: str) -> None:
     print(message, file=sys.stderr)
 
@@ -497,6 +502,10 @@ def build_parser() -> argparse.ArgumentParser:
     schema = commands.add_parser("schema", help="print (or write) the definitions' JSON Schema")
     schema.add_argument("-o", "--output", help="write to this file instead of stdout")
     schema.set_defaults(handler=cmd_schema)
+    stop = commands.add_parser(
+        "stop", help="stop the dev server and worker that run/start started in the background"
+    )
+    stop.set_defaults(handler=cmd_stop)
     return parser
 
 

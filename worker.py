@@ -529,6 +529,33 @@ async def ensure_worker(client: Client, settings: Settings, note: Callable[[str]
         await asyncio.sleep(0.2)
 
 
+async def stop_local_stack(settings: Settings, note: Callable[[str], None]) -> int:
+    """Stop the worker and dev server that `run`/`start` started in the background; runs in
+    flight stay in the server's SQLite file and go on at the next start. Returns how many
+    processes were stopped."""
+    stopped = 0
+    for name, marker in (("worker", "worker.py"), ("server", "start-dev")):
+        pid_file = settings.dev_dir / f"{name}.pid"
+        pid = _live_pid(pid_file)
+        if pid is not None and _runs(pid, marker):
+            await _stop_process(pid)
+            note(f"stopped the local {name} (pid {pid})")
+            stopped += 1
+        pid_file.unlink(missing_ok=True)
+    if not stopped:
+        note(f"nothing to stop: no server or worker of ours is running (under {settings.dev_dir})")
+    return stopped
+
+
+def _runs(pid: int, marker: str) -> bool:
+    """Whether the process is still the one we started, not another that reuses its pid."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return True  # no /proc (macOS): the pid file is all there is
+    return marker.encode() in command
+
+
 def _start_dev_server(settings: Settings, host: str, port: int) -> None:
     settings.dev_dir.mkdir(parents=True, exist_ok=True)
     command = [

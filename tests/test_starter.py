@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 from tests.conftest import ROOT, starter
 from tests.fake_llm import Fault
@@ -106,3 +107,18 @@ def test_missing_required_variable_is_refused(stack_env):
     done = starter(stack_env, "run", "definitions/hello_world.yaml", "--var", "nobody=1")
     assert done.returncode == 1
     assert done.stderr == "error: unknown variable 'nobody'\n"
+
+
+def test_stop_ends_the_background_stack_and_the_next_run_brings_it_back(stack_env):
+    """Last in this module: it stops the server and worker the earlier tests started."""
+    dev_dir = Path(stack_env["TEMPORAL_DEV_DIR"])
+    pids = [int((dev_dir / f"{name}.pid").read_text()) for name in ("worker", "server")]
+    stopped = starter(stack_env, "stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert "stopped the local worker" in stopped.stderr
+    assert "stopped the local server" in stopped.stderr
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+    assert "nothing to stop" in starter(stack_env, "stop").stderr
+    again = starter(stack_env, "run", "definitions/hello_world.yaml", "--offline")
+    assert again.returncode == 0, again.stderr
+    assert "started a local Temporal dev server" in again.stderr
