@@ -223,7 +223,11 @@ class Schedule:
 
     async def _run_step(self, step: Step) -> StepResult:
         with step_span(step.id, step.type):
-            return await self._run_step_traced(step)
+            try:
+                return await self._run_step_traced(step)
+            except Drained as drained:  # not an error: raised past the span, which ends well
+                paused = drained
+        raise paused
 
     async def _run_step_traced(self, step: Step) -> StepResult:
         started = workflow.now()
