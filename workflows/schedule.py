@@ -226,8 +226,8 @@ class Schedule:
             try:
                 return await self._run_step_traced(step)
             except Drained as drained:  # not an error: raised past the span, which ends well
-                paused = drained
-        raise paused
+                stopped = drained
+        raise stopped
 
     async def _run_step_traced(self, step: Step) -> StepResult:
         started = workflow.now()
