@@ -331,7 +331,9 @@ async def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
     [previous] = await client.data_converter.decode(started.input.payloads, [RunInput])
     status = await run_status(old)
     reuse = {i: step for i, step in status.steps.items() if step.status == "completed"}
-    items = dict(previous.reuse_items)  # for_each items a continued-as-new run finished
+    # for_each items finished in steps that did not finish (failed, cut short, or carried
+    # over by continue-as-new): reused where the item is still the same.
+    items = {**previous.reuse_items, **status.items}
     if args.from_step:
         definition = previous.definition
         if definition is None:
@@ -343,7 +345,10 @@ async def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
         for step_id in downstream(graph, args.from_step):
             reuse.pop(step_id, None)
             items.pop(step_id, None)
+    items = {step_id: done for step_id, done in items.items() if step_id not in reuse}
+    finished_items = [item for done in items.values() for item in done.values()]
     saved = sum((step.usage for step in reuse.values()), Usage())
+    saved = sum((item.usage for item in finished_items), saved)
     variables = {**previous.variables, **parse_vars(args.var)}
     new_id = f"{args.id}-resumed-{uuid.uuid4().hex[:6]}"
     handle = await client.start_workflow(
@@ -357,13 +362,14 @@ async def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
                 "paused": False,
                 "started_at": None,
             }
-        ),  # fmt: skip
+        ),
         id=new_id,
         task_queue=settings.task_queue,
     )
     _note(
-        f"resumed {args.id} as {new_id}: reused {', '.join(reuse) or 'no steps'} "
-        f"({saved.input_tokens} input and {saved.output_tokens} output tokens not spent again)"
+        f"resumed {args.id} as {new_id}: reused {', '.join(reuse) or 'no steps'}"
+        + (f" and {len(finished_items)} finished for_each item(s)" if finished_items else "")
+        + f" ({saved.input_tokens} input and {saved.output_tokens} output tokens not spent again)"
     )
     _note(ui_link(settings, new_id))
     return await wait_and_print(handle, args.json)

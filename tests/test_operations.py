@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -145,6 +146,38 @@ def test_failed_run_is_listed_and_resumed_without_paying_twice(stack, tmp_path: 
         again = starter(env, "resume", result["execution_id"], "--from", "polish", "--json")
         assert again.returncode == 0, again.stderr
         assert [r.prompt_text.strip() for r in llm.requests].count("Draft about tides") == 1
+
+
+ITEMS = """
+workflow:
+  name: PaidItems
+  defaults:
+    model: gpt-4o-mini
+    retry: {initial_interval: "10ms", max_attempts: 2}
+  steps:
+    - {id: each, type: llm_call, for_each: "{{ range(5) | list }}", concurrency: 1,
+       prompt: "item {{ item }}", outputs: [answer]}
+"""
+
+
+def test_resume_reuses_the_items_a_failed_for_each_finished(stack, tmp_path: Path):
+    definition = tmp_path / "items.yaml"
+    definition.write_text(ITEMS)
+    with FakeLlmServer() as llm:
+        env = stack | {"OPENAI_BASE_URL": llm.openai_url, "OPENAI_API_KEY": "sk-test"}
+        llm.fault_for = lambda r: Fault(503, "down") if "item 3" in r.prompt_text else None
+        failed = starter(env, "run", str(definition), "--json")
+        assert failed.returncode == 1
+        run_id = failed.stderr.strip().splitlines()[-1].split()[2]
+
+        llm.fault_for = lambda r: None
+        resumed = starter(env, "resume", run_id, "--json")
+        assert resumed.returncode == 0, resumed.stderr
+        assert "3 finished for_each item(s)" in resumed.stderr
+        answers = json.loads(resumed.stdout)["outputs"]["answer"]
+    assert answers == ["Hello from gpt-4o-mini"] * 5
+    calls = Counter(r.prompt_text.strip() for r in llm.requests)
+    assert calls == {"item 0": 1, "item 1": 1, "item 2": 1, "item 3": 3, "item 4": 1}
 
 
 def test_replay_of_a_stored_history_and_of_a_live_run(stack):

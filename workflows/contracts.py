@@ -40,8 +40,10 @@ class StepResult(BaseModel):
 
 
 class ItemResult(BaseModel):
-    """One finished for_each item, carried into the next run when a run continues as new."""
+    """One finished for_each item of a step that has not finished: carried into the next
+    run when a run continues as new, and reused by `resume` when the item is the same."""
 
+    item: Any = None
     outputs: dict[str, Any]
     attempts: int
     usage: Usage
@@ -89,6 +91,9 @@ class RunStatus(BaseModel):
     steps: dict[str, StepResult] = {}
     outputs: dict[str, Any] = {}
     usage: Usage = Usage()
+    items: dict[str, dict[int, ItemResult]] = {}
+    """Finished items of for_each steps that have not finished (running, failed or cut
+    short), by step id and index."""
 
 
 class RunResult(BaseModel):

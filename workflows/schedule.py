@@ -272,10 +272,15 @@ class Schedule:
                 non_retryable=True,
             )
         limit = asyncio.Semaphore(step.concurrency)
-        finished = dict(self.items.get(step.id, {}))
+        finished = {  # items an earlier run finished, while the item is still the same
+            index: done
+            for index, done in self.items.get(step.id, {}).items()
+            if index < len(items) and done.item == items[index]
+        }
+        self.status.items[step.id] = finished  # the status query shows items as they finish
 
         async def one(index: int, item: Any) -> Once | None:
-            if index in finished:  # an earlier run of this execution did it
+            if index in finished:  # an earlier run did this item
                 done = finished[index]
                 return Once(done.outputs, done.attempts, done.usage)
             loop = {"index": index + 1, "index0": index, "length": len(items)}
@@ -286,7 +291,7 @@ class Schedule:
                     step, {**context, step.as_: item, "loop": loop}, f"{step.id}/{index}"
                 )
             finished[index] = ItemResult(
-                outputs=once.outputs, attempts=once.attempts, usage=once.usage
+                item=item, outputs=once.outputs, attempts=once.attempts, usage=once.usage
             )
             return once
 
@@ -301,6 +306,7 @@ class Schedule:
         results = [result for result in gathered if result is not None]
         if len(results) < len(items):
             raise Drained(finished)
+        del self.status.items[step.id]
         found = sorted({name for result in results for name in result.outputs})
         names = output_names(step) + [name for name in found if name not in output_names(step)]
         return Once(
