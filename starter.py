@@ -167,7 +167,15 @@ async def with_progress(handle: WorkflowHandle[Any, Any]) -> RunResult:
 
 def progress_line(status: RunStatus) -> str:
     done = sum(1 for step in status.steps.values() if step.status != "failed")
-    running = ", ".join(status.running) or "-"
+    running = (
+        ", ".join(
+            f"{step_id} ({len(status.items[step_id])} items done)"
+            if step_id in status.items
+            else step_id
+            for step_id in status.running
+        )
+        or "-"
+    )
     paused = " (paused)" if status.paused else ""
     return (
         f"[{done}/{status.total_steps} steps]{paused} running: {running}; tokens "

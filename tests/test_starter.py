@@ -10,9 +10,11 @@ import json
 import subprocess
 from pathlib import Path
 
+from starter import progress_line
 from tests.conftest import ROOT, starter
 from tests.fake_llm import Fault
 from worker import temporal_cli
+from workflows.contracts import ItemResult, RunStatus, Usage
 
 
 def test_one_command_runs_hello_world_offline(stack_env):
@@ -107,6 +109,12 @@ def test_missing_required_variable_is_refused(stack_env):
     done = starter(stack_env, "run", "definitions/hello_world.yaml", "--var", "nobody=1")
     assert done.returncode == 1
     assert done.stderr == "error: unknown variable 'nobody'\n"
+
+
+def test_the_progress_line_counts_the_items_a_running_for_each_finished():
+    item = ItemResult(item=1, outputs={"answer": "a"}, attempts=1, usage=Usage())
+    status = RunStatus(total_steps=2, running=["each", "side"], items={"each": {0: item, 1: item}})
+    assert "running: each (2 items done), side;" in progress_line(status)
 
 
 def test_stop_ends_the_background_stack_and_the_next_run_brings_it_back(stack_env):
