@@ -23,6 +23,7 @@ from tests.fake_llm import FakeLlmServer, Request
 from worker import temporal_cli
 from workflows import search_attributes
 from workflows.contracts import RunInput, RunResult
+from workflows.schedule import _same_item
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -63,3 +64,10 @@ async def test_a_run_past_the_history_limit_continues_as_new_and_pays_each_call_
     assert result.steps["each"].attempts == ITEMS
     asked = sum(len(prompt.split()) for prompt in prompts)  # the fake counts words as tokens
     assert result.usage.input_tokens == asked
+
+
+def test_a_carried_item_is_the_same_item_after_the_wire():
+    """A `dictsort` item is a tuple in the run and a list in the next run's input: still
+    the same item, so it is not paid for again."""
+    assert _same_item([["a", 1]], [("a", 1)])
+    assert not _same_item(["a", 1], ["a", 2])

@@ -14,6 +14,7 @@ from datetime import timedelta
 from graphlib import CycleError, TopologicalSorter
 from typing import Any
 
+from pydantic_core import to_jsonable_python
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
@@ -275,7 +276,7 @@ class Schedule:
         finished = {  # items an earlier run finished, while the item is still the same
             index: done
             for index, done in self.items.get(step.id, {}).items()
-            if index < len(items) and done.item == items[index]
+            if index < len(items) and _same_item(done.item, items[index])
         }
         self.status.items[step.id] = finished  # the status query shows items as they finish
 
@@ -326,3 +327,8 @@ def _waits(step: Step) -> bool:
     if isinstance(step, ActionStep):
         return step.action == "sleep"
     return not isinstance(step, LlmCallStep | SetStep)
+
+
+def _same_item(carried: Any, item: Any) -> bool:
+    """Items compared as they cross the wire: a tuple from `dictsort` comes back a list."""
+    return to_jsonable_python(carried, fallback=str) == to_jsonable_python(item, fallback=str)
