@@ -16,16 +16,21 @@ from tests.conftest import ROOT, starter
 from tests.fake_llm import FakeLlmServer, Fault
 from worker import temporal_cli
 
-CHAIN = """
-workflow:
-  name: PaidChain
-  defaults:
-    model: gpt-4o-mini
-    retry: {initial_interval: "10ms", max_attempts: 2}
-  steps:
-    - {id: draft, type: llm_call, prompt: "Draft about tides", outputs: [draft_text]}
+
+def paid(name: str, steps: str) -> str:
+    """A definition whose calls go to a paid model, retried twice at most, quickly."""
+    return (
+        f"workflow:\n  name: {name}\n  defaults:\n    model: gpt-4o-mini\n"
+        '    retry: {initial_interval: "10ms", max_attempts: 2}\n  steps:\n' + steps
+    )
+
+
+CHAIN = paid(
+    "PaidChain",
+    """    - {id: draft, type: llm_call, prompt: "Draft about tides", outputs: [draft_text]}
     - {id: polish, type: llm_call, prompt: "Polish: {{ draft_text }}", outputs: [polished]}
-"""
+""",
+)
 
 
 @pytest.fixture(scope="module")
@@ -121,19 +126,27 @@ def test_cancel_ends_the_run_as_cancelled_and_reports_finished_steps(stack):
     assert run_id in [row["execution_id"] for row in json.loads(listed.stdout)]
 
 
+def run_until_it_fails(
+    stack: dict[str, str], llm: FakeLlmServer, path: Path, text: str, failing: str
+) -> tuple[dict[str, str], str]:
+    """Write `text` to `path` and run it with `llm` as OpenAI while it answers 503 to
+    prompts holding `failing`, so the run fails after its retries; then `llm` is healthy
+    again. Returns the environment to go on with and the failed run's id."""
+    path.write_text(text)
+    env = stack | {"OPENAI_BASE_URL": llm.openai_url, "OPENAI_API_KEY": "sk-test"}
+    llm.fault_for = lambda r: Fault(503, "down") if failing in r.prompt_text else None
+    failed = starter(env, "run", str(path), "--json")
+    assert failed.returncode == 1, failed.stderr
+    llm.fault_for = lambda r: None
+    return env, failed.stderr.strip().splitlines()[-1].split()[2]
+
+
 def test_failed_run_is_listed_and_resumed_without_paying_twice(stack, tmp_path: Path):
-    definition = tmp_path / "chain.yaml"
-    definition.write_text(CHAIN)
     with FakeLlmServer() as llm:
-        env = stack | {"OPENAI_BASE_URL": llm.openai_url, "OPENAI_API_KEY": "sk-test"}
-        llm.fault_for = lambda r: Fault(503, "down") if "Polish" in r.prompt_text else None
-        failed = starter(env, "run", str(definition), "--json")
-        assert failed.returncode == 1
-        run_id = failed.stderr.strip().splitlines()[-1].split()[2]
+        env, run_id = run_until_it_fails(stack, llm, tmp_path / "chain.yaml", CHAIN, "Polish")
         listed = starter(env, "list", "--workflow", "PaidChain", "--status", "failed", "--json")
         assert run_id in [row["execution_id"] for row in json.loads(listed.stdout)]
 
-        llm.fault_for = lambda r: None
         resumed = starter(env, "resume", run_id, "--json")
         assert resumed.returncode == 0, resumed.stderr
         assert "reused draft" in resumed.stderr and "tokens not spent again" in resumed.stderr
@@ -148,29 +161,17 @@ def test_failed_run_is_listed_and_resumed_without_paying_twice(stack, tmp_path: 
         assert [r.prompt_text.strip() for r in llm.requests].count("Draft about tides") == 1
 
 
-ITEMS = """
-workflow:
-  name: PaidItems
-  defaults:
-    model: gpt-4o-mini
-    retry: {initial_interval: "10ms", max_attempts: 2}
-  steps:
-    - {id: each, type: llm_call, for_each: "{{ range(5) | list }}", concurrency: 1,
+ITEMS = paid(
+    "PaidItems",
+    """    - {id: each, type: llm_call, for_each: "{{ range(5) | list }}", concurrency: 1,
        prompt: "item {{ item }}", outputs: [answer]}
-"""
+""",
+)
 
 
 def test_resume_reuses_the_items_a_failed_for_each_finished(stack, tmp_path: Path):
-    definition = tmp_path / "items.yaml"
-    definition.write_text(ITEMS)
     with FakeLlmServer() as llm:
-        env = stack | {"OPENAI_BASE_URL": llm.openai_url, "OPENAI_API_KEY": "sk-test"}
-        llm.fault_for = lambda r: Fault(503, "down") if "item 3" in r.prompt_text else None
-        failed = starter(env, "run", str(definition), "--json")
-        assert failed.returncode == 1
-        run_id = failed.stderr.strip().splitlines()[-1].split()[2]
-
-        llm.fault_for = lambda r: None
+        env, run_id = run_until_it_fails(stack, llm, tmp_path / "items.yaml", ITEMS, "item 3")
         resumed = starter(env, "resume", run_id, "--json")
         assert resumed.returncode == 0, resumed.stderr
         assert "3 finished for_each item(s)" in resumed.stderr
