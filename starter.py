@@ -38,6 +38,7 @@ from workflows.errors import DefinitionError, WorkflowError
 from workflows.graph import dependencies, downstream, output_owners
 from workflows.interpreter import YamlWorkflow
 from workflows.routing import route
+from workflows.schedule import unfinished_items
 from workflows.validation import resolve_variables
 
 PROGRESS_EVERY_SECONDS = 0.5
@@ -339,9 +340,9 @@ async def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
     [previous] = await client.data_converter.decode(started.input.payloads, [RunInput])
     status = await run_status(old)
     reuse = {i: step for i, step in status.steps.items() if step.status == "completed"}
-    # for_each items finished in steps that did not finish (failed, cut short, or carried
-    # over by continue-as-new): reused where the item is still the same.
-    items = {**previous.reuse_items, **status.items}
+    # Items finished in for_each steps that did not finish (failed, cut short, or carried
+    # over by continue-as-new) are reused where the item is still the same.
+    items = unfinished_items(previous.reuse_items, status.items, reuse)
     if args.from_step:
         definition = previous.definition
         if definition is None:
@@ -353,7 +354,6 @@ async def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
         for step_id in downstream(graph, args.from_step):
             reuse.pop(step_id, None)
             items.pop(step_id, None)
-    items = {step_id: done for step_id, done in items.items() if step_id not in reuse}
     finished_items = [item for done in items.values() for item in done.values()]
     saved = sum((step.usage for step in reuse.values()), Usage())
     saved = sum((item.usage for item in finished_items), saved)

@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.definition import output_names
     from workflows.errors import WorkflowError
-    from workflows.schedule import Schedule
+    from workflows.schedule import Schedule, unfinished_items
     from workflows.steps import StepRunner, failure_reason, render_or_fail
     from workflows.templates import SecretRefs
     from workflows.validation import resolve_variables
@@ -112,11 +112,9 @@ class YamlWorkflow:
                         "definition_file": None,
                         "children": children,
                         "reuse": results,
-                        "reuse_items": {
-                            step_id: items
-                            for step_id, items in schedule.items.items()
-                            if step_id not in results
-                        },
+                        "reuse_items": unfinished_items(
+                            run_input.reuse_items, self._status.items, results
+                        ),
                         "signals": self._signals,
                         "paused": self._status.paused,
                         "started_at": started_at,

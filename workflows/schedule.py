@@ -4,12 +4,13 @@ Everything here is deterministic and talks to the world only through `workflow.*
 
 When Temporal suggests continuing as new (the history passed its suggested size), the
 schedule drains: nothing new starts, what runs finishes, and the run ends with `drained`
-set, holding every finished step and for_each item for the next run to reuse.
+set; its results and `unfinished_items` are what the next run reuses.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Container
 from datetime import timedelta
 from graphlib import CycleError, TopologicalSorter
 from typing import Any
@@ -41,11 +42,8 @@ CONTINUE_AS_NEW_PATCH = "continue-as-new-when-suggested"
 
 
 class Drained(Exception):
-    """A for_each stopped starting items because the run is draining."""
-
-    def __init__(self, finished: dict[int, ItemResult]):
-        super().__init__("drained")
-        self.finished = finished
+    """A for_each stopped starting items because the run is draining; the items it did
+    finish stay in the run's status (`RunStatus.items`)."""
 
 
 class Schedule:
@@ -66,8 +64,8 @@ class Schedule:
         self.context = context
         self.status = status
         self.results: dict[str, StepResult] = {}
-        self.items = dict(reuse_items)
-        """Finished items of for_each steps not finished yet, by step id and index."""
+        self.carried = reuse_items
+        """Items an earlier run finished, of for_each steps that did not finish there."""
         self.drained = False
         # Runs started before the throttle replay with an upsert after every step.
         self.throttled = workflow.patched(PROGRESS_PATCH)
@@ -129,7 +127,6 @@ class Schedule:
                 task = running.pop(step_id)
                 error = task.exception()
                 if isinstance(error, Drained):
-                    self.items[step_id] = error.finished
                     continue
                 if error is not None:
                     await self._cancel_siblings(running)
@@ -275,7 +272,7 @@ class Schedule:
         limit = asyncio.Semaphore(step.concurrency)
         finished = {  # items an earlier run finished, while the item is still the same
             index: done
-            for index, done in self.items.get(step.id, {}).items()
+            for index, done in self.carried.get(step.id, {}).items()
             if index < len(items) and _same_item(done.item, items[index])
         }
         self.status.items[step.id] = finished  # the status query shows items as they finish
@@ -306,7 +303,7 @@ class Schedule:
             raise
         results = [result for result in gathered if result is not None]
         if len(results) < len(items):
-            raise Drained(finished)
+            raise Drained()
         del self.status.items[step.id]
         found = sorted({name for result in results for name in result.outputs})
         names = output_names(step) + [name for name in found if name not in output_names(step)]
@@ -315,6 +312,20 @@ class Schedule:
             sum(result.attempts for result in results),
             sum((result.usage for result in results), Usage()),
         )
+
+
+def unfinished_items(
+    carried: dict[str, dict[int, ItemResult]],
+    live: dict[str, dict[int, ItemResult]],
+    finished_steps: Container[str],
+) -> dict[str, dict[int, ItemResult]]:
+    """The for_each items a next run can reuse: those carried into this run and those it
+    finished itself (its status), for steps that are not themselves reused whole."""
+    return {
+        step_id: items
+        for step_id, items in {**carried, **live}.items()
+        if step_id not in finished_steps
+    }
 
 
 def _elapsed_ms(started: Any) -> int:
