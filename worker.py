@@ -450,6 +450,10 @@ _POLLER_FRESH_SECONDS = 70.0
 """Pollers long-poll for up to a minute, so a live worker was seen within this window."""
 
 
+TUNED_SERVER_FLAGS = ["--dynamic-config-value", "history.transferProcessorMaxPollRPS=10000"]
+"""A stock dev server paces history transfers at 20/s: ~50 ms per sequential step. Every
+server the project starts (locally, in tests, in the bench) is tuned with this."""
+
 _SA_TYPES = {
     IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD: "Keyword",
     IndexedValueType.INDEXED_VALUE_TYPE_INT: "Int",
@@ -574,9 +578,7 @@ def _start_dev_server(settings: Settings, host: str, port: int) -> None:
         str(settings.dev_dir / "temporal.db"),
         "--log-level",
         "warn",
-        # A stock dev server paces history transfers at 20/s: ~50 ms per sequential step.
-        "--dynamic-config-value",
-        "history.transferProcessorMaxPollRPS=10000",
+        *TUNED_SERVER_FLAGS,
     ]
     command += search_attribute_flags()
     if settings.namespace != "default":

@@ -19,9 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.fake_llm import CONTROL_PATH  # noqa: E402
-from worker import search_attribute_flags, temporal_cli  # noqa: E402
-
-TUNED = ["--dynamic-config-value", "history.transferProcessorMaxPollRPS=10000"]
+from worker import TUNED_SERVER_FLAGS, search_attribute_flags, temporal_cli  # noqa: E402
 
 
 def cpu_seconds(pid: int) -> float:
@@ -70,7 +68,7 @@ class DevServer:
         command = [
             temporal_cli(), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
             "--port", str(self.port), "--log-level", "error",
-            *(TUNED if self.tuned else []), *search_attribute_flags(),
+            *(TUNED_SERVER_FLAGS if self.tuned else []), *search_attribute_flags(),
         ]  # fmt: skip
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
         self.process = subprocess.Popen(command, **quiet)

@@ -28,14 +28,13 @@ from temporalio.worker import Worker
 from activities.llm import Endpoint, build_providers
 from activities.registry import ActionSpec
 from tests.fake_llm import FakeLlmServer
-from worker import build_worker, temporal_cli
+from worker import TUNED_SERVER_FLAGS, build_worker, temporal_cli
 from workflows import search_attributes
 from workflows.contracts import RunInput
 from workflows.interpreter import YamlWorkflow
 from workflows.validation import load_definition
 
 ROOT = Path(__file__).resolve().parent.parent
-DEV_SERVER_ARGS = ["--dynamic-config-value", "history.transferProcessorMaxPollRPS=10000"]
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -43,7 +42,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(),
         data_converter=pydantic_data_converter,
-        dev_server_extra_args=DEV_SERVER_ARGS,
+        dev_server_extra_args=TUNED_SERVER_FLAGS,
         search_attributes=search_attributes.ALL,
     )
     yield env

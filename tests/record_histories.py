@@ -16,9 +16,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.llm import build_providers
-from tests.conftest import DEV_SERVER_ARGS
 from tests.examples import EXAMPLES, LONG, ROOT, SMALL_HISTORIES, offline_actions, run_example
-from worker import build_worker, temporal_cli
+from worker import TUNED_SERVER_FLAGS, build_worker, temporal_cli
 from workflows import search_attributes
 from workflows.contracts import RunInput
 from workflows.interpreter import YamlWorkflow
@@ -31,7 +30,7 @@ async def record() -> None:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(),
         data_converter=pydantic_data_converter,
-        dev_server_extra_args=DEV_SERVER_ARGS,
+        dev_server_extra_args=TUNED_SERVER_FLAGS,
         search_attributes=search_attributes.ALL,
     )
     with tempfile.TemporaryDirectory() as output:
@@ -52,7 +51,7 @@ async def record_continued() -> None:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(),
         data_converter=pydantic_data_converter,
-        dev_server_extra_args=[*DEV_SERVER_ARGS, *SMALL_HISTORIES],
+        dev_server_extra_args=[*TUNED_SERVER_FLAGS, *SMALL_HISTORIES],
         search_attributes=search_attributes.ALL,
     )
     async with build_worker(env.client, "record", build_providers({}), ROOT):

@@ -17,10 +17,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.endpoints import Endpoint
-from tests.conftest import DEV_SERVER_ARGS, definition, new_worker, start
+from tests.conftest import definition, new_worker, start
 from tests.examples import ITEMS, LONG, SMALL_HISTORIES
 from tests.fake_llm import FakeLlmServer, Request
-from worker import temporal_cli
+from worker import TUNED_SERVER_FLAGS, temporal_cli
 from workflows import search_attributes
 from workflows.contracts import RunInput, RunResult
 from workflows.schedule import _same_item
@@ -31,7 +31,7 @@ async def small_history_client() -> AsyncIterator[Client]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(),
         data_converter=pydantic_data_converter,
-        dev_server_extra_args=[*DEV_SERVER_ARGS, *SMALL_HISTORIES],
+        dev_server_extra_args=[*TUNED_SERVER_FLAGS, *SMALL_HISTORIES],
         search_attributes=search_attributes.ALL,
     )
     yield env.client

@@ -18,9 +18,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities.endpoints import Endpoint
 from activities.llm import build_providers
-from tests.conftest import DEV_SERVER_ARGS, ROOT, definition, free_port, worker_env
+from tests.conftest import ROOT, definition, free_port, worker_env
 from tests.fake_llm import FakeLlmServer, Request
-from worker import build_worker, search_attribute_flags, temporal_cli
+from worker import TUNED_SERVER_FLAGS, build_worker, search_attribute_flags, temporal_cli
 from workflows.contracts import RunInput, RunResult
 from workflows.interpreter import YamlWorkflow
 
@@ -107,7 +107,7 @@ def sqlite_server(
     command = [
         temporal_cli(), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port),
         "--headless", "--db-filename", str(tmp_path / "temporal.db"), "--log-level", "error",
-        *DEV_SERVER_ARGS, *search_attribute_flags(),
+        *TUNED_SERVER_FLAGS, *search_attribute_flags(),
     ]  # fmt: skip
     processes: list[subprocess.Popen[bytes]] = []
 
