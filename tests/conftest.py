@@ -30,7 +30,7 @@ from activities.registry import ActionSpec
 from tests.fake_llm import FakeLlmServer
 from worker import TUNED_SERVER_FLAGS, build_worker, temporal_cli
 from workflows import search_attributes
-from workflows.contracts import RunInput
+from workflows.contracts import RunInput, RunResult
 from workflows.interpreter import YamlWorkflow
 from workflows.validation import load_definition
 
@@ -96,6 +96,14 @@ async def start(client: Client, worker: Worker, run_input: RunInput) -> Workflow
 
 def definition(text: str, file: str = "test.yaml") -> Any:
     return load_definition(text, file)
+
+
+async def run_offline(client: Client, text: str) -> tuple[WorkflowHandle, RunResult]:
+    """Run a definition that needs no provider (in-workflow steps, timers, the mock) to its
+    end on a worker of its own; the handle still reads the history afterwards."""
+    async with new_worker(client, {}) as worker:
+        handle = await start(client, worker, RunInput(definition=definition(text)))
+        return handle, await handle.result()
 
 
 @dataclass

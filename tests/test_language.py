@@ -12,7 +12,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from activities.endpoints import Endpoint
-from tests.conftest import definition, new_worker, start
+from tests.conftest import definition, new_worker, run_offline, start
 from tests.fake_llm import FakeLlmServer, Fault, Request
 from worker import workflow_runner
 from workflows.contracts import RunInput, RunResult
@@ -113,10 +113,8 @@ async def test_set_computes_values_without_an_activity(client):
         variables="{a: 2, b: 3}",
         outputs='{doubled: "{{ total * 2 }}"}',
     )
-    async with new_worker(client, {}) as worker:
-        handle = await start(client, worker, RunInput(definition=definition(text)))
-        result = await handle.result()
-        history = await handle.fetch_history()
+    handle, result = await run_offline(client, text)
+    history = await handle.fetch_history()
     assert result.outputs == {"total": 5, "label": "sum=5", "doubled": 10}
     assert not any(e.HasField("activity_task_scheduled_event_attributes") for e in history.events)
 
@@ -283,9 +281,7 @@ async def test_wait_for_signal_times_out(client):
     text = workflow_yaml(
         '    - {id: w, type: wait_for_signal, signal: go, timeout: "300ms", on_error: continue}\n'
     )
-    async with new_worker(client, {}) as worker:
-        handle = await start(client, worker, RunInput(definition=definition(text)))
-        result = await handle.result()
+    _, result = await run_offline(client, text)
     assert result.steps["w"].status == "failed"
     assert "no 'go' signal within 300ms" in (result.steps["w"].error or "")
 
@@ -318,10 +314,8 @@ async def test_sleep_is_a_durable_timer_not_an_activity(client):
     text = workflow_yaml(
         '    - {id: nap, type: action, action: sleep, params: {duration: "200ms"}}\n'
     )
-    async with new_worker(client, {}) as worker:
-        handle = await start(client, worker, RunInput(definition=definition(text)))
-        result = await handle.result()
-        history = await handle.fetch_history()
+    handle, result = await run_offline(client, text)
+    history = await handle.fetch_history()
     assert result.steps["nap"].status == "completed"
     assert any(e.HasField("timer_started_event_attributes") for e in history.events)
     assert not any(e.HasField("activity_task_scheduled_event_attributes") for e in history.events)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from activities.endpoints import Endpoint
-from tests.conftest import definition, new_worker, start
+from tests.conftest import definition, new_worker, run_offline, start
 from tests.fake_llm import FakeLlmServer
 from workflows.contracts import RunInput, RunResult
 
@@ -40,9 +40,7 @@ def chain(steps: int) -> str:
 
 @pytest.mark.timeout(600)
 async def test_two_thousand_steps_complete(client):
-    async with new_worker(client, {}) as worker:
-        handle = await start(client, worker, RunInput(definition=definition(chain(2000))))
-        result: RunResult = await handle.result()
+    _, result = await run_offline(client, chain(2000))
     assert result.outputs["v1999"] == 1999
 
 
@@ -60,9 +58,7 @@ workflow:
       prompt: "item {{ item }}"
       outputs: [answer]
 """
-    async with new_worker(client, {}) as worker:
-        handle = await start(client, worker, RunInput(definition=definition(text)))
-        result: RunResult = await handle.result()
+    _, result = await run_offline(client, text)
     answers = result.outputs["answer"]
     assert len(answers) == 5000 and "item 4999" in answers[-1]
 
@@ -77,9 +73,7 @@ workflow:
       for_each: "{{ range(3000) | list }}"
       values: {double: "{{ item * 2 }}"}
 """
-    async with new_worker(client, {}) as worker:
-        handle = await start(client, worker, RunInput(definition=definition(text)))
-        result: RunResult = await handle.result()
+    _, result = await run_offline(client, text)
     assert result.outputs["double"][-1] == 5998
 
 
@@ -89,10 +83,8 @@ async def test_two_thousand_skipped_steps_stay_under_the_deadlock_limit(client):
         f'    - {{id: s{i}, type: set, when: "{{{{ go }}}}", values: {{v{i}: 1}}}}'
         for i in range(2000)
     ]
-    async with new_worker(client, {}) as worker:
-        handle = await start(client, worker, RunInput(definition=definition("\n".join(lines))))
-        result: RunResult = await handle.result()
-        history = await handle.fetch_history()
+    handle, result = await run_offline(client, "\n".join(lines))
+    history = await handle.fetch_history()
     assert {step.status for step in result.steps.values()} == {"skipped"}
     failed_tasks = [
         e for e in history.events if e.HasField("workflow_task_failed_event_attributes")
