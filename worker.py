@@ -46,7 +46,7 @@ from activities.pacing import pace
 from activities.pricing import DEFAULT_PRICES, Price, read_prices
 from activities.providers import Provider
 from activities.registry import ActionSpec, load_custom_actions, params_models
-from activities.secrets import read_secrets_file
+from activities.secrets import declared_secrets
 from workflows import search_attributes
 from workflows.errors import WorkflowError
 from workflows.interpreter import YamlWorkflow
@@ -121,9 +121,6 @@ class Settings:
             if key.startswith("DATABASE_URL_") and value
         }
         databases["default"] = env.get("DATABASE_URL") or f"sqlite:///{output_dir}/workflows.db"
-        secrets = dict(env)
-        if env.get("SECRETS_FILE"):
-            secrets |= read_secrets_file(Path(env["SECRETS_FILE"]))
         return cls(
             address=address,
             namespace=env.get("TEMPORAL_NAMESPACE", cls.namespace),
@@ -144,7 +141,7 @@ class Settings:
                 sender=env.get("SMTP_FROM", SmtpSettings.sender),
             ),
             databases=databases,
-            secrets=secrets,
+            secrets=declared_secrets(env),
             action_modules=_split(env.get("ACTION_MODULES", "")),
             max_concurrent_activities=int(
                 env.get("WORKER_MAX_ACTIVITIES", cls.max_concurrent_activities)

@@ -1,5 +1,5 @@
-"""Actions as activities: params checked against the action's model, secrets resolved here
-(never in the workflow), errors redacted, and the attempt count reported back.
+"""Actions as activities: params checked against the action's model, secret slots filled here
+(never in the workflow), errors and results redacted, and the attempt count reported back.
 
 Custom actions are marked with ``@action(...)`` (activities/registry.py).
 """
@@ -21,7 +21,7 @@ from activities.files import FileActions
 from activities.heartbeat import heartbeating
 from activities.http import HttpActions
 from activities.registry import ActionSpec
-from activities.secrets import redact, resolve_secrets, secret_names
+from activities.secrets import fill_slots, redact
 from workflows.actions import (
     DatabaseInsertParams,
     HttpFetchParams,
@@ -47,9 +47,10 @@ def action_activity(spec: ActionSpec, secrets: Mapping[str, str]) -> Callable[..
 
     async def _run(request: ActionInput) -> ActionResult:
         attempt = activity.info().attempt
-        used = {name: secrets[name] for name in secret_names(request.params) if name in secrets}
+        used: dict[str, str] = {}
         try:
-            params = spec.params.model_validate(resolve_secrets(request.params, secrets))
+            filled, used = fill_slots(request.params, request.secrets, secrets)
+            params = spec.params.model_validate(filled)
             if inspect.iscoroutinefunction(spec.run):
                 value = await heartbeating(spec.run(params, request))
             else:  # a sync function must not block the worker's event loop
@@ -79,7 +80,7 @@ def action_activity(spec: ActionSpec, secrets: Mapping[str, str]) -> Callable[..
                 {"attempt": attempt},
                 type=type(exc).__name__,
             ) from None
-        return ActionResult(value=value, attempt=attempt)
+        return ActionResult(value=redact(value, used), attempt=attempt)
 
     return run_action
 

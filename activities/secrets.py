@@ -1,28 +1,29 @@
-"""Secrets: `{{ secrets.NAME }}` stays a placeholder in the workflow (and so in history);
-the action activity resolves it from the worker's environment and redacts it from errors."""
+"""Secrets: what the worker's operator declared (`SECRETS_FILE`, `SECRET_<NAME>` variables),
+filled into the param slots the workflow marked, and redacted from whatever leaves the
+activity. Nothing here renders a template: a param's text is data, whatever it says."""
 
 from __future__ import annotations
 
-import re
+import copy
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from temporalio.exceptions import ApplicationError
 
-_ENVIRONMENT = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined)
-_REFERENCE = re.compile(r"secrets(?:\.|\[\s*['\"])([A-Za-z_][A-Za-z0-9_]*)")
+from workflows.contracts import SecretSlot
+
+ENV_PREFIX = "SECRET_"
 
 
-def secret_names(value: Any) -> set[str]:
-    """The secret names a value's placeholders use."""
-    if isinstance(value, dict):
-        return set().union(*(secret_names(item) for item in value.values()))
-    if isinstance(value, list):
-        return set().union(*(secret_names(item) for item in value))
-    return set(_REFERENCE.findall(value)) if isinstance(value, str) else set()
+def declared_secrets(env: Mapping[str, str]) -> dict[str, str]:
+    """The operator's secrets: the `SECRETS_FILE`, then `SECRET_<NAME>` variables (which win).
+    Nothing else in the environment (provider keys, PAYLOAD_KEY, DATABASE_URL...) is one."""
+    secrets = read_secrets_file(Path(env["SECRETS_FILE"])) if env.get("SECRETS_FILE") else {}
+    for key, value in env.items():
+        if key.startswith(ENV_PREFIX) and len(key) > len(ENV_PREFIX):
+            secrets[key.removeprefix(ENV_PREFIX)] = value
+    return secrets
 
 
 def read_secrets_file(path: Path) -> dict[str, str]:
@@ -36,28 +37,58 @@ def read_secrets_file(path: Path) -> dict[str, str]:
     return secrets
 
 
-def resolve_secrets(value: Any, secrets: Mapping[str, str]) -> Any:
-    """Replace `{{ secrets.NAME }}` placeholders inside strings, lists and dicts."""
-    if isinstance(value, dict):
-        return {key: resolve_secrets(item, secrets) for key, item in value.items()}
-    if isinstance(value, list):
-        return [resolve_secrets(item, secrets) for item in value]
-    if not isinstance(value, str) or "secrets" not in value or "{{" not in value:
-        return value
+def fill_slots(
+    params: dict[str, Any], slots: list[SecretSlot], secrets: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The params with each slot's text put together from its parts, and the secrets used."""
+    used: dict[str, str] = {}
+    filled = copy.deepcopy(params) if slots else params
+    for slot in slots:
+        text = []
+        for index, part in enumerate(slot.parts):
+            if index % 2 == 0:
+                text.append(part)
+                continue
+            if part not in secrets:
+                raise ApplicationError(
+                    f"secret '{part}' is not declared on the worker: set {ENV_PREFIX}{part} in "
+                    "its environment or add it to its SECRETS_FILE",
+                    type="SecretMissing",
+                    non_retryable=True,
+                )
+            used[part] = secrets[part]
+            text.append(secrets[part])
+        _put(filled, slot.path, "".join(text))
+    return filled, used
+
+
+def _put(params: Any, path: list[str | int], value: str) -> None:
+    *parents, last = path
+    target = params
     try:
-        return _ENVIRONMENT.from_string(value).render(secrets=secrets)
-    except jinja2.UndefinedError as exc:
+        for key in parents:
+            target = target[key]
+        target[last]  # the slot must name a place the workflow rendered
+        target[last] = value
+    except (KeyError, IndexError, TypeError):
         raise ApplicationError(
-            f"a secret is not set on the worker ({exc.message}): set it in the worker's "
-            "environment or its SECRETS_FILE",
-            type="SecretMissing",
+            f"a secret slot names no param at {'.'.join(map(str, path))}",
+            type="InvalidParams",
             non_retryable=True,
         ) from None
 
 
-def redact(text: str, secrets: Mapping[str, str]) -> str:
-    """Replace every secret value in a message with the name it is known by."""
+def redact(value: Any, secrets: Mapping[str, str]) -> Any:
+    """Replace every secret value in a message (or inside a result) with its name."""
+    if not secrets:
+        return value
+    if isinstance(value, dict):
+        return {key: redact(item, secrets) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact(item, secrets) for item in value]
+    if not isinstance(value, str):
+        return value
     for name, secret in sorted(secrets.items(), key=lambda item: -len(item[1])):
         if len(secret) >= 4:
-            text = text.replace(secret, f"secrets.{name}")
-    return text
+            value = value.replace(secret, f"secrets.{name}")
+    return value

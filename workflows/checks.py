@@ -28,7 +28,7 @@ from workflows.graph import (
 )
 from workflows.routing import route
 from workflows.source import Path, Source
-from workflows.templates import references
+from workflows.templates import references, secrets_problem
 
 RESERVED_NAMES = {"steps", "run", "secrets", "loop"}
 
@@ -124,9 +124,11 @@ class _Checker:
         if step.get("for_each") is not None:
             local.add(step.get("as") if isinstance(step.get("as"), str) else "item")
         own = set(raw_output_names(step))
+        secrets_allowed = kind == "action" and step.get("action") != "sleep"
         for sub_path, template in templates_of(step):
             extra = local | own if sub_path[0] == "validate" else local
-            self.template((*path, *sub_path), template, extra)
+            allowed = secrets_allowed and sub_path[0] == "params"
+            self.template((*path, *sub_path), template, extra, secrets_allowed=allowed)
 
     def _models(self, path: Path, step: dict, default_model: Any) -> None:
         if step.get("model") is None and default_model is None:
@@ -165,12 +167,23 @@ class _Checker:
             if info.is_required() and key not in params:
                 self.add((*path, "params"), f"action {name} needs param '{key}'")
 
-    def template(self, path: Path, template: str, local: set[str]) -> None:
+    def template(
+        self, path: Path, template: str, local: set[str], *, secrets_allowed: bool = False
+    ) -> None:
         try:
             names, step_ids = references(template)
         except TemplateError as exc:
             self.problems.append(self.source.problem_in_text(path, exc.lineno or 1, 0, str(exc)))
             return
+        if "secrets" in names:
+            problem = secrets_problem(template) or (
+                None
+                if secrets_allowed
+                else "secrets may be used only in action params: anywhere else the value "
+                "would be written into the run's history"
+            )
+            if problem:
+                self.problems.append(_at_word(self.source, path, template, "secrets", problem))
         visible = self.visible | local
         for name in sorted(names - visible - RESERVED_NAMES):
             message = f"unknown name '{name}' in template" + suggest(name, visible)

@@ -148,12 +148,22 @@ class LlmCallResult(BaseModel):
     """With a response schema: why the reply does not match it."""
 
 
+class SecretSlot(BaseModel):
+    """A param whose template (the definition's own text) uses `secrets.NAME`: where it is in
+    the params, and its text as parts (literal text at even indexes, secret names at odd).
+    Only the activity fills it in; the params themselves are never searched for secrets."""
+
+    path: list[str | int]
+    parts: list[str]
+
+
 class ActionInput(BaseModel):
     step_id: str
     action: str
     params: dict[str, Any]
     idempotency_key: str
     """Stable across retries: workflow id, step id and item index."""
+    secrets: list[SecretSlot] = Field(default=[], exclude_if=lambda value: not value)
 
 
 class ActionResult(BaseModel):

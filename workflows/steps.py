@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
         LlmCallResult,
         RunInput,
         RunResult,
+        SecretSlot,
         Usage,
     )
     from workflows.definition import (
@@ -38,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.errors import WorkflowError
     from workflows.routing import route
     from workflows.structured import is_structured, outputs_schema
-    from workflows.templates import render
+    from workflows.templates import render, render_params
 
 LLM_CALL = "llm_call"
 PACE = "pace"
@@ -251,7 +252,12 @@ class StepRunner:
         return Once(result.outputs, 1, result.usage)
 
     async def _action(self, step: ActionStep, context: dict[str, Any], key: str) -> Once:
-        params = render_or_fail(step.params, context, f"{step.id}.params")
+        try:
+            params, slots = render_params(step.params, context)
+        except WorkflowError as exc:
+            raise ApplicationError(
+                f"{step.id}.params: {exc}", type="TemplateError", non_retryable=True
+            ) from None
         if step.action == "sleep":
             try:
                 duration = parse_duration(params.get("duration"))
@@ -267,6 +273,7 @@ class StepRunner:
                     step_id=step.id,
                     action=step.action,
                     params=params,
+                    secrets=[SecretSlot(path=list(path), parts=parts) for path, parts in slots],
                     idempotency_key=f"{workflow.info().workflow_id}/{key}",
                 ),
                 result_type=ActionResult,

@@ -32,6 +32,30 @@ def _environment() -> ImmutableSandboxedEnvironment:
     return environment
 
 
+@cache
+def _marking_environment() -> ImmutableSandboxedEnvironment:
+    """For params that use secrets: every `{{ }}` output passes through `_mark`, so a
+    secret reference becomes a marker and any other value (data) is escaped: data can
+    never produce a marker, whatever text it holds."""
+    environment = ImmutableSandboxedEnvironment(
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        finalize=_mark,
+    )
+    environment.filters["random"] = _random_item
+    return environment
+
+
+_MARK = "\x00"
+
+
+def _mark(value: Any) -> str:
+    if isinstance(value, SecretRef):
+        return f"{_MARK}{value.name}{_MARK}"
+    return str(value).replace(_MARK, _MARK * 2)
+
+
 @jinja2.pass_context  # context-bound, so Jinja never folds it into a constant at compile time
 def _random_item(context: jinja2.runtime.Context, items: Sequence[Any]) -> Any:
     """Jinja's `random` filter, made replay-safe: inside a run it draws from the workflow's
@@ -46,17 +70,38 @@ def _template(source: str) -> jinja2.Template:
     return _environment().from_string(source)
 
 
+@lru_cache(maxsize=1024)
+def _marking_template(source: str) -> jinja2.Template:
+    return _marking_environment().from_string(source)
+
+
 @lru_cache(maxsize=4096)
 def _expression(expression: str) -> Any:
     return _environment().compile_expression(expression, undefined_to_none=False)
 
 
-class SecretRefs(dict[str, str]):
-    """`secrets` inside the workflow: `secrets.NAME` renders as its own placeholder, which
-    the action activity resolves, so secret values never enter workflow history."""
+class SecretRef:
+    """`secrets.NAME` inside the workflow: a reference, never a value. Only a param rendered
+    by `render_params` turns it into a slot the action activity fills in."""
 
-    def __missing__(self, name: str) -> str:
-        return "{{ secrets." + name + " }}"
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __str__(self) -> str:
+        return "{{ secrets." + self.name + " }}"
+
+
+class SecretRefs(dict[str, SecretRef]):
+    """`secrets` inside the workflow: any name gives its reference."""
+
+    def __missing__(self, name: str) -> SecretRef:
+        return SecretRef(name)
+
+
+SecretSlotParts = list[str]
+"""A param that uses secrets, as parts: literal text at even indexes, secret names at odd."""
 
 
 def _single_expression(source: str) -> str | None:
@@ -78,8 +123,8 @@ def render(source: Any, context: Mapping[str, Any]) -> Any:
         expression = _single_expression(source)
         if expression is not None:
             value = _expression(expression)(**context)
-            if isinstance(value, jinja2.Undefined):
-                str(value)  # a strict undefined raises its own, precise error here
+            if isinstance(value, jinja2.Undefined | SecretRef):
+                return str(value)  # a strict undefined raises its own, precise error here
             return value
         return _template(source).render(**context)
     except jinja2.UndefinedError as exc:
@@ -90,6 +135,110 @@ def render(source: Any, context: Mapping[str, Any]) -> Any:
         raise TemplateError(f"{exc.message or exc} in template {_shorten(source)}") from None
     except Exception as exc:  # an expression can raise anything, e.g. 1/0
         raise TemplateError(f"{type(exc).__name__}: {exc} in template {_shorten(source)}") from None
+
+
+def render_params(
+    source: Any, context: Mapping[str, Any], path: tuple[str | int, ...] = ()
+) -> tuple[Any, list[tuple[tuple[str | int, ...], SecretSlotParts]]]:
+    """Render an action's params; each string whose template uses `secrets` comes back as
+    its display text plus a slot (its path and parts) for the activity to fill in. Which
+    strings are slots is decided by the definition's template text, never by the data."""
+    if isinstance(source, dict):
+        rendered, slots = {}, []
+        for key, value in source.items():
+            rendered[key], more = render_params(value, context, (*path, key))
+            slots += more
+        return rendered, slots
+    if isinstance(source, list):
+        items, slots = [], []
+        for index, value in enumerate(source):
+            item, more = render_params(value, context, (*path, index))
+            items.append(item)
+            slots += more
+        return items, slots
+    if not isinstance(source, str) or not uses_secrets(source):
+        return render(source, context), []
+    try:
+        marked = _marking_template(source).render(**context)
+    except jinja2.TemplateError as exc:
+        raise TemplateError(f"{exc.message or exc} in template {_shorten(source)}") from None
+    except Exception as exc:
+        raise TemplateError(f"{type(exc).__name__}: {exc} in template {_shorten(source)}") from None
+    parts = _unmark(marked, source)
+    display = "".join(
+        part if index % 2 == 0 else str(SecretRef(part)) for index, part in enumerate(parts)
+    )
+    return display, [(path, parts)]
+
+
+def _unmark(text: str, source: str) -> SecretSlotParts:
+    """Split a marked render into literal text and secret names (see `_mark`)."""
+    parts = [""]
+    position = 0
+    while (start := text.find(_MARK, position)) >= 0:
+        parts[-1] += text[position:start]
+        if text.startswith(_MARK * 2, start):  # an escaped NUL from data
+            parts[-1] += _MARK
+            position = start + 2
+            continue
+        end = text.find(_MARK, start + 1)
+        name = text[start + 1 : end] if end > start else ""
+        if not name.isidentifier():
+            raise TemplateError(f"a NUL character in template {_shorten(source)}")
+        parts += [name, ""]
+        position = end + 1
+    parts[-1] += text[position:]
+    return parts
+
+
+@lru_cache(maxsize=4096)
+def uses_secrets(source: str) -> bool:
+    """Whether a template's own text reads `secrets` (the data it renders cannot)."""
+    if "secrets" not in source:
+        return False
+    try:
+        ast = _environment().parse(source)
+    except (jinja2.TemplateSyntaxError, RecursionError):
+        return False
+    return any(node.name == "secrets" for node in ast.find_all(nodes.Name))
+
+
+_BLOCKS = (nodes.FilterBlock, nodes.Macro, nodes.CallBlock, nodes.AssignBlock)
+
+
+def secrets_problem(source: str) -> str | None:
+    """Why a template's use of `secrets` is refused, if it is: only `{{ secrets.NAME }}`
+    standing alone in its braces works, so the activity can put the value exactly there."""
+    if not uses_secrets(source):
+        return None
+    ast = _environment().parse(source)
+    problems: list[str] = []
+
+    def visit(node: nodes.Node, ancestors: tuple[nodes.Node, ...]) -> None:
+        if isinstance(node, nodes.Name) and node.name == "secrets":
+            problems.append(_secret_use_problem(node, ancestors))
+        for child in node.iter_child_nodes():
+            visit(child, (*ancestors, node))
+
+    visit(ast, ())
+    return next((problem for problem in problems if problem), None)
+
+
+def _secret_use_problem(node: nodes.Name, ancestors: tuple[nodes.Node, ...]) -> str:
+    parent = ancestors[-1] if ancestors else None
+    if node.ctx != "load":
+        return "'secrets' is a reserved name"
+    if isinstance(parent, nodes.Getitem) and not isinstance(parent.arg, nodes.Const):
+        return "secrets[...] needs a fixed name: write secrets.NAME"
+    if not isinstance(parent, nodes.Getattr | nodes.Getitem):
+        return "the whole 'secrets' map cannot be used: write secrets.NAME"
+    standalone = len(ancestors) >= 2 and isinstance(ancestors[-2], nodes.Output)
+    if not standalone or any(isinstance(a, _BLOCKS) for a in ancestors):
+        return (
+            "secrets.NAME must stand alone in its {{ }} (write 'Bearer {{ secrets.NAME }}'): "
+            "no filter, operator or variable may take its value"
+        )
+    return ""
 
 
 def references(source: str) -> tuple[set[str], set[str]]:
