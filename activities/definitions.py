@@ -3,12 +3,16 @@
 The worker's ``load_definition`` activity uses it for runs started by file name, and the
 starter for runs it starts; either way the run's input (and so its history) holds the exact
 definitions it runs, whatever later happens to the files.
+
+A file name in a run's input is untrusted text: the worker confines it, and every child file,
+to its definitions directory, and refuses anything else with one message that says nothing
+about what lies outside. The starter runs whatever file its local user names.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel
 from temporalio import activity
@@ -22,6 +26,32 @@ from workflows.validation import load_with_source
 
 MAX_DEFINITION_BYTES = 1_000_000
 MAX_CHILD_FILES = 100
+MAX_NAME_BYTES = 255
+"""Of one path component, as on most file systems."""
+MAX_PATH_BYTES = 4096
+OUTSIDE = "must name a file inside the worker's definitions directory"
+
+
+def usable_name(name: str) -> bool:
+    """Whether a file name can be handed to the OS as it is: no NUL, no over-long parts."""
+    encoded = name.encode("utf-8", "surrogatepass")
+    return (
+        b"\0" not in encoded
+        and len(encoded) <= MAX_PATH_BYTES
+        and all(len(part) <= MAX_NAME_BYTES for part in encoded.split(b"/"))
+    )
+
+
+def confined(path: Path, root: Path) -> bool:
+    """Whether `path`, every symlink followed, stays inside `root`."""
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except (OSError, ValueError, RuntimeError):  # RuntimeError: a symlink loop
+        return False
+
+
+def _quoted(name: str) -> str:
+    return repr(name) if len(name) <= 200 else f"{name[:200]!r}..."
 
 
 def read_text(path: Path, shown: str) -> str:
@@ -37,13 +67,18 @@ def read_text(path: Path, shown: str) -> str:
 
 
 def load_bundle(
-    path: Path, shown: str, actions: Mapping[str, type[BaseModel]] = ACTION_PARAMS
+    path: Path,
+    shown: str,
+    actions: Mapping[str, type[BaseModel]] = ACTION_PARAMS,
+    root: Path | None = None,
 ) -> LoadedDefinition:
-    """Load a definition and, transitively, the definitions its `workflow` steps name."""
-    root = load_with_source(read_text(path, shown), shown, actions)
+    """Load a definition and, transitively, the definitions its `workflow` steps name.
+
+    With `root`, a child file that resolves outside it is a problem, not a file to read."""
+    top = load_with_source(read_text(path, shown), shown, actions)
     children: dict[str, Definition] = {}
     resolved: dict[str, Path] = {}
-    queue = [(path, shown, *root)]
+    queue = [(path, shown, *top)]
     problems: list[Problem] = []
     while queue:
         current, current_shown, source, definition = queue.pop(0)
@@ -51,6 +86,13 @@ def load_bundle(
             if not isinstance(step, WorkflowStep):
                 continue
             where = ("workflow", "steps", index, "definition")
+            if not usable_name(step.definition):
+                message = f"{_quoted(step.definition)} is not a usable file name"
+                problems.append(source.problem(where, message))
+                continue
+            if root is not None and not confined(current.parent / step.definition, root):
+                problems.append(source.problem(where, f"{_quoted(step.definition)} {OUTSIDE}"))
+                continue
             child_path = (current.parent / step.definition).resolve()
             known = resolved.get(step.definition)
             if known is not None:
@@ -76,7 +118,7 @@ def load_bundle(
             problems += _child_variable_problems(source, index, step, child[1])
     if problems:
         raise DefinitionError(problems)
-    return LoadedDefinition(definition=root[1], children=children)
+    return LoadedDefinition(definition=top[1], children=children)
 
 
 def _child_variable_problems(
@@ -108,7 +150,23 @@ class DefinitionActivities:
 
     @activity.defn(name="load_definition")
     async def load_definition(self, request: LoadDefinitionInput) -> LoadedDefinition:
+        name = request.path
+        path = self._dir / name
+        relative = PurePosixPath(name)
+        if (
+            not usable_name(name)
+            or relative.is_absolute()
+            or ".." in relative.parts
+            or not confined(path, self._dir)
+        ):
+            raise _failure(f"definition_file {_quoted(name)} {OUTSIDE}")
         try:
-            return load_bundle(self._dir / request.path, request.path, self._actions)
-        except DefinitionError as exc:
-            raise ApplicationError(str(exc), type="DefinitionError", non_retryable=True) from None
+            if not path.is_file():
+                raise _failure(f"no definition file {_quoted(name)} in the definitions directory")
+            return load_bundle(path, name, self._actions, root=self._dir)
+        except (DefinitionError, OSError) as exc:
+            raise _failure(str(exc)) from None
+
+
+def _failure(message: str) -> ApplicationError:
+    return ApplicationError(message, type="DefinitionError", non_retryable=True)

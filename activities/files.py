@@ -1,17 +1,45 @@
-"""save_to_file: atomic writes, only under the worker's output directory."""
+"""save_to_file: atomic writes, each run into a folder of its own under the output directory.
+
+A run writes to ``OUTPUT_DIR/runs/<workflow id>/``, so no run can overwrite another run's
+files, or, with ``shared: true``, to ``OUTPUT_DIR/shared/``. Nothing else under
+``OUTPUT_DIR`` (the default SQLite database, for one) is reachable.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import quote
 
+from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from workflows.actions import SaveToFileParams
 from workflows.contracts import ActionInput
+
+MAX_NAME_BYTES = 255
+"""Of one path component, as on most file systems."""
+
+
+def run_folder(workflow_id: str) -> str:
+    """The workflow id as one path component: '/' and '..' stay text, and different ids
+    give different folders (percent-encoding never yields '+', so a shortened name's
+    '+<hash>' cannot be any other id's name)."""
+    name = quote(workflow_id, safe="") or "%"
+    if name.startswith("."):  # '.', '..' and hidden names
+        name = "%2E" + name[1:]
+    if len(name) > MAX_NAME_BYTES:
+        digest = hashlib.sha256(workflow_id.encode("utf-8", "surrogatepass")).hexdigest()
+        name = f"{name[:200]}+{digest[:32]}"
+    return name
+
+
+def _refused(message: str) -> ApplicationError:
+    return ApplicationError(f"save_to_file: {message}", type="PathRefused", non_retryable=True)
 
 
 class FileActions:
@@ -20,26 +48,35 @@ class FileActions:
 
     async def save(self, params: SaveToFileParams, request: ActionInput) -> dict[str, Any]:
         relative = PurePosixPath(params.path or ".") / params.filename
+        shown = repr(str(relative)[:300])
+        try:
+            parts = [part.encode("utf-8") for part in (params.path, params.filename)]
+        except UnicodeEncodeError:
+            raise _refused(f"refusing path {shown}: not valid text") from None
+        if any(b"\0" in part for part in parts):
+            raise _refused(f"refusing path {shown}: it holds a NUL byte")
+        if any(len(part) > MAX_NAME_BYTES for part in b"/".join(parts).split(b"/")):
+            raise _refused(f"refusing path {shown}: a name is over {MAX_NAME_BYTES} bytes")
         if relative.is_absolute() or ".." in relative.parts or not params.filename.strip():
-            raise ApplicationError(
-                f"save_to_file: refusing path {str(relative)!r}: write a relative path without "
-                "'..'; files go under the worker's output directory",
-                type="PathRefused",
-                non_retryable=True,
+            raise _refused(
+                f"refusing path {shown}: write a relative path without '..'; files go under "
+                "the worker's output directory"
             )
-        root = self._root.resolve()
-        target = (root / relative).resolve()
-        if not target.is_relative_to(root):
-            raise ApplicationError(
-                f"save_to_file: {str(relative)!r} leaves the output directory",
-                type="PathRefused",
-                non_retryable=True,
-            )
+        if params.shared:
+            folder = PurePosixPath("shared")
+        else:
+            workflow_id = activity.info().workflow_id or request.idempotency_key.rpartition("/")[0]
+            folder = PurePosixPath("runs", run_folder(workflow_id))
+        base = (self._root / folder).resolve()
+        target = (base / relative).resolve()
+        if not target.is_relative_to(base) or target == base:
+            raise _refused(f"refusing path {shown}: it names no file inside {str(folder)!r}")
         data = params.data
         text = data if isinstance(data, str) else json.dumps(data, indent=2, ensure_ascii=False)
         encoded = text.encode("utf-8")
         target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        prefix = f".{target.name[:50]}."  # the temporary name stays a legal length
+        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=prefix)
         try:
             with os.fdopen(handle, "wb") as file:
                 file.write(encoded)
@@ -47,4 +84,4 @@ class FileActions:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
-        return {"path": str(target.relative_to(root)), "bytes": len(encoded)}
+        return {"path": str(folder / relative), "bytes": len(encoded)}

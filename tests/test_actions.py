@@ -144,14 +144,15 @@ async def test_secrets_reach_the_peer_but_never_the_history(client, tmp_path, pe
     )
 
 
-async def test_save_to_file_writes_pretty_json_under_the_output_dir(client, tmp_path):
+async def test_save_to_file_writes_pretty_json_in_the_runs_folder(client, tmp_path):
     text = steps(
         "    - id: save\n      type: action\n      action: save_to_file\n"
         "      params: {path: reports, filename: r.json, data: {a: [1, 2]}}\n      outputs: [saved]"
     )
     result = await run(client, text, actions_for(tmp_path))
-    written = tmp_path / "out" / "reports" / "r.json"
-    assert result.outputs["saved"] == {"path": "reports/r.json", "bytes": written.stat().st_size}
+    [written] = (tmp_path / "out" / "runs").glob("test-*/reports/r.json")
+    saved = written.relative_to(tmp_path / "out").as_posix()
+    assert result.outputs["saved"] == {"path": saved, "bytes": written.stat().st_size}
     assert written.read_text() == '{\n  "a": [\n    1,\n    2\n  ]\n}'
     assert not [p for p in written.parent.iterdir() if p.name.startswith(".")]  # no temp file left
 

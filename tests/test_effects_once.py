@@ -89,8 +89,9 @@ async def test_each_peer_shows_one_effect_despite_a_retry(client, tmp_path: Path
     assert len(posts) == 2  # the retry reached the peer ...
     assert len({r["headers"]["idempotency-key"] for r in posts}) == 1  # ... with the same key
     assert json.loads(posts[0]["body"]) == {"summary": "Finished work is kept."}
-    assert (tmp_path / "out" / "summary.txt").read_text() == "Finished work is kept."
-    assert [p.name for p in (tmp_path / "out").iterdir() if p.is_file()] == ["summary.txt"]
+    run_folder = tmp_path / "out" / "runs" / handle.id
+    assert (run_folder / "summary.txt").read_text() == "Finished work is kept."
+    assert [p.name for p in run_folder.iterdir() if p.is_file()] == ["summary.txt"]
     with sqlite3.connect(tmp_path / "db.sqlite") as database:
         rows = database.execute("select summary from summaries").fetchall()
     assert rows == [("Finished work is kept.",)]

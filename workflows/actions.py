@@ -40,7 +40,9 @@ class SaveToFileParams(ActionParams):
     filename: str
     data: Any
     path: str = ""
-    """A folder under the worker's output directory."""
+    """A folder inside the run's own folder (``OUTPUT_DIR/runs/<workflow id>/``)."""
+    shared: bool = False
+    """Write under ``OUTPUT_DIR/shared/`` instead, where runs can overwrite each other's files."""
 
 
 class DatabaseInsertParams(ActionParams):
