@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import sys
 import uuid
 from pathlib import Path
@@ -410,8 +411,14 @@ async def cmd_codec_server(args: argparse.Namespace, settings: Settings) -> int:
     codec = codec_from_key(settings.payload_key, settings.payload_key_id)
     if codec is None:
         raise StarterError(f"set PAYLOAD_KEY first (a new one: {new_key()})")
-    server = codec_server(codec, args.port, args.origin or settings.ui_url)
-    _note(f"codec server on http://127.0.0.1:{args.port} for {args.origin or settings.ui_url}")
+    origin = (args.origin or settings.ui_url).rstrip("/")
+    token = settings.codec_server_token or secrets.token_urlsafe(24)
+    server = codec_server(codec, args.port, origin, token)
+    shown = "$CODEC_SERVER_TOKEN" if settings.codec_server_token else token
+    _note(
+        f"codec server for {origin}: in the UI's codec settings, set the endpoint to "
+        f"http://127.0.0.1:{args.port}/{shown}/ (other clients: Authorization: Bearer {shown})"
+    )
     try:
         await asyncio.to_thread(server.serve_forever)
     finally:
@@ -506,7 +513,10 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("id", nargs="?")
     replay.add_argument("--file", help="a history exported with temporal workflow show -o json")
     replay.set_defaults(handler=cmd_replay)
-    codec = commands.add_parser("codec-server", help="decrypt payloads for the Temporal UI")
+    codec = commands.add_parser(
+        "codec-server",
+        help="decrypt payloads for the Temporal UI (token: CODEC_SERVER_TOKEN, else a new one)",
+    )
     codec.add_argument("--port", type=int, default=8081)
     codec.add_argument("--origin", help="the UI's origin (default: TEMPORAL_UI_URL)")
     codec.set_defaults(handler=cmd_codec_server)

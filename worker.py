@@ -89,9 +89,14 @@ class Settings:
     """Send traces here (OTEL_EXPORTER_OTLP_ENDPOINT); off when unset."""
     metrics_port: int | None = None
     """Serve Prometheus metrics (the SDK's and the project's) on this port."""
+    metrics_bind: str = "127.0.0.1"
+    """The host metrics listen on (METRICS_BIND): loopback unless another must scrape them."""
     payload_key: str | None = None
     """AES-256 key (base64): everything stored in Temporal is encrypted when it is set."""
     payload_key_id: str = "default"
+    codec_server_token: str | None = None
+    """What `starter.py codec-server` asks its callers for (CODEC_SERVER_TOKEN); a new one
+    each start when unset."""
 
     @property
     def data_converter(self) -> DataConverter:
@@ -163,8 +168,10 @@ class Settings:
             action_task_queue=env.get("TEMPORAL_ACTION_TASK_QUEUE") or None,
             otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
             metrics_port=int(env["METRICS_PORT"]) if env.get("METRICS_PORT") else None,
+            metrics_bind=env.get("METRICS_BIND") or cls.metrics_bind,
             payload_key=env.get("PAYLOAD_KEY") or None,
             payload_key_id=env.get("PAYLOAD_KEY_ID", cls.payload_key_id),
+            codec_server_token=env.get("CODEC_SERVER_TOKEN") or None,
         )
 
 
@@ -240,12 +247,19 @@ def tracing_plugins(otlp_endpoint: str | None) -> list[Any]:
     return [OpenTelemetryPlugin(add_temporal_spans=True)]
 
 
-def metrics_runtime(port: int | None) -> Runtime | None:
-    """A runtime exporting Prometheus metrics on `port` (the SDK's and ours), if one is set."""
+def metrics_runtime(port: int | None, bind: str = "127.0.0.1") -> Runtime | None:
+    """A runtime exporting Prometheus metrics on `bind`:`port` (the SDK's and ours), if a port
+    is set."""
     if port is None:
         return None
-    metrics = PrometheusConfig(bind_address=f"0.0.0.0:{port}")
+    metrics = PrometheusConfig(bind_address=metrics_address(bind, port))
     return Runtime(telemetry=TelemetryConfig(metrics=metrics))
+
+
+def metrics_address(bind: str, port: int) -> str:
+    """host:port as the SDK's Prometheus exporter takes it (an IPv6 host in brackets)."""
+    host = bind.strip("[]")
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def temporal_cli() -> str:
@@ -370,7 +384,7 @@ def configure_logging() -> None:
 
 async def serve(settings: Settings) -> None:
     log = structlog.get_logger("worker")
-    client = await connect(settings, metrics_runtime(settings.metrics_port))
+    client = await connect(settings, metrics_runtime(settings.metrics_port, settings.metrics_bind))
     added = await register_search_attributes(client, settings.namespace)
     if added:
         log.info("registered search attributes", names=added)

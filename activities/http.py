@@ -20,12 +20,37 @@ from workflows.actions import HttpFetchParams, HttpPostParams
 from workflows.contracts import ActionInput
 from workflows.durations import parse_duration
 
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def _effective_address(address: IpAddress) -> IpAddress:
+    """The IPv4 address that an IPv6 address carries (IPv4-mapped and -compatible, NAT64,
+    6to4, Teredo's client): where a connection to it ends up. Other addresses as they are."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return address
+    if address.ipv4_mapped:
+        return address.ipv4_mapped
+    if address in NAT64 or (int(address) >> 32 == 0 and int(address) > 1):  # not :: or ::1
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.sixtofour:
+        return address.sixtofour
+    if address.teredo:
+        return address.teredo[1]
+    return address
+
+
+def _refused(address: IpAddress) -> bool:
+    """Non-public (private, loopback, link-local, reserved...) or multicast: the address
+    itself or the IPv4 address it carries. Never looser than the address alone."""
+    return any(a.is_multicast or not a.is_global for a in (address, _effective_address(address)))
 
 
 @dataclass(frozen=True)
 class AddressGuard:
-    """Refuse private, loopback and link-local targets unless the worker's allowlist names them."""
+    """Refuse private, loopback, link-local and multicast targets (also when an IPv6 address
+    carries one) unless the worker's allowlist names them."""
 
     allowed_hosts: frozenset[str] = frozenset()
     allowed_networks: tuple[IpNetwork, ...] = ()
@@ -63,11 +88,13 @@ class AddressGuard:
             ) from None
         for info in infos:
             address = ipaddress.ip_address(info[4][0])
-            if any(address in network for network in self.allowed_networks):
+            effective = _effective_address(address)
+            if any(a in net for net in self.allowed_networks for a in (address, effective)):
                 continue
-            if not address.is_global:
+            if _refused(address):
+                shown = address if effective is address else f"{address}, which reaches {effective}"
                 raise ApplicationError(
-                    f"refusing {url!r}: {host} is a non-public address ({address}); add it to "
+                    f"refusing {url!r}: {host} is a non-public address ({shown}); add it to "
                     "HTTP_ALLOWLIST on the worker to allow it",
                     type="UrlRefused",
                     non_retryable=True,

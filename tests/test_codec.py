@@ -50,14 +50,18 @@ async def test_history_holds_no_plaintext_prompt_and_the_codec_server_decrypts_i
 
     # The codec server turns a stored payload back into plaintext for the UI.
     port = free_port()
-    server = codec_server(codec, port, "http://localhost:8233")
+    server = codec_server(codec, port, "http://localhost:8233", "t0ken")
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         started = raw.events[0].workflow_execution_started_event_attributes.input
         response = httpx.post(
             f"http://127.0.0.1:{port}/decode",
             content=json_format.MessageToJson(started),
-            headers={"content-type": "application/json", "x-namespace": "default"},
+            headers={
+                "content-type": "application/json",
+                "x-namespace": "default",
+                "authorization": "Bearer t0ken",
+            },
         )
     finally:
         server.shutdown()

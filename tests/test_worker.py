@@ -11,6 +11,7 @@ import uuid
 from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import ROOT, definition, worker_env
+from worker import Settings, metrics_address
 from workflows.contracts import RunInput, RunResult
 from workflows.interpreter import YamlWorkflow
 
@@ -73,3 +74,16 @@ async def test_llm_calls_can_go_to_their_own_rate_limited_queue(temporal_env: Wo
         if event.HasField("activity_task_scheduled_event_attributes")
     ]
     assert (scheduled.activity_type.name, scheduled.task_queue.name) == ("llm_call", llm_queue)
+
+
+def test_metrics_listen_on_loopback_unless_metrics_bind_says_otherwise():
+    default = Settings.from_env({"METRICS_PORT": "9464"})
+    assert (default.metrics_port, default.metrics_bind) == (9464, "127.0.0.1")
+    assert Settings.from_env({"METRICS_PORT": "9464", "METRICS_BIND": ""}).metrics_bind == (
+        "127.0.0.1"
+    )
+    assert Settings.from_env({"METRICS_BIND": "0.0.0.0"}).metrics_bind == "0.0.0.0"
+    # The address handed to the SDK's PrometheusConfig.
+    assert metrics_address("127.0.0.1", 9464) == "127.0.0.1:9464"
+    assert metrics_address("0.0.0.0", 9464) == "0.0.0.0:9464"
+    assert metrics_address("::1", 9464) == metrics_address("[::1]", 9464) == "[::1]:9464"
