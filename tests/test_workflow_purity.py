@@ -13,9 +13,9 @@ import pytest
 from tests.conftest import ROOT
 
 DETERMINISTIC = {
-    "__future__", "asyncio", "collections", "contextlib", "dataclasses", "datetime", "difflib",
-    "functools", "graphlib", "jinja2", "opentelemetry", "pydantic", "pydantic_core", "re",
-    "temporalio", "typing", "workflows", "yaml",
+    "__future__", "asyncio", "collections", "contextlib", "contextvars", "dataclasses",
+    "datetime", "difflib", "functools", "graphlib", "jinja2", "opentelemetry", "pydantic",
+    "pydantic_core", "re", "temporalio", "typing", "workflows", "yaml",
 }  # fmt: skip
 """Top-level packages workflow code may import. `asyncio` inside a workflow runs on
 Temporal's deterministic event loop; `datetime` is allowed for its types, not its clock."""

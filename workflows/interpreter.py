@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.errors import WorkflowError
     from workflows.schedule import Schedule, unfinished_items
     from workflows.steps import StepRunner, failure_reason, render_or_fail
+    from workflows.template_limits import WORK
     from workflows.templates import SecretRefs
     from workflows.validation import resolve_variables
 
@@ -102,6 +103,7 @@ class YamlWorkflow:
             run_input.llm_task_queue,
             run_input.action_task_queue,
         )
+        context[WORK] = runner.work
         schedule = Schedule(definition, runner, context, self._status, run_input.reuse_items)
         results = await schedule.run(run_input.reuse)
         if len(results) < len(spec.steps):  # drained: the history grew large

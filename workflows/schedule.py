@@ -34,6 +34,9 @@ from workflows.steps import Once, StepFailed, StepRunner, render_or_fail
 from workflows.tracing import step_span
 
 PROGRESS_PATCH = "progress-search-attributes-throttled"
+FOR_EACH_LIMIT_PATCH = "for-each-item-limit"
+MAX_FOR_EACH_ITEMS = 10_000
+"""Items one for_each step may run: more would stall the workflow task that starts them."""
 PROGRESS_EVERY = timedelta(seconds=2)
 """Steps done and cost reach the run's search attributes at most this often while it moves
 fast, and at once before it waits (signal, sleep, child run, pause) and when it ends: each
@@ -266,6 +269,13 @@ class Schedule:
         if not isinstance(items, list):
             raise ApplicationError(
                 f"step '{step.id}': for_each must give a list, got {type(items).__name__}",
+                type="TemplateError",
+                non_retryable=True,
+            )
+        if len(items) > MAX_FOR_EACH_ITEMS and workflow.patched(FOR_EACH_LIMIT_PATCH):
+            raise ApplicationError(
+                f"step '{step.id}': for_each gave {len(items)} items, over the limit of "
+                f"{MAX_FOR_EACH_ITEMS}: split the work into child runs (a `workflow` step)",
                 type="TemplateError",
                 non_retryable=True,
             )

@@ -39,12 +39,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows.errors import WorkflowError
     from workflows.routing import route
     from workflows.structured import is_structured, outputs_schema
+    from workflows.template_limits import WORK_PER_BREAK, Work
     from workflows.templates import render, render_params
 
 LLM_CALL = "llm_call"
 PACE = "pace"
 DEFAULT_TIMEOUT = timedelta(seconds=60)
 IN_WORKFLOW_BUDGET = 100
+TEMPLATE_WORK_PATCH = "template-work-pacing"
 HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 """Activities heartbeat every few seconds: a lost worker is noticed, a cancel reaches them."""
 DEFAULT_RETRY = RetrySpec(max_attempts=5, initial_interval="1s", backoff=2.0, max_interval="1m")
@@ -75,6 +77,8 @@ class StepRunner:
     signals: dict[str, list[Any]]
     llm_task_queue: str | None = None
     action_task_queue: str | None = None
+    work: Work = field(default_factory=Work)
+    """Template operations spent since the last break (the run's context holds it)."""
     _spent: int = 0
     _break: asyncio.Future[None] | None = None
 
@@ -96,18 +100,23 @@ class StepRunner:
     async def pace(self) -> None:
         """Work done inside the workflow (no activity) never yields to the worker; after
         IN_WORKFLOW_BUDGET such steps, a no-op local activity ends the workflow task, so
-        thousands of `set` steps or items stay under Temporal's 2 s deadlock limit."""
+        thousands of `set` steps or items stay under Temporal's 2 s deadlock limit. Heavy
+        templates count too: WORK_PER_BREAK operations take a break of their own."""
         self._spent += 1
-        while self._spent > IN_WORKFLOW_BUDGET:
+        while self._spent > IN_WORKFLOW_BUDGET or self._heavy():
             if self._break is None or self._break.done():
                 self._break = asyncio.ensure_future(self._take_break())
             await asyncio.shield(self._break)
+
+    def _heavy(self) -> bool:
+        return self.work.spent > WORK_PER_BREAK and workflow.patched(TEMPLATE_WORK_PATCH)
 
     async def _take_break(self) -> None:
         await workflow.execute_local_activity(
             PACE, start_to_close_timeout=timedelta(seconds=10), summary="pace"
         )
         self._spent = 0
+        self.work.spent = 0
 
     async def _llm_call(self, step: LlmCallStep, context: dict[str, Any]) -> Once:
         call = LlmCallInput(

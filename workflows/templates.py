@@ -14,18 +14,19 @@ from typing import Any
 
 import jinja2
 from jinja2 import meta, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.sandbox import SecurityError
 from temporalio import workflow
 
 from workflows.errors import TemplateError
+from workflows.template_limits import WORK, BoundedEnvironment, TemplateLimitError, bounded_render
 
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
 
 
 @cache
-def _environment() -> ImmutableSandboxedEnvironment:
+def _environment() -> BoundedEnvironment:
     """Built once per process; Jinja environments are safe to share once configured."""
-    environment = ImmutableSandboxedEnvironment(
+    environment = BoundedEnvironment(
         undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
     )
     environment.filters["random"] = _random_item
@@ -33,11 +34,11 @@ def _environment() -> ImmutableSandboxedEnvironment:
 
 
 @cache
-def _marking_environment() -> ImmutableSandboxedEnvironment:
+def _marking_environment() -> BoundedEnvironment:
     """For params that use secrets: every `{{ }}` output passes through `_mark`, so a
     secret reference becomes a marker and any other value (data) is escaped: data can
     never produce a marker, whatever text it holds."""
-    environment = ImmutableSandboxedEnvironment(
+    environment = BoundedEnvironment(
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
@@ -122,11 +123,14 @@ def render(source: Any, context: Mapping[str, Any]) -> Any:
     try:
         expression = _single_expression(source)
         if expression is not None:
-            value = _expression(expression)(**context)
+            value = bounded_render(lambda: _expression(expression)(**context), context.get(WORK))
             if isinstance(value, jinja2.Undefined | SecretRef):
                 return str(value)  # a strict undefined raises its own, precise error here
             return value
-        return _template(source).render(**context)
+        template = _template(source)
+        return bounded_render(lambda: template.generate(**context), context.get(WORK))
+    except TemplateLimitError as exc:
+        raise TemplateLimitError(f"{exc} in template {_shorten(source)}") from None
     except jinja2.UndefinedError as exc:
         raise TemplateError(f"{exc.message} in template {_shorten(source)}") from None
     except SecurityError as exc:
@@ -159,7 +163,10 @@ def render_params(
     if not isinstance(source, str) or not uses_secrets(source):
         return render(source, context), []
     try:
-        marked = _marking_template(source).render(**context)
+        template = _marking_template(source)
+        marked = bounded_render(lambda: template.generate(**context), context.get(WORK))
+    except TemplateLimitError as exc:
+        raise TemplateLimitError(f"{exc} in template {_shorten(source)}") from None
     except jinja2.TemplateError as exc:
         raise TemplateError(f"{exc.message or exc} in template {_shorten(source)}") from None
     except Exception as exc:

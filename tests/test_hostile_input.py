@@ -1,0 +1,82 @@
+"""Hostile input ends a run with a reason; it never leaves a workflow task failing in a loop."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+
+from tests.conftest import definition, new_worker, start
+from workflows.contracts import RunInput
+from workflows.template_limits import MAX_OPERATIONS, MAX_SIZE
+
+
+def one_set(value: str) -> str:
+    return (
+        f"workflow:\n  name: bomb\n  steps:\n    - {{id: s, type: set, values: {{v: {value!r}}}}}\n"
+    )
+
+
+async def ends_with(client: Client, text: str) -> tuple[str, WorkflowHandle]:
+    """Run a definition that must fail; the failure's message and the handle."""
+    async with new_worker(client, {}) as worker:
+        handle = await start(client, worker, RunInput(definition=definition(text)))
+        with pytest.raises(WorkflowFailureError) as caught:
+            await asyncio.wait_for(handle.result(), timeout=60)
+    return str(caught.value.cause), handle
+
+
+async def failed_workflow_tasks(handle: WorkflowHandle) -> int:
+    history = await handle.fetch_history()
+    return sum(e.HasField("workflow_task_failed_event_attributes") for e in history.events)
+
+
+LOOP = "{% for i in range(1000) %}"
+NESTED = LOOP * 3 + "{% endfor %}" * 3
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("{{ ('a' * 1000000000) | length }}", f"exceeded {MAX_SIZE} characters"),
+        (NESTED, f"exceeded {MAX_OPERATIONS} operations"),
+        ("{{ lipsum(100000) }}", "exceeded 100 paragraphs in lipsum()"),
+        (
+            "{% set ns = namespace(s='ab') %}{% for i in range(40) %}"
+            "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}",
+            f"exceeded {MAX_SIZE} characters",
+        ),
+    ],
+    ids=["repeat", "nested-loops", "lipsum", "doubling"],
+)
+async def test_a_template_bomb_fails_its_step_without_stalling(client, value, expected):
+    message, handle = await ends_with(client, one_set(value))
+    assert "TemplateError: s: template exceeded" in message and expected in message
+    assert await failed_workflow_tasks(handle) == 0
+
+
+async def test_a_huge_for_each_fails_with_the_limit(client):
+    text = (
+        "workflow:\n  name: many\n  steps:\n"
+        '    - {id: s, type: set, for_each: "{{ range(100000) | list }}", values: {v: 1}}\n'
+    )
+    message, handle = await ends_with(client, text)
+    assert "for_each gave 100000 items, over the limit of 10000" in message
+    assert await failed_workflow_tasks(handle) == 0
+
+
+async def test_heavy_but_legitimate_templates_take_breaks_and_finish(client):
+    """Each item spends most of a render's budget; the run yields between them instead of
+    tripping the deadlock detector."""
+    heavy = "{% for i in range(300) %}{% for j in range(500) %}{% endfor %}{% endfor %}{{ item }}"
+    text = (
+        "workflow:\n  name: heavy\n  steps:\n"
+        '    - {id: s, type: set, for_each: "{{ range(90) | list }}",\n'
+        f'       values: {{v: "{heavy}"}}}}\n'
+    )
+    async with new_worker(client, {}) as worker:
+        handle = await start(client, worker, RunInput(definition=definition(text)))
+        result = await asyncio.wait_for(handle.result(), timeout=60)
+    assert result.outputs["v"] == [str(i) for i in range(90)]
+    assert await failed_workflow_tasks(handle) == 0
