@@ -297,7 +297,7 @@ def build_worker(
     prices: Mapping[str, Price] | None = None,
     **options: Any,
 ) -> Worker:
-    from activities.actions import action_activity
+    from activities.actions import action_activity, unknown_action
     from activities.llm import LlmActivities
 
     actions = actions or {}
@@ -308,7 +308,13 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=[YamlWorkflow],
-        activities=[llm.llm_call, definitions.load_definition, pace, *action_activities],
+        activities=[
+            llm.llm_call,
+            definitions.load_definition,
+            pace,
+            *action_activities,
+            unknown_action,
+        ],
         workflow_runner=workflow_runner(),
         # A broken definition fails its run instead of retrying the workflow task forever.
         workflow_failure_exception_types=[WorkflowError],
@@ -323,7 +329,7 @@ def extra_queue_workers(
     actions: Mapping[str, ActionSpec],
 ) -> list[Worker]:
     """Workers for the separate LLM and action task queues, when they are configured."""
-    from activities.actions import action_activity
+    from activities.actions import action_activity, unknown_action
     from activities.llm import LlmActivities
 
     workers = []
@@ -343,7 +349,10 @@ def extra_queue_workers(
             Worker(
                 client,
                 task_queue=settings.action_task_queue,
-                activities=[action_activity(spec, settings.secrets) for spec in actions.values()],
+                activities=[
+                    *(action_activity(spec, settings.secrets) for spec in actions.values()),
+                    unknown_action,
+                ],
                 max_concurrent_activities=settings.max_concurrent_activities,
             )
         )

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
 from temporalio import activity
+from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
 from activities.database import DatabaseActions
@@ -83,6 +84,19 @@ def action_activity(spec: ActionSpec, secrets: Mapping[str, str]) -> Callable[..
         return ActionResult(value=redact(value, used), attempt=attempt)
 
     return run_action
+
+
+@activity.defn(dynamic=True)
+async def unknown_action(args: Sequence[RawValue]) -> None:
+    """Any activity type this worker does not run: an action whose module is not in the
+    worker's ACTION_MODULES. Retrying on the same queue cannot help, so it fails at once."""
+    raise ApplicationError(
+        f"no action '{activity.info().activity_type}' is registered on this worker: list its "
+        "module in the worker's ACTION_MODULES",
+        {"attempt": activity.info().attempt},
+        type="UnknownAction",
+        non_retryable=True,
+    )
 
 
 def builtin_actions(

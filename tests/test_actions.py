@@ -16,10 +16,10 @@ from activities.email import EmailActions, SmtpSettings
 from activities.files import FileActions
 from activities.http import AddressGuard, HttpActions
 from activities.registry import action, params_models
-from tests.conftest import definition, new_worker, smtp_server, start
+from tests.conftest import definition, free_port, new_worker, smtp_server, start
 from tests.postgres import postgres_server
 from worker import Settings, build_actions
-from workflows.actions import DatabaseInsertParams, HttpFetchParams
+from workflows.actions import DatabaseInsertParams, HttpFetchParams, SendEmailParams
 from workflows.contracts import ActionInput, RunInput, RunResult
 from workflows.errors import DefinitionError
 from workflows.validation import load_definition
@@ -234,3 +234,49 @@ def test_custom_action_modules_are_loaded_from_the_environment(tmp_path):
     )
     with pytest.raises(DefinitionError, match="unknown param 'txt' for action word_count"):
         load_definition(text, "a.yaml", params_models(actions))
+
+
+async def _send(port: int, **params) -> dict:
+    from temporalio.testing import ActivityEnvironment
+
+    email = EmailActions(SmtpSettings(host="127.0.0.1", port=port))
+    request = ActionInput(step_id="m", action="send_email", params={}, idempotency_key="wf/m")
+    return await ActivityEnvironment().run(email.send, SendEmailParams(**params), request)
+
+
+async def test_send_email_refuses_header_injection_and_too_many_recipients_without_retry():
+    from temporalio.exceptions import ApplicationError
+
+    with smtp_server() as (port, received):
+        with pytest.raises(ApplicationError) as injected:
+            await _send(port, to="a@example.org", subject="Hi\r\nBcc: all@example.org", body="x")
+        with pytest.raises(ApplicationError) as many:
+            await _send(port, to=[f"u{i}@example.org" for i in range(51)], subject="s", body="x")
+    assert injected.value.non_retryable and many.value.non_retryable
+    assert "1 to 50 recipients" in str(many.value) and received == []
+
+
+async def test_send_email_fails_when_a_recipient_is_refused():
+    from aiosmtpd.controller import Controller
+    from temporalio.exceptions import ApplicationError
+
+    class Picky:
+        async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802
+            if address.startswith("nobody"):
+                return "550 no such user"
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
+    controller = Controller(Picky(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        with pytest.raises(ApplicationError) as some:
+            await _send(
+                controller.port, to=["ann@example.org", "nobody@example.org"], subject="s", body="x"
+            )
+        with pytest.raises(ApplicationError) as every:
+            await _send(controller.port, to="nobody@example.org", subject="s", body="x")
+    finally:
+        controller.stop()
+    assert some.value.non_retryable and "refused for nobody@example.org (550" in str(some.value)
+    assert every.value.non_retryable and "every recipient was refused" in str(every.value)

@@ -71,3 +71,28 @@ def test_a_carried_item_is_the_same_item_after_the_wire():
     the same item, so it is not paid for again."""
     assert _same_item([["a", 1]], [("a", 1)])
     assert not _same_item(["a", 1], ["a", 2])
+
+
+WAITS = """
+workflow:
+  name: waits
+  steps:
+    - {id: ok, type: wait_for_signal, signal: approve, outputs: [answer]}
+"""
+
+
+async def test_a_run_waiting_for_a_signal_continues_as_new_while_stray_signals_pile_up(
+    small_history_client: Client,
+):
+    """Each stray signal is an event even when the run drops it: past the server's limit
+    (400 here, 10,000 signals on a stock server) a waiting run would be refused its approval."""
+    client = small_history_client
+    async with new_worker(client, {}) as worker:
+        handle = await start(client, worker, RunInput(definition=definition(WAITS)))
+        for index in range(500):
+            await handle.signal("spam", {"n": index})
+        await handle.signal("approve", {"answer": "yes"})
+        result: RunResult = await handle.result()
+    assert result.outputs["answer"] == "yes"
+    latest = await client.get_workflow_handle(handle.id).describe()
+    assert latest.run_id != handle.first_execution_run_id  # it continued as new

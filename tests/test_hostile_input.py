@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from tests.conftest import definition, new_worker, start
-from workflows.contracts import RunInput
+from workflows.contracts import RunInput, RunStatus
+from workflows.interpreter import MAX_BUFFERED_SIGNALS, MAX_SIGNAL_BYTES
 from workflows.template_limits import MAX_OPERATIONS, MAX_SIZE
 
 
@@ -80,3 +82,70 @@ async def test_heavy_but_legitimate_templates_take_breaks_and_finish(client):
         result = await asyncio.wait_for(handle.result(), timeout=60)
     assert result.outputs["v"] == [str(i) for i in range(90)]
     assert await failed_workflow_tasks(handle) == 0
+
+
+async def start_raw(client: Client, worker, raw: object) -> WorkflowHandle:
+    """What the Temporal CLI or HTTP API can send: any JSON at all."""
+    return await client.start_workflow(
+        "YamlWorkflow", raw, id=f"raw-{uuid.uuid4()}", task_queue=worker.task_queue
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"definition": {"workflow": {"name": "x", "steps": []}}}, "definition.workflow.steps"),
+        (
+            {"definition": {"workflow": {"name": "x", "steps": [{"id": "a", "type": "nope"}]}}},
+            "definition.workflow.steps.0",
+        ),
+        ("just a string", "input"),
+    ],
+    ids=["no-steps", "unknown-step-type", "bare-string"],
+)
+async def test_input_that_does_not_decode_fails_the_run_at_once(client, raw, expected):
+    async with new_worker(client, {}) as worker:
+        handle = await start_raw(client, worker, raw)
+        with pytest.raises(WorkflowFailureError) as caught:
+            await asyncio.wait_for(handle.result(), timeout=60)
+    message = str(caught.value.cause)
+    assert "the run's input is not a valid RunInput" in message and expected in message
+    assert await failed_workflow_tasks(handle) == 0
+
+
+async def test_an_unregistered_action_fails_at_once(client):
+    raw = {
+        "definition": {
+            "workflow": {
+                "name": "x",
+                "steps": [{"id": "a", "type": "action", "action": "nope", "params": {}}],
+            }
+        }
+    }
+    async with new_worker(client, {}) as worker:
+        handle = await start_raw(client, worker, raw)
+        with pytest.raises(WorkflowFailureError) as caught:
+            await asyncio.wait_for(handle.result(), timeout=60)
+    message = str(caught.value.cause)
+    assert "after 1 attempt(s)" in message and "no action 'nope' is registered" in message
+
+
+WAITS = """
+workflow:
+  name: waits
+  steps:
+    - {id: ok, type: wait_for_signal, signal: approve, outputs: [answer]}
+"""
+
+
+async def test_stray_oversized_and_undecodable_signals_are_dropped_and_counted(client):
+    async with new_worker(client, {}) as worker:
+        handle = await start(client, worker, RunInput(definition=definition(WAITS)))
+        for index in range(MAX_BUFFERED_SIGNALS + 20):
+            await handle.signal("spam", {"n": index})
+        await handle.signal("approve", {"answer": "x" * (MAX_SIGNAL_BYTES + 1)})
+        status = await handle.query("status", result_type=RunStatus)
+        assert status.dropped_signals == MAX_BUFFERED_SIGNALS + 21
+        await handle.signal("approve", {"answer": "yes"})
+        result = await asyncio.wait_for(handle.result(), timeout=30)
+    assert result.outputs["answer"] == "yes"

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -27,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
         RunStatus,
         Usage,
     )
-    from workflows.definition import output_names
+    from workflows.definition import WaitForSignalStep, output_names
     from workflows.errors import WorkflowError
     from workflows.schedule import Schedule, unfinished_items
     from workflows.steps import StepRunner, failure_reason, render_or_fail
@@ -38,11 +39,21 @@ with workflow.unsafe.imports_passed_through():
 LOAD_DEFINITION = "load_definition"
 
 
+SIGNAL_LIMITS_PATCH = "signal-limits"
+MAX_BUFFERED_SIGNALS = 100
+"""Signals received and not consumed yet, over all names; more are dropped and counted."""
+MAX_SIGNAL_BYTES = 32 * 1024
+"""A bigger signal payload is dropped and counted."""
+
+
 @workflow.defn(name="YamlWorkflow")
 class YamlWorkflow:
     def __init__(self) -> None:
         self._signals: dict[str, list[Any]] = {}
         self._status = RunStatus()
+        self._wanted: set[str] | None = None
+        """Signal names the definition waits for, once it is known."""
+        self._limits: bool | None = None
 
     @workflow.query(name="status")
     def status(self) -> RunStatus:
@@ -60,12 +71,40 @@ class YamlWorkflow:
 
     @workflow.signal(dynamic=True)
     def on_signal(self, name: str, args: Sequence[RawValue]) -> None:
-        """Signals are buffered by name, so one sent before its step waits is not lost."""
-        payload = workflow.payload_converter().from_payload(args[0].payload) if args else {}
-        self._signals.setdefault(name, []).append(payload)
+        """Signals are buffered by name, so one sent before its step waits is not lost.
+        Signals no step waits for, payloads over MAX_SIGNAL_BYTES, payloads that do not
+        decode and anything past MAX_BUFFERED_SIGNALS are dropped and counted in `status`."""
+        if self._limits is None:
+            self._limits = workflow.patched(SIGNAL_LIMITS_PATCH)
+        if not self._limits:  # runs from before the limits replay as they ran
+            payload = workflow.payload_converter().from_payload(args[0].payload) if args else {}
+            self._signals.setdefault(name, []).append(payload)
+            return
+        payload = self._accepted(name, args)
+        if payload is None:
+            self._status.dropped_signals += 1
+        else:
+            self._signals.setdefault(name, []).append(payload)
+
+    def _accepted(self, name: str, args: Sequence[RawValue]) -> Any | None:
+        if self._wanted is not None and name not in self._wanted:
+            return None
+        if sum(len(buffered) for buffered in self._signals.values()) >= MAX_BUFFERED_SIGNALS:
+            return None
+        if not args:
+            return {}
+        if args[0].payload.ByteSize() > MAX_SIGNAL_BYTES:
+            return None
+        try:
+            return workflow.payload_converter().from_payload(args[0].payload)
+        except Exception:  # not JSON, or an encoding this worker does not read
+            return None
 
     @workflow.run
-    async def run(self, run_input: RunInput) -> RunResult:
+    async def run(self, raw_input: Any) -> RunResult:
+        """`raw_input` is a RunInput; it is decoded here, so input that does not fit fails
+        the run with the reasons instead of failing every workflow task."""
+        run_input = _decode_input(raw_input)
         definition, children = run_input.definition, run_input.children
         if definition is None:
             loaded = await self._load(run_input.definition_file or "")
@@ -73,6 +112,12 @@ class YamlWorkflow:
         spec = definition.workflow
         for name, earlier in run_input.signals.items():  # kept from before continue-as-new
             self._signals[name] = earlier + self._signals.get(name, [])
+        if self._limits is None:
+            self._limits = workflow.patched(SIGNAL_LIMITS_PATCH)
+        if self._limits:
+            self._wanted = {s.signal for s in spec.steps if isinstance(s, WaitForSignalStep)}
+            for name in set(self._signals) - self._wanted:
+                self._status.dropped_signals += len(self._signals.pop(name))
         self._status.paused = self._status.paused or run_input.paused
         self._status.workflow_name = spec.name
         self._status.total_steps = len(spec.steps)
@@ -105,6 +150,7 @@ class YamlWorkflow:
         )
         context[WORK] = runner.work
         schedule = Schedule(definition, runner, context, self._status, run_input.reuse_items)
+        runner.draining = schedule.draining
         results = await schedule.run(run_input.reuse)
         if len(results) < len(spec.steps):  # drained: the history grew large
             workflow.continue_as_new(
@@ -153,3 +199,20 @@ class YamlWorkflow:
             raise ApplicationError(
                 failure_reason(exc), type="DefinitionError", non_retryable=True
             ) from None
+
+
+def _decode_input(raw: Any) -> RunInput:
+    if isinstance(raw, RunInput):
+        return raw
+    try:
+        return RunInput.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'input'}: {error['msg']}"
+            for error in exc.errors()[:20]
+        )
+        raise ApplicationError(
+            f"the run's input is not a valid RunInput: {problems}",
+            type="InputError",
+            non_retryable=True,
+        ) from None

@@ -30,7 +30,7 @@ from workflows.definition import (
     output_names,
 )
 from workflows.graph import dependencies, output_owners
-from workflows.steps import Once, StepFailed, StepRunner, render_or_fail
+from workflows.steps import Drained, Once, StepFailed, StepRunner, render_or_fail
 from workflows.tracing import step_span
 
 PROGRESS_PATCH = "progress-search-attributes-throttled"
@@ -42,11 +42,6 @@ PROGRESS_EVERY = timedelta(seconds=2)
 fast, and at once before it waits (signal, sleep, child run, pause) and when it ends: each
 upsert is a server write, about 15% of the server's work per step when done every step."""
 CONTINUE_AS_NEW_PATCH = "continue-as-new-when-suggested"
-
-
-class Drained(Exception):
-    """A for_each stopped starting items because the run is draining; the items it did
-    finish stay in the run's status (`RunStatus.items`)."""
 
 
 class Schedule:
@@ -104,7 +99,7 @@ class Schedule:
                 sorter.done(step_id)
             if reused:
                 continue
-            if self._draining():
+            if self.draining():
                 if not running:
                     return
             elif self.status.paused and not running:
@@ -137,7 +132,7 @@ class Schedule:
                 self._record(self.steps[order[step_id]], task.result())
                 sorter.done(step_id)
 
-    def _draining(self) -> bool:
+    def draining(self) -> bool:
         """Temporal suggests continuing as new once the history is large (4,096 events or
         4 MiB by default; the hard limit is 51,200 events): from then on nothing new starts.
         Older runs replay without it (patched)."""
@@ -293,7 +288,7 @@ class Schedule:
                 return Once(done.outputs, done.attempts, done.usage)
             loop = {"index": index + 1, "index0": index, "length": len(items)}
             async with limit:
-                if self._draining():
+                if self.draining():
                     return None
                 once = await self.runner.run_once(
                     step, {**context, step.as_: item, "loop": loop}, f"{step.id}/{index}"

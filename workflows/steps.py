@@ -4,6 +4,7 @@ activities (LLM calls, actions), child workflows, timers and signal waits."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -47,6 +48,7 @@ PACE = "pace"
 DEFAULT_TIMEOUT = timedelta(seconds=60)
 IN_WORKFLOW_BUDGET = 100
 TEMPLATE_WORK_PATCH = "template-work-pacing"
+SIGNAL_WAIT_DRAINS_PATCH = "signal-wait-continues-as-new"
 HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 """Activities heartbeat every few seconds: a lost worker is noticed, a cancel reaches them."""
 DEFAULT_RETRY = RetrySpec(max_attempts=5, initial_interval="1s", backoff=2.0, max_interval="1m")
@@ -58,6 +60,12 @@ class StepFailed(Exception):
     def __init__(self, message: str, attempts: int) -> None:
         super().__init__(message)
         self.attempts = attempts
+
+
+class Drained(Exception):
+    """A step stopped because the run is draining to continue as new: a for_each started
+    no more items (those it finished stay in `RunStatus.items`), or a wait for a signal
+    gave up its place (the next run waits again, with the buffered signals)."""
 
 
 @dataclass
@@ -77,6 +85,8 @@ class StepRunner:
     signals: dict[str, list[Any]]
     llm_task_queue: str | None = None
     action_task_queue: str | None = None
+    draining: Callable[[], bool] = lambda: False
+    """Whether the run is draining to continue as new (the schedule says)."""
     work: Work = field(default_factory=Work)
     """Template operations spent since the last break (the run's context holds it)."""
     _spent: int = 0
@@ -219,10 +229,27 @@ class StepRunner:
     async def _wait_for_signal(self, step: WaitForSignalStep) -> Once:
         timeout = parse_duration(step.timeout) if step.timeout is not None else None
         workflow.set_current_details(f"waiting for signal '{step.signal}' (step {step.id})")
+        # A long wait while signals pile up grows the history: then the run continues as
+        # new and the next run waits again. Runs from before this replay without it.
+        may_drain = workflow.patched(SIGNAL_WAIT_DRAINS_PATCH)
+        info = workflow.info()
+
+        def arrived() -> bool:
+            return bool(self.signals.get(step.signal))
+
         try:
-            await workflow.wait_condition(
-                lambda: bool(self.signals.get(step.signal)), timeout=timeout
-            )
+            while True:  # waits at least once even when the signal is here: the same commands
+                await workflow.wait_condition(
+                    lambda drain=may_drain: (
+                        arrived() or (drain and info.is_continue_as_new_suggested())
+                    ),
+                    timeout=timeout,
+                )
+                if arrived():
+                    break
+                if self.draining():
+                    raise Drained()
+                may_drain = False  # not draining after all: wait for the signal alone
         except TimeoutError:
             raise StepFailed(
                 f"step '{step.id}': no '{step.signal}' signal within {step.timeout}", 0
