@@ -84,6 +84,13 @@ def parse_yaml(text: str, file: str) -> Source:
     return source
 
 
+STANDARD_TAGS = {
+    f"tag:yaml.org,2002:{name}"
+    for name in ("null", "bool", "int", "float", "str", "map", "seq", "timestamp", "merge")
+}
+"""YAML's own types; any other tag (`!!python/name:`, `!custom`) is refused."""
+
+
 class _Builder:
     def __init__(self, source: Source) -> None:
         self.source = source
@@ -104,11 +111,14 @@ class _Builder:
                 [_at(self.source.file, node, f"nested deeper than {MAX_DEPTH} levels")]
             )
         self.source.value_marks.setdefault(path, _mark(node))
+        if node.tag not in STANDARD_TAGS:
+            self._report(node, f"unsupported YAML tag {node.tag!r}: write plain YAML values")
+            return None
         if isinstance(node, yaml.MappingNode):
             self.constructor.flatten_mapping(node)
             result: dict[Any, Any] = {}
             for key_node, value_node in node.value:
-                key = self.constructor.construct_object(key_node, deep=True)
+                key = self._scalar(key_node) if key_node.tag in STANDARD_TAGS else None
                 if not isinstance(key, str | int | float | bool):
                     self._report(key_node, "keys must be scalars")
                     continue
@@ -121,7 +131,16 @@ class _Builder:
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
         self.source.styles[path] = node.style
-        return self.constructor.construct_object(node, deep=True)
+        return self._scalar(node)
+
+    def _scalar(self, node: yaml.Node) -> Any:
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except ValueError:  # an integer of over 4,300 digits, which Python will not convert
+            self._report(node, "number too long: write it as a string")
+        except yaml.YAMLError as exc:
+            self._report(node, f"value cannot be read: {getattr(exc, 'problem', None) or exc}")
+        return None
 
 
 def _mark(node: yaml.Node) -> tuple[int, int]:
