@@ -24,7 +24,7 @@ from temporalio.client import (
     WorkflowQueryFailedError,
 )
 from temporalio.exceptions import CancelledError, TerminatedError, TimeoutError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 
 from activities.codec import codec_from_key, codec_server, new_key
@@ -43,6 +43,7 @@ from workflows.schedule import unfinished_items
 from workflows.validation import resolve_variables
 
 PROGRESS_EVERY_SECONDS = 0.5
+RECONNECT_EVERY_SECONDS = 1.0
 
 
 class StarterError(WorkflowError):
@@ -150,7 +151,7 @@ async def wait_and_print(handle: WorkflowHandle[Any, Any], as_json: bool) -> int
 
 async def with_progress(handle: WorkflowHandle[Any, Any]) -> RunResult:
     """Wait for the result, printing a line whenever the `status` query shows progress."""
-    result = asyncio.ensure_future(handle.result())
+    result = asyncio.ensure_future(_result_through_restarts(handle))
     shown = ""
     while not result.done():
         await asyncio.wait({result}, timeout=PROGRESS_EVERY_SECONDS)
@@ -165,6 +166,29 @@ async def with_progress(handle: WorkflowHandle[Any, Any]) -> RunResult:
             _note(line)
             shown = line
     return result.result()
+
+
+UNREACHABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}
+
+
+async def _result_through_restarts(handle: WorkflowHandle[Any, Any]) -> RunResult:
+    """The run lives in the server, not in this process: when the server goes away (a
+    restart, a deploy), wait for it to come back and go on waiting for the result."""
+    lost = False
+    while True:
+        try:
+            result = await handle.result()
+        except RPCError as exc:
+            if exc.status not in UNREACHABLE and "connect" not in exc.message:
+                raise
+            if not lost:
+                _note(f"lost the Temporal server ({exc.message}); waiting for it to come back")
+                lost = True
+            await asyncio.sleep(RECONNECT_EVERY_SECONDS)
+            continue
+        if lost:
+            _note("the Temporal server is back")
+        return result
 
 
 def progress_line(status: RunStatus) -> str:
