@@ -149,3 +149,41 @@ async def test_stray_oversized_and_undecodable_signals_are_dropped_and_counted(c
         await handle.signal("approve", {"answer": "yes"})
         result = await asyncio.wait_for(handle.result(), timeout=30)
     assert result.outputs["answer"] == "yes"
+
+
+def _raw(*steps: dict) -> dict:
+    return {"definition": {"workflow": {"name": "x", "steps": list(steps)}}}
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            _raw(
+                {"id": "a", "type": "set", "values": {"x": 1}, "depends_on": ["b"]},
+                {"id": "b", "type": "set", "values": {"y": 1}, "depends_on": ["a"]},
+            ),
+            "dependency cycle",
+        ),
+        (_raw({"id": "a", "type": "set", "values": {"x": "{{ nowhere }}"}}), "'nowhere'"),
+        (_raw({"id": "a", "type": "set", "values": {"x": "{{ 1 / 0 }}"}}), "ZeroDivisionError"),
+        (
+            _raw({"id": "a", "type": "set", "values": {"x": 1}, "depends_on": ["zz"]}),
+            "unknown step(s) zz",
+        ),
+        (
+            _raw({"id": "a", "type": "llm_call", "model": "nope", "prompt": "hi"}),
+            "cannot tell which provider",
+        ),
+    ],
+    ids=["cycle", "unknown-name", "division", "unknown-dependency", "unknown-model"],
+)
+async def test_a_definition_the_starter_would_refuse_fails_the_run_with_the_reason(
+    client, raw, expected
+):
+    async with new_worker(client, {}) as worker:
+        handle = await start_raw(client, worker, raw)
+        with pytest.raises(WorkflowFailureError) as caught:
+            await asyncio.wait_for(handle.result(), timeout=60)
+    assert expected in str(caught.value.cause)
+    assert await failed_workflow_tasks(handle) == 0
