@@ -34,10 +34,26 @@ class _Model(BaseModel):
 
 
 class VariableSpec(_Model):
-    type: VariableType | None = None
-    default: Any = None
-    description: str | None = None
-    required: bool = False
+    """A run input in the long form (the short form `name: value` gives only the default)."""
+
+    type: VariableType | None = Field(
+        default=None,
+        description="The value's type: string, number, integer, boolean, object or array. "
+        "A run value of another type is refused. Default: any type.",
+    )
+    default: Any = Field(
+        default=None,
+        description="The value used when the run (--var or the run request) gives none. "
+        "Default: null.",
+    )
+    description: str | None = Field(
+        default=None, description="What the variable is for; for readers, not the engine."
+    )
+    required: bool = Field(
+        default=False,
+        description="true: a run that does not give this variable is refused before it "
+        "starts. Default: false.",
+    )
 
 
 _VARIABLE_KEYS = set(VariableSpec.model_fields)
@@ -52,21 +68,56 @@ def _variable_long_form(value: Any) -> Any:
 
 
 class RetrySpec(_Model):
-    max_attempts: Annotated[int, Field(ge=1)] | None = None
-    initial_interval: CheckedDuration | None = None
-    backoff: Annotated[float, Field(ge=1.0)] | None = None
-    max_interval: CheckedDuration | None = None
+    """How a failed attempt is retried (a Temporal retry policy); unset keys keep the defaults."""
+
+    max_attempts: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description="Attempts in all, the first one included (1: no retry). Default: 5.",
+    )
+    initial_interval: CheckedDuration | None = Field(
+        default=None,
+        description="Wait before the first retry: a duration such as '500ms', '1s', '5m' or a "
+        "number of seconds. Default: 1s.",
+    )
+    backoff: Annotated[float, Field(ge=1.0)] | None = Field(
+        default=None,
+        description="Each wait is the previous one times this (at least 1.0). Default: 2.0.",
+    )
+    max_interval: CheckedDuration | None = Field(
+        default=None, description="The longest wait between two attempts. Default: 1m."
+    )
 
 
 class OutputSpec(_Model):
-    name: Identifier
-    type: VariableType = "string"
-    description: str | None = None
-    enum: list[Any] | None = None
-    json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
-    """A full JSON Schema for this output; overrides `type` and `enum`."""
-    default: Any = None
-    """The value used when the step fails under `on_error: continue`."""
+    """A named result of a step (a bare name is a string output of that name)."""
+
+    name: Identifier = Field(
+        description="Later templates read the output by this name. Unique in the file; may not "
+        "be a variable's name nor steps, run, secrets or loop."
+    )
+    type: VariableType = Field(
+        default="string",
+        description="string, number, integer, boolean, object or array. On llm_call, anything "
+        "but a single string output asks the model for JSON. Default: string.",
+    )
+    description: str | None = Field(
+        default=None,
+        description="What the output holds; sent to the model in the JSON Schema it is asked "
+        "to follow.",
+    )
+    enum: list[Any] | None = Field(
+        default=None, description="The only values the model may give (llm_call)."
+    )
+    json_schema: dict[str, Any] | None = Field(
+        default=None,
+        alias="schema",
+        description="A full JSON Schema for this output (llm_call); overrides type and enum.",
+    )
+    default: Any = Field(
+        default=None,
+        description="The value this output takes when the step fails under "
+        "on_error: continue. Default: null.",
+    )
 
 
 def _output_long_form(value: Any) -> Any:
@@ -80,67 +131,177 @@ Output = Annotated[
 
 
 class ValidateSpec(_Model):
-    expr: str
-    message: str | None = None
+    """A check on an llm_call's reply; when it fails, the model is asked again."""
+
+    expr: str = Field(
+        description='A template such as "{{ urgency >= 1 and urgency <= 5 }}" that sees the '
+        "step's own outputs; a false result re-asks the model. Write it in {{ }}: plain text "
+        "is always true."
+    )
+    message: str | None = Field(
+        default=None,
+        description="The reason the model is told when expr is false. Default: "
+        "'validation failed: <expr>'.",
+    )
 
 
 class LlmDefaults(_Model):
-    model: str | None = None
-    temperature: float | None = None
-    max_tokens: Annotated[int, Field(ge=1)] | None = None
-    timeout: CheckedDuration | None = None
-    retry: RetrySpec | None = None
+    """Settings for every llm_call step that does not set them itself (not for other steps)."""
+
+    model: str | None = Field(
+        default=None,
+        description="The model of llm_call steps that name none, e.g. 'gpt-4o-mini', "
+        "'anthropic/claude-haiku-4-5', 'ollama/llama3' or 'mock'.",
+    )
+    temperature: float | None = Field(
+        default=None,
+        description="Sampling temperature. Default: the provider's (never sent to Anthropic).",
+    )
+    max_tokens: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description="Longest reply, in tokens. Default: the provider's (Anthropic: 1024).",
+    )
+    timeout: CheckedDuration | None = Field(
+        default=None, description="Per-attempt time limit of a model call. Default: 60s."
+    )
+    retry: RetrySpec | None = Field(
+        default=None,
+        description="Retry policy of model calls. Default: 5 attempts, 1s, backoff 2, at most 1m.",
+    )
 
 
 class _Step(_Model):
-    id: Identifier
-    name: str | None = None
-    description: str | None = None
-    when: str | None = None
-    depends_on: list[str] | None = None
-    timeout: CheckedDuration | None = None
-    retry: RetrySpec | None = None
-    on_error: Literal["fail", "continue"] = "fail"
-    outputs: list[Output] = []
-    for_each: str | list[Any] | None = None
-    as_: Annotated[Identifier, Field(alias="as")] = "item"
-    concurrency: Annotated[int, Field(ge=1)] = 10
+    id: Identifier = Field(
+        description="The step's id, unique in the file: letters, digits and '_', not starting "
+        "with a digit. Templates read steps.<id>.status and steps.<id>.outputs."
+    )
+    name: str | None = Field(default=None, description="A readable name, for people.")
+    description: str | None = Field(default=None, description="What the step does, for people.")
+    when: str | None = Field(
+        default=None,
+        description="A template such as \"{{ category == 'bug' }}\", evaluated once before the "
+        "step: false skips it (status skipped, outputs null). Default: always run.",
+    )
+    depends_on: list[str] | None = Field(
+        default=None,
+        description="Step ids this step waits for (plus every step whose outputs it reads); "
+        "[] starts it at once. Default: wait for every step above it.",
+    )
+    timeout: CheckedDuration | None = Field(
+        default=None,
+        description="llm_call and action: the per-attempt time limit (default 60s, or "
+        "defaults.timeout for llm_call). wait_for_signal: how long to wait (default: forever).",
+    )
+    retry: RetrySpec | None = Field(
+        default=None,
+        description="llm_call and action: how failed attempts are retried. Default: "
+        "defaults.retry (llm_call), else 5 attempts, 1s, backoff 2, at most 1m.",
+    )
+    on_error: Literal["fail", "continue"] = Field(
+        default="fail",
+        description="fail: a failure of this step fails the run. continue: the step is marked "
+        "failed, its outputs become null (or their default) and the run goes on. Default: fail.",
+    )
+    outputs: list[Output] = Field(
+        default=[],
+        description="Named results, read by later templates by name: a bare name is a string "
+        "output. One output takes the step's whole result; several pick its fields.",
+    )
+    for_each: str | list[Any] | None = Field(
+        default=None,
+        description='A list, or a template such as "{{ names }}" giving one: the step runs '
+        "once per item (at most 10,000) and each output becomes a list in item order.",
+    )
+    as_: Annotated[Identifier, Field(alias="as")] = Field(
+        default="item",
+        description="The name of the current for_each item in templates. Default: item.",
+    )
+    concurrency: Annotated[int, Field(ge=1)] = Field(
+        default=10, description="How many for_each items run at once. Default: 10."
+    )
 
 
 class LlmCallStep(_Step):
-    type: Literal["llm_call"]
-    model: str | None = None
-    fallback_models: list[str] = []
-    system: str | None = None
-    prompt: str
-    temperature: float | None = None
-    max_tokens: Annotated[int, Field(ge=1)] | None = None
-    validate_: Annotated[list[ValidateSpec], Field(alias="validate")] = []
-    max_reasks: Annotated[int, Field(ge=0)] = 2
+    """One model call: a template prompt, optional structured outputs and checks."""
+
+    type: Literal["llm_call"] = Field(description="llm_call: one call to a chat model.")
+    model: str | None = Field(
+        default=None,
+        description="'provider/model' (openai, anthropic, ollama, mock, or any server the "
+        "worker names by <NAME>_BASE_URL), or a bare name routed by prefix (gpt-, o1..o9, "
+        "chatgpt: openai; claude: anthropic). Default: defaults.model.",
+    )
+    fallback_models: list[str] = Field(
+        default=[],
+        description="Models tried in order when the model still fails after its retries.",
+    )
+    system: str | None = Field(default=None, description="The system message (a template).")
+    prompt: str = Field(description="The user message (a template).")
+    temperature: float | None = Field(
+        default=None,
+        description="Sampling temperature. Default: defaults.temperature, else the provider's "
+        "(never sent to Anthropic).",
+    )
+    max_tokens: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description="Longest reply, in tokens. Default: defaults.max_tokens, else the "
+        "provider's (Anthropic: 1024).",
+    )
+    validate_: Annotated[list[ValidateSpec], Field(alias="validate")] = Field(
+        default=[],
+        description="Checks on the reply's outputs; a failed one re-asks the model with the "
+        "reason.",
+    )
+    max_reasks: Annotated[int, Field(ge=0)] = Field(
+        default=2,
+        description="How often a reply that is not valid JSON, does not match the outputs or "
+        "fails a check is sent back. Default: 2.",
+    )
 
 
 class ActionStep(_Step):
-    type: Literal["action"]
-    action: str
-    params: dict[str, Any] = {}
+    """A built-in or custom action, run as an activity (sleep: a durable timer)."""
+
+    type: Literal["action"] = Field(description="action: run a registered action.")
+    action: str = Field(
+        description="http_fetch, http_post, send_email, save_to_file, database_insert, sleep, "
+        "or a custom action the worker registers."
+    )
+    params: dict[str, Any] = Field(
+        default={},
+        description="The action's params (templates); secrets only here, as "
+        "{{ secrets.NAME }} standing alone in its braces.",
+    )
 
 
 class SetStep(_Step):
-    type: Literal["set"]
-    values: dict[Identifier, Any]
-    """Each key becomes an output of that name."""
+    """Computes values from templates inside the workflow, with no activity."""
+
+    type: Literal["set"] = Field(description="set: compute values from templates.")
+    values: dict[Identifier, Any] = Field(
+        description="name: template pairs; each key becomes an output of that name."
+    )
 
 
 class WaitForSignalStep(_Step):
-    type: Literal["wait_for_signal"]
-    signal: Annotated[str, Field(pattern=NAME)]
+    """Waits for a signal; its JSON payload becomes the step's outputs."""
+
+    type: Literal["wait_for_signal"] = Field(
+        description="wait_for_signal: wait for a named signal."
+    )
+    signal: Annotated[str, Field(pattern=NAME)] = Field(
+        description="The signal's name (letters, digits, '_' and '-'), e.g. approve."
+    )
 
 
 class WorkflowStep(_Step):
-    type: Literal["workflow"]
-    definition: str
-    """Another definition file, relative to this one."""
-    variables: dict[str, Any] = {}
+    """Runs another definition as a child run; its outputs are the step's outputs."""
+
+    type: Literal["workflow"] = Field(description="workflow: run another definition.")
+    definition: str = Field(description="Another definition file, relative to this one.")
+    variables: dict[str, Any] = Field(
+        default={}, description="The child run's variables (templates)."
+    )
 
 
 Step = Annotated[
@@ -158,31 +319,53 @@ def output_names(step: Step) -> list[str]:
 
 
 class WorkflowSpec(_Model):
-    name: Annotated[str, Field(pattern=NAME)]
-    version: Annotated[str, BeforeValidator(_number_as_text)] | None = None
-    description: str | None = None
+    """The workflow: its name, inputs, defaults, steps and results."""
+
+    name: Annotated[str, Field(pattern=NAME)] = Field(
+        description="The workflow's name: letters, digits, '_' and '-'."
+    )
+    version: Annotated[str, BeforeValidator(_number_as_text)] | None = Field(
+        default=None, description='A version text (1.0 is read as "1.0").'
+    )
+    description: str | None = Field(default=None, description="What the workflow does.")
     variables: dict[
         Identifier,
         Annotated[
             VariableSpec,
             BeforeValidator(_variable_long_form, json_schema_input_type=VariableSpec | Any),
         ],
-    ] = {}
-    defaults: LlmDefaults = LlmDefaults()
-    steps: Annotated[list[Step], Field(min_length=1)]
-    outputs: dict[Identifier, Any] = {}
+    ] = Field(
+        default={},
+        description="The run's inputs: name: default (short form), or name: {type, default, "
+        "description, required}. --var and the run request override defaults.",
+    )
+    defaults: LlmDefaults = Field(
+        default=LlmDefaults(),
+        description="model, temperature, max_tokens, timeout and retry for every llm_call "
+        "that does not set them.",
+    )
+    steps: Annotated[list[Step], Field(min_length=1)] = Field(
+        description="The steps, at least one. A step without depends_on waits for every step "
+        "above it."
+    )
+    outputs: dict[Identifier, Any] = Field(
+        default={},
+        description="Extra named results of the run, as templates, added to every step output.",
+    )
 
 
 class Definition(_Model):
     """A whole definition file."""
 
-    workflow: WorkflowSpec
+    workflow: WorkflowSpec = Field(description="The workflow this file defines.")
 
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of a definition file, for editors (schema/workflow.schema.json)."""
+    schema = Definition.model_json_schema(by_alias=True)
+    schema.pop("title", None)  # "Definition" would hide the title below
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "LLM workflow definition (DSL v1)",
-        **Definition.model_json_schema(by_alias=True),
+        **schema,
     }
