@@ -33,13 +33,12 @@ from activities.endpoints import is_configured
 from activities.registry import load_custom_actions, params_models
 from worker import Settings, ensure_server, ensure_worker, stop_local_stack, workflow_runner
 from workflows import search_attributes
-from workflows.contracts import LoadedDefinition, RunInput, RunResult, RunStatus, Usage
+from workflows.contracts import LoadedDefinition, RunInput, RunResult, RunStatus
 from workflows.definition import LlmCallStep, json_schema
 from workflows.errors import DefinitionError, WorkflowError
-from workflows.graph import dependencies, downstream, output_owners
 from workflows.interpreter import YamlWorkflow
+from workflows.rerun import rerun_plan
 from workflows.routing import route
-from workflows.schedule import unfinished_items
 from workflows.validation import resolve_variables
 
 PROGRESS_EVERY_SECONDS = 0.5
@@ -364,24 +363,11 @@ async def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
     started = history.events[0].workflow_execution_started_event_attributes
     [previous] = await client.data_converter.decode(started.input.payloads, [RunInput])
     status = await run_status(old)
-    reuse = {i: step for i, step in status.steps.items() if step.status == "completed"}
-    # Items finished in for_each steps that did not finish (failed, cut short, or carried
-    # over by continue-as-new) are reused where the item is still the same.
-    items = unfinished_items(previous.reuse_items, status.items, reuse)
-    if args.from_step:
-        definition = previous.definition
-        if definition is None:
-            raise StarterError("--from needs a run started with a parsed definition")
-        raw = [step.model_dump(by_alias=True) for step in definition.workflow.steps]
-        graph = dependencies(raw, output_owners(raw))
-        if args.from_step not in graph:
-            raise StarterError(f"--from {args.from_step}: no such step in {args.id}")
-        for step_id in downstream(graph, args.from_step):
-            reuse.pop(step_id, None)
-            items.pop(step_id, None)
-    finished_items = [item for done in items.values() for item in done.values()]
-    saved = sum((step.usage for step in reuse.values()), Usage())
-    saved = sum((item.usage for item in finished_items), saved)
+    try:
+        plan = rerun_plan(previous, status, args.from_step)
+    except ValueError as exc:
+        raise StarterError(f"--from {args.from_step}: {exc}") from None
+    reuse, items, saved = plan.reuse, plan.reuse_items, plan.saved
     variables = {**previous.variables, **parse_vars(args.var)}
     new_id = f"{args.id}-resumed-{uuid.uuid4().hex[:6]}"
     handle = await client.start_workflow(
@@ -401,7 +387,7 @@ async def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
     )
     _note(
         f"resumed {args.id} as {new_id}: reused {', '.join(reuse) or 'no steps'}"
-        + (f" and {len(finished_items)} finished for_each item(s)" if finished_items else "")
+        + (f" and {plan.item_count} finished for_each item(s)" if plan.item_count else "")
         + f" ({saved.input_tokens} input and {saved.output_tokens} output tokens not spent again)"
     )
     _note(ui_link(settings, new_id))

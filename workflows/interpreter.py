@@ -30,7 +30,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.definition import WaitForSignalStep, output_names
     from workflows.errors import WorkflowError
-    from workflows.schedule import Schedule, unfinished_items
+    from workflows.rerun import unfinished_items
+    from workflows.schedule import Schedule
     from workflows.steps import StepRunner, failure_reason, render_or_fail
     from workflows.template_limits import WORK
     from workflows.templates import SecretRefs

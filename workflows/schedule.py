@@ -4,13 +4,12 @@ Everything here is deterministic and talks to the world only through `workflow.*
 
 When Temporal suggests continuing as new (the history passed its suggested size), the
 schedule drains: nothing new starts, what runs finishes, and the run ends with `drained`
-set; its results and `unfinished_items` are what the next run reuses.
+set; its results and `rerun.unfinished_items` are what the next run reuses.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Container
 from datetime import timedelta
 from graphlib import CycleError, TopologicalSorter
 from typing import Any
@@ -317,20 +316,6 @@ class Schedule:
             sum(result.attempts for result in results),
             sum((result.usage for result in results), Usage()),
         )
-
-
-def unfinished_items(
-    carried: dict[str, dict[int, ItemResult]],
-    live: dict[str, dict[int, ItemResult]],
-    finished_steps: Container[str],
-) -> dict[str, dict[int, ItemResult]]:
-    """The for_each items a next run can reuse: those carried into this run and those it
-    finished itself (its status), for steps that are not themselves reused whole."""
-    return {
-        step_id: items
-        for step_id, items in {**carried, **live}.items()
-        if step_id not in finished_steps
-    }
 
 
 def _elapsed_ms(started: Any) -> int:
