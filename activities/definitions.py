@@ -75,7 +75,19 @@ def load_bundle(
     """Load a definition and, transitively, the definitions its `workflow` steps name.
 
     With `root`, a child file that resolves outside it is a problem, not a file to read."""
-    top = load_with_source(read_text(path, shown), shown, actions)
+    return load_text_bundle(read_text(path, shown), shown, path, actions, root)
+
+
+def load_text_bundle(
+    text: str,
+    shown: str,
+    path: Path,
+    actions: Mapping[str, type[BaseModel]] = ACTION_PARAMS,
+    root: Path | None = None,
+) -> LoadedDefinition:
+    """Like `load_bundle`, for a definition given as text, as if it were the file at `path`
+    (its children are looked up beside it)."""
+    top = load_with_source(text, shown, actions)
     children: dict[str, Definition] = {}
     resolved: dict[str, Path] = {}
     queue = [(path, shown, *top)]

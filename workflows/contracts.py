@@ -94,6 +94,8 @@ class RunStatus(BaseModel):
     items: dict[str, dict[int, ItemResult]] = {}
     """Finished items of for_each steps that have not finished (running, failed or cut
     short), by step id and index."""
+    awaited_signals: list[str] = []
+    """Signal names the definition's steps wait for (others are dropped)."""
     dropped_signals: int = 0
     """Signals refused: no step waits for them, too big, undecodable, or too many buffered."""
 

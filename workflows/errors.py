@@ -3,9 +3,17 @@
     WorkflowError                  base: anything a user can act on, printed as one line
     ├── DefinitionError            a definition file is invalid (carries every problem found)
     ├── TemplateError              a template fails to compile or render
-    └── VariablesError             the run's variables do not fit the definition
+    │   └── TemplateLimitError     a render went over a limit (workflows/template_limits.py)
+    ├── VariablesError             the run's variables do not fit the definition
+    └── ClientError                the client API, the CLI and the local stack
+        ├── UsageError             a request that cannot be carried out as written
+        ├── RunNotFound            no run with that id in the namespace
+        ├── RunFailed              the run ended without completing (failed, cancelled...)
+        ├── StatusUnavailable      the run did not answer the status query
+        └── LocalStackError        the local dev server or worker cannot be started
 
-Inside a run these become ``ApplicationError`` (non-retryable): retrying cannot fix a file.
+Inside a run the first three become ``ApplicationError`` (non-retryable): retrying cannot
+fix a file. Callers of the client API catch ``WorkflowError`` for all of them.
 """
 
 from __future__ import annotations
@@ -48,3 +56,32 @@ class TemplateError(WorkflowError):
 
 class VariablesError(WorkflowError):
     """The run's variables do not fit the definition's declared variables."""
+
+
+class ClientError(WorkflowError):
+    """A request to the engine (client API, CLI, local stack) that cannot be carried out."""
+
+
+class UsageError(ClientError):
+    """The request itself is wrong: say what to write instead."""
+
+
+class RunNotFound(ClientError):
+    """No run with that id in the namespace."""
+
+
+class RunFailed(ClientError):
+    """The run ended without completing; `reason` is Temporal's or the step's own words."""
+
+    def __init__(self, execution_id: str, reason: str) -> None:
+        super().__init__(f"run {execution_id} {reason}")
+        self.execution_id = execution_id
+        self.reason = reason
+
+
+class StatusUnavailable(ClientError):
+    """The run did not answer its status query (no worker polls its queue, say)."""
+
+
+class LocalStackError(ClientError):
+    """The local dev server or worker cannot be reached or started."""

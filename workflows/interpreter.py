@@ -113,10 +113,12 @@ class YamlWorkflow:
         spec = definition.workflow
         for name, earlier in run_input.signals.items():  # kept from before continue-as-new
             self._signals[name] = earlier + self._signals.get(name, [])
+        waited = {step.signal for step in spec.steps if isinstance(step, WaitForSignalStep)}
+        self._status.awaited_signals = sorted(waited)
         if self._limits is None:
             self._limits = workflow.patched(SIGNAL_LIMITS_PATCH)
         if self._limits:
-            self._wanted = {s.signal for s in spec.steps if isinstance(s, WaitForSignalStep)}
+            self._wanted = waited
             for name in set(self._signals) - self._wanted:
                 self._status.dropped_signals += len(self._signals.pop(name))
         self._status.paused = self._status.paused or run_input.paused
