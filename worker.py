@@ -43,6 +43,7 @@ from activities.definitions import DefinitionActivities
 from activities.email import SmtpSettings
 from activities.endpoints import Endpoint
 from activities.pacing import pace
+from activities.payload_store import DEFAULT_THRESHOLD, PayloadStorage
 from activities.pricing import DEFAULT_PRICES, Price, read_prices
 from activities.providers import Provider
 from activities.registry import ActionSpec, load_custom_actions, params_models
@@ -97,10 +98,16 @@ class Settings:
     codec_server_token: str | None = None
     """What `starter.py codec-server` asks its callers for (CODEC_SERVER_TOKEN); a new one
     each start when unset."""
+    payload_storage: PayloadStorage = PayloadStorage()
+    """Where payloads over EXTERNAL_STORAGE_THRESHOLD go instead of history (EXTERNAL_STORAGE):
+    every worker and starter of a namespace must see the same storage."""
 
     @property
     def data_converter(self) -> DataConverter:
-        return data_converter(codec_from_key(self.payload_key, self.payload_key_id))
+        return data_converter(
+            codec_from_key(self.payload_key, self.payload_key_id),
+            self.payload_storage.external_storage(default_directory=self.dev_dir / "payloads"),
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -172,6 +179,18 @@ class Settings:
             payload_key=env.get("PAYLOAD_KEY") or None,
             payload_key_id=env.get("PAYLOAD_KEY_ID", cls.payload_key_id),
             codec_server_token=env.get("CODEC_SERVER_TOKEN") or None,
+            payload_storage=PayloadStorage(
+                kind=env.get("EXTERNAL_STORAGE") or "local",  # type: ignore[arg-type]
+                directory=(
+                    Path(env["EXTERNAL_STORAGE_DIR"]).expanduser().resolve()
+                    if env.get("EXTERNAL_STORAGE_DIR")
+                    else None
+                ),
+                bucket=env.get("EXTERNAL_STORAGE_BUCKET") or None,
+                prefix=env.get("EXTERNAL_STORAGE_PREFIX", ""),
+                endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
+                threshold=int(env.get("EXTERNAL_STORAGE_THRESHOLD") or DEFAULT_THRESHOLD),
+            ),
         )
 
 

@@ -23,6 +23,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import (
     DataConverter,
     DefaultFailureConverterWithEncodedAttributes,
+    ExternalStorage,
     PayloadCodec,
 )
 
@@ -64,17 +65,27 @@ def codec_from_key(key_b64: str | None, key_id: str = "default") -> AesGcmCodec 
     return AesGcmCodec(base64.b64decode(key_b64), key_id) if key_b64 else None
 
 
-def data_converter(codec: PayloadCodec | None) -> DataConverter:
+def data_converter(
+    codec: PayloadCodec | None, storage: ExternalStorage | None = None
+) -> DataConverter:
     """The project's converter: pydantic models, encrypted when a codec is given. Failure
     messages and stack traces go into an encoded payload then too: they quote variables,
-    prompts and URLs."""
-    if codec is None:
-        return pydantic_data_converter
-    return dataclasses.replace(
-        pydantic_data_converter,
-        payload_codec=codec,
-        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
-    )
+    prompts and URLs.
+
+    With `storage` (activities/payload_store.py), payloads over its threshold leave history.
+    The SDK fixes the order: the codec encodes first, then storage takes what is still over
+    the threshold, so stored blobs are ciphertext and history keeps a plain reference (driver
+    name and content hash, nothing of the data). Reading reverses it."""
+    converter = pydantic_data_converter
+    if codec is not None:
+        converter = dataclasses.replace(
+            converter,
+            payload_codec=codec,
+            failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+        )
+    if storage is not None:
+        converter = dataclasses.replace(converter, external_storage=storage)
+    return converter
 
 
 MAX_CODEC_BODY = 4 * 1024 * 1024

@@ -57,8 +57,10 @@ def build_providers(endpoints: Mapping[str, Endpoint]) -> dict[str, Provider]:
     return providers
 
 
-MAX_REPLY_BYTES = 1_000_000
-"""Replies are cut here (with a marker) so one cannot blow Temporal's 2 MiB payload limit."""
+MAX_REPLY_BYTES = 8_000_000
+"""Replies are cut here (with a marker): above what providers return today. A reply over
+EXTERNAL_STORAGE_THRESHOLD leaves history for external storage (activities/payload_store.py);
+with EXTERNAL_STORAGE=off, one over Temporal's 2 MiB payload limit fails its step."""
 
 
 class LlmActivities:

@@ -7,26 +7,29 @@ import pytest
 from activities.endpoints import Endpoint
 from tests.conftest import definition, new_worker, run_offline, start
 from tests.fake_llm import FakeLlmServer
+from tests.test_external_storage import local_storage, storage_client
 from workflows.contracts import RunInput, RunResult
 
-HUGE = 3 * 1024 * 1024
+HUGE = 9 * 1024 * 1024
+"""Over the reply cap (8 MB): payloads this big leave history for external storage."""
 
 
-async def test_a_reply_over_the_payload_limit_is_cut_with_a_marker(client):
+async def test_a_reply_over_the_payload_limit_is_cut_with_a_marker(client, tmp_path):
     text = """
 workflow:
   name: Huge
   steps:
     - {id: big, type: llm_call, model: gpt-4o-mini, prompt: "everything", outputs: [reply]}
 """
+    stored = storage_client(client, local_storage(tmp_path))
     with FakeLlmServer(reply=lambda request: "x" * HUGE) as llm:
         endpoints = {"openai": Endpoint(api_key="k", base_url=llm.openai_url)}
-        async with new_worker(client, endpoints) as worker:
-            handle = await start(client, worker, RunInput(definition=definition(text)))
+        async with new_worker(stored, endpoints) as worker:
+            handle = await start(stored, worker, RunInput(definition=definition(text)))
             result: RunResult = await handle.result()
     reply = result.outputs["reply"]
-    assert reply.endswith("[truncated: reply over 1000000 bytes]")
-    assert len(reply) < 1_100_000
+    assert reply.endswith("[truncated: reply over 8000000 bytes]")
+    assert reply.startswith("x" * 8_000_000) and len(reply) < 8_100_000
 
 
 def chain(steps: int) -> str:
