@@ -1,6 +1,7 @@
 """Loading definition files: a file and every file its `workflow` steps run, validated together.
 
-The worker's ``load_definition`` activity uses it for runs started by file name, and the
+The worker's ``load_definition`` activity (activities/load_definition.py) uses it for runs
+started by file name, and the
 starter for runs it starts; either way the run's input (and so its history) holds the exact
 definitions it runs, whatever later happens to the files.
 
@@ -12,14 +13,12 @@ about what lies outside. The starter runs whatever file its local user names.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from pydantic import BaseModel
-from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from workflows.actions import ACTION_PARAMS
-from workflows.contracts import LoadDefinitionInput, LoadedDefinition
+from workflows.contracts import LoadedDefinition
 from workflows.definition import Definition, WorkflowStep
 from workflows.errors import DefinitionError, Problem
 from workflows.validation import load_with_source
@@ -50,7 +49,7 @@ def confined(path: Path, root: Path) -> bool:
         return False
 
 
-def _quoted(name: str) -> str:
+def quoted(name: str) -> str:
     return repr(name) if len(name) <= 200 else f"{name[:200]!r}..."
 
 
@@ -99,11 +98,11 @@ def load_text_bundle(
                 continue
             where = ("workflow", "steps", index, "definition")
             if not usable_name(step.definition):
-                message = f"{_quoted(step.definition)} is not a usable file name"
+                message = f"{quoted(step.definition)} is not a usable file name"
                 problems.append(source.problem(where, message))
                 continue
             if root is not None and not confined(current.parent / step.definition, root):
-                problems.append(source.problem(where, f"{_quoted(step.definition)} {OUTSIDE}"))
+                problems.append(source.problem(where, f"{quoted(step.definition)} {OUTSIDE}"))
                 continue
             child_path = (current.parent / step.definition).resolve()
             known = resolved.get(step.definition)
@@ -151,34 +150,3 @@ def _child_variable_problems(
         if spec.required and name not in step.variables
     ]
     return problems
-
-
-class DefinitionActivities:
-    def __init__(
-        self, definitions_dir: Path, actions: Mapping[str, type[BaseModel]] = ACTION_PARAMS
-    ) -> None:
-        self._dir = definitions_dir
-        self._actions = actions
-
-    @activity.defn(name="load_definition")
-    async def load_definition(self, request: LoadDefinitionInput) -> LoadedDefinition:
-        name = request.path
-        path = self._dir / name
-        relative = PurePosixPath(name)
-        if (
-            not usable_name(name)
-            or relative.is_absolute()
-            or ".." in relative.parts
-            or not confined(path, self._dir)
-        ):
-            raise _failure(f"definition_file {_quoted(name)} {OUTSIDE}")
-        try:
-            if not path.is_file():
-                raise _failure(f"no definition file {_quoted(name)} in the definitions directory")
-            return load_bundle(path, name, self._actions, root=self._dir)
-        except (DefinitionError, OSError) as exc:
-            raise _failure(str(exc)) from None
-
-
-def _failure(message: str) -> ApplicationError:
-    return ApplicationError(message, type="DefinitionError", non_retryable=True)

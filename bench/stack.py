@@ -18,8 +18,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from engine.local_stack import TUNED_SERVER_FLAGS, search_attribute_flags, temporal_cli  # noqa: E402
 from tests.fake_llm import CONTROL_PATH  # noqa: E402
-from worker import TUNED_SERVER_FLAGS, search_attribute_flags, temporal_cli  # noqa: E402
 
 
 def cpu_seconds(pid: int) -> float:

@@ -27,8 +27,9 @@ from temporalio.worker import Worker
 
 from activities.llm import Endpoint, build_providers
 from activities.registry import ActionSpec
+from engine.local_stack import TUNED_SERVER_FLAGS, temporal_cli
 from tests.fake_llm import FakeLlmServer
-from worker import TUNED_SERVER_FLAGS, build_worker, temporal_cli
+from worker import build_worker
 from workflows import search_attributes
 from workflows.contracts import RunInput, RunResult
 from workflows.interpreter import YamlWorkflow

@@ -16,8 +16,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.llm import build_providers
+from engine.local_stack import TUNED_SERVER_FLAGS, temporal_cli
 from tests.examples import EXAMPLES, LONG, ROOT, SMALL_HISTORIES, offline_actions, run_example
-from worker import TUNED_SERVER_FLAGS, build_worker, temporal_cli
+from worker import build_worker
 from workflows import search_attributes
 from workflows.contracts import RunInput
 from workflows.interpreter import YamlWorkflow

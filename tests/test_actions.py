@@ -16,9 +16,10 @@ from activities.email import EmailActions, SmtpSettings
 from activities.files import FileActions
 from activities.http import AddressGuard, HttpActions
 from activities.registry import action, params_models
+from engine.settings import Settings
 from tests.conftest import definition, free_port, new_worker, smtp_server, start
 from tests.postgres import postgres_server
-from worker import Settings, build_actions
+from worker import build_actions
 from workflows.actions import DatabaseInsertParams, HttpFetchParams, SendEmailParams
 from workflows.contracts import ActionInput, RunInput, RunResult
 from workflows.errors import DefinitionError

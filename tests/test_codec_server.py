@@ -21,8 +21,8 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
 from activities.codec import MAX_CODEC_BODY, AesGcmCodec, codec_server, new_key
+from engine.settings import Settings
 from tests.conftest import ROOT, free_port
-from worker import Settings
 
 TOKEN = "s3cret-codec-token"
 UI = "http://localhost:8233"

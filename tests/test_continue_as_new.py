@@ -17,10 +17,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.endpoints import Endpoint
+from engine.local_stack import TUNED_SERVER_FLAGS, temporal_cli
 from tests.conftest import definition, new_worker, start
 from tests.examples import ITEMS, LONG, SMALL_HISTORIES
 from tests.fake_llm import FakeLlmServer, Request
-from worker import TUNED_SERVER_FLAGS, temporal_cli
 from workflows import search_attributes
 from workflows.contracts import RunInput, RunResult
 from workflows.schedule import _same_item

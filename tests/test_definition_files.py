@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities.definitions import DefinitionActivities, load_bundle
+from activities.definitions import load_bundle
+from activities.load_definition import DefinitionActivities
 from workflows.contracts import LoadDefinitionInput
 
 SECRET = "do_not_show_me"

@@ -18,9 +18,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities.endpoints import Endpoint
 from activities.llm import build_providers
+from engine.local_stack import TUNED_SERVER_FLAGS, search_attribute_flags, temporal_cli
 from tests.conftest import ROOT, definition, free_port, worker_env
 from tests.fake_llm import FakeLlmServer, Request
-from worker import TUNED_SERVER_FLAGS, build_worker, search_attribute_flags, temporal_cli
+from worker import build_worker
 from workflows.contracts import RunInput, RunResult
 from workflows.interpreter import YamlWorkflow
 

@@ -27,9 +27,10 @@ from activities.payload_store import (
     PayloadMissingError,
     s3_driver,
 )
+from engine.settings import Settings
 from tests.conftest import ROOT, definition, new_worker, start
 from tests.fake_llm import FakeLlmServer, Request
-from worker import Settings, build_worker, workflow_runner
+from worker import build_worker, workflow_runner
 from workflows.contracts import RunInput, RunResult, RunStatus
 from workflows.interpreter import YamlWorkflow
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from engine.local_stack import temporal_cli
 from tests.conftest import ROOT, starter
 from tests.fake_llm import FakeLlmServer, Fault
-from worker import temporal_cli
 
 
 def paid(name: str, steps: str) -> str:

@@ -10,10 +10,10 @@ import json
 import subprocess
 from pathlib import Path
 
+from engine.local_stack import temporal_cli
 from starter import progress_line
 from tests.conftest import ROOT, starter
 from tests.fake_llm import Fault
-from worker import temporal_cli
 from workflows.contracts import ItemResult, RunStatus, Usage
 
 

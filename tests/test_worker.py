@@ -10,8 +10,9 @@ import uuid
 
 from temporalio.testing import WorkflowEnvironment
 
+from engine.connection import metrics_address
+from engine.settings import Settings
 from tests.conftest import ROOT, definition, worker_env
-from worker import Settings, metrics_address
 from workflows.contracts import RunInput, RunResult
 from workflows.interpreter import YamlWorkflow
 

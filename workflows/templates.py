@@ -15,7 +15,6 @@ from typing import Any
 import jinja2
 from jinja2 import meta, nodes
 from jinja2.sandbox import SecurityError
-from temporalio import workflow
 
 from workflows.errors import TemplateError
 from workflows.template_limits import WORK, BoundedEnvironment, TemplateLimitError, bounded_render
@@ -61,6 +60,8 @@ def _mark(value: Any) -> str:
 def _random_item(context: jinja2.runtime.Context, items: Sequence[Any]) -> Any:
     """Jinja's `random` filter, made replay-safe: inside a run it draws from the workflow's
     seeded generator, so a replay picks the same item."""
+    from temporalio import workflow  # here, so validating a file does not load Temporal
+
     generator = workflow.random() if workflow.in_workflow() else random
     return generator.choice(items)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, ValidationError
 
 from workflows import definition as model
@@ -190,3 +191,23 @@ def _has_type(value: Any, type_name: str) -> bool:
     if isinstance(value, bool) and type_name != "boolean":
         return False
     return isinstance(value, _PYTHON_TYPES[type_name])
+
+
+def typed_variables(definition: Definition, texts: dict[str, str]) -> dict[str, Any]:
+    """Variables given as text (`--var name=value`): a variable declared as a string (or
+    defaulting to one) keeps the text as written; others are read as YAML, so `3` is a
+    number and `[a, b]` a list."""
+    declared = definition.workflow.variables
+    values: dict[str, Any] = {}
+    for name, text in texts.items():
+        spec = declared.get(name)
+        if spec is not None and (
+            spec.type == "string" or (spec.type is None and isinstance(spec.default, str))
+        ):
+            values[name] = text
+            continue
+        try:
+            values[name] = yaml.safe_load(text) if text else ""
+        except yaml.YAMLError:
+            values[name] = text
+    return values

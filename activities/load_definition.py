@@ -1,0 +1,47 @@
+"""The `load_definition` activity: a run started by file name (Temporal CLI, HTTP API, UI)
+reads its definition from DEFINITIONS_DIR, and only from inside it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+
+from pydantic import BaseModel
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.definitions import OUTSIDE, confined, load_bundle, quoted, usable_name
+from workflows.actions import ACTION_PARAMS
+from workflows.contracts import LoadDefinitionInput, LoadedDefinition
+from workflows.errors import DefinitionError
+
+
+class DefinitionActivities:
+    def __init__(
+        self, definitions_dir: Path, actions: Mapping[str, type[BaseModel]] = ACTION_PARAMS
+    ) -> None:
+        self._dir = definitions_dir
+        self._actions = actions
+
+    @activity.defn(name="load_definition")
+    async def load_definition(self, request: LoadDefinitionInput) -> LoadedDefinition:
+        name = request.path
+        path = self._dir / name
+        relative = PurePosixPath(name)
+        if (
+            not usable_name(name)
+            or relative.is_absolute()
+            or ".." in relative.parts
+            or not confined(path, self._dir)
+        ):
+            raise _failure(f"definition_file {quoted(name)} {OUTSIDE}")
+        try:
+            if not path.is_file():
+                raise _failure(f"no definition file {quoted(name)} in the definitions directory")
+            return load_bundle(path, name, self._actions, root=self._dir)
+        except (DefinitionError, OSError) as exc:
+            raise _failure(str(exc)) from None
+
+
+def _failure(message: str) -> ApplicationError:
+    return ApplicationError(message, type="DefinitionError", non_retryable=True)

@@ -1,0 +1,440 @@
+"""The client API: what the CLI, the REST API, the seed's `WorkflowEngine` and users' own
+programs call to validate, start, watch, signal, cancel, rerun and replay runs.
+
+Async and typed: definitions in (a file, YAML text, or a parsed model, validated first),
+pydantic models out, and every error a `WorkflowError` (see workflows/errors.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowHistory,
+    WorkflowQueryFailedError,
+)
+from temporalio.exceptions import CancelledError, TerminatedError, TimeoutError
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import Replayer
+
+from activities.definitions import load_bundle, load_text_bundle
+from activities.endpoints import is_configured
+from activities.registry import load_custom_actions, params_models
+from engine.local_stack import ensure_server, ensure_worker, is_local_stack
+from engine.settings import Settings
+from workflows import search_attributes
+from workflows.contracts import LoadedDefinition, RunInput, RunResult, RunStatus, Usage
+from workflows.definition import Definition, LlmCallStep
+from workflows.errors import (
+    RunFailed,
+    RunNotFound,
+    StatusUnavailable,
+    UsageError,
+)
+from workflows.interpreter import YamlWorkflow
+from workflows.rerun import rerun_plan
+from workflows.routing import route
+from workflows.validation import resolve_variables
+
+ExecutionState = Literal[
+    "running", "completed", "failed", "cancelled", "terminated", "timed_out", "continued_as_new"
+]
+STATES: dict[WorkflowExecutionStatus, ExecutionState] = {
+    WorkflowExecutionStatus.RUNNING: "running",
+    WorkflowExecutionStatus.COMPLETED: "completed",
+    WorkflowExecutionStatus.FAILED: "failed",
+    WorkflowExecutionStatus.CANCELED: "cancelled",
+    WorkflowExecutionStatus.TERMINATED: "terminated",
+    WorkflowExecutionStatus.TIMED_OUT: "timed_out",
+    WorkflowExecutionStatus.CONTINUED_AS_NEW: "continued_as_new",
+}
+VISIBILITY_NAMES = {
+    "running": "Running",
+    "completed": "Completed",
+    "failed": "Failed",
+    "cancelled": "Canceled",
+    "canceled": "Canceled",
+    "terminated": "Terminated",
+    "timed_out": "TimedOut",
+}
+UNREACHABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}
+RECONNECT_EVERY_SECONDS = 1.0
+
+
+class Started(BaseModel):
+    execution_id: str
+    workflow_name: str
+    mocked_providers: list[str] = []
+    """Providers whose calls go to the offline mock in this run."""
+
+
+class Execution(BaseModel):
+    """One run as `list` shows it."""
+
+    execution_id: str
+    workflow_name: str | None
+    status: ExecutionState | Literal["unknown"]
+    steps_done: int | None
+    started_at: datetime
+    closed_at: datetime | None = None
+
+
+class ExecutionStatus(RunStatus):
+    """The run's own account (its `status` query) and Temporal's state of it."""
+
+    execution_id: str
+    execution_status: ExecutionState | Literal["unknown"]
+    started_at: datetime | None = None
+    closed_at: datetime | None = None
+
+
+class Rerun(BaseModel):
+    execution_id: str
+    rerun_of: str
+    reused_steps: list[str]
+    reused_items: int
+    saved: Usage
+
+
+class EngineClient:
+    """One connection to a Temporal namespace and the engine's task queue."""
+
+    def __init__(
+        self, client: Client, settings: Settings, note: Callable[[str], None] | None = None
+    ) -> None:
+        self.temporal = client
+        self.settings = settings
+        self._note = note or (lambda message: None)
+
+    @classmethod
+    async def connect(
+        cls,
+        settings: Settings | None = None,
+        *,
+        note: Callable[[str], None] | None = None,
+        start_local: bool = True,
+    ) -> EngineClient:
+        """Connect; with `start_local`, a loopback address where nothing listens gets the
+        local dev server (and, when runs start, a background worker), as on a fresh machine."""
+        settings = settings or Settings.from_env()
+        client = await ensure_server(settings, note or (lambda message: None), start_local)
+        return cls(client, settings, note)
+
+    # definitions
+
+    def load_file(self, path: str | Path) -> LoadedDefinition:
+        return load_file(path, self.settings)
+
+    def load_yaml(
+        self, text: str, name: str = "<yaml>", base: Path | None = None
+    ) -> LoadedDefinition:
+        return load_yaml(text, self.settings, name, base)
+
+    # runs
+
+    async def start(
+        self,
+        definition: LoadedDefinition | Definition | str | Path,
+        variables: dict[str, Any] | None = None,
+        *,
+        execution_id: str | None = None,
+        offline: bool = False,
+    ) -> Started:
+        """Validate and start a run; `definition` is a loaded bundle, a parsed model or a
+        file path. Variables are checked against the definition before anything starts."""
+        loaded = self._loaded(definition)
+        variables = dict(variables or {})
+        resolve_variables(loaded.definition, variables)
+        mocked = self._mocked(loaded, offline)
+        await ensure_worker(self.temporal, self.settings, self._note)
+        name = loaded.definition.workflow.name
+        run_id = execution_id or f"{name}-{uuid.uuid4().hex[:12]}"
+        await self.temporal.start_workflow(
+            YamlWorkflow.run,
+            RunInput(
+                definition=loaded.definition,
+                children=loaded.children,
+                variables=variables,
+                mock_providers=mocked,
+                llm_task_queue=self.settings.llm_task_queue,
+                action_task_queue=self.settings.action_task_queue,
+            ),
+            id=run_id,
+            task_queue=self.settings.task_queue,
+        )
+        return Started(execution_id=run_id, workflow_name=name, mocked_providers=mocked)
+
+    async def execute(
+        self,
+        definition: LoadedDefinition | Definition | str | Path,
+        variables: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> RunResult:
+        started = await self.start(definition, variables, **options)
+        return await self.result(started.execution_id)
+
+    async def result(self, execution_id: str) -> RunResult:
+        """Wait for a run's result, through server restarts; RunFailed says why it did not
+        complete (failed, cancelled, terminated, timed out)."""
+        handle = await self._handle(execution_id)
+        lost = False
+        while True:
+            try:
+                result = await handle.result()
+            except WorkflowFailureError as exc:
+                raise RunFailed(execution_id, failure_reason(exc)) from None
+            except RPCError as exc:
+                if exc.status not in UNREACHABLE and "connect" not in exc.message:
+                    raise
+                if not lost:
+                    self._note(
+                        f"lost the Temporal server ({exc.message}); waiting for it to come back"
+                    )
+                    lost = True
+                await asyncio.sleep(RECONNECT_EVERY_SECONDS)
+                continue
+            if lost:
+                self._note("the Temporal server is back")
+            return result
+
+    async def status(self, execution_id: str) -> ExecutionStatus:
+        """Steps done, running, outputs and usage so far (a worker answers, for ended runs
+        too), with Temporal's state of the run."""
+        handle = await self._handle(execution_id)
+        description = await handle.describe()
+        await ensure_worker(self.temporal, self.settings, self._note)
+        try:
+            status = await handle.query("status", result_type=RunStatus)
+        except (RPCError, WorkflowQueryFailedError) as exc:
+            raise StatusUnavailable(
+                f"run {execution_id} did not answer the status query: {exc}"
+            ) from None
+        state = STATES.get(description.status, "unknown") if description.status else "unknown"
+        if state != "running":
+            status.running = []  # what was running when it ended is not running now
+        return ExecutionStatus(
+            **status.model_dump(),
+            execution_id=execution_id,
+            execution_status=state,
+            started_at=description.start_time,
+            closed_at=description.close_time,
+        )
+
+    async def list(
+        self,
+        workflow_name: str | None = None,
+        status: str | None = None,
+        *,
+        started_after: datetime | None = None,
+        started_before: datetime | None = None,
+        limit: int = 100,
+    ) -> list[Execution]:
+        """Runs, newest first, from Temporal's visibility store."""
+        query = "WorkflowType = 'YamlWorkflow'"
+        if workflow_name:
+            query += f" AND {search_attributes.DEFINITION_NAME.name} = {_quoted(workflow_name)}"
+        if status:
+            if status not in VISIBILITY_NAMES:
+                raise UsageError(
+                    f"unknown status {status!r}: use one of {', '.join(sorted(VISIBILITY_NAMES))}"
+                )
+            query += f" AND ExecutionStatus = '{VISIBILITY_NAMES[status]}'"
+        if started_after:
+            query += f" AND StartTime >= '{started_after.isoformat()}'"
+        if started_before:
+            query += f" AND StartTime < '{started_before.isoformat()}'"
+        found = []
+        async for execution in self.temporal.list_workflows(query, limit=limit):
+            names = execution.typed_search_attributes
+            found.append(
+                Execution(
+                    execution_id=execution.id,
+                    workflow_name=names.get(search_attributes.DEFINITION_NAME),
+                    status=STATES.get(execution.status, "unknown")
+                    if execution.status
+                    else "unknown",
+                    steps_done=names.get(search_attributes.STEPS_DONE),
+                    started_at=execution.start_time,
+                    closed_at=execution.close_time,
+                )
+            )
+        return found
+
+    async def cancel(self, execution_id: str) -> ExecutionStatus:
+        """Cancel a run and its running activities; waits until it has ended."""
+        handle = await self._handle(execution_id)
+        await handle.cancel()
+        with contextlib.suppress(WorkflowFailureError):
+            await handle.result()
+        return await self.status(execution_id)
+
+    async def signal(self, execution_id: str, name: str, payload: Any = None) -> list[str]:
+        """Send a signal; returns the signals the run's steps wait for (empty when it waits
+        for none), so a caller can warn about a name no step waits for."""
+        handle = await self._handle(execution_id)
+        await handle.signal(name, {} if payload is None else payload)
+        try:
+            status = await handle.query("status", result_type=RunStatus)
+        except (RPCError, WorkflowQueryFailedError):
+            return []
+        return status.awaited_signals
+
+    async def rerun(
+        self,
+        execution_id: str,
+        *,
+        from_step: str | None = None,
+        variables: dict[str, Any] | None = None,
+    ) -> Rerun:
+        """A new run of the same input that takes the old run's finished steps (and the
+        finished items of an unfinished for_each) as they are; `from_step` and every step
+        that waits for it run again; `variables` change what runs again."""
+        old = await self._handle(execution_id)
+        await ensure_worker(self.temporal, self.settings, self._note)
+        history = await old.fetch_history()
+        started = history.events[0].workflow_execution_started_event_attributes
+        [previous] = await self.temporal.data_converter.decode(started.input.payloads, [RunInput])
+        status = await self.status(execution_id)
+        try:
+            plan = rerun_plan(previous, status, from_step)
+        except ValueError as exc:
+            raise UsageError(f"cannot rerun {execution_id} from {from_step}: {exc}") from None
+        new_id = f"{execution_id}-resumed-{uuid.uuid4().hex[:6]}"
+        await self.temporal.start_workflow(
+            YamlWorkflow.run,
+            previous.model_copy(
+                update={
+                    "variables": {**previous.variables, **(variables or {})},
+                    "reuse": plan.reuse,
+                    "reuse_items": plan.reuse_items,
+                    "signals": {},
+                    "paused": False,
+                    "started_at": None,
+                }
+            ),
+            id=new_id,
+            task_queue=self.settings.task_queue,
+        )
+        return Rerun(
+            execution_id=new_id,
+            rerun_of=execution_id,
+            reused_steps=list(plan.reuse),
+            reused_items=plan.item_count,
+            saved=plan.saved,
+        )
+
+    async def replay(self, history: WorkflowHistory | str) -> int:
+        """Replay a run's history (or a run by id) against this code; raises on any
+        nondeterminism. Returns the number of events replayed."""
+        from worker import workflow_runner
+
+        if isinstance(history, str):
+            history = await (await self._handle(history)).fetch_history()
+        replayer = Replayer(
+            workflows=[YamlWorkflow],
+            data_converter=self.settings.data_converter,
+            workflow_runner=workflow_runner(),
+        )
+        await replayer.replay_workflow(history)
+        return len(history.events)
+
+    def ui_link(self, execution_id: str) -> str:
+        settings = self.settings
+        return f"{settings.ui_url}/namespaces/{settings.namespace}/workflows/{execution_id}"
+
+    # helpers
+
+    async def _handle(self, execution_id: str) -> WorkflowHandle[Any, RunResult]:
+        handle = self.temporal.get_workflow_handle(execution_id, result_type=RunResult)
+        try:
+            await handle.describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise RunNotFound(
+                    f"no run {execution_id!r} in namespace {self.settings.namespace}"
+                ) from None
+            raise
+        return handle
+
+    def _loaded(self, definition: LoadedDefinition | Definition | str | Path) -> LoadedDefinition:
+        if isinstance(definition, LoadedDefinition):
+            return definition
+        if isinstance(definition, Definition):
+            return LoadedDefinition(definition=definition, children={})
+        return self.load_file(definition)
+
+    def _mocked(self, loaded: LoadedDefinition, offline: bool) -> list[str]:
+        """Providers whose calls go to the offline mock. Keys belong to the worker: against
+        a server this machine did not start, only `offline` sends calls to the mock."""
+        names: list[str | None] = []
+        for definition in [loaded.definition, *loaded.children.values()]:
+            spec = definition.workflow
+            for step in spec.steps:
+                if isinstance(step, LlmCallStep):
+                    names += [step.model or spec.defaults.model, *step.fallback_models]
+        providers = sorted({route(name).provider for name in names if name} - {"mock"})
+        if offline:
+            if providers:
+                self._note("--offline: every model call goes to the offline mock provider")
+            return providers
+        if not is_local_stack(self.settings):
+            return []
+        missing = [p for p in providers if not is_configured(p, self.settings.endpoints.get(p))]
+        for provider in missing:
+            self._note(
+                f"no key configured for provider {provider}: its calls go to the offline mock "
+                f"provider (replies are labelled). To call it, set {_key_hint(provider)}."
+            )
+        return missing
+
+
+def load_file(path: str | Path, settings: Settings) -> LoadedDefinition:
+    """A definition file and the files its `workflow` steps run, validated together (with
+    the custom actions of ACTION_MODULES); DefinitionError lists every problem as
+    FILE:LINE:COL."""
+    return load_bundle(Path(path), str(path), _actions(settings))
+
+
+def load_yaml(
+    text: str, settings: Settings, name: str = "<yaml>", base: Path | None = None
+) -> LoadedDefinition:
+    """Like `load_file`, for YAML text; child files are looked up under `base`."""
+    return load_text_bundle(text, name, (base or Path.cwd()) / name, _actions(settings))
+
+
+def _actions(settings: Settings) -> dict[str, Any]:
+    return params_models(load_custom_actions(settings.action_modules))
+
+
+def failure_reason(exc: WorkflowFailureError) -> str:
+    cause = exc.cause
+    if isinstance(cause, CancelledError):
+        return "was cancelled"
+    if isinstance(cause, TerminatedError):
+        return f"was terminated: {cause.message}"
+    if isinstance(cause, TimeoutError):
+        return "timed out"
+    return f"failed: {cause.message if cause else exc}"
+
+
+def _key_hint(provider: str) -> str:
+    if provider == "openai":
+        return "OPENAI_API_KEY (and OPENAI_BASE_URL for a compatible server)"
+    if provider == "anthropic":
+        return "ANTHROPIC_API_KEY"
+    return f"{provider.upper()}_BASE_URL to its OpenAI-compatible endpoint"
+
+
+def _quoted(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -1,0 +1,169 @@
+"""Settings from the environment, read once by the worker, the starter and the client API.
+
+Nothing reads the environment at import time; `Settings.from_env()` is the one place.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from temporalio.converter import DataConverter
+
+from activities.codec import codec_from_key, data_converter
+from activities.email import SmtpSettings
+from activities.endpoints import Endpoint
+from activities.payload_store import DEFAULT_THRESHOLD, PayloadStorage
+from activities.pricing import DEFAULT_PRICES, Price, read_prices
+from activities.secrets import declared_secrets
+
+ROOT = Path(__file__).resolve().parent.parent
+
+DEFAULT_OLLAMA_URL = "http://localhost:11434/v1"
+
+
+@dataclass(frozen=True)
+class Settings:
+    address: str = "localhost:7233"
+    namespace: str = "default"
+    task_queue: str = "llm-workflows"
+    ui_url: str = "http://localhost:8233"
+    definitions_dir: Path = Path(".")
+    dev_dir: Path = ROOT / ".temporal-dev"
+    """Where a dev server started by the starter keeps its SQLite file, logs and pid files."""
+    endpoints: Mapping[str, Endpoint] = field(default_factory=dict)
+    output_dir: Path = Path("output")
+    """save_to_file writes only under this folder."""
+    http_allowlist: tuple[str, ...] = ()
+    """Hosts or networks (CIDR) that http actions may reach although they are not public."""
+    http_max_body_bytes: int = 1_000_000
+    smtp: SmtpSettings = SmtpSettings()
+    databases: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    action_modules: tuple[str, ...] = ()
+    """Modules with custom actions (functions marked with @action)."""
+    max_concurrent_activities: int = 200
+    """Back-pressure: activity slots per worker (LLM calls and actions in flight)."""
+    max_concurrent_workflow_tasks: int = 50
+    max_cached_workflows: int = 1000
+    prices: Mapping[str, Price] = field(default_factory=lambda: dict(DEFAULT_PRICES))
+    """Dollars per million tokens per model (PRICES_FILE adds to and overrides the defaults)."""
+    llm_task_queue: str | None = None
+    """A queue of its own for LLM calls, polled by every worker (TEMPORAL_LLM_TASK_QUEUE)."""
+    llm_rate_per_second: float | None = None
+    """Temporal's task-queue rate limit on LLM calls, across all workers (LLM_RATE_PER_SECOND)."""
+    action_task_queue: str | None = None
+    otlp_endpoint: str | None = None
+    """Send traces here (OTEL_EXPORTER_OTLP_ENDPOINT); off when unset."""
+    metrics_port: int | None = None
+    """Serve Prometheus metrics (the SDK's and the project's) on this port."""
+    metrics_bind: str = "127.0.0.1"
+    """The host metrics listen on (METRICS_BIND): loopback unless another must scrape them."""
+    payload_key: str | None = None
+    """AES-256 key (base64): everything stored in Temporal is encrypted when it is set."""
+    payload_key_id: str = "default"
+    codec_server_token: str | None = None
+    """What `starter.py codec-server` asks its callers for (CODEC_SERVER_TOKEN); a new one
+    each start when unset."""
+    payload_storage: PayloadStorage = PayloadStorage()
+    """Where payloads over EXTERNAL_STORAGE_THRESHOLD go instead of history (EXTERNAL_STORAGE):
+    every worker and starter of a namespace must see the same storage."""
+
+    @property
+    def data_converter(self) -> DataConverter:
+        return data_converter(
+            codec_from_key(self.payload_key, self.payload_key_id),
+            self.payload_storage.external_storage(default_directory=self.dev_dir / "payloads"),
+        )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """From `env` (the process's environment by default). Provider endpoints: OPENAI_*,
+        ANTHROPIC_*, and <NAME>_BASE_URL for any OpenAI-compatible server (OLLAMA_BASE_URL
+        defaults to a local Ollama)."""
+        env = os.environ if env is None else env
+        names = {key.removesuffix("_BASE_URL").lower() for key in env if key.endswith("_BASE_URL")}
+        names |= {"openai", "anthropic", "ollama"}
+        endpoints = {
+            name: Endpoint(
+                api_key=env.get(f"{name.upper()}_API_KEY") or None,
+                base_url=env.get(f"{name.upper()}_BASE_URL")
+                or (DEFAULT_OLLAMA_URL if name == "ollama" else None),
+            )
+            for name in names
+        }
+        address = env.get("TEMPORAL_ADDRESS", cls.address)
+        _, _, port = address.rpartition(":")
+        ui_url = f"http://localhost:{int(port) + 1000}" if port.isdigit() else cls.ui_url
+        output_dir = Path(env.get("OUTPUT_DIR", cls.output_dir))
+        databases = {
+            key.removeprefix("DATABASE_URL_").lower(): value
+            for key, value in env.items()
+            if key.startswith("DATABASE_URL_") and value
+        }
+        databases["default"] = env.get("DATABASE_URL") or f"sqlite:///{output_dir}/workflows.db"
+        return cls(
+            address=address,
+            namespace=env.get("TEMPORAL_NAMESPACE", cls.namespace),
+            task_queue=env.get("TEMPORAL_TASK_QUEUE", cls.task_queue),
+            ui_url=env.get("TEMPORAL_UI_URL", ui_url).rstrip("/"),
+            definitions_dir=Path(env.get("DEFINITIONS_DIR", ".")),
+            dev_dir=Path(env.get("TEMPORAL_DEV_DIR", cls.dev_dir)),
+            endpoints=endpoints,
+            output_dir=output_dir,
+            http_allowlist=_split(env.get("HTTP_ALLOWLIST", "")),
+            http_max_body_bytes=int(env.get("HTTP_MAX_BODY_BYTES", cls.http_max_body_bytes)),
+            smtp=SmtpSettings(
+                host=env.get("SMTP_HOST", "localhost"),
+                port=int(env.get("SMTP_PORT", "25")),
+                user=env.get("SMTP_USER") or None,
+                password=env.get("SMTP_PASSWORD") or None,
+                starttls=env.get("SMTP_STARTTLS", "").lower() in ("1", "true", "yes"),
+                sender=env.get("SMTP_FROM", SmtpSettings.sender),
+            ),
+            databases=databases,
+            secrets=declared_secrets(env),
+            action_modules=_split(env.get("ACTION_MODULES", "")),
+            max_concurrent_activities=int(
+                env.get("WORKER_MAX_ACTIVITIES", cls.max_concurrent_activities)
+            ),
+            max_concurrent_workflow_tasks=int(
+                env.get("WORKER_MAX_WORKFLOW_TASKS", cls.max_concurrent_workflow_tasks)
+            ),
+            max_cached_workflows=int(
+                env.get("WORKER_MAX_CACHED_WORKFLOWS", cls.max_cached_workflows)
+            ),
+            prices={
+                **DEFAULT_PRICES,
+                **(read_prices(Path(env["PRICES_FILE"])) if env.get("PRICES_FILE") else {}),
+            },
+            llm_task_queue=env.get("TEMPORAL_LLM_TASK_QUEUE") or None,
+            llm_rate_per_second=(
+                float(env["LLM_RATE_PER_SECOND"]) if env.get("LLM_RATE_PER_SECOND") else None
+            ),
+            action_task_queue=env.get("TEMPORAL_ACTION_TASK_QUEUE") or None,
+            otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
+            metrics_port=int(env["METRICS_PORT"]) if env.get("METRICS_PORT") else None,
+            metrics_bind=env.get("METRICS_BIND") or cls.metrics_bind,
+            payload_key=env.get("PAYLOAD_KEY") or None,
+            payload_key_id=env.get("PAYLOAD_KEY_ID", cls.payload_key_id),
+            codec_server_token=env.get("CODEC_SERVER_TOKEN") or None,
+            payload_storage=PayloadStorage(
+                kind=env.get("EXTERNAL_STORAGE") or "local",  # type: ignore[arg-type]
+                directory=(
+                    Path(env["EXTERNAL_STORAGE_DIR"]).expanduser().resolve()
+                    if env.get("EXTERNAL_STORAGE_DIR")
+                    else None
+                ),
+                bucket=env.get("EXTERNAL_STORAGE_BUCKET") or None,
+                prefix=env.get("EXTERNAL_STORAGE_PREFIX", ""),
+                endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
+                threshold=int(env.get("EXTERNAL_STORAGE_THRESHOLD") or DEFAULT_THRESHOLD),
+            ),
+        )
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
