@@ -26,7 +26,13 @@ from activities.load_definition import DefinitionActivities
 from activities.pacing import pace
 from activities.pricing import DEFAULT_PRICES, Price
 from activities.providers import Provider
-from activities.registry import ActionSpec, load_custom_actions, params_models
+from activities.registry import (
+    ActionSpec,
+    ValidatorSpec,
+    load_custom_actions,
+    load_custom_validators,
+    params_models,
+)
 from engine.connection import connect, metrics_runtime, register_search_attributes
 from engine.logs import configure_logging
 from engine.settings import Settings
@@ -79,15 +85,19 @@ def build_worker(
     actions: Mapping[str, ActionSpec] | None = None,
     secrets: Mapping[str, str] | None = None,
     prices: Mapping[str, Price] | None = None,
+    validators: Mapping[str, ValidatorSpec] | None = None,
     **options: Any,
 ) -> Worker:
     from activities.actions import action_activity, unknown_action
     from activities.llm import LlmActivities
+    from activities.validators import validator_activity
 
     actions = actions or {}
+    validators = validators or {}
     llm = LlmActivities(providers, prices=DEFAULT_PRICES if prices is None else prices)
-    definitions = DefinitionActivities(definitions_dir, params_models(actions))
+    definitions = DefinitionActivities(definitions_dir, params_models(actions), set(validators))
     action_activities = [action_activity(spec, secrets or {}) for spec in actions.values()]
+    checks = [validator_activity(name, spec.run) for name, spec in validators.items()]
     return Worker(
         client,
         task_queue=task_queue,
@@ -97,6 +107,7 @@ def build_worker(
             definitions.load_definition,
             pace,
             *action_activities,
+            *checks,
             unknown_action,
         ],
         workflow_runner=workflow_runner(),
@@ -153,6 +164,7 @@ async def serve(settings: Settings) -> None:
 
     providers = build_providers(settings.endpoints)
     actions = build_actions(settings)
+    validators = load_custom_validators(settings.action_modules)
     worker = build_worker(
         client,
         settings.task_queue,
@@ -161,6 +173,7 @@ async def serve(settings: Settings) -> None:
         actions,
         settings.secrets,
         settings.prices,
+        validators,
         graceful_shutdown_timeout=timedelta(seconds=10),
         max_concurrent_activities=settings.max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
@@ -182,6 +195,7 @@ async def serve(settings: Settings) -> None:
             other_task_queues=[each.task_queue for each in workers[1:]],
             providers=sorted(providers),
             actions=sorted(actions),
+            validators=sorted(validators),
             pid=os.getpid(),
         )
         await stop.wait()

@@ -30,7 +30,7 @@ from workflows.actions import (
     SaveToFileParams,
     SendEmailParams,
 )
-from workflows.contracts import ActionInput, ActionResult
+from workflows.contracts import VALIDATOR_PREFIX, ActionInput, ActionResult
 
 
 def action_activity(spec: ActionSpec, secrets: Mapping[str, str]) -> Callable[..., Any]:
@@ -88,13 +88,18 @@ def action_activity(spec: ActionSpec, secrets: Mapping[str, str]) -> Callable[..
 
 @activity.defn(dynamic=True)
 async def unknown_action(args: Sequence[RawValue]) -> None:
-    """Any activity type this worker does not run: an action whose module is not in the
-    worker's ACTION_MODULES. Retrying on the same queue cannot help, so it fails at once."""
+    """Any activity type this worker does not run: an action or validator whose module is
+    not in the worker's ACTION_MODULES. Retrying on the same queue cannot help, so it fails
+    at once."""
+    name = activity.info().activity_type
+    kind, type_ = "action", "UnknownAction"
+    if name.startswith(VALIDATOR_PREFIX):
+        name, kind, type_ = name.removeprefix(VALIDATOR_PREFIX), "validator", "UnknownValidator"
     raise ApplicationError(
-        f"no action '{activity.info().activity_type}' is registered on this worker: list its "
-        "module in the worker's ACTION_MODULES",
+        f"no {kind} '{name}' is registered on this worker: list its module in the worker's "
+        "ACTION_MODULES",
         {"attempt": activity.info().attempt},
-        type="UnknownAction",
+        type=type_,
         non_retryable=True,
     )
 

@@ -12,7 +12,7 @@ about what lies outside. The starter runs whatever file its local user names.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -70,11 +70,13 @@ def load_bundle(
     shown: str,
     actions: Mapping[str, type[BaseModel]] = ACTION_PARAMS,
     root: Path | None = None,
+    validators: Collection[str] = (),
 ) -> LoadedDefinition:
     """Load a definition and, transitively, the definitions its `workflow` steps name.
 
-    With `root`, a child file that resolves outside it is a problem, not a file to read."""
-    return load_text_bundle(read_text(path, shown), shown, path, actions, root)
+    With `root`, a child file that resolves outside it is a problem, not a file to read.
+    `actions` and `validators` are what the worker runs (see `load_with_source`)."""
+    return load_text_bundle(read_text(path, shown), shown, path, actions, root, validators)
 
 
 def load_text_bundle(
@@ -83,10 +85,11 @@ def load_text_bundle(
     path: Path,
     actions: Mapping[str, type[BaseModel]] = ACTION_PARAMS,
     root: Path | None = None,
+    validators: Collection[str] = (),
 ) -> LoadedDefinition:
     """Like `load_bundle`, for a definition given as text, as if it were the file at `path`
     (its children are looked up beside it)."""
-    top = load_with_source(text, shown, actions)
+    top = load_with_source(text, shown, actions, validators)
     children: dict[str, Definition] = {}
     resolved: dict[str, Path] = {}
     queue = [(path, shown, *top)]
@@ -119,7 +122,8 @@ def load_text_bundle(
                 continue
             child_shown = str(Path(current_shown).parent / step.definition)
             try:
-                child = load_with_source(read_text(child_path, child_shown), child_shown, actions)
+                child_text = read_text(child_path, child_shown)
+                child = load_with_source(child_text, child_shown, actions, validators)
             except DefinitionError as exc:
                 problems += exc.problems
                 continue

@@ -3,7 +3,7 @@ reads its definition from DEFINITIONS_DIR, and only from inside it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel
@@ -18,10 +18,14 @@ from workflows.errors import DefinitionError
 
 class DefinitionActivities:
     def __init__(
-        self, definitions_dir: Path, actions: Mapping[str, type[BaseModel]] = ACTION_PARAMS
+        self,
+        definitions_dir: Path,
+        actions: Mapping[str, type[BaseModel]] = ACTION_PARAMS,
+        validators: Collection[str] = (),
     ) -> None:
         self._dir = definitions_dir
         self._actions = actions
+        self._validators = validators
 
     @activity.defn(name="load_definition")
     async def load_definition(self, request: LoadDefinitionInput) -> LoadedDefinition:
@@ -38,7 +42,9 @@ class DefinitionActivities:
         try:
             if not path.is_file():
                 raise _failure(f"no definition file {quoted(name)} in the definitions directory")
-            return load_bundle(path, name, self._actions, root=self._dir)
+            return load_bundle(
+                path, name, self._actions, root=self._dir, validators=self._validators
+            )
         except (DefinitionError, OSError) as exc:
             raise _failure(str(exc)) from None
 

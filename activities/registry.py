@@ -1,12 +1,13 @@
-"""What an action is (name, params model, function) and how custom ones are found: plain
-functions marked with ``@action(...)`` in the modules named by ``ACTION_MODULES``."""
+"""What an action is (name, params model, function) and a validator (name, function), and how
+custom ones are found: plain functions marked with ``@action(...)`` or ``@validator(...)`` in
+the modules named by ``ACTION_MODULES``."""
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -14,6 +15,8 @@ from workflows.actions import ACTION_PARAMS
 from workflows.contracts import ActionInput
 
 ActionFunction = Callable[[Any, ActionInput], Awaitable[Any] | Any]
+ValidatorFunction = Callable[[dict[str, Any]], Awaitable[Any] | Any]
+"""``(outputs) -> (is_valid, errors)``, sync or async; errors is a list of strings."""
 
 
 @dataclass(frozen=True)
@@ -33,14 +36,53 @@ def action(name: str, params: type[BaseModel]) -> Callable[[ActionFunction], Act
     return mark
 
 
+@dataclass(frozen=True)
+class ValidatorSpec:
+    name: str
+    run: ValidatorFunction
+
+
+def validator_spec(name: str, function: ValidatorFunction) -> ValidatorSpec:
+    """A validator from a plain function, for registering one in code (`@validator` marks
+    one in a module instead); a worker runs it given to `build_worker(validators=...)`."""
+    if not isinstance(name, str) or name.split() != [name]:
+        raise ValueError(f"a validator's name must be one word without spaces, not {name!r}")
+    if not callable(function):
+        raise TypeError(f"validator '{name}': {function!r} is not callable")
+    return ValidatorSpec(name, function)
+
+
+def validator(name: str) -> Callable[[ValidatorFunction], ValidatorFunction]:
+    """Mark a function ``(outputs) -> (is_valid, errors)`` (sync or async) as a validator
+    that llm_call steps name in ``validate: [{validator: NAME}]``."""
+
+    def mark(function: ValidatorFunction) -> ValidatorFunction:
+        function.__validator__ = validator_spec(name, function)  # type: ignore[attr-defined]
+        return function
+
+    return mark
+
+
+Spec = TypeVar("Spec", ActionSpec, ValidatorSpec)
+
+
 def load_custom_actions(module_names: Iterable[str]) -> dict[str, ActionSpec]:
     """Every function marked with @action in the named modules."""
-    found: dict[str, ActionSpec] = {}
+    return _marked(module_names, "__action__", ActionSpec)
+
+
+def load_custom_validators(module_names: Iterable[str]) -> dict[str, ValidatorSpec]:
+    """Every function marked with @validator in the named modules."""
+    return _marked(module_names, "__validator__", ValidatorSpec)
+
+
+def _marked(module_names: Iterable[str], attribute: str, kind: type[Spec]) -> dict[str, Spec]:
+    found: dict[str, Spec] = {}
     for module_name in module_names:
         module = importlib.import_module(module_name)
         for value in vars(module).values():
-            spec = getattr(value, "__action__", None)
-            if isinstance(spec, ActionSpec):
+            spec = getattr(value, attribute, None)
+            if isinstance(spec, kind):
                 found[spec.name] = spec
     return found
 

@@ -30,7 +30,7 @@ from temporalio.worker import Replayer
 
 from activities.definitions import load_bundle, load_text_bundle
 from activities.endpoints import is_configured
-from activities.registry import load_custom_actions, params_models
+from activities.registry import load_custom_actions, load_custom_validators, params_models
 from engine.local_stack import ensure_server, ensure_worker, is_local_stack
 from engine.settings import Settings
 from workflows import search_attributes
@@ -111,11 +111,19 @@ class EngineClient:
     """One connection to a Temporal namespace and the engine's task queue."""
 
     def __init__(
-        self, client: Client, settings: Settings, note: Callable[[str], None] | None = None
+        self,
+        client: Client,
+        settings: Settings,
+        note: Callable[[str], None] | None = None,
+        *,
+        start_worker: bool = True,
     ) -> None:
         self.temporal = client
         self.settings = settings
         self._note = note or (lambda message: None)
+        self._start_worker = start_worker
+        """Whether to make sure a worker polls the queue (the local stack's, if none does);
+        off when the caller runs its own worker."""
 
     @classmethod
     async def connect(
@@ -124,12 +132,14 @@ class EngineClient:
         *,
         note: Callable[[str], None] | None = None,
         start_local: bool = True,
+        start_worker: bool = True,
     ) -> EngineClient:
         """Connect; with `start_local`, a loopback address where nothing listens gets the
-        local dev server (and, when runs start, a background worker), as on a fresh machine."""
+        local dev server (and, with `start_worker`, a background worker when runs start), as
+        on a fresh machine."""
         settings = settings or Settings.from_env()
         client = await ensure_server(settings, note or (lambda message: None), start_local)
-        return cls(client, settings, note)
+        return cls(client, settings, note, start_worker=start_worker)
 
     # definitions
 
@@ -157,7 +167,7 @@ class EngineClient:
         variables = dict(variables or {})
         resolve_variables(loaded.definition, variables)
         mocked = self._mocked(loaded, offline)
-        await ensure_worker(self.temporal, self.settings, self._note)
+        await self._ensure_worker()
         name = loaded.definition.workflow.name
         run_id = execution_id or f"{name}-{uuid.uuid4().hex[:12]}"
         await self.temporal.start_workflow(
@@ -213,7 +223,7 @@ class EngineClient:
         too), with Temporal's state of the run."""
         handle = await self._handle(execution_id)
         description = await handle.describe()
-        await ensure_worker(self.temporal, self.settings, self._note)
+        await self._ensure_worker()
         try:
             status = await handle.query("status", result_type=RunStatus)
         except (RPCError, WorkflowQueryFailedError) as exc:
@@ -301,7 +311,7 @@ class EngineClient:
         finished items of an unfinished for_each) as they are; `from_step` and every step
         that waits for it run again; `variables` change what runs again."""
         old = await self._handle(execution_id)
-        await ensure_worker(self.temporal, self.settings, self._note)
+        await self._ensure_worker()
         history = await old.fetch_history()
         started = history.events[0].workflow_execution_started_event_attributes
         [previous] = await self.temporal.data_converter.decode(started.input.payloads, [RunInput])
@@ -355,6 +365,10 @@ class EngineClient:
 
     # helpers
 
+    async def _ensure_worker(self) -> None:
+        if self._start_worker:
+            await ensure_worker(self.temporal, self.settings, self._note)
+
     async def _handle(self, execution_id: str) -> WorkflowHandle[Any, RunResult]:
         handle = self.temporal.get_workflow_handle(execution_id, result_type=RunResult)
         try:
@@ -401,20 +415,25 @@ class EngineClient:
 
 def load_file(path: str | Path, settings: Settings) -> LoadedDefinition:
     """A definition file and the files its `workflow` steps run, validated together (with
-    the custom actions of ACTION_MODULES); DefinitionError lists every problem as
-    FILE:LINE:COL."""
-    return load_bundle(Path(path), str(path), _actions(settings))
+    the custom actions and validators of ACTION_MODULES); DefinitionError lists every
+    problem as FILE:LINE:COL."""
+    return load_bundle(Path(path), str(path), _actions(settings), validators=_validators(settings))
 
 
 def load_yaml(
     text: str, settings: Settings, name: str = "<yaml>", base: Path | None = None
 ) -> LoadedDefinition:
     """Like `load_file`, for YAML text; child files are looked up under `base`."""
-    return load_text_bundle(text, name, (base or Path.cwd()) / name, _actions(settings))
+    path = (base or Path.cwd()) / name
+    return load_text_bundle(text, name, path, _actions(settings), validators=_validators(settings))
 
 
 def _actions(settings: Settings) -> dict[str, Any]:
     return params_models(load_custom_actions(settings.action_modules))
+
+
+def _validators(settings: Settings) -> set[str]:
+    return set(load_custom_validators(settings.action_modules))
 
 
 def failure_reason(exc: WorkflowFailureError) -> str:

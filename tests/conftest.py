@@ -26,7 +26,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.llm import Endpoint, build_providers
-from activities.registry import ActionSpec
+from activities.registry import ActionSpec, ValidatorSpec
 from engine.local_stack import TUNED_SERVER_FLAGS, temporal_cli
 from tests.fake_llm import FakeLlmServer
 from worker import build_worker
@@ -76,6 +76,7 @@ async def new_worker(
     definitions_dir: Path = ROOT,
     actions: Mapping[str, ActionSpec] | None = None,
     secrets: Mapping[str, str] | None = None,
+    validators: Mapping[str, ValidatorSpec] | None = None,
 ) -> AsyncIterator[Worker]:
     worker = build_worker(
         client,
@@ -84,6 +85,7 @@ async def new_worker(
         definitions_dir,
         actions,
         secrets,
+        validators=validators,
     )
     async with worker:
         yield worker

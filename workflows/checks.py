@@ -1,5 +1,6 @@
 """Checks across a definition that a field-by-field model cannot make: unique ids and output
-names, model routing, actions, what each template refers to, and the order steps can run in.
+names, model routing, actions and validators, what each template refers to, and the order
+steps can run in.
 
 They read the raw parsed YAML, so they still report when the model found other problems:
 a user sees every problem in one pass.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from graphlib import CycleError, TopologicalSorter
 from typing import Any
 
@@ -39,7 +40,9 @@ def suggest(word: str, choices: set[str]) -> str:
 
 
 def cross_checks(
-    source: Source, actions: Mapping[str, type[BaseModel]] = ACTION_PARAMS
+    source: Source,
+    actions: Mapping[str, type[BaseModel]] = ACTION_PARAMS,
+    validators: Collection[str] = (),
 ) -> list[Problem]:
     spec = _dict(source.data.get("workflow")) if isinstance(source.data, dict) else {}
     raw_steps = spec.get("steps")
@@ -48,7 +51,7 @@ def cross_checks(
     variables = {str(name) for name in _dict(spec.get("variables"))}
     owners = output_owners(steps)
     step_ids = {s["id"] for s in steps if isinstance(s.get("id"), str)}
-    checker = _Checker(source, variables, set(owners), step_ids, actions)
+    checker = _Checker(source, variables, set(owners), step_ids, actions, set(validators))
     checker.reserved_variables()
     checker.outputs(steps, index_of)
     default_model = _dict(spec.get("defaults")).get("model")
@@ -77,12 +80,14 @@ class _Checker:
         outputs: set[str],
         step_ids: set[str],
         actions: Mapping[str, type[BaseModel]],
+        validators: set[str],
     ) -> None:
         self.source = source
         self.variables = variables
         self.visible = variables | outputs
         self.step_ids = step_ids
         self.actions = actions
+        self.validators = validators
         self.problems: list[Problem] = []
 
     def add(self, path: Path, message: str, *, at_key: bool = False) -> None:
@@ -114,6 +119,7 @@ class _Checker:
         kind = step.get("type")
         if kind == "llm_call":
             self._models(path, step, default_model)
+            self._validators(path, step)
         elif kind == "action":
             self._action(path, step)
         for dep_index, dep in enumerate(_list(step.get("depends_on"))):
@@ -146,6 +152,20 @@ class _Checker:
                 except ValueError as exc:
                     self.add(model_path, str(exc))
 
+    def _validators(self, path: Path, step: dict) -> None:
+        for index, check in enumerate(_list(step.get("validate"))):
+            name = check.get("validator") if isinstance(check, dict) else None
+            if not isinstance(name, str) or name in self.validators:
+                continue
+            message = f"unknown validator '{name}'" + suggest(name, self.validators)
+            known = ", ".join(sorted(self.validators))
+            message += (
+                f" (validators: {known})"
+                if known
+                else " (none is registered: list the module that registers it in ACTION_MODULES)"
+            )
+            self.add((*path, "validate", index, "validator"), message)
+
     def _action(self, path: Path, step: dict) -> None:
         name = step.get("action")
         if not isinstance(name, str):
@@ -157,8 +177,9 @@ class _Checker:
             return
         params = _dict(step.get("params"))
         fields = {info.alias or key: info for key, info in params_model.model_fields.items()}
+        open_params = params_model.model_config.get("extra") == "allow"  # any params go
         for key in params:
-            if key not in fields:
+            if key not in fields and not open_params:
                 message = f"unknown param '{key}' for action {name}" + suggest(
                     str(key), set(fields)
                 )

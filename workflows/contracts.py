@@ -94,6 +94,8 @@ class RunStatus(BaseModel):
     items: dict[str, dict[int, ItemResult]] = {}
     """Finished items of for_each steps that have not finished (running, failed or cut
     short), by step id and index."""
+    variables: dict[str, Any] = {}
+    """The run's variables, defaults filled in."""
     awaited_signals: list[str] = []
     """Signal names the definition's steps wait for (others are dropped)."""
     dropped_signals: int = 0
@@ -173,3 +175,20 @@ class ActionInput(BaseModel):
 class ActionResult(BaseModel):
     value: Any
     attempt: int
+
+
+VALIDATOR_PREFIX = "validator."
+"""A validator's activity is named this plus its name: `validator.no_pii`."""
+
+
+class ValidatorInput(BaseModel):
+    step_id: str
+    validator: str
+    outputs: dict[str, Any]
+    """The llm_call's outputs as the reply gave them."""
+
+
+class ValidatorResult(BaseModel):
+    valid: bool
+    errors: list[str] = []
+    """Why the reply is not valid; the model is told them when it is asked again."""

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from workflows.durations import Duration, parse_duration
 
@@ -28,9 +37,23 @@ def _number_as_text(value: Any) -> Any:
 
 
 class _Model(BaseModel):
-    """Unknown fields are errors, so a typo is reported instead of ignored."""
+    """Unknown fields are errors, so a typo is reported instead of ignored. Fields left unset
+    (None by default) are left out when a definition is written, so a run's input in the UI
+    shows what the file said, not a page of nulls."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
+
+    @model_serializer(mode="wrap")
+    def _without_unset_nones(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if not isinstance(data, dict):
+            return data
+        fields = type(self).model_fields
+        for name, info in fields.items():
+            key = info.alias or name
+            if info.default is None and data.get(key, 0) is None:
+                del data[key]
+        return data
 
 
 class VariableSpec(_Model):
@@ -131,18 +154,41 @@ Output = Annotated[
 
 
 class ValidateSpec(_Model):
-    """A check on an llm_call's reply; when it fails, the model is asked again."""
+    """A check on an llm_call's reply (an expression or a validator); a failure re-asks."""
 
-    expr: str = Field(
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["expr"]}, {"required": ["validator"]}]}
+    )
+
+    expr: str | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
         description='A template such as "{{ urgency >= 1 and urgency <= 5 }}" that sees the '
         "step's own outputs; a false result re-asks the model. Write it in {{ }}: plain text "
-        "is always true."
+        "is always true. Give expr or validator.",
+    )
+    validator: str | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="The name of a validator the worker registers (Python, run as an "
+        "activity): it gets the step's outputs and answers (is_valid, errors); its errors "
+        "re-ask the model. Give expr or validator.",
     )
     message: str | None = Field(
         default=None,
-        description="The reason the model is told when expr is false. Default: "
-        "'validation failed: <expr>'.",
+        description="The reason the model is told when the check fails. Default: "
+        "'validation failed: <expr>', or the validator's errors (after this text when set).",
     )
+
+    @model_validator(mode="after")
+    def _one_check(self) -> ValidateSpec:
+        if self.expr is None and self.validator is None:
+            raise ValueError(
+                "an entry needs 'expr' (a template) or 'validator' (a registered validator's name)"
+            )
+        if self.expr is not None and self.validator is not None:
+            raise ValueError("an entry has 'expr' or 'validator', not both")
+        return self
 
 
 class LlmDefaults(_Model):

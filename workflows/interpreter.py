@@ -135,6 +135,7 @@ class YamlWorkflow:
             variables = resolve_variables(definition, run_input.variables)
         except WorkflowError as exc:
             raise ApplicationError(str(exc), type="VariablesError", non_retryable=True) from None
+        self._status.variables = variables
         info = workflow.info()
         started_at = run_input.started_at or info.start_time.isoformat()
         context: dict[str, Any] = {

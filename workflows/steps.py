@@ -15,6 +15,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 
 with workflow.unsafe.imports_passed_through():
     from workflows.contracts import (
+        VALIDATOR_PREFIX,
         ActionInput,
         ActionResult,
         ChatMessage,
@@ -24,6 +25,8 @@ with workflow.unsafe.imports_passed_through():
         RunResult,
         SecretSlot,
         Usage,
+        ValidatorInput,
+        ValidatorResult,
     )
     from workflows.definition import (
         ActionStep,
@@ -33,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         RetrySpec,
         SetStep,
         Step,
+        ValidateSpec,
         WaitForSignalStep,
         WorkflowStep,
     )
@@ -52,6 +56,9 @@ SIGNAL_WAIT_DRAINS_PATCH = "signal-wait-continues-as-new"
 HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 """Activities heartbeat every few seconds: a lost worker is noticed, a cancel reaches them."""
 DEFAULT_RETRY = RetrySpec(max_attempts=5, initial_interval="1s", backoff=2.0, max_interval="1m")
+VALIDATOR_TIMEOUT = timedelta(seconds=30)
+VALIDATOR_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
+"""A validator that raises is retried twice; its (False, errors) answer is not an error."""
 
 
 class StepFailed(Exception):
@@ -95,7 +102,7 @@ class StepRunner:
     async def run_once(self, step: Step, context: dict[str, Any], key: str) -> Once:
         """Run a step once; `key` names this execution (step id and item index)."""
         if isinstance(step, LlmCallStep):
-            return await self._llm_call(step, context)
+            return await self._llm_call(step, context, key)
         if isinstance(step, SetStep):
             await self.pace()
             return Once(
@@ -128,7 +135,7 @@ class StepRunner:
         self._spent = 0
         self.work.spent = 0
 
-    async def _llm_call(self, step: LlmCallStep, context: dict[str, Any]) -> Once:
+    async def _llm_call(self, step: LlmCallStep, context: dict[str, Any], key: str) -> Once:
         call = LlmCallInput(
             step_id=step.id,
             provider="",
@@ -142,10 +149,10 @@ class StepRunner:
         attempts = 0
         usage = Usage()
         for reask in range(step.max_reasks + 1):
-            reply = await self._call_models(step, call)
+            reply = await self._call_models(step, call, key)
             attempts += reply.attempt
             usage += reply.usage
-            outputs, problem = self._llm_outputs(step, reply, context)
+            outputs, problem = await self._llm_outputs(step, reply, context, attempts)
             if problem is None:
                 return Once(outputs, attempts, usage)
             workflow.metric_meter().create_counter("llm_reasks", "re-asks").add(
@@ -168,8 +175,8 @@ class StepRunner:
             )
         raise AssertionError("unreachable")
 
-    def _llm_outputs(
-        self, step: LlmCallStep, reply: LlmCallResult, context: dict[str, Any]
+    async def _llm_outputs(
+        self, step: LlmCallStep, reply: LlmCallResult, context: dict[str, Any], attempts: int
     ) -> tuple[dict[str, Any], str | None]:
         if reply.invalid is not None:
             return {}, reply.invalid
@@ -178,6 +185,11 @@ class StepRunner:
         else:
             outputs = {step.outputs[0].name if step.outputs else "text": reply.text}
         for check in step.validate_:
+            if check.validator is not None:
+                problem = await self._validator(step, check, outputs, attempts)
+                if problem is not None:
+                    return outputs, problem
+                continue
             try:
                 accepted = render(check.expr, {**context, **outputs})
             except WorkflowError as exc:
@@ -186,7 +198,36 @@ class StepRunner:
                 return outputs, check.message or f"validation failed: {check.expr}"
         return outputs, None
 
-    async def _call_models(self, step: LlmCallStep, call: LlmCallInput) -> LlmCallResult:
+    async def _validator(
+        self, step: LlmCallStep, check: ValidateSpec, outputs: dict[str, Any], attempts: int
+    ) -> str | None:
+        """Why a registered validator rejects the outputs, or None. It is user code, so it
+        runs as an activity (only for steps that name one: other runs replay unchanged)."""
+        name = str(check.validator)
+        try:
+            result: ValidatorResult = await workflow.execute_activity(
+                VALIDATOR_PREFIX + name,
+                ValidatorInput(step_id=step.id, validator=name, outputs=outputs),
+                result_type=ValidatorResult,
+                start_to_close_timeout=VALIDATOR_TIMEOUT,
+                retry_policy=VALIDATOR_RETRY,
+                summary=f"{step.id}: validator {name}",
+            )
+        except ActivityError as exc:
+            tries = _attempts(exc, VALIDATOR_RETRY)
+            raise StepFailed(
+                f"step '{step.id}': validator '{name}' failed after {tries} attempt(s): "
+                f"{failure_reason(exc)}",
+                attempts,
+            ) from None
+        if result.valid:
+            return None
+        reasons = "; ".join(result.errors) or f"validator '{name}' rejected the reply"
+        return f"{check.message}: {reasons}" if check.message else reasons
+
+    async def _call_models(
+        self, step: LlmCallStep, call: LlmCallInput, key: str
+    ) -> LlmCallResult:
         """The step's model, then its fallbacks in order, each with Temporal's retries."""
         policy = _retry_policy(step.retry or self.defaults.retry)
         timeout = _timeout(step.timeout or self.defaults.timeout)
@@ -209,7 +250,7 @@ class StepRunner:
                     heartbeat_timeout=HEARTBEAT_TIMEOUT,
                     retry_policy=policy,
                     task_queue=self.llm_task_queue,
-                    summary=f"{step.id}: {provider}/{target.model}",
+                    summary=f"{key}: {provider}/{target.model}",  # key: step id/item
                 )
             except ActivityError as exc:
                 workflow.metric_meter().create_counter("llm_model_failures", "models given up").add(
@@ -317,7 +358,7 @@ class StepRunner:
                 heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=policy,
                 task_queue=self.action_task_queue,
-                summary=f"{step.id}: {step.action}",
+                summary=f"{key}: {step.action}",
             )
         except ActivityError as exc:
             attempts = _attempts(exc, policy)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import yaml
@@ -53,20 +53,27 @@ def _fields(found: type[BaseModel]) -> set[str]:
 
 
 def load_definition(
-    text: str, file: str, actions: Mapping[str, type[BaseModel]] = ACTION_PARAMS
+    text: str,
+    file: str,
+    actions: Mapping[str, type[BaseModel]] = ACTION_PARAMS,
+    validators: Collection[str] = (),
 ) -> Definition:
     """Parse and validate a definition; raise DefinitionError listing every problem.
 
-    `actions` are the params models of the actions a worker runs (built-ins by default)."""
-    return load_with_source(text, file, actions)[1]
+    `actions` are the params models of the actions a worker runs (built-ins by default),
+    `validators` the names of the validators it runs (none by default)."""
+    return load_with_source(text, file, actions, validators)[1]
 
 
 def load_with_source(
-    text: str, file: str, actions: Mapping[str, type[BaseModel]] = ACTION_PARAMS
+    text: str,
+    file: str,
+    actions: Mapping[str, type[BaseModel]] = ACTION_PARAMS,
+    validators: Collection[str] = (),
 ) -> tuple[Source, Definition]:
     """Like load_definition, keeping the source so later problems can be located too."""
     source = parse_yaml(text, file)
-    problems = source.problems + cross_checks(source, actions)
+    problems = source.problems + cross_checks(source, actions, validators)
     try:
         definition = Definition.model_validate(source.data)
     except ValidationError as exc:
@@ -110,6 +117,8 @@ def _model_problems(source: Source, exc: ValidationError) -> list[Problem]:
             problems.append(source.problem(path, message))
         else:
             where = ".".join(str(part) for part in path[-1:]) or "workflow"
+            if len(path) > 1 and isinstance(path[-1], int):  # an item: name its list
+                where = str(path[-2])
             message = error["msg"].removeprefix("Value error, ")
             problems.append(source.problem(path, f"{where}: {message}"))
     return problems
