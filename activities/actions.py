@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.database import DatabaseActions
 from activities.email import EmailActions
+from activities.failures import with_attempt
 from activities.files import FileActions
 from activities.heartbeat import heartbeating
 from activities.http import HttpActions
@@ -68,19 +69,10 @@ def action_activity(spec: ActionSpec, secrets: Mapping[str, str]) -> Callable[..
                 non_retryable=True,
             ) from None
         except ApplicationError as exc:
-            raise ApplicationError(
-                redact(exc.message, used),
-                {"attempt": attempt},
-                type=exc.type,
-                non_retryable=exc.non_retryable,
-                next_retry_delay=exc.next_retry_delay,
-            ) from None
+            raise with_attempt(exc, attempt, redact(exc.message, used)) from None
         except Exception as exc:
-            raise ApplicationError(
-                redact(f"{spec.name}: {type(exc).__name__}: {exc}", used),
-                {"attempt": attempt},
-                type=type(exc).__name__,
-            ) from None
+            message = f"{spec.name}: {type(exc).__name__}: {exc}"
+            raise with_attempt(exc, attempt, redact(message, used)) from None
         return ActionResult(value=redact(value, used), attempt=attempt)
 
     return run_action

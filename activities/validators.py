@@ -15,6 +15,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.failures import with_attempt
 from activities.registry import ValidatorFunction
 from workflows.contracts import VALIDATOR_PREFIX, ValidatorInput, ValidatorResult
 
@@ -33,19 +34,9 @@ def validator_activity(name: str, handler: ValidatorFunction) -> Callable[..., A
                 if inspect.isawaitable(answer):
                     answer = await answer
         except ApplicationError as exc:  # the validator's own: keep its type and retry hints
-            raise ApplicationError(
-                exc.message,
-                {"attempt": attempt},
-                type=exc.type,
-                non_retryable=exc.non_retryable,
-                next_retry_delay=exc.next_retry_delay,
-            ) from None
+            raise with_attempt(exc, attempt, exc.message) from None
         except Exception as exc:
-            raise ApplicationError(
-                f"{type(exc).__name__}: {exc}",
-                {"attempt": attempt},
-                type=type(exc).__name__,
-            ) from None
+            raise with_attempt(exc, attempt, f"{type(exc).__name__}: {exc}") from None
         return _result(name, answer, attempt)
 
     return run_validator

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import cache, lru_cache
 from typing import Any
 
@@ -121,7 +122,7 @@ def render(source: Any, context: Mapping[str, Any]) -> Any:
         return [render(value, context) for value in source]
     if not isinstance(source, str) or ("{{" not in source and "{%" not in source):
         return source
-    try:
+    with _template_errors(source):
         expression = _single_expression(source)
         if expression is not None:
             value = bounded_render(lambda: _expression(expression)(**context), context.get(WORK))
@@ -130,6 +131,13 @@ def render(source: Any, context: Mapping[str, Any]) -> Any:
             return value
         template = _template(source)
         return bounded_render(lambda: template.generate(**context), context.get(WORK))
+
+
+@contextmanager
+def _template_errors(source: str) -> Iterator[None]:
+    """Whatever a render raises, as one TemplateError that names the template."""
+    try:
+        yield
     except TemplateLimitError as exc:
         raise TemplateLimitError(f"{exc} in template {_shorten(source)}") from None
     except jinja2.UndefinedError as exc:
@@ -163,15 +171,9 @@ def render_params(
         return items, slots
     if not isinstance(source, str) or not uses_secrets(source):
         return render(source, context), []
-    try:
+    with _template_errors(source):
         template = _marking_template(source)
         marked = bounded_render(lambda: template.generate(**context), context.get(WORK))
-    except TemplateLimitError as exc:
-        raise TemplateLimitError(f"{exc} in template {_shorten(source)}") from None
-    except jinja2.TemplateError as exc:
-        raise TemplateError(f"{exc.message or exc} in template {_shorten(source)}") from None
-    except Exception as exc:
-        raise TemplateError(f"{type(exc).__name__}: {exc} in template {_shorten(source)}") from None
     parts = _unmark(marked, source)
     display = "".join(
         part if index % 2 == 0 else str(SecretRef(part)) for index, part in enumerate(parts)
