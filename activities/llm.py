@@ -22,7 +22,7 @@ from activities.providers.openai_chat import OpenAIChatProvider
 from activities.retry_after import retry_after
 from activities.structured_replies import parse_reply
 from activities.tracing import span
-from workflows.contracts import LlmCallInput, LlmCallResult, Usage
+from workflows.contracts import LLM_CALL, LlmCallInput, LlmCallResult, Usage
 
 SDK_TIMEOUT_SECONDS = 600.0
 """Generous: the step's `timeout` (Temporal's start-to-close) is the limit that counts."""
@@ -74,7 +74,7 @@ class LlmActivities:
         self._max_reply = max_reply_bytes
         self._prices = prices
 
-    @activity.defn(name="llm_call")
+    @activity.defn(name=LLM_CALL)
     async def llm_call(self, call: LlmCallInput) -> LlmCallResult:
         """One call, logged with the run's ids and counted in the worker's metrics."""
         info = activity.info()

@@ -12,7 +12,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.definitions import OUTSIDE, confined, load_bundle, quoted, usable_name
 from workflows.actions import ACTION_PARAMS
-from workflows.contracts import LoadDefinitionInput, LoadedDefinition
+from workflows.contracts import LOAD_DEFINITION, LoadDefinitionInput, LoadedDefinition
 from workflows.errors import DefinitionError
 
 
@@ -27,7 +27,7 @@ class DefinitionActivities:
         self._actions = actions
         self._validators = validators
 
-    @activity.defn(name="load_definition")
+    @activity.defn(name=LOAD_DEFINITION)
     async def load_definition(self, request: LoadDefinitionInput) -> LoadedDefinition:
         name = request.path
         path = self._dir / name

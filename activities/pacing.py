@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from temporalio import activity
 
+from workflows.contracts import PACE
 
-@activity.defn(name="pace")
+
+@activity.defn(name=PACE)
 async def pace() -> None:
     return None

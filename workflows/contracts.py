@@ -111,6 +111,10 @@ class RunResult(BaseModel):
     usage: Usage
 
 
+LOAD_DEFINITION = "load_definition"
+"""The activity that reads a run's definition file (activities/load_definition.py)."""
+
+
 class LoadDefinitionInput(BaseModel):
     path: str
 
@@ -125,6 +129,12 @@ class LoadedDefinition(BaseModel):
 class ChatMessage(BaseModel):
     role: Literal["user", "assistant"]
     content: str
+
+
+LLM_CALL = "llm_call"
+"""The activity that makes one model call (activities/llm.py)."""
+PACE = "pace"
+"""The no-op local activity a long stretch of in-workflow work yields with."""
 
 
 class LlmCallInput(BaseModel):

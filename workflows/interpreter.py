@@ -21,6 +21,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes
     from workflows.contracts import (
+        LOAD_DEFINITION,
         LoadDefinitionInput,
         LoadedDefinition,
         RunInput,
@@ -36,8 +37,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.template_limits import WORK
     from workflows.templates import SecretRefs
     from workflows.validation import resolve_variables
-
-LOAD_DEFINITION = "load_definition"
 
 
 SIGNAL_LIMITS_PATCH = "signal-limits"

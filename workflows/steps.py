@@ -15,6 +15,8 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 
 with workflow.unsafe.imports_passed_through():
     from workflows.contracts import (
+        LLM_CALL,
+        PACE,
         VALIDATOR_PREFIX,
         ActionInput,
         ActionResult,
@@ -47,8 +49,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.template_limits import WORK_PER_BREAK, Work
     from workflows.templates import render, render_params
 
-LLM_CALL = "llm_call"
-PACE = "pace"
 DEFAULT_TIMEOUT = timedelta(seconds=60)
 IN_WORKFLOW_BUDGET = 100
 TEMPLATE_WORK_PATCH = "template-work-pacing"
@@ -225,9 +225,7 @@ class StepRunner:
         reasons = "; ".join(result.errors) or f"validator '{name}' rejected the reply"
         return f"{check.message}: {reasons}" if check.message else reasons
 
-    async def _call_models(
-        self, step: LlmCallStep, call: LlmCallInput, key: str
-    ) -> LlmCallResult:
+    async def _call_models(self, step: LlmCallStep, call: LlmCallInput, key: str) -> LlmCallResult:
         """The step's model, then its fallbacks in order, each with Temporal's retries."""
         policy = _retry_policy(step.retry or self.defaults.retry)
         timeout = _timeout(step.timeout or self.defaults.timeout)
