@@ -269,6 +269,14 @@ async def cmd_codec_server(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.rest import serve
+    from engine.rest_auth import ApiConfig
+
+    await serve(settings, ApiConfig.from_env(os.environ), args.host, args.port)
+    return 0
+
+
 async def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     from engine.client import load_file
     from workflows.errors import WorkflowError
@@ -373,6 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
     codec.add_argument("--port", type=int, default=8081)
     codec.add_argument("--origin", help="the UI's origin (default: TEMPORAL_UI_URL)")
     codec.set_defaults(handler=cmd_codec_server)
+    serve = commands.add_parser(
+        "serve", help='the REST API (tokens: API_TOKENS or API_TOKENS_FILE; README "REST API")'
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(handler=cmd_serve)
     validate = commands.add_parser("validate", help="check definition files; exit 1 on problems")
     validate.add_argument("files", nargs="+")
     validate.set_defaults(handler=cmd_validate)

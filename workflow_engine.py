@@ -8,8 +8,9 @@ task queue and whatever worker polls it (on a machine where nothing runs, the lo
 server and a background worker are started, as `starter.py run` does). When keys, actions or
 validators are given, this process runs a worker of its own on a queue named after them
 (`<TEMPORAL_TASK_QUEUE>-embedded-<digest>`), so the handlers and keys it holds are the ones
-that serve its runs. Its open runs wait while the process is gone, losing nothing, and go
-on when a process with the same registrations starts again (e.g. the same script).
+that serve its runs; that worker runs while a call of the engine is in progress. Open runs
+wait while no such worker runs (the process is gone, or between calls), losing nothing, and
+go on when a process with the same registrations calls again (e.g. the same script).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+from temporalio.worker import Worker
 
 from activities.definitions import load_bundle, load_text_bundle
 from activities.endpoints import Endpoint
@@ -42,6 +45,24 @@ from workflows.errors import RunFailed, RunNotFound, WorkflowError
 
 ActionHandler = Callable[[dict[str, Any]], Awaitable[Any] | Any]
 ValidatorHandler = Callable[[dict[str, Any]], Awaitable[tuple[bool, list[str]]] | Any]
+
+
+def _serving(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """A public call: this process's worker (if it has one) runs while any call is in
+    progress and stops when the last one returns, so a script's `asyncio.run(main())` ends
+    with no worker of ours left for the event loop to tear down mid-poll."""
+
+    @functools.wraps(method)
+    async def call(self: WorkflowEngine, *args: Any, **kwargs: Any) -> Any:
+        self._calls += 1
+        try:
+            return await method(self, *args, **kwargs)
+        finally:
+            self._calls -= 1
+            if self._calls == 0:
+                await self._stop_worker()
+
+    return call
 
 
 class AnyParams(BaseModel):
@@ -92,9 +113,12 @@ class WorkflowEngine:
             self.register_action(name, handler)
         self._client: EngineClient | None = None
         self._worker_task: asyncio.Task[None] | None = None
+        self._worker: Worker | None = None
+        self._calls = 0
 
     # the seed's methods
 
+    @_serving
     async def execute_file(
         self,
         filepath: str,
@@ -117,6 +141,7 @@ class WorkflowEngine:
         )
         return await self._execute(loaded, variables, execution_id)
 
+    @_serving
     async def execute_yaml(
         self, yaml_content: str, variables: dict[str, Any] | None = None
     ) -> dict[str, Any]:
@@ -131,6 +156,7 @@ class WorkflowEngine:
         )
         return await self._execute(loaded, variables, None)
 
+    @_serving
     async def resume_execution(
         self, execution_id: str, variables: dict[str, Any] | None = None
     ) -> dict[str, Any]:
@@ -156,6 +182,7 @@ class WorkflowEngine:
         runs as an activity on this process's worker."""
         self._validators[name] = validator_spec(name, handler)
 
+    @_serving
     async def list_executions(
         self, workflow_name: str | None = None, status: str | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
@@ -165,6 +192,7 @@ class WorkflowEngine:
         runs = await client.list(workflow_name, status, limit=limit)
         return [run.model_dump(mode="json") for run in runs]
 
+    @_serving
     async def get_execution_status(self, execution_id: str) -> dict[str, Any]:
         """`{execution_id, workflow_name, status, current_step, completed_steps, started_at,
         updated_at, variables, outputs}` (outputs by step id), as the seed shapes it."""
@@ -189,6 +217,7 @@ class WorkflowEngine:
             "usage": status.usage.model_dump(),
         }
 
+    @_serving
     async def cancel_execution(self, execution_id: str) -> bool:
         """Cancel a running run (and its running activities); False if it had ended."""
         client = await self._connect()
@@ -203,11 +232,19 @@ class WorkflowEngine:
 
     async def close(self) -> None:
         """Stop this process's worker, if it runs one (open runs wait for the next)."""
-        if self._worker_task is not None:
-            self._worker_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker_task
-            self._worker_task = None
+        await self._stop_worker()
+
+    async def _stop_worker(self) -> None:
+        """A graceful shutdown, finished before the call returns: the worker leaves the
+        queue registered with nobody, so the next call can start one again."""
+        if self._worker_task is None:
+            return
+        if self._worker is not None:
+            await self._worker.shutdown()
+        self._worker_task.cancel()  # if it never got as far as running
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._worker_task
+        self._worker_task = self._worker = None
 
     async def __aenter__(self) -> WorkflowEngine:
         return self
@@ -239,6 +276,8 @@ class WorkflowEngine:
 
     async def _connect(self) -> EngineClient:
         if self._client is not None:
+            if self._embedded() and self._worker_task is None:
+                self._worker_task = asyncio.create_task(self._serve(self._client))
             return self._client
         settings = self._settings
         if self._embedded():
@@ -249,6 +288,8 @@ class WorkflowEngine:
             )
         client = await EngineClient.connect(settings, start_worker=not self._embedded())
         if self._embedded():
+            client.poller_wait = 5.0  # our worker starts with each call: let it poll first
+        if self._embedded():
             self._worker_task = asyncio.create_task(self._serve(client))
         self._client = client
         return client
@@ -258,7 +299,7 @@ class WorkflowEngine:
         from worker import build_actions, build_worker
 
         settings = client.settings
-        worker = build_worker(
+        self._worker = worker = build_worker(
             client.temporal,
             settings.task_queue,
             build_providers(settings.endpoints),

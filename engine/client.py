@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -70,6 +70,9 @@ VISIBILITY_NAMES = {
 }
 UNREACHABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}
 RECONNECT_EVERY_SECONDS = 1.0
+QUERY_TIMEOUT = timedelta(seconds=5)
+"""A run whose worker is gone (but was seen polling lately) leaves a query waiting; the
+caller gets StatusUnavailable after this instead of waiting with it."""
 
 
 class Started(BaseModel):
@@ -124,6 +127,8 @@ class EngineClient:
         self._start_worker = start_worker
         """Whether to make sure a worker polls the queue (the local stack's, if none does);
         off when the caller runs its own worker."""
+        self.poller_wait = 0.0
+        """Seconds a status query waits for a worker that has just started to poll."""
 
     @classmethod
     async def connect(
@@ -224,12 +229,7 @@ class EngineClient:
         handle = await self._handle(execution_id)
         description = await handle.describe()
         await self._ensure_worker()
-        try:
-            status = await handle.query("status", result_type=RunStatus)
-        except (RPCError, WorkflowQueryFailedError) as exc:
-            raise StatusUnavailable(
-                f"run {execution_id} did not answer the status query: {exc}"
-            ) from None
+        status = await _status_query(handle, execution_id, self.poller_wait)
         state = STATES.get(description.status, "unknown") if description.status else "unknown"
         if state != "running":
             status.running = []  # what was running when it ended is not running now
@@ -434,6 +434,24 @@ def _actions(settings: Settings) -> dict[str, Any]:
 
 def _validators(settings: Settings) -> set[str]:
     return set(load_custom_validators(settings.action_modules))
+
+
+async def _status_query(
+    handle: WorkflowHandle[Any, Any], execution_id: str, poller_wait: float
+) -> RunStatus:
+    """The run's `status` query. A worker that has just started may not have polled yet:
+    with `poller_wait`, "no poller seen" is asked again for that many seconds."""
+    deadline = asyncio.get_running_loop().time() + poller_wait
+    while True:
+        try:
+            return await handle.query("status", result_type=RunStatus, rpc_timeout=QUERY_TIMEOUT)
+        except (RPCError, WorkflowQueryFailedError) as exc:
+            if "no poller seen" in str(exc) and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.25)
+                continue
+            raise StatusUnavailable(
+                f"run {execution_id} did not answer the status query: {exc}"
+            ) from None
 
 
 def failure_reason(exc: WorkflowFailureError) -> str:

@@ -14,6 +14,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from engine.settings import Settings
 from workflows import search_attributes
+from workflows.errors import UsageError
 
 
 async def register_search_attributes(client: Client, namespace: str) -> list[str]:
@@ -34,9 +35,14 @@ async def register_search_attributes(client: Client, namespace: str) -> list[str
 
 
 async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
+    """The one way every front door connects: address, namespace, TLS and API key as
+    Temporal's environment configuration gave them (`Settings.from_env`)."""
+    try:
+        options = settings.connect_config()  # reads the TLS certificate and key files
+    except OSError as exc:
+        raise UsageError(f"TLS for Temporal at {settings.address}: {exc}") from None
     return await Client.connect(
-        settings.address,
-        namespace=settings.namespace,
+        **options,
         data_converter=settings.data_converter,
         runtime=runtime,
         plugins=tracing_plugins(settings.otlp_endpoint),

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from temporalio.converter import DataConverter
+from temporalio.envconfig import ClientConfigProfile, ClientConfigTLS, ClientConnectConfig
 
 from activities.codec import codec_from_key, data_converter
 from activities.email import SmtpSettings
@@ -18,16 +19,24 @@ from activities.endpoints import Endpoint
 from activities.payload_store import DEFAULT_THRESHOLD, PayloadStorage
 from activities.pricing import DEFAULT_PRICES, Price, read_prices
 from activities.secrets import declared_secrets
+from workflows.errors import UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_OLLAMA_URL = "http://localhost:11434/v1"
+CLOUD_UI_URL = "https://cloud.temporal.io"
 
 
 @dataclass(frozen=True)
 class Settings:
     address: str = "localhost:7233"
     namespace: str = "default"
+    temporal_api_key: str | None = None
+    """Temporal Cloud's (or any server's) API key, sent as a bearer token over TLS."""
+    temporal_tls: ClientConfigTLS | None = None
+    """TLS as Temporal's environment configuration has it: server CA, client cert and key
+    (mTLS), server name; None leaves it to the API key (TLS with the system's roots)."""
+    temporal_grpc_meta: Mapping[str, str] = field(default_factory=dict)
     task_queue: str = "llm-workflows"
     ui_url: str = "http://localhost:8233"
     definitions_dir: Path = Path(".")
@@ -78,12 +87,28 @@ class Settings:
             self.payload_storage.external_storage(default_directory=self.dev_dir / "payloads"),
         )
 
+    def connect_config(self) -> ClientConnectConfig:
+        """`Client.connect` keyword arguments: address, namespace, API key, TLS, gRPC
+        metadata, translated by the SDK's own rules (an API key alone turns TLS on)."""
+        profile = ClientConfigProfile(
+            address=self.address,
+            namespace=self.namespace,
+            api_key=self.temporal_api_key,
+            tls=self.temporal_tls,
+            grpc_meta=self.temporal_grpc_meta,
+        )
+        return profile.to_client_connect_config()
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """From `env` (the process's environment by default). Provider endpoints: OPENAI_*,
-        ANTHROPIC_*, and <NAME>_BASE_URL for any OpenAI-compatible server (OLLAMA_BASE_URL
-        defaults to a local Ollama)."""
+        """From `env` (the process's environment by default). The connection comes from
+        Temporal's environment configuration: the TEMPORAL_PROFILE profile of the config file
+        (TEMPORAL_CONFIG_FILE, else temporal.toml in the user's config directory) overridden
+        by TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY and TEMPORAL_TLS*. Provider
+        endpoints: OPENAI_*, ANTHROPIC_*, and <NAME>_BASE_URL for any OpenAI-compatible
+        server (OLLAMA_BASE_URL defaults to a local Ollama)."""
         env = os.environ if env is None else env
+        temporal = _temporal_profile(env)
         names = {key.removesuffix("_BASE_URL").lower() for key in env if key.endswith("_BASE_URL")}
         names |= {"openai", "anthropic", "ollama"}
         endpoints = {
@@ -94,9 +119,11 @@ class Settings:
             )
             for name in names
         }
-        address = env.get("TEMPORAL_ADDRESS", cls.address)
-        _, _, port = address.rpartition(":")
+        address = temporal.address or cls.address
+        host, _, port = address.rpartition(":")
         ui_url = f"http://localhost:{int(port) + 1000}" if port.isdigit() else cls.ui_url
+        if host.endswith((".tmprl.cloud", ".api.temporal.io")):
+            ui_url = CLOUD_UI_URL
         output_dir = Path(env.get("OUTPUT_DIR", cls.output_dir))
         databases = {
             key.removeprefix("DATABASE_URL_").lower(): value
@@ -106,7 +133,10 @@ class Settings:
         databases["default"] = env.get("DATABASE_URL") or f"sqlite:///{output_dir}/workflows.db"
         return cls(
             address=address,
-            namespace=env.get("TEMPORAL_NAMESPACE", cls.namespace),
+            namespace=temporal.namespace or cls.namespace,
+            temporal_api_key=temporal.api_key or None,
+            temporal_tls=temporal.tls,
+            temporal_grpc_meta=dict(temporal.grpc_meta),
             task_queue=env.get("TEMPORAL_TASK_QUEUE", cls.task_queue),
             ui_url=env.get("TEMPORAL_UI_URL", ui_url).rstrip("/"),
             definitions_dir=Path(env.get("DEFINITIONS_DIR", ".")),
@@ -163,6 +193,15 @@ class Settings:
                 threshold=int(env.get("EXTERNAL_STORAGE_THRESHOLD") or DEFAULT_THRESHOLD),
             ),
         )
+
+
+def _temporal_profile(env: Mapping[str, str]) -> ClientConfigProfile:
+    """The connection profile from Temporal's own environment configuration (the same
+    variables and temporal.toml the Temporal CLI reads)."""
+    try:
+        return ClientConfigProfile.load(override_env_vars=dict(env))
+    except RuntimeError as exc:  # the bridge's ConfigError: a missing profile, bad TOML
+        raise UsageError(f"Temporal client configuration: {exc}") from None
 
 
 def _split(value: str) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ SERVICES = COMPOSE["services"]
 
 def test_the_cluster_has_its_services():
     assert set(SERVICES) == {
-        "postgresql", "temporal", "temporal-ui", "worker", "prometheus", "grafana"
+        "postgresql", "temporal", "temporal-ui", "worker", "api", "prometheus", "grafana"
     }  # fmt: skip
 
 
@@ -87,3 +87,14 @@ def test_env_example_names_the_provider_keys_and_no_secret_is_committed():
         assert re.search(rf"^#? ?{name}=", example, re.MULTILINE)
     assert not re.search(r"^(OPENAI|ANTHROPIC)_API_KEY=\S", example, re.MULTILINE)
     assert ".env" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_the_api_serves_on_all_interfaces_with_tokens_from_the_env_file():
+    api = SERVICES["api"]
+    assert api["build"] == "."
+    assert api["command"] == [
+        "python", "starter.py", "serve", "--host", "0.0.0.0", "--port", "8000"
+    ]  # fmt: skip
+    assert api["env_file"] == [{"path": ".env", "required": False}]  # API_TOKENS
+    assert api["environment"]["TEMPORAL_ADDRESS"] == "temporal:7233"
+    assert "8000:8000" in api["ports"] and "/health" in api["healthcheck"]["test"][1]

@@ -1,0 +1,200 @@
+"""The REST API's errors: how each is answered (an `ErrorBody` with its status, never a
+traceback) and documented in the OpenAPI schema.
+
+    400 bad_request           malformed request, file outside DEFINITIONS_DIR, variables
+    401 unauthorized          (the gate, engine/rest_auth.py)
+    403 forbidden             a read-only token asked to change something
+    404 not_found             no such run
+    409 conflict, run_failed  the run has ended, or the id is taken
+    413 too_large             (the gate)
+    422 invalid_definition    with every problem, located
+    429 rate_limited          (the gate, with Retry-After)
+    502 temporal_error        Temporal refused the request
+    503 temporal_unavailable, temporal_busy, no_worker
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from engine.client import UNREACHABLE
+from engine.rest_models import EndEvent, ErrorBody, ProblemOut, StepEvent
+from workflows.errors import (
+    DefinitionError,
+    LocalStackError,
+    RunFailed,
+    RunNotFound,
+    StatusUnavailable,
+    WorkflowError,
+)
+
+ENDED = "has ended"
+log = logging.getLogger("engine.rest")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, **headers: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers
+
+
+def _error(description: str, **headers: str) -> dict[str, Any]:
+    doc: dict[str, Any] = {"model": ErrorBody, "description": description}
+    if headers:
+        doc["headers"] = {
+            name: {"description": text, "required": True, "schema": {"type": "string"}}
+            for name, text in headers.items()
+        }
+    return doc
+
+
+ERRORS: dict[int, dict[str, Any]] = {
+    400: _error("The request is malformed or cannot be carried out as written"),
+    401: _error("No token, or not a valid one", **{"WWW-Authenticate": "The scheme: Bearer"}),
+    403: _error("The token may only read"),
+    404: _error("No run with that id in the namespace"),
+    409: _error("The run's state does not allow it (it has ended, or the id is taken)"),
+    413: _error("The request body is over the server's limit (API_MAX_BODY_BYTES)"),
+    422: _error("The definition is invalid: `problems` lists every problem, located"),
+    429: _error("Over the token's rate limit", **{"Retry-After": "Seconds to wait"}),
+    502: _error("Temporal refused the request"),
+    503: _error("Temporal cannot be reached, or no worker answered; try again later"),
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The documented error answers of an endpoint: the gate's and Temporal's, and `codes`."""
+    return {code: ERRORS[code] for code in sorted({400, 401, 429, 502, 503, *codes})}
+
+
+def json_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """`errors` for an endpoint whose own answer is not JSON (FastAPI would give its errors
+    the endpoint's media type)."""
+    body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    return {
+        code: {key: value for key, value in doc.items() if key != "model"} | {"content": body}
+        for code, doc in errors(*codes).items()
+    }
+
+
+def first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:500]
+
+
+# errors
+
+
+def _body(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    headers = extra.pop("headers", None)
+    body = ErrorBody(error=code, message=message, **extra)
+    return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
+
+
+def classify(exc: Exception, address: str) -> tuple[int, str, str]:
+    """The status, code and message of an error raised while serving a request."""
+    if isinstance(exc, RunNotFound):
+        return 404, "not_found", str(exc)
+    if isinstance(exc, RunFailed):
+        return 409, "run_failed", str(exc)
+    if isinstance(exc, StatusUnavailable):
+        return 503, "no_worker", f"{exc} (is a worker polling the task queue?)"
+    if isinstance(exc, LocalStackError):
+        return 503, "temporal_unavailable", str(exc)
+    if isinstance(exc, WorkflowAlreadyStartedError):
+        return 409, "conflict", f"a run with id {exc.workflow_id!r} exists already"
+    if isinstance(exc, WorkflowError):
+        return 400, "bad_request", str(exc)
+    if isinstance(exc, RPCError):
+        message = f"Temporal answered: {exc.message}"
+        if exc.status in UNREACHABLE or "connect" in exc.message.lower():
+            return 503, "temporal_unavailable", f"cannot reach Temporal at {address}: {exc.message}"
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            if "already completed" in exc.message:
+                return 409, "conflict", f"the run {ENDED}"
+            return 404, "not_found", message
+        if exc.status == RPCStatusCode.INVALID_ARGUMENT:
+            return 400, "bad_request", message
+        if exc.status == RPCStatusCode.ALREADY_EXISTS:
+            return 409, "conflict", message
+        if exc.status == RPCStatusCode.RESOURCE_EXHAUSTED:
+            return 503, "temporal_busy", message
+        return 502, "temporal_error", message
+    if isinstance(exc, RuntimeError) and "connect" in str(exc).lower():
+        return (
+            503,
+            "temporal_unavailable",
+            f"cannot reach Temporal at {address}: {first_line(exc)}",
+        )
+    return 500, "internal", "internal error; the server's log has the details"
+
+
+def handle_errors(app: FastAPI) -> None:
+    async def api_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return _body(exc.status, exc.code, exc.message, headers=exc.headers or None)
+
+    async def definition_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DefinitionError)
+        problems = [ProblemOut.of(p) for p in exc.problems]
+        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        return _body(422, "invalid_definition", f"the definition has {count}", problems=problems)
+
+    async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        lines = [
+            f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg')}"
+            for error in exc.errors()
+        ]
+        return _body(400, "bad_request", "; ".join(lines)[:2000] or "invalid request")
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+        code = codes.get(exc.status_code, "bad_request")
+        return _body(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+    async def failure(request: Request, exc: Exception) -> JSONResponse:
+        status_code, code, message = classify(exc, request.app.state.settings.address)
+        if status_code == 500:
+            log.exception("internal error serving %s %s", request.method, request.url.path)
+        elif status_code >= 502:
+            log.warning("%s %s: %s", request.method, request.url.path, message)
+        return _body(status_code, code, message)
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(DefinitionError, definition_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(HTTPException, http_error)
+    for kind in (WorkflowError, RPCError, WorkflowAlreadyStartedError, RuntimeError, Exception):
+        app.add_exception_handler(kind, failure)
+
+
+def openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema without its stock 422 answers: request errors here are 400s with an
+    ErrorBody (422 means an invalid definition)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        for operation in (op for path in schema["paths"].values() for op in path.values()):
+            stock = operation["responses"].get("422", {})
+            if "HTTPValidationError" in str(stock):
+                del operation["responses"]["422"]
+        components = schema["components"]["schemas"]
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        for model in (StepEvent, EndEvent):  # what the event stream's data holds
+            found = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(found.pop("$defs", {}))
+            components[model.__name__] = found
+        app.openapi_schema = schema
+    return app.openapi_schema
