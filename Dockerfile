@@ -6,7 +6,8 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY workflows ./workflows
 COPY activities ./activities
-COPY worker.py starter.py ./
+COPY engine ./engine
+COPY worker.py starter.py workflow_engine.py ./
 COPY definitions ./definitions
 RUN pip install --no-cache-dir .
 

@@ -98,3 +98,21 @@ def test_the_api_serves_on_all_interfaces_with_tokens_from_the_env_file():
     assert api["env_file"] == [{"path": ".env", "required": False}]  # API_TOKENS
     assert api["environment"]["TEMPORAL_ADDRESS"] == "temporal:7233"
     assert "8000:8000" in api["ports"] and "/health" in api["healthcheck"]["test"][1]
+
+
+def test_the_image_copies_every_package_and_module_the_project_installs():
+    """`pip install .` in the image needs every package and module pyproject.toml names."""
+    import tomllib
+
+    setup = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    copied = {
+        name.rstrip("/").removeprefix("./")
+        for line in dockerfile.splitlines()
+        if line.startswith("COPY ")
+        for name in line.split()[1:-1]
+    }
+    for package in setup["packages"]:
+        assert package in copied, f"the Dockerfile does not copy {package}/"
+    for module in setup["py-modules"]:
+        assert f"{module}.py" in copied, f"the Dockerfile does not copy {module}.py"
