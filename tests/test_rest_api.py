@@ -542,7 +542,7 @@ async def test_the_readme_examples_run_as_written(api: Api):
         assert "Hello from gpt-4" in out.decode() and "event: end" in out.decode()
 
 
-async def test_openapi_documents_every_endpoint_and_schemathesis_finds_nothing(api: Api):
+async def test_openapi_documents_every_endpoint_error_and_token(api: Api):
     async with api.http() as http:
         schema = (await http.get("/openapi.json")).json()
     paths = schema["paths"]
@@ -555,6 +555,9 @@ async def test_openapi_documents_every_endpoint_and_schemathesis_finds_nothing(a
                 assert {"400", "401", "429", "503"} <= set(operation["responses"]), (path, method)
                 assert operation["security"] == [{"HTTPBearer": []}]
     assert "HTTPValidationError" not in json.dumps(schema)
+
+
+async def test_schemathesis_finds_no_server_error_and_no_schema_violation(api: Api):
     failures = await asyncio.to_thread(fuzz, api.url)
     assert not failures, "\n\n".join(sorted(set(failures))[:10])
 
@@ -581,7 +584,7 @@ def fuzz(url: str) -> list[str]:
                 },
                 # the shared dev server holds other tests' runs, whose workers are gone: their
                 # status is the documented 503 "no worker answered". Any 500 still fails.
-                "not_a_server_error": {"expected-statuses": [503]},
+                "not_a_server_error": {"expected-statuses": ["2xx", "3xx", "4xx", "503"]},
             },
         }
     )
