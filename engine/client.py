@@ -413,19 +413,27 @@ class EngineClient:
         return missing
 
 
-def load_file(path: str | Path, settings: Settings) -> LoadedDefinition:
+def load_file(
+    path: str | Path, settings: Settings, shown: str | None = None, root: Path | None = None
+) -> LoadedDefinition:
     """A definition file and the files its `workflow` steps run, validated together (with
     the custom actions and validators of ACTION_MODULES); DefinitionError lists every
-    problem as FILE:LINE:COL."""
-    return load_bundle(Path(path), str(path), _actions(settings), validators=_validators(settings))
+    problem as FILE:LINE:COL (`shown` names the file). With `root`, child files must lie
+    inside it."""
+    actions, validators = _actions(settings), _validators(settings)
+    return load_bundle(Path(path), shown or str(path), actions, root, validators)
 
 
 def load_yaml(
-    text: str, settings: Settings, name: str = "<yaml>", base: Path | None = None
+    text: str,
+    settings: Settings,
+    name: str = "<yaml>",
+    base: Path | None = None,
+    root: Path | None = None,
 ) -> LoadedDefinition:
     """Like `load_file`, for YAML text; child files are looked up under `base`."""
     path = (base or Path.cwd()) / name
-    return load_text_bundle(text, name, path, _actions(settings), validators=_validators(settings))
+    return load_text_bundle(text, name, path, _actions(settings), root, _validators(settings))
 
 
 def _actions(settings: Settings) -> dict[str, Any]:

@@ -5,10 +5,9 @@ worker keeps for runs started by file name, activities/definitions.py)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from activities.definitions import confined, load_bundle, load_text_bundle, quoted, usable_name
-from activities.registry import load_custom_actions, load_custom_validators, params_models
+from activities.definitions import confined, quoted, usable_name
+from engine import client
 from engine.settings import Settings
 from workflows.contracts import LoadedDefinition
 from workflows.errors import UsageError
@@ -24,19 +23,9 @@ def load_file(name: str, settings: Settings) -> LoadedDefinition:
         raise UsageError(f"workflow_file {quoted(name)} {outside}")
     if not (root / name).is_file():
         raise UsageError(f"workflow_file {quoted(name)}: no such file in DEFINITIONS_DIR")
-    return load_bundle(root / name, name, _actions(settings), root, _validators(settings))
+    return client.load_file(root / name, settings, shown=name, root=root)
 
 
 def load_yaml(text: str, settings: Settings) -> LoadedDefinition:
     root = settings.definitions_dir
-    return load_text_bundle(
-        text, "<yaml>", root / "<yaml>", _actions(settings), root, _validators(settings)
-    )
-
-
-def _actions(settings: Settings) -> dict[str, Any]:
-    return params_models(load_custom_actions(settings.action_modules))
-
-
-def _validators(settings: Settings) -> set[str]:
-    return set(load_custom_validators(settings.action_modules))
+    return client.load_yaml(text, settings, base=root, root=root)
