@@ -11,19 +11,23 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the heavy imports wait for a command that needs them (`--help` is fast)
     from engine.client import EngineClient
     from engine.settings import Settings
-    from workflows.contracts import RunResult, RunStatus
 
-PROGRESS_EVERY_SECONDS = 0.5
 STATUSES = ["running", "completed", "failed", "cancelled", "canceled", "terminated", "timed_out"]
 
 
 def _note(message: str) -> None:
     print(message, file=sys.stderr)
+
+
+def _write_now(text: str) -> None:
+    """A streamed reply's piece, on the terminal at once (not at the end of the line)."""
+    sys.stderr.write(text)
+    sys.stderr.flush()
 
 
 def parse_vars(pairs: list[str]) -> dict[str, str]:
@@ -59,7 +63,10 @@ async def start_run(args: argparse.Namespace, settings: Settings) -> tuple[Engin
 
 
 async def wait_and_print(client: EngineClient, execution_id: str, as_json: bool) -> int:
-    result = await with_progress(client, execution_id)
+    from engine.progress import with_progress
+
+    stream = _write_now if sys.stderr.isatty() and not as_json else None
+    result = await with_progress(client, execution_id, _note, stream)
     if as_json:
         print(json.dumps(result.model_dump(mode="json"), indent=2))
         return 0
@@ -76,45 +83,6 @@ async def wait_and_print(client: EngineClient, execution_id: str, as_json: bool)
         f"{usage.output_tokens} output tokens, estimated ${usage.cost_usd:.6f}"
     )
     return 0
-
-
-async def with_progress(client: EngineClient, execution_id: str) -> RunResult:
-    """Wait for the result, printing a line whenever the run's status shows progress."""
-    from workflows.errors import WorkflowError
-
-    result = asyncio.ensure_future(client.result(execution_id))
-    shown = ""
-    while not result.done():
-        await asyncio.wait({result}, timeout=PROGRESS_EVERY_SECONDS)
-        if result.done():
-            break
-        try:
-            line = progress_line(await client.status(execution_id))
-        except (WorkflowError, Exception):  # progress is best effort; the result is not
-            continue
-        if line != shown:
-            _note(line)
-            shown = line
-    return result.result()
-
-
-def progress_line(status: RunStatus) -> str:
-    done = len(status.steps)
-    running = (
-        ", ".join(
-            f"{step_id} ({len(status.items[step_id])} items done)"
-            if step_id in status.items
-            else step_id
-            for step_id in status.running
-        )
-        or "-"
-    )
-    paused = " (paused)" if status.paused else ""
-    return (
-        f"[{done}/{status.total_steps} steps]{paused} running: {running}; tokens "
-        f"{status.usage.input_tokens} in / {status.usage.output_tokens} out; "
-        f"${status.usage.cost_usd:.6f}"
-    )
 
 
 async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -137,6 +105,8 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(status.model_dump(mode="json"), indent=2))
         return 0
+    from engine.progress import progress_line
+
     print(f"{args.id} ({status.workflow_name}): {status.execution_status}")
     print(progress_line(status))
     for step_id, step in status.steps.items():
@@ -171,6 +141,17 @@ async def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_budget(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.progress import budget_text
+
+    client = await _client(settings)
+    budget = await client.raise_budget(
+        args.id, max_cost_usd=args.max_cost_usd, max_tokens=args.max_tokens, step=args.step
+    )
+    print(f"{args.id}: {budget.scope} budget now {budget_text(budget)}")
+    return 0
+
+
 async def cmd_signal(args: argparse.Namespace, settings: Settings) -> int:
     from workflows.errors import UsageError
 
@@ -178,18 +159,18 @@ async def cmd_signal(args: argparse.Namespace, settings: Settings) -> int:
         payload = json.loads(args.input) if args.input is not None else {}
     except json.JSONDecodeError as exc:
         raise UsageError(f"--input is not JSON: {exc}") from None
-    awaited = await (await _client(settings)).signal(args.id, args.name, payload)
-    _note(f"sent signal {args.name!r} to {args.id}")
-    if args.name not in {*awaited, "pause", "resume"}:
-        waits = ", ".join(repr(name) for name in awaited) or "no signal"
-        _note(f"warning: no step of {args.id} waits for {args.name!r} (it waits for {waits})")
+    answered = await (await _client(settings)).signal(args.id, args.name, payload)
+    print(f"{args.id}: signal {args.name!r} {answered.answer}")
     return 0
 
 
 async def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
     """A new run of the same input that takes the old run's finished steps as they are."""
+    from engine.client import rerun_variables
+
     client = await _client(settings)
-    rerun = await client.rerun(args.id, from_step=args.from_step, variables=_raw(args.var))
+    variables = rerun_variables(parse_vars(args.var))
+    rerun = await client.rerun(args.id, from_step=args.from_step, variables=variables)
     saved = rerun.saved
     _note(
         f"resumed {args.id} as {rerun.execution_id}: reused "
@@ -201,38 +182,17 @@ async def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
     return await wait_and_print(client, rerun.execution_id, args.json)
 
 
-def _raw(pairs: list[str]) -> dict[str, Any]:
-    """Resume's --var values, read as YAML (the run's definition types them on rerun)."""
-    import yaml
-
-    values: dict[str, Any] = {}
-    for name, text in parse_vars(pairs).items():
-        try:
-            values[name] = yaml.safe_load(text) if text else ""
-        except yaml.YAMLError:
-            values[name] = text
-    return values
-
-
 async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
-    from temporalio.client import WorkflowHistory
-
     from workflows.errors import UsageError
 
-    history: Any
-    if args.file:
-        try:
-            history = WorkflowHistory.from_json(Path(args.file).stem, Path(args.file).read_text())
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{args.file}: cannot read a history: {exc}") from None
-        name = history.workflow_id
-    elif args.id:
-        history = name = args.id
-    else:
+    if not (args.file or args.id):
         raise UsageError("replay needs a run id or --file HISTORY.json")
-    client = await _client(settings) if args.id else _offline_client(settings)
+    name = Path(args.file).stem if args.file else args.id
+    client = _offline_client(settings) if args.file else await _client(settings)
     try:
-        events = await client.replay(history)
+        events = await (client.replay_file(args.file) if args.file else client.replay(args.id))
+    except UsageError:  # the file is not a history
+        raise
     except Exception as exc:  # a replay failure is the answer the user asked for
         raise UsageError(f"replay of {name} failed: {exc}") from None
     print(f"replay of {name}: OK ({events} events)")
@@ -246,26 +206,9 @@ def _offline_client(settings: Settings) -> EngineClient:
 
 
 async def cmd_codec_server(args: argparse.Namespace, settings: Settings) -> int:
-    import secrets
+    from engine.codec_server import serve
 
-    from activities.codec import codec_from_key, codec_server, new_key
-    from workflows.errors import UsageError
-
-    codec = codec_from_key(settings.payload_key, settings.payload_key_id)
-    if codec is None:
-        raise UsageError(f"set PAYLOAD_KEY first (a new one: {new_key()})")
-    origin = (args.origin or settings.ui_url).rstrip("/")
-    token = settings.codec_server_token or secrets.token_urlsafe(24)
-    server = codec_server(codec, args.port, origin, token)
-    shown = "$CODEC_SERVER_TOKEN" if settings.codec_server_token else token
-    _note(
-        f"codec server for {origin}: in the UI's codec settings, set the endpoint to "
-        f"http://127.0.0.1:{args.port}/{shown}/ (other clients: Authorization: Bearer {shown})"
-    )
-    try:
-        await asyncio.to_thread(server.serve_forever)
-    finally:
-        server.server_close()
+    await serve(settings, args.port, args.origin, _note)
     return 0
 
 
@@ -278,7 +221,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
-    from engine.client import load_file
+    from engine.definition_files import load_file
     from workflows.errors import WorkflowError
 
     failed = 0
@@ -320,6 +263,10 @@ def _var_option(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+OFFLINE_COMMANDS = (cmd_validate, cmd_schema)
+"""Commands that never connect: their settings skip loading Temporal's configuration."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="starter.py", description="Run YAML-defined LLM workflows durably on Temporal."
@@ -357,6 +304,12 @@ def build_parser() -> argparse.ArgumentParser:
     signal.add_argument("name")
     signal.add_argument("--input", help="the signal's payload, as JSON")
     signal.set_defaults(handler=cmd_signal)
+    budget = commands.add_parser("budget", help="raise a run's budget (a paused run goes on)")
+    budget.add_argument("id")
+    budget.add_argument("--max-cost-usd", type=float, help="the new limit, in US dollars")
+    budget.add_argument("--max-tokens", type=int, help="the new limit of tokens")
+    budget.add_argument("--step", help="a step's own budget (default: the run's)")
+    budget.set_defaults(handler=cmd_budget)
     resume = commands.add_parser(
         "resume", help="re-run a failed or cancelled run, reusing the steps it finished"
     )
@@ -405,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine.settings import Settings
     from workflows.errors import DefinitionError, WorkflowError
 
-    settings = Settings.from_env(os.environ)
+    settings = Settings.from_env(os.environ, connection=args.handler not in OFFLINE_COMMANDS)
     try:
         return asyncio.run(args.handler(args, settings))
     except DefinitionError as exc:

@@ -1,5 +1,6 @@
-"""The composition root: activities and workflow wired into workers on the configured
-queues. Settings, the connection and the local dev stack live in `engine/`.
+"""The composition root: the workflow and the activities of activities/catalog.py wired into
+workers on the configured queues. Settings, the connection and the local dev stack live in
+`engine/`.
 
 Run it with ``python worker.py``; it polls TEMPORAL_TASK_QUEUE until SIGINT or SIGTERM.
 """
@@ -20,48 +21,19 @@ import structlog
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 
-# Provider SDKs, httpx and SQLAlchemy are imported where a worker is built, not here, so the
-# starter starts quickly.
-from activities.load_definition import DefinitionActivities
-from activities.pacing import pace
-from activities.pricing import DEFAULT_PRICES, Price
+from activities.catalog import build_actions, extra_queue_workers, main_queue_activities
+from activities.mcp_servers import McpServer
+from activities.pricing import Price
 from activities.providers import Provider
-from activities.registry import (
-    ActionSpec,
-    ValidatorSpec,
-    load_custom_actions,
-    load_custom_validators,
-    params_models,
-)
+from activities.rate_limits import Pacer
+from activities.registry import ActionSpec, ValidatorSpec, load_custom_validators
 from engine.connection import connect, metrics_runtime, register_search_attributes
 from engine.logs import configure_logging
 from engine.settings import Settings
 from workflows.errors import WorkflowError
 from workflows.interpreter import YamlWorkflow
 
-
-def build_actions(settings: Settings) -> dict[str, ActionSpec]:
-    """Built-in actions wired to their clients, plus the custom ones of ACTION_MODULES."""
-    import httpx
-
-    from activities.actions import builtin_actions
-    from activities.database import DatabaseActions
-    from activities.email import EmailActions
-    from activities.files import FileActions
-    from activities.http import AddressGuard, HttpActions
-
-    http = HttpActions(
-        httpx.AsyncClient(),
-        AddressGuard.from_list(settings.http_allowlist),
-        settings.http_max_body_bytes,
-    )
-    builtins = builtin_actions(
-        http,
-        FileActions(settings.output_dir),
-        EmailActions(settings.smtp),
-        DatabaseActions(settings.databases),
-    )
-    return {**builtins, **load_custom_actions(settings.action_modules)}
+HEARTBEAT_THROTTLE = timedelta(seconds=0.5)
 
 
 def workflow_runner() -> WorkflowRunner:
@@ -86,72 +58,35 @@ def build_worker(
     secrets: Mapping[str, str] | None = None,
     prices: Mapping[str, Price] | None = None,
     validators: Mapping[str, ValidatorSpec] | None = None,
+    pacer: Pacer | None = None,
+    mcp_servers: Mapping[str, McpServer] | None = None,
+    input_dir: Path = Path("input"),
     **options: Any,
 ) -> Worker:
-    from activities.actions import action_activity, unknown_action
-    from activities.llm import LlmActivities
-    from activities.validators import validator_activity
-
-    actions = actions or {}
-    validators = validators or {}
-    llm = LlmActivities(providers, prices=DEFAULT_PRICES if prices is None else prices)
-    definitions = DefinitionActivities(definitions_dir, params_models(actions), set(validators))
-    action_activities = [action_activity(spec, secrets or {}) for spec in actions.values()]
-    checks = [validator_activity(name, spec.run) for name, spec in validators.items()]
+    activities = main_queue_activities(
+        providers,
+        definitions_dir,
+        actions or {},
+        secrets or {},
+        prices,
+        validators or {},
+        pacer,
+        mcp_servers,
+        input_dir,
+    )
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[YamlWorkflow],
-        activities=[
-            llm.llm_call,
-            definitions.load_definition,
-            pace,
-            *action_activities,
-            *checks,
-            unknown_action,
-        ],
+        activities=activities,
         workflow_runner=workflow_runner(),
+        # Streamed replies travel in heartbeats (activities/llm.py): send them often.
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         # A broken definition fails its run instead of retrying the workflow task forever.
         workflow_failure_exception_types=[WorkflowError],
         **options,
     )
-
-
-def extra_queue_workers(
-    client: Client,
-    settings: Settings,
-    providers: Mapping[str, Provider],
-    actions: Mapping[str, ActionSpec],
-) -> list[Worker]:
-    """Workers for the separate LLM and action task queues, when they are configured."""
-    from activities.actions import action_activity, unknown_action
-    from activities.llm import LlmActivities
-
-    workers = []
-    if settings.llm_task_queue:
-        llm = LlmActivities(providers, prices=settings.prices)
-        workers.append(
-            Worker(
-                client,
-                task_queue=settings.llm_task_queue,
-                activities=[llm.llm_call],
-                max_task_queue_activities_per_second=settings.llm_rate_per_second,
-                max_concurrent_activities=settings.max_concurrent_activities,
-            )
-        )
-    if settings.action_task_queue:
-        workers.append(
-            Worker(
-                client,
-                task_queue=settings.action_task_queue,
-                activities=[
-                    *(action_activity(spec, settings.secrets) for spec in actions.values()),
-                    unknown_action,
-                ],
-                max_concurrent_activities=settings.max_concurrent_activities,
-            )
-        )
-    return workers
 
 
 async def serve(settings: Settings) -> None:
@@ -165,6 +100,7 @@ async def serve(settings: Settings) -> None:
     providers = build_providers(settings.endpoints)
     actions = build_actions(settings)
     validators = load_custom_validators(settings.action_modules)
+    pacer = Pacer(settings.llm_rate_limits, enabled=settings.llm_pacing)
     worker = build_worker(
         client,
         settings.task_queue,
@@ -174,6 +110,9 @@ async def serve(settings: Settings) -> None:
         settings.secrets,
         settings.prices,
         validators,
+        pacer,
+        settings.mcp_servers,
+        settings.input_dir,
         graceful_shutdown_timeout=timedelta(seconds=10),
         max_concurrent_activities=settings.max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
@@ -183,7 +122,7 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    workers = [worker, *extra_queue_workers(client, settings, providers, actions)]
+    workers = [worker, *extra_queue_workers(client, settings, providers, actions, pacer)]
     async with contextlib.AsyncExitStack() as running:
         for each in workers:
             await running.enter_async_context(each)

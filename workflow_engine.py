@@ -295,8 +295,9 @@ class WorkflowEngine:
         return client
 
     async def _serve(self, client: EngineClient) -> None:
+        from activities.catalog import build_actions
         from activities.llm import build_providers
-        from worker import build_actions, build_worker
+        from worker import build_worker
 
         settings = client.settings
         self._worker = worker = build_worker(

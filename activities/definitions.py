@@ -12,15 +12,17 @@ about what lies outside. The starter runs whatever file its local user names.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from workflows.actions import ACTION_PARAMS
 from workflows.contracts import LoadedDefinition
-from workflows.definition import Definition, WorkflowStep
+from workflows.definition import Definition, LlmCallStep, WorkflowStep
 from workflows.errors import DefinitionError, Problem
+from workflows.routing import route
+from workflows.source import Source
 from workflows.validation import load_with_source
 
 MAX_DEFINITION_BYTES = 1_000_000
@@ -71,12 +73,15 @@ def load_bundle(
     actions: Mapping[str, type[BaseModel]] = ACTION_PARAMS,
     root: Path | None = None,
     validators: Collection[str] = (),
+    priced: Callable[[str, str], bool] | None = None,
 ) -> LoadedDefinition:
     """Load a definition and, transitively, the definitions its `workflow` steps name.
 
     With `root`, a child file that resolves outside it is a problem, not a file to read.
-    `actions` and `validators` are what the worker runs (see `load_with_source`)."""
-    return load_text_bundle(read_text(path, shown), shown, path, actions, root, validators)
+    `actions` and `validators` are what the worker runs (see `load_with_source`). With
+    `priced(provider, model)`, a bundle with a budget must call only priced models."""
+    text = read_text(path, shown)
+    return load_text_bundle(text, shown, path, actions, root, validators, priced)
 
 
 def load_text_bundle(
@@ -86,6 +91,7 @@ def load_text_bundle(
     actions: Mapping[str, type[BaseModel]] = ACTION_PARAMS,
     root: Path | None = None,
     validators: Collection[str] = (),
+    priced: Callable[[str, str], bool] | None = None,
 ) -> LoadedDefinition:
     """Like `load_bundle`, for a definition given as text, as if it were the file at `path`
     (its children are looked up beside it)."""
@@ -94,53 +100,114 @@ def load_text_bundle(
     resolved: dict[str, Path] = {}
     queue = [(path, shown, *top)]
     problems: list[Problem] = []
+    loaded: list[tuple[Source, Definition]] = []
     while queue:
         current, current_shown, source, definition = queue.pop(0)
-        for index, step in enumerate(definition.workflow.steps):
-            if not isinstance(step, WorkflowStep):
+        loaded.append((source, definition))
+        for where, name, step in _child_files(definition):
+            if not usable_name(name):
+                problems.append(source.problem(where, f"{quoted(name)} is not a usable file name"))
                 continue
-            where = ("workflow", "steps", index, "definition")
-            if not usable_name(step.definition):
-                message = f"{quoted(step.definition)} is not a usable file name"
-                problems.append(source.problem(where, message))
+            if root is not None and not confined(current.parent / name, root):
+                problems.append(source.problem(where, f"{quoted(name)} {OUTSIDE}"))
                 continue
-            if root is not None and not confined(current.parent / step.definition, root):
-                problems.append(source.problem(where, f"{quoted(step.definition)} {OUTSIDE}"))
-                continue
-            child_path = (current.parent / step.definition).resolve()
-            known = resolved.get(step.definition)
+            child_path = (current.parent / name).resolve()
+            known = resolved.get(name)
             if known is not None:
                 if known != child_path:
-                    message = f"{step.definition!r} names two different files"
-                    problems.append(source.problem(where, message))
+                    problems.append(source.problem(where, f"{name!r} names two different files"))
+                elif isinstance(step, WorkflowStep):
+                    problems += _child_variable_problems(source, where, step, children[name])
                 continue
             if not child_path.is_file():
-                problems.append(source.problem(where, f"no definition file {step.definition!r}"))
+                problems.append(source.problem(where, f"no definition file {name!r}"))
                 continue
             if len(resolved) >= MAX_CHILD_FILES:
                 problems.append(source.problem(where, f"more than {MAX_CHILD_FILES} child files"))
                 continue
-            child_shown = str(Path(current_shown).parent / step.definition)
+            child_shown = str(Path(current_shown).parent / name)
             try:
                 child_text = read_text(child_path, child_shown)
                 child = load_with_source(child_text, child_shown, actions, validators)
             except DefinitionError as exc:
                 problems += exc.problems
                 continue
-            resolved[step.definition] = child_path
-            children[step.definition] = child[1]
+            resolved[name] = child_path
+            children[name] = child[1]
             queue.append((child_path, child_shown, *child))
-            problems += _child_variable_problems(source, index, step, child[1])
+            if isinstance(step, WorkflowStep):
+                problems += _child_variable_problems(source, where, step, child[1])
+    if priced is not None:
+        problems += unpriced_models(loaded, priced)
     if problems:
         raise DefinitionError(problems)
     return LoadedDefinition(definition=top[1], children=children)
 
 
+def has_budget(definition: Definition) -> bool:
+    spec = definition.workflow
+    return spec.budget is not None or any(step.budget is not None for step in spec.steps)
+
+
+def unpriced_models(
+    loaded: list[tuple[Source, Definition]], priced: Callable[[str, str], bool]
+) -> list[Problem]:
+    """A run with a budget (anywhere in its files) reserves each call's worst case at its
+    model's price, so every model it may call needs one."""
+    if not any(has_budget(definition) for _, definition in loaded):
+        return []
+    problems = []
+    for source, definition in loaded:
+        spec = definition.workflow
+        for index, step in enumerate(spec.steps):
+            if not isinstance(step, LlmCallStep):
+                continue
+            where: tuple[str | int, ...] = ("workflow", "steps", index)
+            names = [
+                (step.model, (*where, "model")),
+                *(
+                    (name, (*where, "fallback_models", n))
+                    for n, name in enumerate(step.fallback_models)
+                ),
+            ]
+            if step.model is None:
+                names[0] = (spec.defaults.model, ("workflow", "defaults", "model"))
+            for name, path in names:
+                try:
+                    target = route(name or "")
+                except ValueError:
+                    continue  # reported by validation
+                if target.provider != "mock" and not priced(target.provider, target.model):
+                    problems.append(
+                        source.problem(
+                            path,
+                            f"model {name!r} has no known price, and the run has a budget: "
+                            "add it to PRICES_FILE (model: {input: ..., output: ...} dollars "
+                            "per million tokens)",
+                        )
+                    )
+    return list(dict.fromkeys(problems))
+
+
+def _child_files(
+    definition: Definition,
+) -> Iterator[tuple[tuple[str | int, ...], str, WorkflowStep | None]]:
+    """Every definition file a definition runs: `workflow` steps and `workflow` tools, with
+    where each is named (and the step, whose variables are checked against the child's)."""
+    for index, step in enumerate(definition.workflow.steps):
+        if isinstance(step, WorkflowStep):
+            yield ("workflow", "steps", index, "definition"), step.definition, step
+        elif isinstance(step, LlmCallStep):
+            for n, tool in enumerate(step.tools):
+                if tool.workflow is not None:
+                    yield ("workflow", "steps", index, "tools", n, "workflow"), tool.workflow, None
+
+
 def _child_variable_problems(
-    source, index: int, step: WorkflowStep, child: Definition
+    source, where: tuple[str | int, ...], step: WorkflowStep, child: Definition
 ) -> list[Problem]:
     declared = child.workflow.variables
-    path = ("workflow", "steps", index, "variables")
+    path = (*where[:-1], "variables")
     problems = [
         source.problem(
             (*path, name), f"{child.workflow.name} has no variable '{name}'", at_key=True

@@ -5,28 +5,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import smtplib
-from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.endpoints import SmtpSettings
 from workflows.actions import SendEmailParams
 from workflows.contracts import ActionInput
 
 SENT = "sent"
 MAX_RECIPIENTS = 50
-
-
-@dataclass(frozen=True)
-class SmtpSettings:
-    host: str = "localhost"
-    port: int = 25
-    user: str | None = None
-    password: str | None = None
-    starttls: bool = False
-    sender: str = "workflows@localhost"
 
 
 class EmailActions:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import replace
+from pathlib import Path
 
 import anthropic
 import openai
@@ -14,16 +15,21 @@ from temporalio.exceptions import ApplicationError
 
 from activities.endpoints import Endpoint, is_configured
 from activities.heartbeat import heartbeating
+from activities.images import read_images
 from activities.pricing import DEFAULT_PRICES, Price, priced
 from activities.providers import Provider
 from activities.providers.anthropic_messages import AnthropicMessagesProvider
 from activities.providers.mock import MockProvider
 from activities.providers.openai_chat import OpenAIChatProvider
+from activities.rate_limits import Gate, Pacer
 from activities.retry_after import retry_after
 from activities.structured_replies import parse_reply
 from activities.tracing import span
 from workflows.contracts import LLM_CALL, LlmCallInput, LlmCallResult, Usage
 
+STREAM_EVERY_SECONDS = 0.2
+STREAM_TAIL = 16_000
+"""A streamed reply's heartbeat carries its last this many characters (and their offset)."""
 SDK_TIMEOUT_SECONDS = 600.0
 """Generous: the step's `timeout` (Temporal's start-to-close) is the limit that counts."""
 NON_RETRYABLE_STATUSES = {400, 401, 403, 404, 405, 413, 415, 422}
@@ -69,10 +75,14 @@ class LlmActivities:
         providers: Mapping[str, Provider],
         max_reply_bytes: int = MAX_REPLY_BYTES,
         prices: Mapping[str, Price] = DEFAULT_PRICES,
+        pacer: Pacer | None = None,
+        input_dir: Path = Path("input"),
     ) -> None:
+        self._input_dir = input_dir
         self._providers = dict(providers)
         self._max_reply = max_reply_bytes
         self._prices = prices
+        self._pacer = pacer or Pacer()
 
     @activity.defn(name=LLM_CALL)
     async def llm_call(self, call: LlmCallInput) -> LlmCallResult:
@@ -120,11 +130,25 @@ class LlmActivities:
                 type="ProviderNotConfigured",
                 non_retryable=True,
             )
-        try:
-            completion = await heartbeating(provider.complete(call))
-        except (openai.OpenAIError, anthropic.AnthropicError) as exc:
-            raise provider_failure(exc, call, attempt) from exc
         where = f"{call.provider}/{call.model}"
+        if call.images:
+            call = call.model_copy(update={"images": read_images(call.images, self._input_dir)})
+        gate = self._pacer.gate(call.provider, call.model)
+        if gate is not None:
+            await self._wait_for_capacity(gate, call, where)
+        try:
+            completion = await heartbeating(provider.complete(call, Streamer(call.step_id).add))
+        except (openai.OpenAIError, anthropic.AnthropicError) as exc:
+            if gate is not None and isinstance(
+                exc, openai.APIStatusError | anthropic.APIStatusError
+            ):
+                self._refused(gate, exc, call)
+            raise provider_failure(exc, call, attempt) from exc
+        finally:
+            if gate is not None:
+                gate.ended()
+        if gate is not None:
+            gate.observe(completion.headers)
         if completion.refusal:
             raise ApplicationError(
                 f"{where}: the model refused: {completion.refusal}",
@@ -132,7 +156,7 @@ class LlmActivities:
                 type="ProviderRefusal",
                 non_retryable=True,
             )
-        if not completion.text.strip():
+        if not completion.text.strip() and not completion.tool_calls:
             raise ApplicationError(
                 f"{where}: empty completion (finish reason {completion.finish_reason})",
                 {"attempt": attempt},
@@ -144,7 +168,7 @@ class LlmActivities:
             text = f"{cut}\n[truncated: reply over {self._max_reply} bytes]"
             completion = replace(completion, text=text, truncated=True)
         parsed, invalid = None, None
-        if call.response_schema is not None:
+        if call.response_schema is not None and not completion.tool_calls:
             parsed, invalid = parse_reply(completion.text, call.response_schema)
             if invalid and completion.truncated:
                 invalid = (
@@ -160,7 +184,70 @@ class LlmActivities:
             finish_reason=completion.finish_reason,
             parsed=parsed,
             invalid=invalid,
+            tool_calls=completion.tool_calls,
         )
+
+    async def _wait_for_capacity(self, gate: Gate, call: LlmCallInput, where: str) -> None:
+        """Wait at the model's gate; the wait shows in the activity's heartbeat details
+        (the client API's `status`, the Temporal UI) and in the worker's metrics."""
+        waited = await heartbeating(
+            gate.acquire(
+                estimated_tokens(call),
+                on_wait=lambda: activity.heartbeat(f"waiting for {where} capacity"),
+            )
+        )
+        if waited > 0.001:
+            activity.heartbeat()  # the wait is over: clear "waiting for ..." from the details
+            activity.metric_meter().create_histogram_float(
+                "llm_capacity_wait_seconds", "time calls waited for provider capacity", "s"
+            ).record(waited, {"provider": call.provider, "model": call.model})
+
+    def _refused(
+        self,
+        gate: Gate,
+        exc: openai.APIStatusError | anthropic.APIStatusError,
+        call: LlmCallInput,
+    ) -> None:
+        headers = exc.response.headers
+        gate.observe(headers)
+        if exc.status_code != 429:
+            return
+        delay = retry_after(headers)
+        gate.refused(delay.total_seconds() if delay is not None else None)
+        activity.metric_meter().create_counter("llm_rate_limited", "429s from providers").add(
+            1, {"provider": call.provider, "model": call.model}
+        )
+
+
+class Streamer:
+    """A streamed reply's pieces, passed on as the activity's heartbeat details: the client
+    API's `status` (and so `starter.py run` and the REST API's events) reads them while the
+    call runs, and they never enter the run's history, which keeps the whole reply once."""
+
+    def __init__(self, step_id: str) -> None:
+        self.step_id = step_id
+        self.text = ""
+        self.sent_at = 0.0
+
+    def add(self, piece: str) -> None:
+        self.text += piece
+        if time.monotonic() - self.sent_at >= STREAM_EVERY_SECONDS:
+            self.sent_at = time.monotonic()
+            offset = max(0, len(self.text) - STREAM_TAIL)
+            activity.heartbeat(
+                {"stream": {"step": self.step_id, "offset": offset, "text": self.text[offset:]}}
+            )
+
+
+def estimated_tokens(call: LlmCallInput) -> int:
+    """What a provider counts against its tokens-per-minute limit before the call: about
+    four characters per prompt token, plus the max_tokens it may answer with."""
+    characters = len(call.prompt) + len(call.system or "") + 4000 * len(call.images)
+    characters += sum(len(message.content) for message in call.messages)
+    characters += sum(len(message.content) for message in call.reasks)
+    characters += sum(len(str(tool.parameters)) + len(tool.description) for tool in call.tools)
+    characters += sum(len(r.content) + 40 for turn in call.turns for r in turn.results)
+    return characters // 4 + 1 + (call.max_tokens or 0)
 
 
 def record_call(call: LlmCallInput, outcome: str, seconds: float, usage: Usage | None) -> None:

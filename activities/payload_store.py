@@ -22,9 +22,8 @@ import hashlib
 import os
 import tempfile
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.aws.s3driver import S3StorageDriver, S3StorageDriverClient
@@ -36,12 +35,9 @@ from temporalio.converter import (
     StorageDriverStoreContext,
 )
 
+from activities.endpoints import PayloadStorage
 from workflows.errors import WorkflowError
 
-StorageKind = Literal["local", "s3", "off"]
-STORAGE_KINDS: tuple[StorageKind, ...] = ("local", "s3", "off")
-DEFAULT_THRESHOLD = 256 * 1024
-"""Payloads of this many bytes or more leave history (the SDK's default; Temporal refuses 2 MiB)."""
 LOCAL_DRIVER = "local.files"
 
 
@@ -52,39 +48,16 @@ class PayloadMissingError(WorkflowError):
     run waits until the blob is back (a restored backup, the right directory mounted)."""
 
 
-@dataclass(frozen=True)
-class PayloadStorage:
-    """EXTERNAL_STORAGE and its settings, as the worker and the starter read them."""
-
-    kind: StorageKind = "local"
-    directory: Path | None = None
-    """local: where blobs go (EXTERNAL_STORAGE_DIR); None means `<TEMPORAL_DEV_DIR>/payloads`."""
-    bucket: str | None = None
-    prefix: str = ""
-    """s3: prepended to every object key; not recorded in references, so keep it fixed."""
-    endpoint_url: str | None = None
-    """s3: AWS_ENDPOINT_URL (MinIO, moto, ...); None is AWS itself."""
-    threshold: int = DEFAULT_THRESHOLD
-
-    def __post_init__(self) -> None:
-        if self.kind not in STORAGE_KINDS:
-            raise ValueError(
-                f"EXTERNAL_STORAGE={self.kind}: write one of {', '.join(STORAGE_KINDS)}"
-            )
-        if self.kind == "s3" and not self.bucket:
-            raise ValueError("EXTERNAL_STORAGE=s3 needs EXTERNAL_STORAGE_BUCKET")
-        if self.threshold < 0:
-            raise ValueError(f"EXTERNAL_STORAGE_THRESHOLD={self.threshold}: write 0 or more bytes")
-
-    def external_storage(self, default_directory: Path) -> ExternalStorage | None:
-        if self.kind == "off":
-            return None
-        if self.kind == "s3":
-            assert self.bucket  # checked when made
-            driver: StorageDriver = s3_driver(self.bucket, self.prefix, self.endpoint_url)
-        else:
-            driver = LocalPayloadDriver(self.directory or default_directory)
-        return ExternalStorage(drivers=[driver], payload_size_threshold=self.threshold)
+def external_storage(storage: PayloadStorage, default_directory: Path) -> ExternalStorage | None:
+    """The SDK's External Storage for these settings (None when EXTERNAL_STORAGE=off)."""
+    if storage.kind == "off":
+        return None
+    if storage.kind == "s3":
+        assert storage.bucket  # checked when made
+        driver: StorageDriver = s3_driver(storage.bucket, storage.prefix, storage.endpoint_url)
+    else:
+        driver = LocalPayloadDriver(storage.directory or default_directory)
+    return ExternalStorage(drivers=[driver], payload_size_threshold=storage.threshold)
 
 
 class LocalPayloadDriver(StorageDriver):

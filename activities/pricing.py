@@ -39,9 +39,14 @@ def read_prices(path: Path) -> dict[str, Price]:
     return {str(model): Price(float(p["input"]), float(p["output"])) for model, p in raw.items()}
 
 
+def price_of(prices: Mapping[str, Price], provider: str, model: str) -> Price | None:
+    """`provider/model` keys win over bare ones."""
+    return prices.get(f"{provider}/{model}") or prices.get(model)
+
+
 def priced(usage: Usage, provider: str, model: str, prices: Mapping[str, Price]) -> Usage:
     """The usage with its estimated cost filled in."""
-    price = prices.get(f"{provider}/{model}") or prices.get(model)
+    price = price_of(prices, provider, model)
     if price is None or provider == "mock":
         return usage
     cost = (usage.input_tokens * price.input + usage.output_tokens * price.output) / 1_000_000

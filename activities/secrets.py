@@ -9,8 +9,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from temporalio.exceptions import ApplicationError
-
 from workflows.contracts import SecretSlot
 
 ENV_PREFIX = "SECRET_"
@@ -50,11 +48,10 @@ def fill_slots(
                 text.append(part)
                 continue
             if part not in secrets:
-                raise ApplicationError(
+                raise _refused(
                     f"secret '{part}' is not declared on the worker: set {ENV_PREFIX}{part} in "
                     "its environment or add it to its SECRETS_FILE",
-                    type="SecretMissing",
-                    non_retryable=True,
+                    "SecretMissing",
                 )
             used[part] = secrets[part]
             text.append(secrets[part])
@@ -71,11 +68,17 @@ def _put(params: Any, path: list[str | int], value: str) -> None:
         target[last]  # the slot must name a place the workflow rendered
         target[last] = value
     except (KeyError, IndexError, TypeError):
-        raise ApplicationError(
-            f"a secret slot names no param at {'.'.join(map(str, path))}",
-            type="InvalidParams",
-            non_retryable=True,
+        raise _refused(
+            f"a secret slot names no param at {'.'.join(map(str, path))}", "InvalidParams"
         ) from None
+
+
+def _refused(message: str, kind: str) -> Exception:
+    """A step failure no retry can mend. Temporal is imported here, not at the top, so the
+    starter reads its settings (declared_secrets) without loading it."""
+    from temporalio.exceptions import ApplicationError
+
+    return ApplicationError(message, type=kind, non_retryable=True)
 
 
 def redact(value: Any, secrets: Mapping[str, str]) -> Any:

@@ -1,5 +1,6 @@
-"""The benchmark's Markdown: one table of results beside the baselines and targets, and one
-of where the CPU went (which says when a target is out of reach on this machine)."""
+"""The benchmark's Markdown: one table of results beside the baselines and targets, one of
+where the CPU went (which says when a target is out of reach on this machine), and S6's
+rate-limited fan-out, each subject against the theoretical minimum."""
 
 from __future__ import annotations
 
@@ -75,5 +76,57 @@ def cpu_table(r: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+S6_TARGET_X, S6_TARGET_SHARE = 1.15, 0.02
+"""Within 1.15x of the minimum, with at most 2% of requests answered 429."""
+
+
+def s6_table(s6: dict[str, Any]) -> str:
+    """Each subject's wall time against the minimum, its 429s, and the 429 share over time
+    (per window; the windows are what tell a learning burst from a steady overshoot)."""
+    lines = [
+        f"S6: {s6['items']} calls of {s6['cost_tokens']} tokens, {s6['concurrency']} at a time, "
+        f"{s6['requests_per_minute']} requests and {s6['tokens_per_minute']} tokens a minute, "
+        f"{s6['latency_s'] * 1000:.0f} ms calls: minimum {s6['minimum_s']:.2f} s",
+        "",
+        "| subject | wall time | x minimum | 429 share | tokens wasted | items failed "
+        "| target met? |",
+        "|" + " --- |" * 7,
+    ]
+    timelines = []
+    for label, one in s6["subjects"].items():
+        if one is None or "error" in one:
+            lines.append(f"| {label} | {'not run' if one is None else one['error']} |" + " |" * 5)
+            continue
+        met = (
+            one["x_minimum"] <= S6_TARGET_X
+            and one["refused_share"] <= S6_TARGET_SHARE
+            and one["items_failed"] == 0
+        )
+        finished = one["items_failed"] == 0  # else its time is how soon it gave up
+        wall = f"{one['wall_s']:.1f} s" if finished else f"gave up after {one['wall_s']:.1f} s"
+        times = f"{one['x_minimum']:.2f}x" if finished else "—"
+        lines.append(
+            f"| {label} | {wall} | {times} "
+            f"| {one['refused_share']:.1%} ({one['refused']} of {one['served'] + one['refused']}) "
+            f"| {one['tokens_refused']:,} | {one['items_failed']} | {'yes' if met else 'no'} |"
+        )
+        shares = ", ".join(f"{w['refused']}/{w['served'] + w['refused']}" for w in one["windows"])
+        workers = one.get("workers") or []
+        if len(workers) > 1:
+            answered = " / ".join(str(w["ok"]) for w in workers)
+            refused = " / ".join(str(w["refused"]) for w in workers)
+            shares += f"; by worker: answered {answered}, 429s {refused}"
+        if one.get("outcome", "completed") != "completed":
+            shares += f"; the run {one['outcome'].split(':')[0]}"
+        timelines.append(f"- {label}: {shares}")
+    return (
+        "\n".join(lines) + "\n\n429s / requests per 5 s window:\n\n" + "\n".join(timelines) + "\n"
+    )
+
+
 def markdown(r: dict[str, Any]) -> str:
-    return results_table(r) + "\n" + cpu_table(r)
+    """The tables of what was run: S1-S5 together, S6 on its own (`--only S6`) or both."""
+    parts = [results_table(r), cpu_table(r)] if "tuned" in r else []
+    if "S6" in r:
+        parts.append(s6_table(r["S6"]))
+    return "\n".join(parts)

@@ -1,9 +1,11 @@
 """The benchmark: scenarios S1-S5 on a local dev server against a fake OpenAI-compatible server,
-beside plain Temporal, the physical floor (plain asyncio) and a peer (LangGraph + SQLite).
+beside plain Temporal, the physical floor (plain asyncio) and a peer (LangGraph + SQLite);
+then S6, a fan-out against a rate-limited provider (bench/rate_limited.py).
 
-    python bench/run.py [--quick] [--out bench/results]
+    python bench/run.py [--quick] [--only S6] [--out bench/results]
 
-Writes results.json and results.md under --out and prints the tables.
+Writes results.json and results.md under --out (results-S6.* with --only S6) and prints the
+tables.
 """
 
 from __future__ import annotations
@@ -33,9 +35,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 
 from activities.endpoints import Endpoint  # noqa: E402
 from activities.llm import build_providers  # noqa: E402
-from bench import baselines  # noqa: E402
+from bench import baselines, rate_limited  # noqa: E402
 from bench.report import markdown  # noqa: E402
-from bench.stack import CpuMeter, DevServer, Provider  # noqa: E402
+from bench.stack import CpuMeter, DevServer, Provider, worker_process  # noqa: E402
 from worker import build_worker  # noqa: E402
 from workflows.contracts import RunInput, RunResult  # noqa: E402
 from workflows.definition import Definition  # noqa: E402
@@ -172,14 +174,9 @@ async def subject(
 async def recovery(address: str, fast: Provider) -> dict[str, Any]:
     """S5: a worker process killed mid-call; time until the run makes progress again."""
     queue = f"s5-{uuid.uuid4()}"
-    env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}
-    env |= {"TEMPORAL_ADDRESS": address, "TEMPORAL_TASK_QUEUE": queue,
-            "OPENAI_BASE_URL": fast.openai_url, "OPENAI_API_KEY": "k"}  # fmt: skip
 
     def spawn() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, "worker.py"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL
-        )
+        return worker_process(address, queue, fast.openai_url, subprocess.DEVNULL)
 
     def calls() -> list[str]:
         return [request["prompt"] for request in fast.control()["requests"]]
@@ -232,6 +229,7 @@ async def measure(quick: bool, port: int, peer: bool) -> dict[str, Any]:
     finally:
         fast.close()
         slow.close()
+    out["S6"] = await rate_limited.measure(port + 2, peer)
     return out
 
 
@@ -243,17 +241,25 @@ def main() -> None:
     parser.add_argument(
         "--no-peer", action="store_true", help="skip LangGraph (and creating its virtualenv)"
     )
+    parser.add_argument(
+        "--only", choices=["S6"], help="run this scenario alone (S1-S5 share their setup)"
+    )
     args = parser.parse_args()
     if not args.no_peer:
         baselines.ensure_peer_venv()
     # The in-process worker logs every call; the bench prints only its tables.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    results = asyncio.run(measure(args.quick, args.port, peer=not args.no_peer))
+    if args.only == "S6":
+        s6 = asyncio.run(rate_limited.measure(args.port + 2, peer=not args.no_peer))
+        results, name = {"cores": os.cpu_count() or 1, "S6": s6}, "results-S6"
+    else:
+        results = asyncio.run(measure(args.quick, args.port, peer=not args.no_peer))
+        name = "results"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
     tables = markdown(results)
-    (out / "results.md").write_text(tables)
+    (out / f"{name}.md").write_text(tables)
     print(tables)
     sys.stdout.flush()
     os._exit(0)  # skip teardown of the client's Rust threads (temporalio/sdk-python#300)

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 from temporalio.client import Client
@@ -26,6 +26,23 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def worker_process(
+    address: str, queue: str, openai_url: str, stderr: int | IO[bytes], **settings: str
+) -> subprocess.Popen[bytes]:
+    """`python worker.py` polling `queue`, configured by its environment as in production;
+    the bench's own provider keys and LLM_* settings are not passed on, `settings` are. Its
+    JSON logs go to `stderr`; stdout, where the SDK core prints its own warnings, is dropped."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.endswith(("_API_KEY", "_BASE_URL")) and not key.startswith("LLM_")
+    }
+    env |= {"TEMPORAL_ADDRESS": address, "TEMPORAL_TASK_QUEUE": queue,
+            "OPENAI_BASE_URL": openai_url, "OPENAI_API_KEY": "k", **settings}  # fmt: skip
+    command = [sys.executable, "worker.py"]
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
 
 
 class Provider:

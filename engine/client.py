@@ -10,35 +10,53 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel
+import yaml
 from temporalio.client import (
     Client,
-    WorkflowExecutionStatus,
+    WorkflowExecutionDescription,
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowHistory,
     WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
 )
 from temporalio.exceptions import CancelledError, TerminatedError, TimeoutError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 
-from activities.definitions import load_bundle, load_text_bundle
 from activities.endpoints import is_configured
-from activities.registry import load_custom_actions, load_custom_validators, params_models
+from engine.client_models import (
+    STATES,
+    VISIBILITY_NAMES,
+    Execution,
+    ExecutionStatus,
+    Rerun,
+    Signalled,
+    Started,
+    StreamedText,
+)
+from engine.definition_files import budget_prices, load_file, load_yaml
 from engine.local_stack import ensure_server, ensure_worker, is_local_stack
 from engine.settings import Settings
 from workflows import search_attributes
-from workflows.contracts import LoadedDefinition, RunInput, RunResult, RunStatus, Usage
+from workflows.contracts import (
+    BudgetStatus,
+    LoadedDefinition,
+    RaiseBudget,
+    RunInput,
+    RunResult,
+    RunStatus,
+)
 from workflows.definition import Definition, LlmCallStep
 from workflows.errors import (
     RunFailed,
     RunNotFound,
+    SignalRefused,
     StatusUnavailable,
     UsageError,
 )
@@ -47,67 +65,14 @@ from workflows.rerun import rerun_plan
 from workflows.routing import route
 from workflows.validation import resolve_variables
 
-ExecutionState = Literal[
-    "running", "completed", "failed", "cancelled", "terminated", "timed_out", "continued_as_new"
-]
-STATES: dict[WorkflowExecutionStatus, ExecutionState] = {
-    WorkflowExecutionStatus.RUNNING: "running",
-    WorkflowExecutionStatus.COMPLETED: "completed",
-    WorkflowExecutionStatus.FAILED: "failed",
-    WorkflowExecutionStatus.CANCELED: "cancelled",
-    WorkflowExecutionStatus.TERMINATED: "terminated",
-    WorkflowExecutionStatus.TIMED_OUT: "timed_out",
-    WorkflowExecutionStatus.CONTINUED_AS_NEW: "continued_as_new",
-}
-VISIBILITY_NAMES = {
-    "running": "Running",
-    "completed": "Completed",
-    "failed": "Failed",
-    "cancelled": "Canceled",
-    "canceled": "Canceled",
-    "terminated": "Terminated",
-    "timed_out": "TimedOut",
-}
 UNREACHABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}
 RECONNECT_EVERY_SECONDS = 1.0
+RUN_SIGNALS = {"pause", "resume"}
+"""Signals the run itself handles; every other name is a step's, sent as an update."""
+UPDATE_TIMEOUT = timedelta(seconds=10)
 QUERY_TIMEOUT = timedelta(seconds=5)
 """A run whose worker is gone (but was seen polling lately) leaves a query waiting; the
 caller gets StatusUnavailable after this instead of waiting with it."""
-
-
-class Started(BaseModel):
-    execution_id: str
-    workflow_name: str
-    mocked_providers: list[str] = []
-    """Providers whose calls go to the offline mock in this run."""
-
-
-class Execution(BaseModel):
-    """One run as `list` shows it."""
-
-    execution_id: str
-    workflow_name: str | None
-    status: ExecutionState | Literal["unknown"]
-    steps_done: int | None
-    started_at: datetime
-    closed_at: datetime | None = None
-
-
-class ExecutionStatus(RunStatus):
-    """The run's own account (its `status` query) and Temporal's state of it."""
-
-    execution_id: str
-    execution_status: ExecutionState | Literal["unknown"]
-    started_at: datetime | None = None
-    closed_at: datetime | None = None
-
-
-class Rerun(BaseModel):
-    execution_id: str
-    rerun_of: str
-    reused_steps: list[str]
-    reused_items: int
-    saved: Usage
 
 
 class EngineClient:
@@ -172,6 +137,7 @@ class EngineClient:
         variables = dict(variables or {})
         resolve_variables(loaded.definition, variables)
         mocked = self._mocked(loaded, offline)
+        prices = budget_prices(loaded, self.settings)
         await self._ensure_worker()
         name = loaded.definition.workflow.name
         run_id = execution_id or f"{name}-{uuid.uuid4().hex[:12]}"
@@ -184,6 +150,7 @@ class EngineClient:
                 mock_providers=mocked,
                 llm_task_queue=self.settings.llm_task_queue,
                 action_task_queue=self.settings.action_task_queue,
+                prices=prices,
             ),
             id=run_id,
             task_queue=self.settings.task_queue,
@@ -239,7 +206,27 @@ class EngineClient:
             execution_status=state,
             started_at=description.start_time,
             closed_at=description.close_time,
+            **(await self._heartbeats(description) if state == "running" else {}),
         )
+
+    async def _heartbeats(self, description: WorkflowExecutionDescription) -> dict[str, Any]:
+        """What the run's pending calls say in their heartbeats: waits for capacity, and
+        streamed replies so far."""
+        waits: list[str] = []
+        streams: list[StreamedText] = []
+        for pending in description.raw_description.pending_activities:
+            if not pending.heartbeat_details.payloads:
+                continue
+            with contextlib.suppress(Exception):  # details of another shape: not for us
+                [detail] = await self.temporal.data_converter.decode(
+                    pending.heartbeat_details.payloads
+                )
+                if isinstance(detail, str) and detail.startswith("waiting for "):
+                    waits.append(detail)
+                elif isinstance(detail, dict) and isinstance(detail.get("stream"), dict):
+                    piece = detail["stream"]
+                    streams.append(StreamedText(activity_id=pending.activity_id, **piece))
+        return {"waiting_for": waits, "streaming": streams}
 
     async def list(
         self,
@@ -289,16 +276,50 @@ class EngineClient:
             await handle.result()
         return await self.status(execution_id)
 
-    async def signal(self, execution_id: str, name: str, payload: Any = None) -> list[str]:
-        """Send a signal; returns the signals the run's steps wait for (empty when it waits
-        for none), so a caller can warn about a name no step waits for."""
+    async def raise_budget(
+        self,
+        execution_id: str,
+        *,
+        max_cost_usd: float | None = None,
+        max_tokens: int | None = None,
+        step: str | None = None,
+    ) -> BudgetStatus:
+        """New limits for a run's budget (or one step's), through the run's `budget` update:
+        a call paused on it goes on once it fits. A bad request is refused by the run."""
         handle = await self._handle(execution_id)
-        await handle.signal(name, {} if payload is None else payload)
+        request = RaiseBudget(max_cost_usd=max_cost_usd, max_tokens=max_tokens, step=step)
         try:
-            status = await handle.query("status", result_type=RunStatus)
-        except (RPCError, WorkflowQueryFailedError):
-            return []
-        return status.awaited_signals
+            return await handle.execute_update("budget", request, result_type=BudgetStatus)
+        except WorkflowUpdateFailedError as exc:
+            reason = getattr(exc.cause, "message", None) or str(exc.cause)
+            raise UsageError(f"{execution_id} refused the budget: {reason}") from None
+        except RPCError as exc:
+            raise UsageError(f"{execution_id}: cannot change its budget: {exc}") from None
+
+    async def signal(self, execution_id: str, name: str, payload: Any = None) -> Signalled:
+        """Send a step's signal as an update, so the run checks it against the waiting
+        step's declared outputs and answers at once: SignalRefused (the run keeps waiting)
+        or its acceptance. `pause` and `resume` are plain signals."""
+        handle = await self._handle(execution_id)
+        payload = {} if payload is None else payload
+        if name in RUN_SIGNALS:
+            await handle.signal(name, payload)
+            return Signalled(execution_id=execution_id, signal=name, answer="sent")
+        try:
+            answer = await handle.execute_update(
+                name, payload, result_type=str, rpc_timeout=UPDATE_TIMEOUT
+            )
+        except WorkflowUpdateFailedError as exc:
+            reason = getattr(exc.cause, "message", None) or str(exc.cause)
+            raise SignalRefused(f"{execution_id} refused signal {name!r}: {reason}") from None
+        except RPCError as exc:
+            if exc.status in UNREACHABLE:
+                raise StatusUnavailable(
+                    f"{execution_id} did not answer signal {name!r} within "
+                    f"{UPDATE_TIMEOUT.total_seconds():.0f} s (no worker polls its task queue?)"
+                ) from None
+            raise
+        return Signalled(execution_id=execution_id, signal=name, answer=answer)
 
     async def rerun(
         self,
@@ -331,6 +352,7 @@ class EngineClient:
                     "signals": {},
                     "paused": False,
                     "started_at": None,
+                    "budgets": {},  # a rerun starts from the definition's budgets
                 }
             ),
             id=new_id,
@@ -358,6 +380,15 @@ class EngineClient:
         )
         await replayer.replay_workflow(history)
         return len(history.events)
+
+    async def replay_file(self, path: str | Path) -> int:
+        """Replay a history exported with `temporal workflow show -o json`; the file's stem
+        is taken as the run's id. Needs no connection."""
+        try:
+            history = WorkflowHistory.from_json(Path(path).stem, Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{path}: cannot read a history: {exc}") from None
+        return await self.replay(history)
 
     def ui_link(self, execution_id: str) -> str:
         settings = self.settings
@@ -413,37 +444,6 @@ class EngineClient:
         return missing
 
 
-def load_file(
-    path: str | Path, settings: Settings, shown: str | None = None, root: Path | None = None
-) -> LoadedDefinition:
-    """A definition file and the files its `workflow` steps run, validated together (with
-    the custom actions and validators of ACTION_MODULES); DefinitionError lists every
-    problem as FILE:LINE:COL (`shown` names the file). With `root`, child files must lie
-    inside it."""
-    actions, validators = _actions(settings), _validators(settings)
-    return load_bundle(Path(path), shown or str(path), actions, root, validators)
-
-
-def load_yaml(
-    text: str,
-    settings: Settings,
-    name: str = "<yaml>",
-    base: Path | None = None,
-    root: Path | None = None,
-) -> LoadedDefinition:
-    """Like `load_file`, for YAML text; child files are looked up under `base`."""
-    path = (base or Path.cwd()) / name
-    return load_text_bundle(text, name, path, _actions(settings), root, _validators(settings))
-
-
-def _actions(settings: Settings) -> dict[str, Any]:
-    return params_models(load_custom_actions(settings.action_modules))
-
-
-def _validators(settings: Settings) -> set[str]:
-    return set(load_custom_validators(settings.action_modules))
-
-
 async def _status_query(
     handle: WorkflowHandle[Any, Any], execution_id: str, poller_wait: float
 ) -> RunStatus:
@@ -471,6 +471,18 @@ def failure_reason(exc: WorkflowFailureError) -> str:
     if isinstance(cause, TimeoutError):
         return "timed out"
     return f"failed: {cause.message if cause else exc}"
+
+
+def rerun_variables(texts: Mapping[str, str]) -> dict[str, Any]:
+    """`rerun` variables given as text (the CLI's --var), each read as YAML where it parses
+    (the run's definition types them on rerun)."""
+    values: dict[str, Any] = {}
+    for name, text in texts.items():
+        try:
+            values[name] = yaml.safe_load(text) if text else ""
+        except yaml.YAMLError:
+            values[name] = text
+    return values
 
 
 def _key_hint(provider: str) -> str:

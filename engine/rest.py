@@ -24,7 +24,8 @@ from fastapi.security import HTTPBearer
 from pydantic import BeforeValidator
 from temporalio.service import RPCError, RPCStatusCode
 
-from engine.client import STATES, EngineClient, ExecutionStatus, Rerun
+from engine.client import EngineClient
+from engine.client_models import STATES, ExecutionStatus, Rerun
 from engine.rest_auth import ApiConfig, Gate, is_loopback
 from engine.rest_definitions import load_file, load_yaml
 from engine.rest_errors import (
@@ -390,14 +391,10 @@ async def _start(
 async def _signal(
     client: EngineClient, execution_id: str, name: str, payload: dict[str, Any] | None
 ) -> Signalled:
-    awaited = await client.signal(execution_id, name, payload)
-    warning = None
-    if name not in {*awaited, "pause", "resume"}:
-        waits = ", ".join(repr(n) for n in awaited) or "no signal"
-        warning = f"no step of {execution_id} waits for {name!r} (it waits for {waits})"
-    return Signalled(
-        execution_id=execution_id, signal=name, awaited_signals=awaited, warning=warning
-    )
+    """A step's signal is sent as an update: a payload that does not fit the waiting step
+    (or a name no step waits for) is refused with 400 and the run keeps waiting."""
+    answered = await client.signal(execution_id, name, payload)
+    return Signalled(execution_id=execution_id, signal=name, answer=answered.answer)
 
 
 async def _state(client: EngineClient, execution_id: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from activities.definitions import confined, quoted, usable_name
-from engine import client
+from engine import definition_files
 from engine.settings import Settings
 from workflows.contracts import LoadedDefinition
 from workflows.errors import UsageError
@@ -23,9 +23,9 @@ def load_file(name: str, settings: Settings) -> LoadedDefinition:
         raise UsageError(f"workflow_file {quoted(name)} {outside}")
     if not (root / name).is_file():
         raise UsageError(f"workflow_file {quoted(name)}: no such file in DEFINITIONS_DIR")
-    return client.load_file(root / name, settings, shown=name, root=root)
+    return definition_files.load_file(root / name, settings, shown=name, root=root)
 
 
 def load_yaml(text: str, settings: Settings) -> LoadedDefinition:
     root = settings.definitions_dir
-    return client.load_yaml(text, settings, base=root, root=root)
+    return definition_files.load_yaml(text, settings, base=root, root=root)

@@ -1,7 +1,9 @@
 """A run's progress as Server-Sent Events, read from its `status` query: one event when a
 step is seen running, one when it finishes or fails (with the run's tokens and cost so far),
-and a last `end` event with the result or the failure. Steps that started and finished
-between two looks report only their end; a run already ended replays its steps at once."""
+`text` events with each piece of a reply while it streams (read from the call's heartbeats,
+never from history), and a last `end` event with the result or the failure. Steps that
+started and finished between two looks report only their end; a run already ended replays
+its steps at once."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from collections.abc import AsyncIterator
 from temporalio.service import RPCError
 
 from engine.client import EngineClient, ExecutionStatus
-from engine.rest_models import EndEvent, StepEvent
+from engine.rest_models import EndEvent, StepEvent, TextEvent
 from workflows.errors import RunFailed, StatusUnavailable
 
 POLL_SECONDS = 0.5
@@ -20,7 +22,7 @@ KEEPALIVE_SECONDS = 15.0
 """A comment line this often keeps proxies from closing a quiet stream."""
 
 
-def sse(number: int, event: str, data: StepEvent | EndEvent) -> str:
+def sse(number: int, event: str, data: StepEvent | EndEvent | TextEvent) -> str:
     return f"id: {number}\nevent: {event}\ndata: {data.model_dump_json(exclude_none=True)}\n\n"
 
 
@@ -30,6 +32,7 @@ async def progress(
     """The run's events as SSE text, until the run ends."""
     started: set[str] = set()
     finished: set[str] = set()
+    shown: dict[str, int] = {}
     number = 0
     quiet_since = time.monotonic()
     while True:
@@ -38,7 +41,10 @@ async def progress(
         except (StatusUnavailable, RPCError, RuntimeError):  # no worker, server away: later
             status = None
         if status is not None:
-            for event, data in _step_events(status, started, finished):
+            for event, data in [
+                *_step_events(status, started, finished),
+                *_text_events(status, shown),
+            ]:
                 number += 1
                 quiet_since = time.monotonic()
                 yield sse(number, event, data)
@@ -78,6 +84,18 @@ def _step_events(
             **so_far,
         )
         events.append(("step_failed" if step.status == "failed" else "step_finished", data))
+    return events
+
+
+def _text_events(status: ExecutionStatus, shown: dict[str, int]) -> list[tuple[str, TextEvent]]:
+    """The pieces of each streaming reply not sent yet (`shown`: characters sent, by call)."""
+    events = []
+    for piece in status.streaming:
+        start = max(shown.get(piece.activity_id, 0), piece.offset)
+        new = piece.text[start - piece.offset :]
+        shown[piece.activity_id] = piece.offset + len(piece.text)
+        if new:
+            events.append(("text", TextEvent(step=piece.step, text=new)))
     return events
 
 

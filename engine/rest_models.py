@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from activities.definitions import MAX_DEFINITION_BYTES, MAX_PATH_BYTES
-from engine.client import Execution, ExecutionState, ExecutionStatus
+from engine.client_models import Execution, ExecutionState, ExecutionStatus
 from workflows.contracts import RunResult, StepStatus, Usage
 from workflows.errors import Problem
 
@@ -155,8 +155,7 @@ class Page(BaseModel):
 class Signalled(BaseModel):
     execution_id: str
     signal: str
-    awaited_signals: list[str]
-    warning: str | None = None
+    answer: str = Field(description="The run's answer, e.g. which step accepted the payload")
 
 
 class ProblemOut(BaseModel):
@@ -185,6 +184,13 @@ class ErrorBody(BaseModel):
     error: str
     message: str
     problems: list[ProblemOut] = []
+
+
+class TextEvent(BaseModel):
+    """The data of `text` events: the next piece of a reply arriving now."""
+
+    step: str
+    text: str
 
 
 class StepEvent(BaseModel):

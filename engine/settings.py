@@ -9,17 +9,18 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from temporalio.converter import DataConverter
-from temporalio.envconfig import ClientConfigProfile, ClientConfigTLS, ClientConnectConfig
-
-from activities.codec import codec_from_key, data_converter
-from activities.email import SmtpSettings
-from activities.endpoints import Endpoint
-from activities.payload_store import DEFAULT_THRESHOLD, PayloadStorage
+from activities.endpoints import DEFAULT_THRESHOLD, Endpoint, PayloadStorage, SmtpSettings
+from activities.mcp_servers import McpServer, read_servers
 from activities.pricing import DEFAULT_PRICES, Price, read_prices
+from activities.rate_limits import Limit, read_limits
 from activities.secrets import declared_secrets
 from workflows.errors import UsageError
+
+if TYPE_CHECKING:  # Temporal loads only when a command connects: `validate` stays quick
+    from temporalio.converter import DataConverter
+    from temporalio.envconfig import ClientConfigProfile, ClientConfigTLS, ClientConnectConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,6 +46,8 @@ class Settings:
     endpoints: Mapping[str, Endpoint] = field(default_factory=dict)
     output_dir: Path = Path("output")
     """save_to_file writes only under this folder."""
+    input_dir: Path = Path("input")
+    """Image files an llm_call names are read from this folder only (INPUT_DIR)."""
     http_allowlist: tuple[str, ...] = ()
     """Hosts or networks (CIDR) that http actions may reach although they are not public."""
     http_max_body_bytes: int = 1_000_000
@@ -53,6 +56,9 @@ class Settings:
     secrets: Mapping[str, str] = field(default_factory=dict)
     action_modules: tuple[str, ...] = ()
     """Modules with custom actions (functions marked with @action)."""
+    mcp_servers: Mapping[str, McpServer] = field(default_factory=dict)
+    """MCP servers whose tools an llm_call may offer (`tools: [{mcp: NAME}]`), by name
+    (MCP_SERVERS, JSON)."""
     max_concurrent_activities: int = 200
     """Back-pressure: activity slots per worker (LLM calls and actions in flight)."""
     max_concurrent_workflow_tasks: int = 50
@@ -63,6 +69,10 @@ class Settings:
     """A queue of its own for LLM calls, polled by every worker (TEMPORAL_LLM_TASK_QUEUE)."""
     llm_rate_per_second: float | None = None
     """Temporal's task-queue rate limit on LLM calls, across all workers (LLM_RATE_PER_SECOND)."""
+    llm_rate_limits: Mapping[str, Limit] = field(default_factory=dict)
+    """Requests and tokens per minute by provider or provider/model (LLM_RATE_LIMITS)."""
+    llm_pacing: bool = True
+    """Pace model calls at the provider's rate limits (LLM_PACING=off: call at once)."""
     action_task_queue: str | None = None
     otlp_endpoint: str | None = None
     """Send traces here (OTEL_EXPORTER_OTLP_ENDPOINT); off when unset."""
@@ -82,14 +92,19 @@ class Settings:
 
     @property
     def data_converter(self) -> DataConverter:
+        from activities.codec import codec_from_key, data_converter
+        from activities.payload_store import external_storage
+
         return data_converter(
             codec_from_key(self.payload_key, self.payload_key_id),
-            self.payload_storage.external_storage(default_directory=self.dev_dir / "payloads"),
+            external_storage(self.payload_storage, default_directory=self.dev_dir / "payloads"),
         )
 
     def connect_config(self) -> ClientConnectConfig:
         """`Client.connect` keyword arguments: address, namespace, API key, TLS, gRPC
         metadata, translated by the SDK's own rules (an API key alone turns TLS on)."""
+        from temporalio.envconfig import ClientConfigProfile
+
         profile = ClientConfigProfile(
             address=self.address,
             namespace=self.namespace,
@@ -100,15 +115,16 @@ class Settings:
         return profile.to_client_connect_config()
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None, *, connection: bool = True) -> Settings:
         """From `env` (the process's environment by default). The connection comes from
         Temporal's environment configuration: the TEMPORAL_PROFILE profile of the config file
         (TEMPORAL_CONFIG_FILE, else temporal.toml in the user's config directory) overridden
         by TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY and TEMPORAL_TLS*. Provider
         endpoints: OPENAI_*, ANTHROPIC_*, and <NAME>_BASE_URL for any OpenAI-compatible
-        server (OLLAMA_BASE_URL defaults to a local Ollama)."""
+        server (OLLAMA_BASE_URL defaults to a local Ollama). `connection=False` leaves the
+        connection at its defaults without loading Temporal, for commands that never connect."""
         env = os.environ if env is None else env
-        temporal = _temporal_profile(env)
+        temporal = _temporal_profile(env) if connection else _Connection()
         names = {key.removesuffix("_BASE_URL").lower() for key in env if key.endswith("_BASE_URL")}
         names |= {"openai", "anthropic", "ollama"}
         endpoints = {
@@ -143,6 +159,7 @@ class Settings:
             dev_dir=Path(env.get("TEMPORAL_DEV_DIR", cls.dev_dir)),
             endpoints=endpoints,
             output_dir=output_dir,
+            input_dir=Path(env.get("INPUT_DIR", cls.input_dir)),
             http_allowlist=_split(env.get("HTTP_ALLOWLIST", "")),
             http_max_body_bytes=int(env.get("HTTP_MAX_BODY_BYTES", cls.http_max_body_bytes)),
             smtp=SmtpSettings(
@@ -156,6 +173,7 @@ class Settings:
             databases=databases,
             secrets=declared_secrets(env),
             action_modules=_split(env.get("ACTION_MODULES", "")),
+            mcp_servers=_mcp_servers(env.get("MCP_SERVERS", "")),
             max_concurrent_activities=int(
                 env.get("WORKER_MAX_ACTIVITIES", cls.max_concurrent_activities)
             ),
@@ -173,6 +191,8 @@ class Settings:
             llm_rate_per_second=(
                 float(env["LLM_RATE_PER_SECOND"]) if env.get("LLM_RATE_PER_SECOND") else None
             ),
+            llm_rate_limits=_rate_limits(env.get("LLM_RATE_LIMITS", "")),
+            llm_pacing=env.get("LLM_PACING", "on").lower() not in ("off", "0", "false", "no"),
             action_task_queue=env.get("TEMPORAL_ACTION_TASK_QUEUE") or None,
             otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
             metrics_port=int(env["METRICS_PORT"]) if env.get("METRICS_PORT") else None,
@@ -195,13 +215,40 @@ class Settings:
         )
 
 
-def _temporal_profile(env: Mapping[str, str]) -> ClientConfigProfile:
+def _temporal_profile(env: Mapping[str, str]) -> ClientConfigProfile | _Connection:
     """The connection profile from Temporal's own environment configuration (the same
     variables and temporal.toml the Temporal CLI reads)."""
+    from temporalio.envconfig import ClientConfigProfile
+
     try:
         return ClientConfigProfile.load(override_env_vars=dict(env))
     except RuntimeError as exc:  # the bridge's ConfigError: a missing profile, bad TOML
         raise UsageError(f"Temporal client configuration: {exc}") from None
+
+
+@dataclass(frozen=True)
+class _Connection:
+    """What from_env reads of a Temporal profile, all unset: for commands that never connect."""
+
+    address: str | None = None
+    namespace: str | None = None
+    api_key: str | None = None
+    tls: ClientConfigTLS | None = None
+    grpc_meta: Mapping[str, str] = field(default_factory=dict)
+
+
+def _rate_limits(text: str) -> dict[str, Limit]:
+    try:
+        return read_limits(text)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _mcp_servers(text: str) -> dict[str, McpServer]:
+    try:
+        return read_servers(text)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _split(value: str) -> tuple[str, ...]:

@@ -26,6 +26,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.llm import Endpoint, build_providers
+from activities.mcp_servers import McpServer
+from activities.rate_limits import Pacer
 from activities.registry import ActionSpec, ValidatorSpec
 from engine.local_stack import TUNED_SERVER_FLAGS, temporal_cli
 from tests.fake_llm import FakeLlmServer
@@ -77,15 +79,22 @@ async def new_worker(
     actions: Mapping[str, ActionSpec] | None = None,
     secrets: Mapping[str, str] | None = None,
     validators: Mapping[str, ValidatorSpec] | None = None,
+    pacer: Pacer | None = None,
+    task_queue: str | None = None,
+    mcp_servers: Mapping[str, McpServer] | None = None,
+    input_dir: Path = Path("input"),
 ) -> AsyncIterator[Worker]:
     worker = build_worker(
         client,
-        f"test-{uuid.uuid4()}",
+        task_queue or f"test-{uuid.uuid4()}",
         build_providers(endpoints),
         definitions_dir,
         actions,
         secrets,
         validators=validators,
+        pacer=pacer,
+        mcp_servers=mcp_servers,
+        input_dir=input_dir,
     )
     async with worker:
         yield worker

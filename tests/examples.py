@@ -15,6 +15,8 @@ from activities.definitions import load_bundle
 from activities.email import EmailActions, SmtpSettings
 from activities.files import FileActions
 from activities.http import AddressGuard, HttpActions
+from activities.registry import load_custom_actions, params_models
+from workflows.actions import ACTION_PARAMS
 from workflows.contracts import RunInput, RunResult
 from workflows.definition import WaitForSignalStep
 from workflows.interpreter import YamlWorkflow
@@ -50,20 +52,26 @@ workflow:
 """
 
 
+EXAMPLE_ACTIONS = load_custom_actions(["activities.example_actions"])
+"""The custom actions the examples use (ACTION_MODULES=activities.example_actions)."""
+
+
 def offline_actions(output_dir: Path) -> dict:
-    return builtin_actions(
+    builtins = builtin_actions(
         HttpActions(httpx.AsyncClient(), AddressGuard(), 1_000_000),
         FileActions(output_dir),
         EmailActions(SmtpSettings()),
         DatabaseActions({"default": f"sqlite:///{output_dir}/workflows.db"}),
     )
+    return {**builtins, **EXAMPLE_ACTIONS}
 
 
 async def run_example(
     client: Client, task_queue: str, path: Path, workflow_id: str | None = None
 ) -> tuple[WorkflowHandle[Any, RunResult], RunResult]:
     """Start an example with every model call on the mock, answer its signals, wait."""
-    loaded = load_bundle(path, f"definitions/{path.name}")
+    actions = {**ACTION_PARAMS, **params_models(EXAMPLE_ACTIONS)}
+    loaded = load_bundle(path, f"definitions/{path.name}", actions)
     handle = await client.start_workflow(
         YamlWorkflow.run,
         RunInput(

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from temporalio.client import Client, WorkflowFailureError
 
 from activities.actions import builtin_actions
+from activities.catalog import build_actions
 from activities.database import DatabaseActions
 from activities.email import EmailActions, SmtpSettings
 from activities.files import FileActions
@@ -19,7 +20,6 @@ from activities.registry import action, params_models
 from engine.settings import Settings
 from tests.conftest import definition, free_port, new_worker, smtp_server, start
 from tests.postgres import postgres_server
-from worker import build_actions
 from workflows.actions import DatabaseInsertParams, HttpFetchParams, SendEmailParams
 from workflows.contracts import ActionInput, RunInput, RunResult
 from workflows.errors import DefinitionError

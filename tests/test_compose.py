@@ -66,18 +66,15 @@ def test_prometheus_scrapes_the_workers_metrics_port():
 def test_the_dashboard_charts_metrics_the_worker_exports():
     dashboard = json.loads((ROOT / "deploy/grafana/dashboards/llm-workflows.json").read_text())
     exported = set(re.findall(r'create_\w+\(\s*"(\w+)"', (ROOT / "activities/llm.py").read_text()))
-    exported |= set(
-        re.findall(r'create_counter\("(\w+)"', (ROOT / "workflows/steps.py").read_text())
-    )
+    workflow_modules = ("steps.py", "model_calls.py", "budget.py", "interpreter.py")
+    for module in (f"workflows/{name}" for name in workflow_modules):
+        exported |= set(re.findall(r'create_\w+\(\s*"(\w+)"', (ROOT / module).read_text()))
     exported |= set(
         re.findall(r'create_counter\("(\w+)"', (ROOT / "activities/actions.py").read_text())
     )
+    metric = r"\b((?:llm|action|budget|run)_\w+?)(?:_bucket|_sum)?\b(?=[\[{)\s])"
     for panel in dashboard["panels"]:
-        used = set(
-            re.findall(
-                r"\b(llm_\w+?|action_\w+?)(?:_bucket)?\b(?=[\[{)\s])", panel["targets"][0]["expr"]
-            )
-        )
+        used = set(re.findall(metric, panel["targets"][0]["expr"]))
         assert used and used <= exported, (panel["title"], used - exported)
 
 

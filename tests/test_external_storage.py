@@ -19,10 +19,9 @@ from temporalio.converter import ExternalStorage, StorageDriverClaim, StorageDri
 from temporalio.worker import Replayer
 
 from activities.codec import codec_from_key, data_converter, new_key
-from activities.endpoints import Endpoint
+from activities.endpoints import DEFAULT_THRESHOLD, Endpoint
 from activities.llm import build_providers
 from activities.payload_store import (
-    DEFAULT_THRESHOLD,
     LocalPayloadDriver,
     PayloadMissingError,
     s3_driver,

@@ -71,3 +71,4 @@ def test_mutated_definitions_give_located_problems_or_a_definition(text: str):
         assert exc.problems
         for problem in exc.problems:
             assert LOCATED.match(str(problem)), str(problem)
+

@@ -253,10 +253,13 @@ async def test_signal_pause_resume_result_and_rerun(api: Api):
             pytest.fail("the run did not pause")
         waited = (await http.get(f"{run}/result", params={"timeout": 0.3})).json()
         assert waited["status"] == "running" and waited["result"] is None
+        wrong = await http.post(f"{run}/signal/approve", json={"answer": 5})
+        assert wrong.status_code == 400  # refused to the sender: the step keeps waiting
+        assert "'answer' must be a string, not 5" in wrong.json()["message"]
         signalled = (await http.post(f"{run}/signal/approve", json={"answer": "yes"})).json()
-        assert signalled["awaited_signals"] == ["approve"] and signalled["warning"] is None
-        odd = (await http.post(f"{run}/signal/approv", json={})).json()
-        assert "waits for 'approve'" in odd["warning"]
+        assert signalled["answer"] == "accepted by step 'ok'"
+        odd = await http.post(f"{run}/signal/approv", json={})
+        assert odd.status_code == 400 and "waits for 'approve'" in odd.json()["message"]
         assert (await http.post(f"{run}/resume")).status_code == 200
         done = (await http.get(f"{run}/result", params={"timeout": 30})).json()
         assert done["result"]["steps"]["after"]["outputs"] == {"line": "World said yes"}
@@ -313,8 +316,8 @@ async def test_validate_and_invalid_yaml_locate_every_problem(api: Api):
         assert (await http.post("/workflows/validate", json=by_file)).json()["valid"]
         bad = (await http.post("/workflows/validate", json={"yaml": INVALID})).json()
         assert bad["valid"] is False
-        assert [(p["line"], p["column"]) for p in bad["problems"]] == [(4, 7), (7, 7), (9, 13)]
-        assert "did you mean 'prompt'" in bad["problems"][1]["message"]
+        assert [(p["line"], p["column"]) for p in bad["problems"]] == [(7, 7), (9, 13)]
+        assert "did you mean 'prompt'" in bad["problems"][0]["message"]
         assert all(p["file"] == "<yaml>" for p in bad["problems"])
         refused = await http.post("/workflows/execute-yaml", json={"yaml": INVALID})
         assert refused.status_code == 422

@@ -7,13 +7,18 @@ fresh machine; later tests reuse them.
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 from engine.local_stack import temporal_cli
-from starter import progress_line
+from engine.progress import progress_line
 from tests.conftest import ROOT, starter
-from tests.fake_llm import Fault
+from tests.fake_llm import Fault, default_reply
 from workflows.contracts import ItemResult, RunStatus, Usage
 
 
@@ -91,7 +96,7 @@ def test_validate_prints_located_problems_and_exits_1(stack_env):
     assert done.returncode == 1
     assert done.stdout == "definitions/hello_world.yaml: valid\n"
     assert (
-        f"{bad}:9:7: unknown field 'promt' in a step of type llm_call — did you mean 'prompt'?"
+        f"{bad}:8:7: unknown field 'promt' in a step of type llm_call — did you mean 'prompt'?"
         in done.stderr
     )
     assert "Traceback" not in done.stderr
@@ -130,3 +135,42 @@ def test_stop_ends_the_background_stack_and_the_next_run_brings_it_back(stack_en
     again = starter(stack_env, "run", "definitions/hello_world.yaml", "--offline")
     assert again.returncode == 0, again.stderr
     assert "started a local Temporal dev server" in again.stderr
+
+
+def test_run_on_a_terminal_shows_the_reply_arriving_in_pieces(stack_env, llm_server):
+    """stderr on a terminal: the reply's pieces are printed as the provider streams them."""
+    reply = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima"
+    llm_server.reply, llm_server.stream_pieces, llm_server.stream_delay = (
+        lambda request: reply,
+        6,
+        0.5,
+    )
+    env = stack_env | {"OPENAI_BASE_URL": llm_server.openai_url, "OPENAI_API_KEY": "sk-test"}
+    master, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "starter.py", "run", "definitions/hello_world.yaml"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=terminal,
+        )  # fmt: skip
+        os.close(terminal)
+        seen, arrived = b"", {}
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                try:
+                    seen += os.read(master, 4096)
+                except OSError:  # the terminal closed: the starter is done
+                    break
+                for word in ("alpha", "lima"):
+                    if word.encode() in seen:
+                        arrived.setdefault(word, time.monotonic())
+            elif process.poll() is not None:
+                break
+        stdout = process.communicate(timeout=30)[0].decode()
+    finally:
+        os.close(master)
+        llm_server.reply, llm_server.stream_pieces, llm_server.stream_delay = default_reply, 5, 0
+    assert process.returncode == 0, seen.decode(errors="replace")
+    assert stdout == f"greeting: {reply}\n"  # stdout keeps the result alone
+    assert arrived["lima"] - arrived["alpha"] > 1.0  # the first piece well before the last

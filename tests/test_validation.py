@@ -10,7 +10,10 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
+from activities.registry import params_models
 from tests.conftest import ROOT
+from tests.examples import EXAMPLE_ACTIONS
+from workflows.actions import ACTION_PARAMS
 from workflows.definition import Definition, json_schema
 from workflows.errors import DefinitionError, VariablesError
 from workflows.validation import load_definition, resolve_variables
@@ -21,7 +24,9 @@ INVALID = sorted((ROOT / "tests" / "invalid").glob("*.yaml"))
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_every_example_is_valid(path: Path):
-    assert isinstance(load_definition(path.read_text(), str(path)), Definition)
+    """With the example actions an example names (ACTION_MODULES=activities.example_actions)."""
+    actions = {**ACTION_PARAMS, **params_models(EXAMPLE_ACTIONS)}
+    assert isinstance(load_definition(path.read_text(), str(path), actions), Definition)
 
 
 @pytest.mark.parametrize("path", INVALID, ids=lambda p: p.name)

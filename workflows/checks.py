@@ -39,6 +39,10 @@ def suggest(word: str, choices: set[str]) -> str:
     return f" — did you mean '{close[0]}'?" if close else ""
 
 
+IMAGE_PROVIDERS = {"openai", "anthropic", "mock"}
+"""Providers whose wire format the engine sends images in."""
+
+
 def cross_checks(
     source: Source,
     actions: Mapping[str, type[BaseModel]] = ACTION_PARAMS,
@@ -120,6 +124,7 @@ class _Checker:
         if kind == "llm_call":
             self._models(path, step, default_model)
             self._validators(path, step)
+            self._tools(path, step)
         elif kind == "action":
             self._action(path, step)
         for dep_index, dep in enumerate(_list(step.get("depends_on"))):
@@ -134,6 +139,7 @@ class _Checker:
         for sub_path, template in templates_of(step):
             extra = local | own if sub_path[0] == "validate" else local
             allowed = secrets_allowed and sub_path[0] == "params"
+            allowed = allowed or (sub_path[0] == "tools" and "params" in sub_path[2:3])
             self.template((*path, *sub_path), template, extra, secrets_allowed=allowed)
 
     def _models(self, path: Path, step: dict, default_model: Any) -> None:
@@ -145,12 +151,22 @@ class _Checker:
             ((*path, "fallback_models", i), name)
             for i, name in enumerate(_list(step.get("fallback_models")))
         ]
+        if step.get("model") is None:
+            named.append(((*path, "model"), default_model))
         for model_path, name in named:
             if isinstance(name, str):
                 try:
-                    route(name)
+                    target = route(name)
                 except ValueError as exc:
-                    self.add(model_path, str(exc))
+                    if model_path[-1] != "model" or step.get("model") is not None:
+                        self.add(model_path, str(exc))
+                    continue
+                if _list(step.get("images")) and target.provider not in IMAGE_PROVIDERS:
+                    self.add(
+                        (*path, "images"),
+                        f"model {name!r} is served by {target.provider}, which is not sent "
+                        f"images: use a model of {', '.join(sorted(IMAGE_PROVIDERS - {'mock'}))}",
+                    )
 
     def _validators(self, path: Path, step: dict) -> None:
         for index, check in enumerate(_list(step.get("validate"))):
@@ -166,7 +182,27 @@ class _Checker:
             )
             self.add((*path, "validate", index, "validator"), message)
 
-    def _action(self, path: Path, step: dict) -> None:
+    def _tools(self, path: Path, step: dict) -> None:
+        """Tool targets must exist and their names must not clash (a child file's workflow
+        name and an MCP server's tools are checked when they are known)."""
+        seen: dict[str, int] = {}
+        for index, tool in enumerate(_list(step.get("tools"))):
+            if not isinstance(tool, dict):
+                continue
+            where: Path = (*path, "tools", index)
+            name = tool.get("action")
+            if isinstance(name, str):
+                if name == "sleep":
+                    self.add((*where, "action"), "'sleep' cannot be a tool (it is a timer)")
+                    continue
+                self._action(where, tool, as_tool=True)
+                if name in seen:
+                    message = f"tool '{name}' is listed twice (entries {seen[name]} and {index})"
+                    self.add((*where, "action"), message)
+                seen[name] = index
+
+    def _action(self, path: Path, step: dict, as_tool: bool = False) -> None:
+        """The action exists and its params fit; a tool's required params are the model's."""
         name = step.get("action")
         if not isinstance(name, str):
             return
@@ -185,7 +221,7 @@ class _Checker:
                 )
                 self.add((*path, "params", key), message, at_key=True)
         for key, info in fields.items():
-            if info.is_required() and key not in params:
+            if info.is_required() and key not in params and not as_tool:
                 self.add((*path, "params"), f"action {name} needs param '{key}'")
 
     def template(

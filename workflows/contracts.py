@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from workflows.definition import Definition
+from workflows.definition import BudgetSpec, Definition
 
 StepStatus = Literal["completed", "skipped", "failed"]
 
@@ -49,6 +49,39 @@ class ItemResult(BaseModel):
     usage: Usage
 
 
+class ModelPrice(BaseModel):
+    """US dollars per million tokens, as the starter's price table has them."""
+
+    input: float
+    output: float
+
+
+class BudgetStatus(BaseModel):
+    """One budget of a run: its limits, what was spent, what calls in flight hold."""
+
+    scope: str
+    """'run', a step id, or 'allowance' (what the parent run lets a child run spend)."""
+    max_cost_usd: float | None = None
+    max_tokens: int | None = None
+    on_exceed: Literal["fail", "pause"] = "fail"
+    spent_usd: float = 0.0
+    spent_tokens: int = 0
+    reserved_usd: float = 0.0
+    reserved_tokens: int = 0
+    """The worst case of calls in flight: released as their replies come back."""
+    waiting: str | None = None
+    """Why the run is paused on this budget (on_exceed: pause), while it is."""
+
+
+class RaiseBudget(BaseModel):
+    """The `budget` update: new limits for a run's budget (or one step's)."""
+
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    max_tokens: int | None = Field(default=None, ge=1)
+    step: str | None = None
+    """A step's own budget; the run's when unset."""
+
+
 class RunInput(BaseModel):
     """Start a run from a parsed definition, or from a file the worker loads once."""
 
@@ -73,6 +106,12 @@ class RunInput(BaseModel):
     paused: bool = False
     started_at: str | None = None
     """When the execution's first run started: `run.started_at` across continue-as-new."""
+    prices: dict[str, ModelPrice] = Field(default={}, exclude_if=lambda value: not value)
+    """Prices of the models a run under a budget calls, by `provider/model`."""
+    allowance: BudgetSpec | None = Field(default=None, exclude_if=lambda value: value is None)
+    """For a child run: what its parent's budgets let it spend."""
+    budgets: dict[str, BudgetStatus] = Field(default={}, exclude_if=lambda value: not value)
+    """Budgets as they stood, carried across continue-as-new (limits raised, spent)."""
 
     @model_validator(mode="after")
     def _one_source(self) -> RunInput:
@@ -100,6 +139,11 @@ class RunStatus(BaseModel):
     """Signal names the definition's steps wait for (others are dropped)."""
     dropped_signals: int = 0
     """Signals refused: no step waits for them, too big, undecodable, or too many buffered."""
+    budgets: dict[str, BudgetStatus] = Field(default={}, exclude_if=lambda value: not value)
+    """The run's budgets by scope, spent against limit."""
+    rejected_signals: list[str] = Field(default=[], exclude_if=lambda value: not value)
+    """The latest signals refused because their payload did not fit the waiting step, and
+    why (at most MAX_REJECTED_SHOWN)."""
 
 
 class RunResult(BaseModel):
@@ -109,6 +153,8 @@ class RunResult(BaseModel):
     outputs: dict[str, Any]
     steps: dict[str, StepResult]
     usage: Usage
+    budgets: dict[str, BudgetStatus] = Field(default={}, exclude_if=lambda value: not value)
+    """The run's budgets by scope, spent against limit."""
 
 
 LOAD_DEFINITION = "load_definition"
@@ -137,6 +183,64 @@ PACE = "pace"
 """The no-op local activity a long stretch of in-workflow work yields with."""
 
 
+DESCRIBE_TOOLS = "describe_tools"
+"""The activity that turns a step's `tools` into what the model is offered (activities/tools.py)."""
+MCP_CALL = "mcp_call"
+"""The activity that calls one tool of an MCP server configured on the worker."""
+
+
+class ToolDef(BaseModel):
+    """A tool as the model is offered it, and what a call of it runs."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any]
+    """The JSON Schema of its arguments."""
+    kind: Literal["action", "workflow", "mcp"]
+    target: str
+    """The action's name, the definition file, or the MCP server's name."""
+    fixed: dict[str, Any] = Field(default={}, exclude_if=lambda value: not value)
+    """action: params the definition fixes (templates, rendered by the workflow)."""
+
+
+class ToolCall(BaseModel):
+    id: str
+    name: str
+    arguments: dict[str, Any] = {}
+
+
+class ToolResult(BaseModel):
+    id: str
+    name: str
+    content: str
+    is_error: bool = False
+
+
+class Turn(BaseModel):
+    """One round of a tool loop: what the model asked for, and what the tools answered."""
+
+    text: str = ""
+    calls: list[ToolCall]
+    results: list[ToolResult]
+
+
+class DescribeToolsInput(BaseModel):
+    step_id: str
+    tools: list[dict[str, Any]]
+    """The step's `tools` entries for actions and MCP servers, as the definition has them."""
+
+
+class DescribeToolsResult(BaseModel):
+    tools: list[ToolDef]
+
+
+class McpCallInput(BaseModel):
+    step_id: str
+    server: str
+    tool: str
+    arguments: dict[str, Any] = {}
+
+
 class LlmCallInput(BaseModel):
     step_id: str
     provider: str
@@ -149,6 +253,15 @@ class LlmCallInput(BaseModel):
     """Ask for JSON matching this schema, natively where the provider can."""
     reasks: list[ChatMessage] = []
     """Earlier replies and what was wrong with them, sent after the prompt on a re-ask."""
+    messages: list[ChatMessage] = Field(default=[], exclude_if=lambda value: not value)
+    """A conversation given instead of `prompt` (which is then empty)."""
+    images: list[str] = Field(default=[], exclude_if=lambda value: not value)
+    """Sent with the last user message: https URLs, or files under the worker's INPUT_DIR
+    (the activity turns those into data: URLs, so history keeps the name, not the bytes)."""
+    tools: list[ToolDef] = Field(default=[], exclude_if=lambda value: not value)
+    """What the model may call."""
+    turns: list[Turn] = Field(default=[], exclude_if=lambda value: not value)
+    """The tool loop so far: sent after the prompt (and before any re-ask)."""
 
 
 class LlmCallResult(BaseModel):
@@ -162,6 +275,8 @@ class LlmCallResult(BaseModel):
     """With a response schema: the reply parsed and checked against it."""
     invalid: str | None = None
     """With a response schema: why the reply does not match it."""
+    tool_calls: list[ToolCall] = Field(default=[], exclude_if=lambda value: not value)
+    """The tools the model asks to call; the reply is not an answer yet."""
 
 
 class SecretSlot(BaseModel):

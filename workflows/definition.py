@@ -191,6 +191,30 @@ class ValidateSpec(_Model):
         return self
 
 
+class BudgetSpec(_Model):
+    """What model calls may spend, enforced before each call (see docs/language.md)."""
+
+    max_cost_usd: Annotated[float, Field(gt=0)] | None = Field(
+        default=None,
+        description="Most the calls may cost, in US dollars, at the model prices the engine "
+        "knows (PRICES_FILE).",
+    )
+    max_tokens: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="Most input plus output tokens the calls may use."
+    )
+    on_exceed: Literal["fail", "pause"] = Field(
+        default="fail",
+        description="A call that would pass the budget: 'fail' ends the run before it; "
+        "'pause' waits (durably) until an operator raises the budget or cancels the run.",
+    )
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> BudgetSpec:
+        if self.max_cost_usd is None and self.max_tokens is None:
+            raise ValueError("a budget needs max_cost_usd, max_tokens or both")
+        return self
+
+
 class LlmDefaults(_Model):
     """Settings for every llm_call step that does not set them itself (not for other steps)."""
 
@@ -262,13 +286,69 @@ class _Step(_Model):
         default="item",
         description="The name of the current for_each item in templates. Default: item.",
     )
+    budget: BudgetSpec | None = Field(
+        default=None,
+        description="What this step's model calls (all its items, a child run's calls) may "
+        "spend, within the workflow's budget.",
+    )
     concurrency: Annotated[int, Field(ge=1)] = Field(
         default=10, description="How many for_each items run at once. Default: 10."
     )
 
+    @model_validator(mode="after")
+    def _budget_where_spent(self) -> _Step:
+        if self.budget is not None and getattr(self, "type", None) not in ("llm_call", "workflow"):
+            raise ValueError("budget: only llm_call and workflow steps spend on model calls")
+        return self
+
+
+class ToolSpec(_Model):
+    """Something the model may call: an action, another definition, or an MCP server's tools."""
+
+    action: str | None = Field(
+        default=None,
+        description="A built-in or custom action; the tool's name is the action's name and its "
+        "params are the tool's arguments.",
+    )
+    workflow: str | None = Field(
+        default=None,
+        description="Another definition file, run as a child run; the tool's name is its "
+        "workflow name and its variables are the tool's arguments.",
+    )
+    mcp: str | None = Field(
+        default=None,
+        description="An MCP server configured on the worker (MCP_SERVERS): every tool it offers.",
+    )
+    params: dict[str, Any] = Field(
+        default={},
+        description="action: params the definition fixes (templates); they are not offered to "
+        "the model.",
+    )
+    description: str | None = Field(
+        default=None,
+        description="What the tool does, told to the model (default: the target's own).",
+    )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ToolSpec:
+        targets = [name for name in ("action", "workflow", "mcp") if getattr(self, name)]
+        if len(targets) != 1:
+            raise ValueError("a tool names exactly one of 'action', 'workflow' and 'mcp'")
+        if self.params and self.action is None:
+            raise ValueError("'params' fixes an action's params; only 'action' tools take it")
+        return self
+
+
+class MessageSpec(_Model):
+    """One message of a conversation given instead of a prompt."""
+
+    role: Literal["user", "assistant"] = Field(description="user or assistant.")
+    content: str = Field(description="The message's text (a template).")
+
 
 class LlmCallStep(_Step):
-    """One model call: a template prompt, optional structured outputs and checks."""
+    """One model call: a template prompt, optional structured outputs and checks (with tools:
+    a loop of calls, each tool call its own activity, until the model answers)."""
 
     type: Literal["llm_call"] = Field(description="llm_call: one call to a chat model.")
     model: str | None = Field(
@@ -282,7 +362,19 @@ class LlmCallStep(_Step):
         description="Models tried in order when the model still fails after its retries.",
     )
     system: str | None = Field(default=None, description="The system message (a template).")
-    prompt: str = Field(description="The user message (a template).")
+    prompt: str | None = Field(
+        default=None, description="The user message (a template); or give `messages`."
+    )
+    messages: list[MessageSpec] | None = Field(
+        default=None,
+        description="A conversation instead of `prompt`: few-shot examples, earlier turns "
+        "({role: user|assistant, content: template}); the model answers the last one.",
+    )
+    images: list[str] = Field(
+        default=[],
+        description="Images sent with the (last) user message: https URLs, or files under the "
+        "worker's INPUT_DIR (templates). openai and anthropic models only.",
+    )
     temperature: float | None = Field(
         default=None,
         description="Sampling temperature. Default: defaults.temperature, else the provider's "
@@ -303,6 +395,23 @@ class LlmCallStep(_Step):
         description="How often a reply that is not valid JSON, does not match the outputs or "
         "fails a check is sent back. Default: 2.",
     )
+    tools: list[ToolSpec] = Field(
+        default=[],
+        description="What the model may call: actions, other definitions (child runs), MCP "
+        "servers. The workflow runs each call and sends the results back until it answers.",
+    )
+    max_turns: Annotated[int, Field(ge=1, le=50)] = Field(
+        default=8,
+        description="With tools: the most model calls one answer may take. Default: 8.",
+    )
+
+    @model_validator(mode="after")
+    def _prompt_or_messages(self) -> LlmCallStep:
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("an llm_call needs 'prompt' or 'messages' (not both)")
+        if self.messages is not None and not self.messages:
+            raise ValueError("'messages' needs at least one message")
+        return self
 
 
 class ActionStep(_Step):
@@ -389,6 +498,11 @@ class WorkflowSpec(_Model):
         default=LlmDefaults(),
         description="model, temperature, max_tokens, timeout and retry for every llm_call "
         "that does not set them.",
+    )
+    budget: BudgetSpec | None = Field(
+        default=None,
+        description="What the whole run's model calls may spend (child runs included): "
+        "max_cost_usd, max_tokens, on_exceed.",
     )
     steps: Annotated[list[Step], Field(min_length=1)] = Field(
         description="The steps, at least one. A step without depends_on waits for every step "

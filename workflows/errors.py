@@ -10,6 +10,7 @@
         ├── RunNotFound            no run with that id in the namespace
         ├── RunFailed              the run ended without completing (failed, cancelled...)
         ├── StatusUnavailable      the run did not answer the status query
+        ├── SignalRefused          the run refused a signal's payload (it keeps waiting)
         └── LocalStackError        the local dev server or worker cannot be started
 
 Inside a run the first three become ``ApplicationError`` (non-retryable): retrying cannot
@@ -81,6 +82,11 @@ class RunFailed(ClientError):
 
 class StatusUnavailable(ClientError):
     """The run did not answer its status query (no worker polls its queue, say)."""
+
+
+class SignalRefused(ClientError):
+    """The run refused a signal sent as an update: no step waits for it, or its payload does
+    not fit the step's declared outputs. The run goes on waiting."""
 
 
 class LocalStackError(ClientError):

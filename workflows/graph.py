@@ -12,7 +12,10 @@ from typing import Any
 from workflows.errors import TemplateError
 from workflows.templates import references
 
-INPUT_FIELDS = ("when", "for_each", "prompt", "system", "params", "values", "variables")
+INPUT_FIELDS = (
+    "when", "for_each", "prompt", "system", "params", "values", "variables", "tools", "messages",
+    "images",
+)  # fmt: skip
 """Fields rendered before a step runs; `validate` reads the step's own outputs, after."""
 TEMPLATE_FIELDS = (*INPUT_FIELDS, "validate")
 

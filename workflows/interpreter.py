@@ -20,10 +20,14 @@ from temporalio.exceptions import ActivityError, ApplicationError
 # through, these stay imported once should anyone replay under the sandbox instead.
 with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes
+    from workflows.activity_options import failure_reason
+    from workflows.budget import Budgets
     from workflows.contracts import (
         LOAD_DEFINITION,
+        BudgetStatus,
         LoadDefinitionInput,
         LoadedDefinition,
+        RaiseBudget,
         RunInput,
         RunResult,
         RunStatus,
@@ -33,13 +37,17 @@ with workflow.unsafe.imports_passed_through():
     from workflows.errors import WorkflowError
     from workflows.rerun import unfinished_items
     from workflows.schedule import Schedule
-    from workflows.steps import StepRunner, failure_reason, render_or_fail
+    from workflows.signal_payloads import payload_problems
+    from workflows.step_results import render_or_fail
+    from workflows.steps import StepRunner
     from workflows.template_limits import WORK
     from workflows.templates import SecretRefs
     from workflows.validation import resolve_variables
 
 
 SIGNAL_LIMITS_PATCH = "signal-limits"
+SIGNAL_PAYLOAD_PATCH = "signal-payload-checks"
+MAX_REJECTED_SHOWN = 20
 MAX_BUFFERED_SIGNALS = 100
 """Signals received and not consumed yet, over all names; more are dropped and counted."""
 MAX_SIGNAL_BYTES = 32 * 1024
@@ -54,11 +62,29 @@ class YamlWorkflow:
         self._wanted: set[str] | None = None
         """Signal names the definition waits for, once it is known."""
         self._limits: bool | None = None
+        self._checks: bool | None = None
+        self._waiting_steps: dict[str, list[WaitForSignalStep]] = {}
+        """The steps that wait for each signal name, once the definition is known."""
+        self._known = False
+        self._budgets = Budgets()
 
     @workflow.query(name="status")
     def status(self) -> RunStatus:
-        """Steps done so far, their outputs and usage, what runs now, and whether paused."""
-        return self._status
+        """Steps done so far, their outputs and usage, what runs now, whether paused, and
+        each budget's spend against its limit."""
+        if not self._budgets:
+            return self._status
+        return self._status.model_copy(update={"budgets": self._budgets.status()})
+
+    @workflow.update(name="budget")
+    def raise_budget(self, request: RaiseBudget) -> BudgetStatus:
+        """New limits for the run's budget (or a step's): a call paused on it goes on once
+        it fits. Answers with the budget as it now stands."""
+        return self._budgets.raise_limits(request)
+
+    @raise_budget.validator
+    def _check_budget(self, request: RaiseBudget) -> None:
+        self._budgets.check_raise(request)
 
     @workflow.signal(name="pause")
     def pause(self) -> None:
@@ -83,8 +109,57 @@ class YamlWorkflow:
         payload = self._accepted(name, args)
         if payload is None:
             self._status.dropped_signals += 1
-        else:
-            self._signals.setdefault(name, []).append(payload)
+            return
+        if self._checks is None:
+            self._checks = workflow.patched(SIGNAL_PAYLOAD_PATCH)
+        problems = payload_problems(self._waiting_steps.get(name, []), payload)
+        if self._checks and problems:  # the step keeps waiting; status says why
+            self._status.dropped_signals += 1
+            rejected = [*self._status.rejected_signals, f"{name}: {'; '.join(problems)}"]
+            self._status.rejected_signals = rejected[-MAX_REJECTED_SHOWN:]
+            return
+        self._signals.setdefault(name, []).append(payload)
+
+    @workflow.update(dynamic=True)
+    async def on_update(self, name: str, args: Sequence[RawValue]) -> str:
+        """A step's signal sent as an update: checked against the waiting step's declared
+        outputs, so a payload that does not fit is refused to its sender at once (by the
+        validator; by the handler when the update came before the definition was read).
+        Accepted, it is buffered as a signal would be."""
+        await workflow.wait_condition(lambda: self._known)
+        problem = self._update_problem(name, args)
+        if problem:
+            raise ApplicationError(problem, type="SignalRefused", non_retryable=True)
+        self._signals.setdefault(name, []).append(self._decoded(args))
+        steps = ", ".join(f"'{step.id}'" for step in self._waiting_steps.get(name, []))
+        return f"accepted by step {steps}"
+
+    @on_update.validator
+    def _check_update(self, name: str, args: Sequence[RawValue]) -> None:
+        problem = self._update_problem(name, args) if self._known else None
+        if problem:
+            raise ValueError(problem)
+
+    def _update_problem(self, name: str, args: Sequence[RawValue]) -> str | None:
+        if name not in self._waiting_steps:
+            waits = ", ".join(repr(n) for n in sorted(self._waiting_steps)) or "no signal"
+            return f"no step waits for {name!r} (the run waits for {waits})"
+        if sum(len(buffered) for buffered in self._signals.values()) >= MAX_BUFFERED_SIGNALS:
+            return f"the run holds {MAX_BUFFERED_SIGNALS} signals not used yet"
+        if args and args[0].payload.ByteSize() > MAX_SIGNAL_BYTES:
+            return f"the payload is over {MAX_SIGNAL_BYTES} bytes"
+        try:
+            payload = self._decoded(args)
+        except Exception:
+            return "the payload does not decode"
+        problems = payload_problems(self._waiting_steps[name], payload)
+        return "; ".join(problems) or None
+
+    @staticmethod
+    def _decoded(args: Sequence[RawValue]) -> Any:
+        if not args:
+            return {}
+        return workflow.payload_converter().from_payload(args[0].payload)
 
     def _accepted(self, name: str, args: Sequence[RawValue]) -> Any | None:
         if self._wanted is not None and name not in self._wanted:
@@ -112,7 +187,11 @@ class YamlWorkflow:
         spec = definition.workflow
         for name, earlier in run_input.signals.items():  # kept from before continue-as-new
             self._signals[name] = earlier + self._signals.get(name, [])
-        waited = {step.signal for step in spec.steps if isinstance(step, WaitForSignalStep)}
+        for step in spec.steps:
+            if isinstance(step, WaitForSignalStep):
+                self._waiting_steps.setdefault(step.signal, []).append(step)
+        waited = set(self._waiting_steps)
+        self._known = True
         self._status.awaited_signals = sorted(waited)
         if self._limits is None:
             self._limits = workflow.patched(SIGNAL_LIMITS_PATCH)
@@ -152,6 +231,12 @@ class YamlWorkflow:
             run_input.action_task_queue,
         )
         context[WORK] = runner.work
+        self._budgets = runner.budgets = Budgets.for_run(
+            definition, run_input.prices, run_input.allowance, run_input.budgets
+        )
+        self._budgets.on_change = lambda: workflow.set_current_details(
+            self._budgets.waiting() or "going on: the budget was raised"
+        )
         schedule = Schedule(definition, runner, context, self._status, run_input.reuse_items)
         runner.draining = schedule.draining
         results = await schedule.run(run_input.reuse)
@@ -169,6 +254,7 @@ class YamlWorkflow:
                         "signals": self._signals,
                         "paused": self._status.paused,
                         "started_at": started_at,
+                        "budgets": self._budgets.status(),
                     }
                 )
             )
@@ -179,13 +265,18 @@ class YamlWorkflow:
         for name, template in spec.outputs.items():
             outputs[name] = render_or_fail(template, context, f"workflow output '{name}'")
         workflow.set_current_details(f"completed {len(spec.steps)} step(s)")
+        usage = sum((r.usage for r in results.values()), Usage())
+        workflow.metric_meter().create_histogram_float(
+            "run_cost_usd", "estimated spend per completed run", "USD"
+        ).record(usage.cost_usd)
         return RunResult(
             execution_id=info.workflow_id,
             workflow_name=spec.name,
             status="completed",
             outputs=outputs,
             steps={step.id: results[step.id] for step in spec.steps},
-            usage=sum((r.usage for r in results.values()), Usage()),
+            usage=usage,
+            budgets=self._budgets.status(),
         )
 
     async def _load(self, path: str) -> LoadedDefinition:

@@ -29,7 +29,8 @@ from workflows.definition import (
     output_names,
 )
 from workflows.graph import dependencies, output_owners
-from workflows.steps import Drained, Once, StepFailed, StepRunner, render_or_fail
+from workflows.step_results import Drained, Once, StepFailed, render_or_fail
+from workflows.steps import StepRunner
 from workflows.tracing import step_span
 
 PROGRESS_PATCH = "progress-search-attributes-throttled"
@@ -165,7 +166,7 @@ class Schedule:
         details = f"{len(self.results)}/{len(self.steps)} steps done; running: {', '.join(running)}"
         if self.drained:
             details += " (the history is large: then the run continues as new)"
-        workflow.set_current_details(details)
+        workflow.set_current_details(self.runner.budgets.waiting() or details)
 
     async def _cancel_siblings(self, running: dict[str, asyncio.Task[StepResult]]) -> None:
         """A failing step stops its still-running siblings, except `on_error: continue` ones."""

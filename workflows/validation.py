@@ -177,7 +177,7 @@ def resolve_variables(definition: Definition, given: dict[str, Any]) -> dict[str
             continue
         else:
             values[name] = spec.default
-        if spec.type and name in values and not _has_type(values[name], spec.type):
+        if spec.type and name in values and not has_type(values[name], spec.type):
             problems.append(f"variable '{name}' must be of type {spec.type}, got {values[name]!r}")
     if problems:
         raise VariablesError("; ".join(problems))
@@ -194,7 +194,8 @@ _PYTHON_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def _has_type(value: Any, type_name: str) -> bool:
+def has_type(value: Any, type_name: str) -> bool:
+    """Whether a value is of a declared type (null fits any; a boolean is not a number)."""
     if value is None:
         return True
     if isinstance(value, bool) and type_name != "boolean":

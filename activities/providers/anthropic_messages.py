@@ -11,8 +11,16 @@ from typing import Any
 
 from anthropic import AsyncAnthropic
 
-from activities.providers import Completion
-from workflows.contracts import LlmCallInput, Usage
+from activities.providers import (
+    Completion,
+    OnText,
+    conversation,
+    data_url_parts,
+    last_user,
+    rate_limit_headers,
+    streams,
+)
+from workflows.contracts import LlmCallInput, ToolCall, Usage
 
 DEFAULT_MAX_TOKENS = 1024
 """Anthropic requires max_tokens; this is used when neither the step nor the defaults set it."""
@@ -24,30 +32,50 @@ class AnthropicMessagesProvider:
     def __init__(self, client: AsyncAnthropic) -> None:
         self._client = client
 
-    async def complete(self, call: LlmCallInput) -> Completion:
+    async def complete(self, call: LlmCallInput, on_text: OnText | None = None) -> Completion:
         options: dict[str, Any] = {}
         if call.system:
             options["system"] = call.system
+        tools = [
+            {"name": tool.name, "description": tool.description, "input_schema": tool.parameters}
+            for tool in call.tools
+        ]
         if call.response_schema is not None:
-            options["tools"] = [
+            tools.append(
                 {
                     "name": OUTPUTS_TOOL,
-                    "description": "Record the outputs of this step.",
+                    "description": "Record the outputs of this step (the final answer).",
                     "input_schema": call.response_schema,
                 }
-            ]
-            options["tool_choice"] = {"type": "tool", "name": OUTPUTS_TOOL}
-        messages = [{"role": "user", "content": call.prompt}]
+            )
+            # With tools of its own the model chooses; calling OUTPUTS_TOOL is its answer.
+            options["tool_choice"] = (
+                {"type": "auto"} if call.tools else {"type": "tool", "name": OUTPUTS_TOOL}
+            )
+        if tools:
+            options["tools"] = tools
+        messages: list[dict[str, Any]] = list(conversation(call))
+        if call.images:
+            last = last_user(messages)
+            parts: list[dict[str, Any]] = [_image(url) for url in call.images]
+            parts.append({"type": "text", "text": messages[last]["content"]})
+            messages[last] = {"role": "user", "content": parts}
+        messages += _turns(call)
         messages += [message.model_dump() for message in call.reasks]
-        response = await self._client.messages.create(
+        if streams(call, on_text):
+            assert on_text is not None
+            return await self._streamed(call, messages, options, on_text)
+        raw = await self._client.messages.with_raw_response.create(
             model=call.model,
             max_tokens=call.max_tokens or DEFAULT_MAX_TOKENS,
             messages=messages,
             **options,
         )
-        tool_inputs = [block.input for block in response.content if block.type == "tool_use"]
-        if tool_inputs:
-            text = json.dumps(tool_inputs[0])
+        response = await raw.parse()
+        uses = [block for block in response.content if block.type == "tool_use"]
+        answers = [block.input for block in uses if block.name == OUTPUTS_TOOL]
+        if answers:
+            text, uses = json.dumps(answers[0]), []
         else:
             text = "".join(block.text for block in response.content if block.type == "text")
         return Completion(
@@ -59,4 +87,80 @@ class AnthropicMessagesProvider:
             finish_reason=response.stop_reason,
             refusal="the model declined to answer" if response.stop_reason == "refusal" else None,
             truncated=response.stop_reason == "max_tokens",
+            headers=rate_limit_headers(raw.headers),
+            tool_calls=[
+                ToolCall(
+                    id=block.id,
+                    name=block.name,
+                    arguments=block.input if isinstance(block.input, dict) else {},
+                )
+                for block in uses
+            ],
         )
+
+    async def _streamed(
+        self,
+        call: LlmCallInput,
+        messages: list[dict[str, Any]],
+        options: dict[str, Any],
+        on_text: OnText,
+    ) -> Completion:
+        raw = await self._client.messages.with_raw_response.create(
+            model=call.model,
+            max_tokens=call.max_tokens or DEFAULT_MAX_TOKENS,
+            messages=messages,
+            stream=True,
+            **options,
+        )
+        parts: list[str] = []
+        stop, tokens_in, tokens_out = None, 0, 0
+        async for event in await raw.parse():
+            if event.type == "message_start":
+                tokens_in = event.message.usage.input_tokens
+            elif event.type == "content_block_delta" and event.delta.type == "text_delta":
+                parts.append(event.delta.text)
+                on_text(event.delta.text)
+            elif event.type == "message_delta":
+                stop = event.delta.stop_reason or stop
+                tokens_out = event.usage.output_tokens
+        return Completion(
+            text="".join(parts),
+            usage=Usage(input_tokens=tokens_in, output_tokens=tokens_out),
+            finish_reason=stop,
+            refusal="the model declined to answer" if stop == "refusal" else None,
+            truncated=stop == "max_tokens",
+            headers=rate_limit_headers(raw.headers),
+        )
+
+
+def _image(url: str) -> dict[str, Any]:
+    """An image block: base64 for a file the worker read (a data: URL), else the URL."""
+    inline = data_url_parts(url)
+    if inline is None:
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    media, data = inline
+    return {"type": "image", "source": {"type": "base64", "media_type": media, "data": data}}
+
+
+def _turns(call: LlmCallInput) -> list[dict[str, Any]]:
+    """The tool loop so far in Anthropic's shape: the assistant's `tool_use` blocks, then a
+    user message of `tool_result` blocks."""
+    messages: list[dict[str, Any]] = []
+    for turn in call.turns:
+        content: list[dict[str, Any]] = [{"type": "text", "text": turn.text}] if turn.text else []
+        content += [
+            {"type": "tool_use", "id": called.id, "name": called.name, "input": called.arguments}
+            for called in turn.calls
+        ]
+        messages.append({"role": "assistant", "content": content})
+        results = [
+            {
+                "type": "tool_result",
+                "tool_use_id": result.id,
+                "content": result.content,
+                "is_error": result.is_error,
+            }
+            for result in turn.results
+        ]
+        messages.append({"role": "user", "content": results})
+    return messages

@@ -2,25 +2,52 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from openai import AsyncOpenAI
 
-from activities.providers import Completion
-from workflows.contracts import LlmCallInput, Usage
+from activities.providers import (
+    Completion,
+    OnText,
+    conversation,
+    last_user,
+    rate_limit_headers,
+    streams,
+)
+from workflows.contracts import LlmCallInput, ToolCall, Usage
 
 
 class OpenAIChatProvider:
     def __init__(self, client: AsyncOpenAI) -> None:
         self._client = client
 
-    async def complete(self, call: LlmCallInput) -> Completion:
+    async def complete(self, call: LlmCallInput, on_text: OnText | None = None) -> Completion:
         messages: list[dict[str, Any]] = []
         if call.system:
             messages.append({"role": "system", "content": call.system})
-        messages.append({"role": "user", "content": call.prompt})
+        opening: list[dict[str, Any]] = list(conversation(call))
+        if call.images:
+            last = last_user(opening)
+            parts = [{"type": "text", "text": opening[last]["content"]}]
+            parts += [{"type": "image_url", "image_url": {"url": url}} for url in call.images]
+            opening[last] = {"role": "user", "content": parts}
+        messages += opening
+        messages += _turns(call)
         messages += [message.model_dump() for message in call.reasks]
         options: dict[str, Any] = {}
+        if call.tools:
+            options["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": tool.name,
+                        "description": tool.description,
+                        "parameters": tool.parameters,
+                    },
+                }
+                for tool in call.tools
+            ]
         if call.temperature is not None:
             options["temperature"] = call.temperature
         if call.max_tokens is not None:
@@ -30,9 +57,13 @@ class OpenAIChatProvider:
                 "type": "json_schema",
                 "json_schema": {"name": "step_outputs", "schema": call.response_schema},
             }
-        response = await self._client.chat.completions.create(
+        if streams(call, on_text):
+            assert on_text is not None
+            return await self._streamed(call.model, messages, options, on_text)
+        raw = await self._client.chat.completions.with_raw_response.create(
             model=call.model, messages=messages, **options
         )
+        response = raw.parse()
         choice = response.choices[0]
         usage = response.usage
         return Completion(
@@ -44,4 +75,81 @@ class OpenAIChatProvider:
             finish_reason=choice.finish_reason,
             refusal=getattr(choice.message, "refusal", None),
             truncated=choice.finish_reason == "length",
+            headers=rate_limit_headers(raw.headers),
+            tool_calls=[
+                ToolCall(id=called.id, name=called.function.name, arguments=_arguments(called))
+                for called in choice.message.tool_calls or []
+                if called.type == "function"
+            ],
         )
+
+    async def _streamed(
+        self, model: str, messages: list[dict[str, Any]], options: dict[str, Any], on_text: OnText
+    ) -> Completion:
+        raw = await self._client.chat.completions.with_raw_response.create(
+            model=model,
+            messages=messages,
+            stream=True,
+            stream_options={"include_usage": True},
+            **options,
+        )
+        parts: list[str] = []
+        finish, usage, refusal = None, None, None
+        async for chunk in raw.parse():
+            usage = chunk.usage or usage
+            for choice in chunk.choices:
+                if choice.delta.content:
+                    parts.append(choice.delta.content)
+                    on_text(choice.delta.content)
+                refusal = getattr(choice.delta, "refusal", None) or refusal
+                finish = choice.finish_reason or finish
+        return Completion(
+            text="".join(parts),
+            usage=Usage(
+                input_tokens=usage.prompt_tokens if usage else 0,
+                output_tokens=usage.completion_tokens if usage else 0,
+            ),
+            finish_reason=finish,
+            refusal=refusal,
+            truncated=finish == "length",
+            headers=rate_limit_headers(raw.headers),
+        )
+
+
+def _turns(call: LlmCallInput) -> list[dict[str, Any]]:
+    """The tool loop so far in OpenAI's shape: the assistant's tool calls, then one `tool`
+    message per result."""
+    messages: list[dict[str, Any]] = []
+    for turn in call.turns:
+        messages.append(
+            {
+                "role": "assistant",
+                "content": turn.text or None,
+                "tool_calls": [
+                    {
+                        "id": called.id,
+                        "type": "function",
+                        "function": {
+                            "name": called.name,
+                            "arguments": json.dumps(called.arguments),
+                        },
+                    }
+                    for called in turn.calls
+                ],
+            }
+        )
+        messages += [
+            {"role": "tool", "tool_call_id": result.id, "content": result.content}
+            for result in turn.results
+        ]
+    return messages
+
+
+def _arguments(called: Any) -> dict[str, Any]:
+    """The call's arguments; text that is not a JSON object is passed on as `_raw`, so the
+    tool answers with an error the model can read instead of the step failing."""
+    try:
+        arguments = json.loads(called.function.arguments or "{}")
+    except json.JSONDecodeError:
+        return {"_raw": called.function.arguments}
+    return arguments if isinstance(arguments, dict) else {"_raw": arguments}

@@ -1,0 +1,90 @@
+"""Approvals that answer back: a step's signal sent as an update is checked against the
+step's declared outputs and refused to its sender when it does not fit; a plain signal that
+does not fit is dropped and recorded in `status`. Either way the step keeps waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+
+import pytest
+
+from engine.client import EngineClient
+from engine.settings import Settings
+from tests.conftest import new_worker
+from workflows.errors import SignalRefused
+
+APPROVAL = """
+workflow:
+  name: approval
+  steps:
+    - id: review
+      type: wait_for_signal
+      signal: approve
+      outputs:
+        - {name: approved, type: boolean}
+        - {name: level, type: string, enum: [low, high]}
+    - id: publish
+      type: set
+      when: "{{ approved }}"
+      values: {published: true}
+"""
+
+
+async def waiting_run(client, worker) -> tuple[EngineClient, str]:
+    settings = dataclasses.replace(
+        Settings.from_env({}),
+        address=client.service_client.config.target_host,
+        task_queue=worker.task_queue,
+    )
+    engine = EngineClient(client, settings, start_worker=False)
+    started = await engine.start(engine.load_yaml(APPROVAL), execution_id=f"a-{uuid.uuid4()}")
+    for _ in range(50):
+        if (await engine.status(started.execution_id)).running == ["review"]:
+            break
+        await asyncio.sleep(0.1)
+    return engine, started.execution_id
+
+
+async def test_an_invalid_approval_is_refused_to_its_sender_and_the_run_keeps_waiting(client):
+    async with new_worker(client, {}) as worker:
+        engine, run_id = await waiting_run(client, worker)
+        with pytest.raises(SignalRefused, match="'approved' must be a boolean, not 'false'"):
+            await engine.signal(run_id, "approve", {"approved": "false"})
+        with pytest.raises(SignalRefused, match="'level' must be one of 'low', 'high'"):
+            await engine.signal(run_id, "approve", {"approved": True, "level": "urgent"})
+        with pytest.raises(SignalRefused, match=r"no step waits for 'aprove'"):
+            await engine.signal(run_id, "aprove", {"approved": True})
+        assert (await engine.status(run_id)).running == ["review"]
+        answered = await engine.signal(run_id, "approve", {"approved": False, "level": "low"})
+        assert answered.answer == "accepted by step 'review'"
+        result = await engine.result(run_id)
+    assert result.steps["review"].outputs == {"approved": False, "level": "low"}
+    assert result.steps["publish"].status == "skipped"  # "false" as text would have published
+
+
+async def test_a_plain_signal_that_does_not_fit_is_dropped_and_recorded(client):
+    async with new_worker(client, {}) as worker:
+        engine, run_id = await waiting_run(client, worker)
+        handle = client.get_workflow_handle(run_id)
+        await handle.signal("approve", {"approved": "yes"})  # as the Temporal CLI would send it
+        for _ in range(50):
+            status = await engine.status(run_id)
+            if status.rejected_signals:
+                break
+            await asyncio.sleep(0.1)
+        assert status.rejected_signals == ["approve: 'approved' must be a boolean, not 'yes'"]
+        assert status.running == ["review"]
+        await handle.signal("approve", {"approved": True})
+        result = await engine.result(run_id)
+    assert result.steps["publish"].outputs == {"published": True}
+
+
+async def test_an_approvals_text_is_data(client):
+    hostile = "{{ secrets.OPENAI_API_KEY }} {% for a in range(99999) %}{% for b in range(99999) %}x{% endfor %}{% endfor %}"  # noqa: E501
+    async with new_worker(client, {}) as worker:
+        engine, run_id = await waiting_run(client, worker)
+        await engine.signal(run_id, "approve", {"approved": False, "note": hostile})
+        result = await engine.result(run_id)
+    assert result.steps["review"].outputs["note"] == hostile

@@ -1,0 +1,50 @@
+"""How the workflow calls activities: time limits, retry policies, and what it reads back
+from a failure (the attempts made, the activity's own words)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+
+from workflows.definition import RetrySpec
+from workflows.durations import parse_duration
+
+DEFAULT_TIMEOUT = timedelta(seconds=60)
+HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+"""Activities heartbeat every few seconds: a lost worker is noticed, a cancel reaches them."""
+DEFAULT_RETRY = RetrySpec(max_attempts=5, initial_interval="1s", backoff=2.0, max_interval="1m")
+
+
+def timeout_of(value: Any) -> timedelta:
+    return parse_duration(value) if value is not None else DEFAULT_TIMEOUT
+
+
+def retry_policy(spec: RetrySpec | None) -> RetryPolicy:
+    merged = DEFAULT_RETRY.model_copy(update=(spec.model_dump(exclude_none=True) if spec else {}))
+    return RetryPolicy(
+        initial_interval=parse_duration(merged.initial_interval or 1),
+        backoff_coefficient=merged.backoff or 2.0,
+        maximum_interval=parse_duration(merged.max_interval or 60),
+        maximum_attempts=merged.max_attempts or 5,
+    )
+
+
+def attempts_of(exc: ActivityError, policy: RetryPolicy) -> int:
+    """How many attempts the activity made: the activity reports it; a timeout does not."""
+    cause = exc.cause
+    if isinstance(cause, ApplicationError) and cause.details:
+        detail = cause.details[0]
+        if isinstance(detail, dict) and isinstance(detail.get("attempt"), int):
+            return detail["attempt"]
+    return policy.maximum_attempts
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The activity's or child run's own message, not Temporal's wrapper around it."""
+    cause = exc
+    while isinstance(cause, ActivityError | ChildWorkflowError) and cause.cause is not None:
+        cause = cause.cause
+    return getattr(cause, "message", None) or str(cause)
