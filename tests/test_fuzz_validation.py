@@ -72,3 +72,18 @@ def test_mutated_definitions_give_located_problems_or_a_definition(text: str):
         for problem in exc.problems:
             assert LOCATED.match(str(problem)), str(problem)
 
+
+def test_a_step_type_spanning_lines_is_reported_on_one_line():
+    """Found by the test above: a block scalar pulled into `type:` once broke the line."""
+    text = (
+        "workflow:\n  name: f\n  steps:\n    - id: a\n      type: llm_call\n\n"
+        "        Answer from the pages you fetch.\n        Cite every page.\n"
+        "      prompt: hi\n"
+    )
+    try:
+        load_definition(text, "f.yaml")
+    except DefinitionError as exc:
+        assert all(LOCATED.match(str(problem)) for problem in exc.problems), exc.problems
+        assert "unknown step type" in str(exc)
+    else:
+        raise AssertionError("a multi-line step type was accepted")

@@ -35,6 +35,12 @@ class Problem:
     col: int
     message: str
 
+    def __post_init__(self) -> None:
+        # A message quotes what the file holds, which may span lines; the error stays one line.
+        if "\n" in self.message or "\r" in self.message:
+            one_line = " ".join(self.message.split())
+            object.__setattr__(self, "message", one_line)
+
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}: {self.message}"
 

@@ -99,7 +99,8 @@ def _model_problems(source: Source, exc: ValidationError) -> list[Problem]:
             problems.append(source.problem(path, f"missing required field '{rest[0]}'"))
         elif kind == "union_tag_invalid":
             tag = error["ctx"]["tag"]
-            message = f"unknown step type '{tag}'" + suggest(tag, set(model.STEP_TYPES))
+            shown = tag if len(tag) <= 40 else tag[:40] + "..."
+            message = f"unknown step type {shown!r}" + suggest(tag, set(model.STEP_TYPES))
             message += f" (step types: {', '.join(model.STEP_TYPES)})"
             problems.append(source.problem((*path, "type"), message))
         elif kind == "string_pattern_mismatch":
