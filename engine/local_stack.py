@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import ipaddress
 import json
@@ -95,9 +96,10 @@ async def ensure_worker(client: Client, settings: Settings, note: Callable[[str]
     stamp = _worker_stamp(settings)
     ours = _live_pid(pid_file)
     if ours is not None:
-        if stamp_file.exists() and stamp_file.read_text() == stamp:
+        changed = _changed(stamp_file, stamp)
+        if not changed:
             return
-        note("restarting the local worker: its code or provider settings changed")
+        note(f"restarting the local worker: its {', '.join(changed)} changed")
         await _stop_process(ours)
     elif not pid_file.exists() and await _has_fresh_poller(client, settings):
         return  # somebody runs their own worker on this queue
@@ -112,12 +114,13 @@ async def ensure_worker(client: Client, settings: Settings, note: Callable[[str]
             start_new_session=True,
         )
     pid_file.write_text(str(process.pid))
-    stamp_file.write_text(stamp)
+    stamp_file.write_text(json.dumps(stamp, indent=1))
     note(
         f"started a worker on task queue {settings.task_queue} (pid {process.pid}, log {log_path})"
     )
     deadline = time.monotonic() + _WORKER_START_SECONDS
-    while not await _has_fresh_poller(client, settings):
+    # The worker just stopped still counts as a fresh poller: wait for this one's own.
+    while not await _has_fresh_poller(client, settings, identity=f"{process.pid}@"):
         if process.poll() is not None or time.monotonic() > deadline:
             raise LocalStackError(f"the worker did not start; see {log_path}")
         await asyncio.sleep(0.2)
@@ -180,7 +183,9 @@ def _start_dev_server(settings: Settings, host: str, port: int) -> None:
     (settings.dev_dir / "server.pid").write_text(str(process.pid))
 
 
-async def _has_fresh_poller(client: Client, settings: Settings) -> bool:
+async def _has_fresh_poller(client: Client, settings: Settings, identity: str = "") -> bool:
+    """Whether a worker polled the queue lately (one whose identity, `pid@host` unless
+    set, starts with `identity`)."""
     response = await client.workflow_service.describe_task_queue(
         DescribeTaskQueueRequest(
             namespace=settings.namespace,
@@ -191,18 +196,44 @@ async def _has_fresh_poller(client: Client, settings: Settings) -> bool:
     now = time.time()
     return any(
         now - poller.last_access_time.ToSeconds() < _POLLER_FRESH_SECONDS
+        and poller.identity.startswith(identity)
         for poller in response.pollers
     )
 
 
-def _worker_stamp(settings: Settings) -> str:
+def _worker_stamp(settings: Settings) -> dict[str, str]:
     """What the running worker was started with: every setting (so a changed ACTION_MODULES
-    or HTTP_ALLOWLIST restarts it), the directory and the code's age."""
+    or HTTP_ALLOWLIST restarts it), the directory and the code's age. Values are digests:
+    settings hold keys and secrets."""
     sources = [ROOT / "worker.py", *ROOT.glob("engine/*.py"), *ROOT.glob("workflows/*.py")]
     sources += ROOT.glob("activities/**/*.py")
-    newest = max(path.stat().st_mtime_ns for path in sources)
-    text = json.dumps([repr(settings), os.getcwd(), newest])
-    return hashlib.sha256(text.encode()).hexdigest()
+    stamp = {
+        f"setting {item.name}": _digest(repr(getattr(settings, item.name)))
+        for item in dataclasses.fields(settings)
+    }
+    stamp["directory"] = _digest(os.getcwd())
+    stamp["code"] = str(max(path.stat().st_mtime_ns for path in sources))
+    return stamp
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _changed(stamp_file: Path, stamp: dict[str, str]) -> list[str]:
+    """What differs between the running worker's stamp and this one, named for the user:
+    "code", "directory", "settings (endpoints, secrets)"."""
+    try:
+        started = json.loads(stamp_file.read_text())
+    except (OSError, ValueError):
+        started = None
+    if not isinstance(started, dict):
+        return ["start record"]
+    keys = stamp.keys() | started.keys()
+    changed = sorted(key for key in keys if stamp.get(key) != started.get(key))
+    settings = [key.removeprefix("setting ") for key in changed if key.startswith("setting ")]
+    named = [key for key in changed if not key.startswith("setting ")]
+    return named + ([f"settings ({', '.join(settings)})"] if settings else [])
 
 
 def _live_pid(pid_file: Path) -> int | None:

@@ -58,7 +58,7 @@ def test_openai_compatible_server_receives_the_prompt(stack_env, llm_server):
     done = starter(env, "run", "definitions/hello_world.yaml", "--var", "user_name=Alice")
     assert done.returncode == 0, done.stderr
     assert done.stdout == "greeting: Hello from gpt-4\n"
-    assert "restarting the local worker" in done.stderr  # its provider settings changed
+    assert "restarting the local worker: its settings (endpoints) changed" in done.stderr
     assert "Alice" in llm_server.requests[-1].prompt_text
 
 
