@@ -9,7 +9,7 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from tests.conftest import definition, new_worker, start
-from workflows.contracts import RunInput, RunStatus
+from workflows.contracts import RunInput, RunResult, RunStatus
 from workflows.interpreter import MAX_BUFFERED_SIGNALS, MAX_SIGNAL_BYTES
 from workflows.template_limits import MAX_OPERATIONS, MAX_SIZE
 
@@ -149,6 +149,29 @@ async def test_stray_oversized_and_undecodable_signals_are_dropped_and_counted(c
         await handle.signal("approve", {"answer": "yes"})
         result = await asyncio.wait_for(handle.result(), timeout=30)
     assert result.outputs["answer"] == "yes"
+
+
+async def test_a_flood_before_the_run_reads_its_definition_does_not_crowd_out_the_approval(
+    client,
+):
+    """Signals sent before any worker picks the run up arrive with its start, before it
+    knows which names it waits for: the stray flood gives up places, the approval keeps one."""
+    queue = f"test-{uuid.uuid4()}"
+    handle = await client.start_workflow(
+        "YamlWorkflow",
+        RunInput(definition=definition(WAITS)),
+        id=queue,
+        task_queue=queue,
+        result_type=RunResult,
+    )
+    for index in range(MAX_BUFFERED_SIGNALS * 3):
+        await handle.signal("spam", {"n": index})
+    await handle.signal("approve", {"answer": "yes"})
+    async with new_worker(client, {}, task_queue=queue):
+        result = await asyncio.wait_for(handle.result(), timeout=30)
+        status = await handle.query("status", result_type=RunStatus)
+    assert result.outputs["answer"] == "yes"
+    assert status.dropped_signals == MAX_BUFFERED_SIGNALS * 3
 
 
 def _raw(*steps: dict) -> dict:

@@ -47,9 +47,11 @@ with workflow.unsafe.imports_passed_through():
 
 SIGNAL_LIMITS_PATCH = "signal-limits"
 SIGNAL_PAYLOAD_PATCH = "signal-payload-checks"
+FAIR_SIGNAL_BUFFER_PATCH = "signal-buffer-fair-share"
 MAX_REJECTED_SHOWN = 20
 MAX_BUFFERED_SIGNALS = 100
-"""Signals received and not consumed yet, over all names; more are dropped and counted."""
+"""Signals received and not consumed yet, over all names; more are dropped and counted. When
+the buffer is full, the name holding most gives up its latest to a name holding fewer."""
 MAX_SIGNAL_BYTES = 32 * 1024
 """A bigger signal payload is dropped and counted."""
 
@@ -63,6 +65,7 @@ class YamlWorkflow:
         """Signal names the definition waits for, once it is known."""
         self._limits: bool | None = None
         self._checks: bool | None = None
+        self._fair: bool | None = None
         self._waiting_steps: dict[str, list[WaitForSignalStep]] = {}
         """The steps that wait for each signal name, once the definition is known."""
         self._known = False
@@ -118,6 +121,10 @@ class YamlWorkflow:
             rejected = [*self._status.rejected_signals, f"{name}: {'; '.join(problems)}"]
             self._status.rejected_signals = rejected[-MAX_REJECTED_SHOWN:]
             return
+        if self._buffered() >= MAX_BUFFERED_SIGNALS:  # _accepted found it a fair share
+            crowded = max(sorted(self._signals), key=lambda n: len(self._signals[n]))
+            self._signals[crowded].pop()
+            self._status.dropped_signals += 1
         self._signals.setdefault(name, []).append(payload)
 
     @workflow.update(dynamic=True)
@@ -144,7 +151,7 @@ class YamlWorkflow:
         if name not in self._waiting_steps:
             waits = ", ".join(repr(n) for n in sorted(self._waiting_steps)) or "no signal"
             return f"no step waits for {name!r} (the run waits for {waits})"
-        if sum(len(buffered) for buffered in self._signals.values()) >= MAX_BUFFERED_SIGNALS:
+        if self._buffered() >= MAX_BUFFERED_SIGNALS:
             return f"the run holds {MAX_BUFFERED_SIGNALS} signals not used yet"
         if args and args[0].payload.ByteSize() > MAX_SIGNAL_BYTES:
             return f"the payload is over {MAX_SIGNAL_BYTES} bytes"
@@ -161,10 +168,23 @@ class YamlWorkflow:
             return {}
         return workflow.payload_converter().from_payload(args[0].payload)
 
+    def _buffered(self) -> int:
+        return sum(len(buffered) for buffered in self._signals.values())
+
+    def _fair_share(self, name: str) -> bool:
+        """Whether a signal may take the place of the latest one of the name holding most.
+        Until the definition says which names a run waits for (signals can arrive before
+        its first line runs), a flood of one stray name must not crowd out an approval.
+        Runs from before this replay as they ran: the signal is dropped."""
+        if self._fair is None:
+            self._fair = workflow.patched(FAIR_SIGNAL_BUFFER_PATCH)
+        most = max(len(buffered) for buffered in self._signals.values())
+        return self._fair and len(self._signals.get(name, [])) + 1 < most
+
     def _accepted(self, name: str, args: Sequence[RawValue]) -> Any | None:
         if self._wanted is not None and name not in self._wanted:
             return None
-        if sum(len(buffered) for buffered in self._signals.values()) >= MAX_BUFFERED_SIGNALS:
+        if self._buffered() >= MAX_BUFFERED_SIGNALS and not self._fair_share(name):
             return None
         if not args:
             return {}
