@@ -91,6 +91,8 @@ async def test_a_run_waiting_for_a_signal_continues_as_new_while_stray_signals_p
         handle = await start(client, worker, RunInput(definition=definition(WAITS)))
         for index in range(500):
             await handle.signal("spam", {"n": index})
+            if index % 50 == 49:  # keep pace with the worker, as senders over time would:
+                await handle.query("status")  # a flood faster than it reads hits 400 first
         await handle.signal("approve", {"answer": "yes"})
         result: RunResult = await handle.result()
     assert result.outputs["answer"] == "yes"
