@@ -133,7 +133,7 @@ class Settings:
                 base_url=env.get(f"{name.upper()}_BASE_URL")
                 or (DEFAULT_OLLAMA_URL if name == "ollama" else None),
             )
-            for name in names
+            for name in sorted(names)
         }
         address = temporal.address or cls.address
         host, _, port = address.rpartition(":")
