@@ -72,7 +72,9 @@ def main_queue_activities(
 
     prices = DEFAULT_PRICES if prices is None else prices
     llm = LlmActivities(providers, prices=prices, pacer=pacer, input_dir=input_dir)
-    definitions = DefinitionActivities(definitions_dir, params_models(actions), set(validators))
+    definitions = DefinitionActivities(
+        definitions_dir, params_models(actions), set(validators), prices
+    )
     tools = ToolActivities(actions, mcp_servers or {})
     return [
         llm.llm_call,

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from activities.pricing import Price, price_of
 from workflows.actions import ACTION_PARAMS
-from workflows.contracts import LoadedDefinition
+from workflows.contracts import LoadedDefinition, ModelPrice
 from workflows.definition import Definition, LlmCallStep, WorkflowStep
 from workflows.errors import DefinitionError, Problem
 from workflows.routing import route
@@ -142,6 +143,31 @@ def load_text_bundle(
     if problems:
         raise DefinitionError(problems)
     return LoadedDefinition(definition=top[1], children=children)
+
+
+def budget_prices(loaded: LoadedDefinition, prices: Mapping[str, Price]) -> dict[str, ModelPrice]:
+    """The price of every model a run with a budget may call, by `provider/model`, for the
+    run to reserve each call's worst case with (nothing for runs without a budget)."""
+    definitions = [loaded.definition, *loaded.children.values()]
+    if not any(has_budget(definition) for definition in definitions):
+        return {}
+    found: dict[str, ModelPrice] = {}
+    for definition in definitions:
+        spec = definition.workflow
+        for step in spec.steps:
+            if isinstance(step, LlmCallStep):
+                for name in [step.model or spec.defaults.model, *step.fallback_models]:
+                    target = route(name or "")
+                    price = price_of(prices, target.provider, target.model)
+                    if price is not None:
+                        key = f"{target.provider}/{target.model}"
+                        found[key] = ModelPrice(input=price.input, output=price.output)
+    return found
+
+
+def priced_in(prices: Mapping[str, Price]) -> Callable[[str, str], bool]:
+    """Whether a model has a price in `prices` (for `load_bundle`'s `priced`)."""
+    return lambda provider, model: price_of(prices, provider, model) is not None
 
 
 def has_budget(definition: Definition) -> bool:

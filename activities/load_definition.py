@@ -1,5 +1,6 @@
 """The `load_definition` activity: a run started by file name (Temporal CLI, HTTP API, UI)
-reads its definition from DEFINITIONS_DIR, and only from inside it."""
+reads its definition from DEFINITIONS_DIR, and only from inside it, and a budgeted one gets
+the worker's model prices with it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,16 @@ from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.definitions import OUTSIDE, confined, load_bundle, quoted, usable_name
+from activities.definitions import (
+    OUTSIDE,
+    budget_prices,
+    confined,
+    load_bundle,
+    priced_in,
+    quoted,
+    usable_name,
+)
+from activities.pricing import DEFAULT_PRICES, Price
 from workflows.actions import ACTION_PARAMS
 from workflows.contracts import LOAD_DEFINITION, LoadDefinitionInput, LoadedDefinition
 from workflows.errors import DefinitionError
@@ -22,10 +32,12 @@ class DefinitionActivities:
         definitions_dir: Path,
         actions: Mapping[str, type[BaseModel]] = ACTION_PARAMS,
         validators: Collection[str] = (),
+        prices: Mapping[str, Price] = DEFAULT_PRICES,
     ) -> None:
         self._dir = definitions_dir
         self._actions = actions
         self._validators = validators
+        self._prices = prices
 
     @activity.defn(name=LOAD_DEFINITION)
     async def load_definition(self, request: LoadDefinitionInput) -> LoadedDefinition:
@@ -42,9 +54,15 @@ class DefinitionActivities:
         try:
             if not path.is_file():
                 raise _failure(f"no definition file {quoted(name)} in the definitions directory")
-            return load_bundle(
-                path, name, self._actions, root=self._dir, validators=self._validators
+            loaded = load_bundle(
+                path,
+                name,
+                self._actions,
+                root=self._dir,
+                validators=self._validators,
+                priced=priced_in(self._prices),
             )
+            return loaded.model_copy(update={"prices": budget_prices(loaded, self._prices)})
         except (DefinitionError, OSError) as exc:
             raise _failure(str(exc)) from None
 

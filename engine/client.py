@@ -29,6 +29,7 @@ from temporalio.exceptions import CancelledError, TerminatedError, TimeoutError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 
+from activities.definitions import budget_prices
 from activities.endpoints import is_configured
 from engine.client_models import (
     STATES,
@@ -40,7 +41,7 @@ from engine.client_models import (
     Started,
     StreamedText,
 )
-from engine.definition_files import budget_prices, load_file, load_yaml
+from engine.definition_files import load_file, load_yaml
 from engine.local_stack import ensure_server, ensure_worker, is_local_stack
 from engine.settings import Settings
 from workflows import search_attributes
@@ -137,7 +138,7 @@ class EngineClient:
         variables = dict(variables or {})
         resolve_variables(loaded.definition, variables)
         mocked = self._mocked(loaded, offline)
-        prices = budget_prices(loaded, self.settings)
+        prices = budget_prices(loaded, self.settings.prices)
         await self._ensure_worker()
         name = loaded.definition.workflow.name
         run_id = execution_id or f"{name}-{uuid.uuid4().hex[:12]}"

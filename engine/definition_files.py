@@ -8,13 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from activities.definitions import has_budget, load_bundle, load_text_bundle
-from activities.pricing import price_of
+from activities.definitions import load_bundle, load_text_bundle, priced_in
 from activities.registry import load_custom_actions, load_custom_validators, params_models
 from engine.settings import Settings
-from workflows.contracts import LoadedDefinition, ModelPrice
-from workflows.definition import LlmCallStep
-from workflows.routing import route
+from workflows.contracts import LoadedDefinition
 
 
 def load_file(
@@ -41,26 +38,6 @@ def load_yaml(
     return load_text_bundle(text, name, path, actions, root, validators, priced)
 
 
-def budget_prices(loaded: LoadedDefinition, settings: Settings) -> dict[str, ModelPrice]:
-    """The price of every model a run with a budget may call, by `provider/model`, for the
-    run to reserve each call's worst case with (nothing for runs without a budget)."""
-    definitions = [loaded.definition, *loaded.children.values()]
-    if not any(has_budget(definition) for definition in definitions):
-        return {}
-    prices: dict[str, ModelPrice] = {}
-    for definition in definitions:
-        spec = definition.workflow
-        for step in spec.steps:
-            if isinstance(step, LlmCallStep):
-                for name in [step.model or spec.defaults.model, *step.fallback_models]:
-                    target = route(name or "")
-                    price = price_of(settings.prices, target.provider, target.model)
-                    if price is not None:
-                        key = f"{target.provider}/{target.model}"
-                        prices[key] = ModelPrice(input=price.input, output=price.output)
-    return prices
-
-
 def _actions(settings: Settings) -> dict[str, Any]:
     return params_models(load_custom_actions(settings.action_modules))
 
@@ -70,4 +47,4 @@ def _validators(settings: Settings) -> set[str]:
 
 
 def _priced(settings: Settings) -> Callable[[str, str], bool]:
-    return lambda provider, model: price_of(settings.prices, provider, model) is not None
+    return priced_in(settings.prices)

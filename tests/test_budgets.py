@@ -9,12 +9,14 @@ import uuid
 
 import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
+from temporalio.client import WorkflowFailureError
 
 from engine.client import EngineClient
 from engine.definition_files import load_yaml
 from engine.progress import progress_line
 from engine.settings import Settings
 from tests.conftest import new_worker, starter
+from workflows.contracts import RunInput
 from workflows.errors import DefinitionError, RunFailed, UsageError
 
 FAN_OUT = """
@@ -143,3 +145,28 @@ workflow:
     assert "'openai/brand-new-model' has no known price" in str(refused.value)
     # without a budget, the same model needs no price
     load_yaml(text.replace("  budget: {max_cost_usd: 1}\n", ""), Settings.from_env({}))
+
+
+async def test_a_run_started_by_file_name_keeps_its_budget_at_the_workers_prices(
+    client, endpoints, fake_llm, tmp_path
+):
+    """Temporal's CLI or UI starts a run with `definition_file` and no prices: the worker
+    that reads the file prices its models, and refuses a model it has no price for."""
+    (tmp_path / "fan.yaml").write_text(FAN_OUT.format(limit=0.0001, on_exceed="fail", items=50))
+    unpriced = FAN_OUT.format(limit=1, on_exceed="fail", items=1).replace("4o-mini", "4o-next")
+    (tmp_path / "unpriced.yaml").write_text(unpriced)
+    async with new_worker(client, endpoints, definitions_dir=tmp_path) as worker:
+        outcomes = []
+        for name in ("fan.yaml", "unpriced.yaml"):
+            handle = await client.start_workflow(
+                "YamlWorkflow",
+                RunInput(definition_file=name),
+                id=f"b-{uuid.uuid4()}",
+                task_queue=worker.task_queue,
+            )
+            with pytest.raises(WorkflowFailureError) as failed:
+                await asyncio.wait_for(handle.result(), timeout=60)
+            outcomes.append(str(failed.value.cause))
+    assert "budget exceeded: the run's budget is $0.0001" in outcomes[0]
+    assert 0 < len(fake_llm.requests) < 50
+    assert "unpriced.yaml:8:14:" in outcomes[1] and "has no known price" in outcomes[1]

@@ -170,6 +170,9 @@ class LoadedDefinition(BaseModel):
 
     definition: Definition
     children: dict[str, Definition] = {}
+    prices: dict[str, ModelPrice] = Field(default={}, exclude_if=lambda value: not value)
+    """The reader's price of each model a budgeted bundle may call, by `provider/model`: a
+    run started by file name (Temporal's CLI or UI) reserves its calls at the worker's prices."""
 
 
 class ChatMessage(BaseModel):

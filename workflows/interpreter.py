@@ -201,9 +201,11 @@ class YamlWorkflow:
         the run with the reasons instead of failing every workflow task."""
         run_input = _decode_input(raw_input)
         definition, children = run_input.definition, run_input.children
+        prices = run_input.prices
         if definition is None:
             loaded = await self._load(run_input.definition_file or "")
             definition, children = loaded.definition, loaded.children
+            prices = prices or loaded.prices  # started by file name: the worker's prices
         spec = definition.workflow
         for name, earlier in run_input.signals.items():  # kept from before continue-as-new
             self._signals[name] = earlier + self._signals.get(name, [])
@@ -252,7 +254,7 @@ class YamlWorkflow:
         )
         context[WORK] = runner.work
         self._budgets = runner.budgets = Budgets.for_run(
-            definition, run_input.prices, run_input.allowance, run_input.budgets
+            definition, prices, run_input.allowance, run_input.budgets
         )
         self._budgets.on_change = lambda: workflow.set_current_details(
             self._budgets.waiting() or "going on: the budget was raised"
@@ -267,6 +269,7 @@ class YamlWorkflow:
                         "definition": definition,
                         "definition_file": None,
                         "children": children,
+                        "prices": prices,
                         "reuse": results,
                         "reuse_items": unfinished_items(
                             run_input.reuse_items, self._status.items, results
