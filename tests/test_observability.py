@@ -69,6 +69,8 @@ async def test_traces_reach_an_otlp_collector(temporal_env):
     )
 
     spans: list[tuple[str, dict]] = []
+    ids: dict[str, bytes] = {}
+    parents: dict[bytes, bytes] = {}
 
     class Collector(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
@@ -80,6 +82,8 @@ async def test_traces_reach_an_otlp_collector(temporal_env):
                     for span in scope.spans:
                         attributes = {a.key: a.value for a in span.attributes}
                         spans.append((span.name, attributes))
+                        ids[span.name] = span.span_id
+                        parents[span.span_id] = span.parent_span_id
             self.send_response(200)
             self.send_header("content-length", "0")
             self.end_headers()
@@ -119,3 +123,8 @@ async def test_traces_reach_an_otlp_collector(temporal_env):
     assert step["step_type"].string_value == "llm_call"
     [llm] = [attributes for name, attributes in spans if name == "llm mock/gpt-4"]
     assert llm["step_id"].string_value == "greet"
+    ancestors, at = [], ids["RunActivity:llm_call"]
+    while at in parents:
+        at = parents[at]
+        ancestors.append(at)
+    assert ids["step greet"] in ancestors  # the step's span is current while it runs
