@@ -145,6 +145,19 @@ def load_text_bundle(
     return LoadedDefinition(definition=top[1], children=children)
 
 
+def called_models(loaded: LoadedDefinition) -> list[str]:
+    """Every model the bundle's llm_calls name: each call's model (else its file's default)
+    and its fallbacks."""
+    names: list[str] = []
+    for definition in [loaded.definition, *loaded.children.values()]:
+        spec = definition.workflow
+        for step in spec.steps:
+            if isinstance(step, LlmCallStep):
+                named = [step.model or spec.defaults.model, *step.fallback_models]
+                names += [name for name in named if name]
+    return names
+
+
 def budget_prices(loaded: LoadedDefinition, prices: Mapping[str, Price]) -> dict[str, ModelPrice]:
     """The price of every model a run with a budget may call, by `provider/model`, for the
     run to reserve each call's worst case with (nothing for runs without a budget)."""
@@ -152,16 +165,13 @@ def budget_prices(loaded: LoadedDefinition, prices: Mapping[str, Price]) -> dict
     if not any(has_budget(definition) for definition in definitions):
         return {}
     found: dict[str, ModelPrice] = {}
-    for definition in definitions:
-        spec = definition.workflow
-        for step in spec.steps:
-            if isinstance(step, LlmCallStep):
-                for name in [step.model or spec.defaults.model, *step.fallback_models]:
-                    target = route(name or "")
-                    price = price_of(prices, target.provider, target.model)
-                    if price is not None:
-                        key = f"{target.provider}/{target.model}"
-                        found[key] = ModelPrice(input=price.input, output=price.output)
+    for name in called_models(loaded):
+        target = route(name)
+        price = price_of(prices, target.provider, target.model)
+        if price is not None:
+            found[f"{target.provider}/{target.model}"] = ModelPrice(
+                input=price.input, output=price.output
+            )
     return found
 
 

@@ -29,7 +29,7 @@ from temporalio.exceptions import CancelledError, TerminatedError, TimeoutError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 
-from activities.definitions import budget_prices
+from activities.definitions import budget_prices, called_models
 from activities.endpoints import is_configured
 from engine.client_models import (
     STATES,
@@ -53,7 +53,7 @@ from workflows.contracts import (
     RunResult,
     RunStatus,
 )
-from workflows.definition import Definition, LlmCallStep
+from workflows.definition import Definition
 from workflows.errors import (
     RunFailed,
     RunNotFound,
@@ -423,13 +423,7 @@ class EngineClient:
     def _mocked(self, loaded: LoadedDefinition, offline: bool) -> list[str]:
         """Providers whose calls go to the offline mock. Keys belong to the worker: against
         a server this machine did not start, only `offline` sends calls to the mock."""
-        names: list[str | None] = []
-        for definition in [loaded.definition, *loaded.children.values()]:
-            spec = definition.workflow
-            for step in spec.steps:
-                if isinstance(step, LlmCallStep):
-                    names += [step.model or spec.defaults.model, *step.fallback_models]
-        providers = sorted({route(name).provider for name in names if name} - {"mock"})
+        providers = sorted({route(name).provider for name in called_models(loaded)} - {"mock"})
         if offline:
             if providers:
                 self._note("--offline: every model call goes to the offline mock provider")
