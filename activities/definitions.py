@@ -63,7 +63,11 @@ def read_text(path: Path, shown: str) -> str:
                 [Problem(shown, 1, 1, f"larger than {MAX_DEFINITION_BYTES} bytes")]
             )
         return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        reason = f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); a definition is a YAML file"
+        raise DefinitionError([Problem(shown, line, 1, reason)]) from None
+    except OSError as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise DefinitionError([Problem(shown, 1, 1, f"cannot read: {reason}")]) from None
 

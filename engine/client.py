@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
 from temporalio.client import (
     Client,
     WorkflowExecutionDescription,
@@ -64,7 +63,7 @@ from workflows.errors import (
 from workflows.interpreter import YamlWorkflow
 from workflows.rerun import rerun_plan
 from workflows.routing import route
-from workflows.validation import resolve_variables
+from workflows.validation import read_text_value, resolve_variables
 
 UNREACHABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}
 RECONNECT_EVERY_SECONDS = 1.0
@@ -303,10 +302,10 @@ class EngineClient:
         or its acceptance. `pause` and `resume` are plain signals."""
         handle = await self._handle(execution_id)
         payload = {} if payload is None else payload
-        if name in RUN_SIGNALS:
-            await handle.signal(name, payload)
-            return Signalled(execution_id=execution_id, signal=name, answer="sent")
         try:
+            if name in RUN_SIGNALS:
+                await handle.signal(name, payload)
+                return Signalled(execution_id=execution_id, signal=name, answer="sent")
             answer = await handle.execute_update(
                 name, payload, result_type=str, rpc_timeout=UPDATE_TIMEOUT
             )
@@ -319,8 +318,20 @@ class EngineClient:
                     f"{execution_id} did not answer signal {name!r} within "
                     f"{UPDATE_TIMEOUT.total_seconds():.0f} s (no worker polls its task queue?)"
                 ) from None
+            await self._refuse_if_ended(handle, execution_id, name)
             raise
         return Signalled(execution_id=execution_id, signal=name, answer=answer)
+
+    async def _refuse_if_ended(self, handle: WorkflowHandle, execution_id: str, name: str) -> None:
+        """A signal to a run that has ended says how it ended, not Temporal's words."""
+        description = await handle.describe()
+        state = STATES.get(description.status, "unknown") if description.status else "unknown"
+        if state in ("running", "unknown"):
+            return
+        again = "" if state == "completed" else f"; run it again: starter.py resume {execution_id}"
+        raise UsageError(
+            f"{execution_id} was {state}: signal {name!r} reaches only a running run{again}"
+        )
 
     async def rerun(
         self,
@@ -469,15 +480,9 @@ def failure_reason(exc: WorkflowFailureError) -> str:
 
 
 def rerun_variables(texts: Mapping[str, str]) -> dict[str, Any]:
-    """`rerun` variables given as text (the CLI's --var), each read as YAML where it parses
-    (the run's definition types them on rerun)."""
-    values: dict[str, Any] = {}
-    for name, text in texts.items():
-        try:
-            values[name] = yaml.safe_load(text) if text else ""
-        except yaml.YAMLError:
-            values[name] = text
-    return values
+    """`rerun` variables given as text (the CLI's --var), read as `--var` reads them for a
+    variable of no declared type (the run's definition types them on rerun)."""
+    return {name: read_text_value(text) for name, text in texts.items()}
 
 
 def _key_hint(provider: str) -> str:

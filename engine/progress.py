@@ -107,6 +107,12 @@ def progress_line(status: RunStatus) -> str:
     waits = sorted(set(getattr(status, "waiting_for", [])))  # an ExecutionStatus's
     if waits:
         line += "; " + ", ".join(waits)
+    run_id = getattr(status, "execution_id", None) or "ID"  # an ExecutionStatus's
+    for step_id, name in sorted(status.waiting_signals.items()):
+        line += (
+            f"; {step_id} waits for signal '{name}': "
+            f"starter.py signal {run_id} {name} --input '{{...}}'"
+        )
     return line
 
 

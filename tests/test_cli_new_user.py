@@ -81,6 +81,66 @@ def test_signal_refuses_a_name_no_step_waits_for_and_cancel_shows_everywhere(sta
         assert run_id in {run["execution_id"] for run in json.loads(listed.stdout)}
 
 
+def test_a_waiting_run_names_its_signal_and_the_command_and_a_cancelled_one_says_so(
+    stack_env, files
+):
+    started = starter(stack_env, "start", str(files / "waits.yaml"))
+    run_id = started.stdout.strip()
+    for _ in range(40):  # until the worker has taken the run up
+        status = starter(stack_env, "status", run_id)
+        if "waits for signal" in status.stdout:
+            break
+        time.sleep(0.25)
+    assert f"ok waits for signal 'approve': starter.py signal {run_id} approve" in status.stdout
+    assert starter(stack_env, "cancel", run_id).returncode == 0
+    late = starter(stack_env, "signal", run_id, "approve", "--input", "{}")
+    assert late.returncode == 1
+    assert late.stderr.strip().endswith(
+        f"{run_id} was cancelled: signal 'approve' reaches only a running run; "
+        f"run it again: starter.py resume {run_id}"
+    ), late.stderr
+    assert "already completed" not in late.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("01234", "01234"),  # YAML 1.1 would read the octal 668
+        ("0x1F", "0x1F"),
+        ("1:20", "1:20"),  # YAML 1.1 would read 80 (sexagesimal)
+        ("3", 3),
+        ("-2.5e3", -2500.0),
+        ("true", True),
+        ("False", False),
+        ("null", None),
+        ('"01234"', "01234"),
+        ("[a, b]", ["a", "b"]),
+        ("{k: 1}", {"k": 1}),
+        ("yes", "yes"),
+        ("[unclosed", "[unclosed"),
+        ("", ""),
+    ],
+)
+def test_a_value_typed_for_an_untyped_variable_is_read_as_written(text, value):
+    from workflows.validation import read_text_value
+
+    assert read_text_value(text) == value
+
+
+def test_a_binary_file_is_refused_as_not_text_with_its_line(tmp_path):
+    path = tmp_path / "picture.yaml"
+    path.write_bytes(b"workflow:\n  name: x\n\xff\xd8\xff")
+    done = subprocess.run(
+        [sys.executable, "starter.py", "validate", str(path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert (
+        done.stderr.strip()
+        == f"{path}:3:1: not UTF-8 text (byte 0xff); a definition is a YAML file"
+    )
+
+
 def test_status_piped_into_head_ends_quietly(stack_env, files):
     started = starter(stack_env, "start", str(files / "echo.yaml"), "-v", "who=x")
     run_id = started.stdout.strip()

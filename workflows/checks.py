@@ -209,7 +209,9 @@ class _Checker:
         params_model = self.actions.get(name)
         if params_model is None:
             message = f"unknown action '{name}'" + suggest(name, set(self.actions))
-            self.add((*path, "action"), message + f" (actions: {', '.join(sorted(self.actions))})")
+            known = ", ".join(sorted(self.actions))
+            hint = "; a custom action is found only when its module is named in ACTION_MODULES"
+            self.add((*path, "action"), f"{message} (actions: {known}{hint})")
             return
         params = _dict(step.get("params"))
         fields = {info.alias or key: info for key, info in params_model.model_fields.items()}

@@ -137,6 +137,8 @@ class RunStatus(BaseModel):
     """The run's variables, defaults filled in."""
     awaited_signals: list[str] = []
     """Signal names the definition's steps wait for (others are dropped)."""
+    waiting_signals: dict[str, str] = Field(default={}, exclude_if=lambda value: not value)
+    """The signal each running wait_for_signal step waits for now, by step id."""
     dropped_signals: int = 0
     """Signals refused: no step waits for them, too big, undecodable, or too many buffered."""
     budgets: dict[str, BudgetStatus] = Field(default={}, exclude_if=lambda value: not value)

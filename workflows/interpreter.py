@@ -75,9 +75,19 @@ class YamlWorkflow:
     def status(self) -> RunStatus:
         """Steps done so far, their outputs and usage, what runs now, whether paused, and
         each budget's spend against its limit."""
-        if not self._budgets:
-            return self._status
-        return self._status.model_copy(update={"budgets": self._budgets.status()})
+        update: dict[str, Any] = {}
+        running = set(self._status.running)
+        waiting = {
+            step.id: name
+            for name, steps in self._waiting_steps.items()
+            for step in steps
+            if step.id in running
+        }
+        if waiting:
+            update["waiting_signals"] = waiting
+        if self._budgets:
+            update["budgets"] = self._budgets.status()
+        return self._status.model_copy(update=update) if update else self._status
 
     @workflow.update(name="budget")
     def raise_budget(self, request: RaiseBudget) -> BudgetStatus:

@@ -70,11 +70,7 @@ def parse_yaml(text: str, file: str) -> Source:
     except RecursionError:
         raise DefinitionError([Problem(file, 1, 1, "nested too deeply to read")]) from None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise DefinitionError(
-            [Problem(file, line, col, f"YAML syntax error: {exc.problem or exc.context}")]
-        ) from None
+        raise DefinitionError([_syntax_problem(file, exc)]) from None
     except yaml.YAMLError as exc:
         raise DefinitionError([Problem(file, 1, 1, f"YAML error: {exc}")]) from None
     source = Source(file, None, lines=text.splitlines())
@@ -82,6 +78,21 @@ def parse_yaml(text: str, file: str) -> Source:
         raise DefinitionError([Problem(file, 1, 1, "the file is empty")])
     source.data = _Builder(source).build(root, ())
     return source
+
+
+def _syntax_problem(file: str, exc: yaml.MarkedYAMLError) -> Problem:
+    """Where a YAML syntax error is: a scalar or key left open is shown where it opens (an
+    unterminated quote on line 7 is found only at the end of the file), with PyYAML's words."""
+    problem, mark = exc.problem or exc.context, exc.problem_mark or exc.context_mark
+    opened = exc.context_mark
+    scanning = bool(exc.context and exc.context.startswith("while scanning"))
+    if scanning and opened is not None and (mark is None or mark.line != opened.line):
+        found = f" at line {mark.line + 1}" if mark is not None else ""
+        hint = " (is a closing quote missing?)" if "quoted scalar" in exc.context else ""
+        message = f"YAML syntax error {exc.context} that starts here: {problem}{found}{hint}"
+        return Problem(file, opened.line + 1, opened.column + 1, message)
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    return Problem(file, line, col, f"YAML syntax error: {problem}")
 
 
 STANDARD_TAGS = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -206,8 +208,8 @@ def has_type(value: Any, type_name: str) -> bool:
 
 def typed_variables(definition: Definition, texts: dict[str, str]) -> dict[str, Any]:
     """Variables given as text (`--var name=value`): a variable declared as a string (or
-    defaulting to one) keeps the text as written; others are read as YAML, so `3` is a
-    number and `[a, b]` a list."""
+    defaulting to one) keeps the text as written; others are read by `read_text_value`, so
+    `3` is a number and `[a, b]` a list."""
     declared = definition.workflow.variables
     values: dict[str, Any] = {}
     for name, text in texts.items():
@@ -217,8 +219,25 @@ def typed_variables(definition: Definition, texts: dict[str, str]) -> dict[str, 
         ):
             values[name] = text
             continue
-        try:
-            values[name] = yaml.safe_load(text) if text else ""
-        except yaml.YAMLError:
-            values[name] = text
+        values[name] = read_text_value(text)
     return values
+
+
+_JSON_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+_WORDS: dict[str, Any] = {"true": True, "false": False, "null": None}
+
+
+def read_text_value(text: str) -> Any:
+    """A value typed at a command line: a JSON-style number, `true`, `false` or `null`; a
+    quoted string, list or mapping read as YAML; anything else the text as written. Plain
+    YAML would read `01234` as the octal 668 and `1:20` as 80."""
+    if _JSON_NUMBER.fullmatch(text):
+        return json.loads(text)
+    if text.lower() in _WORDS:
+        return _WORDS[text.lower()]
+    if text[:1] in ("[", "{", '"', "'"):
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError:
+            return text
+    return text
