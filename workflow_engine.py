@@ -21,6 +21,8 @@ import dataclasses
 import functools
 import hashlib
 import inspect
+import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -101,9 +103,16 @@ class WorkflowEngine:
         keys = {"openai": openai_api_key, "anthropic": anthropic_api_key}
         endpoints = dict(settings.endpoints)
         for provider, key in keys.items():
-            if key:
+            if key and _placeholder(key) and not endpoints.get(provider, Endpoint()).base_url:
+                _log.warning(
+                    "%s_api_key %r is a placeholder: %s calls go to the offline mock provider "
+                    "(replies are labelled [offline mock reply ...]); give a real key to call %s",
+                    provider, key, provider, provider,
+                )  # fmt: skip
+                keys[provider] = None
+            if keys[provider]:
                 endpoints[provider] = Endpoint(
-                    api_key=key, base_url=endpoints.get(provider, Endpoint()).base_url
+                    api_key=keys[provider], base_url=endpoints.get(provider, Endpoint()).base_url
                 )
         self._settings = dataclasses.replace(settings, endpoints=endpoints)
         self._own_keys = sorted(provider for provider, key in keys.items() if key)
@@ -286,7 +295,9 @@ class WorkflowEngine:
             settings = dataclasses.replace(
                 settings, task_queue=f"{settings.task_queue}-embedded-{digest}"
             )
-        client = await EngineClient.connect(settings, start_worker=not self._embedded())
+        client = await EngineClient.connect(
+            settings, note=_log.warning, start_worker=not self._embedded()
+        )
         if self._embedded():
             client.poller_wait = 5.0  # our worker starts with each call: let it poll first
         if self._embedded():
@@ -310,7 +321,40 @@ class WorkflowEngine:
             settings.prices,
             validators={**load_custom_validators(settings.action_modules), **self._validators},
         )
-        await worker.run()
+        quiet = _OneLine()
+        activity_log = logging.getLogger("temporalio.activity")
+        activity_log.addFilter(quiet)
+        try:
+            await worker.run()
+        finally:
+            activity_log.removeFilter(quiet)
+
+
+_log = logging.getLogger("workflow_engine")
+"""What the engine tells its user (a mock standing in for a provider, a server it started):
+warnings reach the terminal through Python's last-resort handler unless logging is set up."""
+_PLACEHOLDER = re.compile(
+    r"(sk-)?(your[-_ ]?(openai[-_ ]?|anthropic[-_ ]?)?(api[-_ ]?)?key([-_ ]?here)?|x+|\.+|<[^>]*>"
+    r"|\.\.\.|changeme|placeholder|todo)",
+    re.IGNORECASE,
+)
+
+
+class _OneLine(logging.Filter):
+    """A failed attempt logged by this process's worker is one line, not a traceback in the
+    user's terminal: Temporal retries it, and the run's result says how it ended."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            record.msg = f"{record.msg}: {record.exc_info[1]}"
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _placeholder(key: str) -> bool:
+    """`your-key-here`, `sk-...`, `<key>`: what examples write where a key goes."""
+    return bool(_PLACEHOLDER.fullmatch(key.strip()))
 
 
 def _result(result: RunResult) -> dict[str, Any]:

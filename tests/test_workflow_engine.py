@@ -55,6 +55,26 @@ def test_the_seed_quickstart_prints_a_greeting_on_a_machine_where_nothing_runs(
     assert request.headers["authorization"] == "Bearer your-key-here"
 
 
+def test_the_readme_python_example_runs_as_written_with_no_network_and_no_key(
+    stack_env, tmp_path: Path
+):
+    """The README's example, word for word, from the project's directory: its placeholder
+    key sends the call to the offline mock, and the engine says so in one line."""
+    readme = (ROOT / "README.md").read_text()
+    example = readme.split("## From Python", 1)[1].split("```python\n", 1)[1].split("```")[0]
+    assert 'WorkflowEngine(openai_api_key="your-key-here")' in example
+    script = tmp_path / "example.py"
+    script.write_text(example)
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=ROOT, env=stack_env, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("[offline mock reply, model gpt-4]")
+    assert "openai_api_key 'your-key-here' is a placeholder" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 WAITS = """
 workflow:
   name: engine-api
