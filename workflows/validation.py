@@ -110,6 +110,16 @@ def _model_problems(source: Source, exc: ValidationError) -> list[Problem]:
                 error["ctx"]["pattern"], f"must match {error['ctx']['pattern']}"
             )
             problems.append(source.problem(path, f"{path[-1]}: {error['input']!r} {rule}"))
+        elif kind == "literal_error":
+            given, expected = error["input"], error["ctx"]["expected"]
+            message = f"{path[-1]}: {given!r} is not one of {expected}"
+            if isinstance(given, str):
+                choices = set(re.findall(r"'([^']*)'", expected))
+                near = _SYNONYMS.get(given.lower())
+                message += (
+                    f" — did you mean '{near}'?" if near in choices else suggest(given, choices)
+                )
+            problems.append(source.problem(path, message))
         elif kind == "union_tag_not_found":
             problems.append(source.problem(path, "missing required field 'type'"))
         elif kind in ("model_type", "model_attributes_type", "dict_type"):
@@ -122,9 +132,44 @@ def _model_problems(source: Source, exc: ValidationError) -> list[Problem]:
             where = ".".join(str(part) for part in path[-1:]) or "workflow"
             if len(path) > 1 and isinstance(path[-1], int):  # an item: name its list
                 where = str(path[-2])
-            message = error["msg"].removeprefix("Value error, ")
+            message = _plain(error) or error["msg"].removeprefix("Value error, ")
             problems.append(source.problem(path, f"{where}: {message}"))
     return problems
+
+
+def _plain(error: Any) -> str | None:
+    """Pydantic's common complaints in the words the rest of our messages use."""
+    kind, ctx, given = error["type"], error.get("ctx") or {}, error.get("input")
+    shown = repr(given) if len(repr(given)) <= 60 else repr(given)[:60] + "..."
+    if isinstance(given, dict | list):
+        shown = "a mapping" if isinstance(given, dict) else "a list"
+    if kind == "list_type":
+        return f"must be a list, got {shown}"
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        words = {"greater_than_equal": ("at least", "ge"), "greater_than": ("more than", "gt")}
+        words |= {"less_than_equal": ("at most", "le"), "less_than": ("less than", "lt")}
+        said, key = words[kind]
+        return f"must be {said} {ctx.get(key)}, got {shown}"
+    if kind in ("float_parsing", "float_type"):
+        return f"must be a number, got {shown}"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"must be a whole number, got {shown}"
+    if kind in ("bool_parsing", "bool_type"):
+        return f"must be true or false, got {shown}"
+    if kind == "string_type":
+        return f"must be text, got {shown}"
+    return None
+
+
+_SYNONYMS = {
+    **dict.fromkeys(["float", "double", "decimal", "int64", "numeric"], "number"),
+    **dict.fromkeys(["int", "long"], "integer"),
+    **dict.fromkeys(["str", "text"], "string"),
+    **dict.fromkeys(["bool"], "boolean"),
+    **dict.fromkeys(["dict", "map", "mapping", "json"], "object"),
+    **dict.fromkeys(["list", "sequence", "tuple"], "array"),
+}
+"""What other languages call our types, for the suggestion after an unknown one."""
 
 
 def _describe(path: Path) -> str:
