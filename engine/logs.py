@@ -9,6 +9,13 @@ from typing import Any
 import structlog
 
 
+def _drop_colour(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Uvicorn passes a coloured copy of each message as `color_message`: escape codes that
+    a JSON line must not carry (the plain message is kept)."""
+    event.pop("color_message", None)
+    return event
+
+
 def configure_logging() -> None:
     """JSON lines (console in a terminal) for structlog and stdlib loggers alike, so the
     workflow's replay-safe `workflow.logger` lines carry the run's ids too."""
@@ -28,7 +35,7 @@ def configure_logging() -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+            foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _drop_colour],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import subprocess
 import sys
 import threading
 import uuid
@@ -128,3 +129,20 @@ async def test_traces_reach_an_otlp_collector(temporal_env):
         at = parents[at]
         ancestors.append(at)
     assert ids["step greet"] in ancestors  # the step's span is current while it runs
+
+
+def test_log_lines_of_the_rest_server_are_json_without_colour_codes():
+    """Uvicorn hands a coloured copy of its messages along; a JSON log line keeps none."""
+    script = (
+        "import logging\n"
+        "from engine.logs import configure_logging\n"
+        "configure_logging()\n"
+        "logging.getLogger('uvicorn.error').info('Uvicorn running on %s', 'http://x',"
+        " extra={'color_message': '\\x1b[1mUvicorn\\x1b[0m running on %s'})\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    [line] = done.stderr.strip().splitlines()
+    assert "\x1b" not in line and "\\u001b" not in line
+    assert json.loads(line)["event"] == "Uvicorn running on http://x"
