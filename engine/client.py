@@ -55,6 +55,7 @@ from workflows.contracts import (
 from workflows.definition import Definition
 from workflows.errors import (
     RunFailed,
+    RunEnded,
     RunNotFound,
     SignalRefused,
     StatusUnavailable,
@@ -329,7 +330,7 @@ class EngineClient:
         if state in ("running", "unknown"):
             return
         again = "" if state == "completed" else f"; run it again: starter.py resume {execution_id}"
-        raise UsageError(
+        raise RunEnded(
             f"{execution_id} was {state}: signal {name!r} reaches only a running run{again}"
         )
 

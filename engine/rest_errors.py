@@ -31,6 +31,7 @@ from engine.rest_models import EndEvent, ErrorBody, ProblemOut, StepEvent
 from workflows.errors import (
     DefinitionError,
     LocalStackError,
+    RunEnded,
     RunFailed,
     RunNotFound,
     StatusUnavailable,
@@ -105,6 +106,8 @@ def classify(exc: Exception, address: str) -> tuple[int, str, str]:
         return 404, "not_found", str(exc)
     if isinstance(exc, RunFailed):
         return 409, "run_failed", str(exc)
+    if isinstance(exc, RunEnded):
+        return 409, "conflict", str(exc)
     if isinstance(exc, StatusUnavailable):
         return 503, "no_worker", f"{exc} (is a worker polling the task queue?)"
     if isinstance(exc, LocalStackError):

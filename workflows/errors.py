@@ -86,6 +86,10 @@ class RunFailed(ClientError):
         self.reason = reason
 
 
+class RunEnded(ClientError):
+    """The run has ended, and what was asked (a signal, say) reaches only a running run."""
+
+
 class StatusUnavailable(ClientError):
     """The run did not answer its status query (no worker polls its queue, say)."""
 
