@@ -92,7 +92,12 @@ def references(history: WorkflowHistory) -> list[dict]:
 
 
 def blobs(directory: Path) -> list[Path]:
-    return [path for path in directory.rglob("*") if path.is_file()]
+    """Stored blobs, not the driver's temporary files that are still being written."""
+    return [
+        path
+        for path in directory.rglob("*")
+        if path.is_file() and not path.name.startswith(".incoming-")
+    ]
 
 
 async def test_three_800_kb_replies_complete_and_history_keeps_references(client, tmp_path):
