@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from workflows.actions import ACTION_PARAMS
+from workflows.definition import MAX_STEPS
 from workflows.errors import Problem, TemplateError
 from workflows.graph import (
     INPUT_FIELDS,
@@ -61,6 +62,12 @@ def cross_checks(
     step_ids = {s["id"] for s in steps if isinstance(s.get("id"), str)}
     checker = _Checker(source, variables, set(owners), step_ids, actions, set(validators))
     checker.read = remembered()
+    if isinstance(raw_steps, list) and len(raw_steps) > MAX_STEPS:
+        checker.add(
+            ("workflow", "steps", MAX_STEPS),
+            f"more than {MAX_STEPS:,} steps ({len(raw_steps):,}): split the work into child "
+            "runs (a `workflow` step)",
+        )
     checker.reserved_variables()
     checker.outputs(steps, index_of)
     default_model = _dict(spec.get("defaults")).get("model")

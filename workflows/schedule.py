@@ -143,8 +143,9 @@ class Schedule:
     def _sorter(self, order: dict[str, int]) -> TopologicalSorter[str]:
         """graphlib orders the steps; a definition that was never validated may still
         name unknown steps or hold a cycle, which fails the run with the reason."""
+        known = set(order)
         for step_id, waits in self.waits.items():
-            unknown = sorted(waits - set(order))
+            unknown = sorted(waits - known)
             if unknown:
                 raise ApplicationError(
                     f"step '{step_id}' waits for unknown step(s) {', '.join(unknown)}",

@@ -158,6 +158,8 @@ def _plain(error: Any) -> str | None:
         return f"must be true or false, got {shown}"
     if kind == "string_type":
         return f"must be text, got {shown}"
+    if kind == "string_too_long":
+        return f"must be at most {ctx.get('max_length')} characters, got {len(str(given))}"
     return None
 
 

@@ -1,0 +1,87 @@
+"""Definitions at Temporal's edges: what validates runs to its end or fails with a reason,
+and what would strand a run is refused by validation with its line."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from temporalio.client import WorkflowFailureError
+
+from tests.conftest import definition, new_worker, run_offline
+from tests.test_hostile_input import failed_workflow_tasks
+from workflows.contracts import RunInput
+from workflows.definition import MAX_STEPS
+from workflows.errors import DefinitionError
+from workflows.interpreter import YamlWorkflow
+from workflows.validation import load_definition
+
+
+def flat_chain(steps: int) -> str:
+    lines = ["workflow:", "  name: Flat", "  steps:"]
+    lines += [f"    - {{id: s{i}, type: set, values: {{v{i}: {i}}}}}" for i in range(steps)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.timeout(600)
+async def test_eleven_thousand_set_steps_complete(client):
+    handle, result = await run_offline(client, flat_chain(11_000))
+    assert result.outputs["v10999"] == 10999
+    assert await failed_workflow_tasks(handle) == 0
+
+
+def test_a_file_over_the_step_limit_is_refused_at_the_first_step_too_many():
+    with pytest.raises(DefinitionError) as caught:
+        load_definition(flat_chain(MAX_STEPS + 1), "f.yaml")
+    [problem] = caught.value.problems
+    assert (problem.line, problem.col) == (MAX_STEPS + 4, 7)
+    assert f"more than {MAX_STEPS:,} steps ({MAX_STEPS + 1:,})" in problem.message
+
+
+def test_sixteen_thousand_steps_validate_in_linear_time():
+    """A 16,000-step file once took 45 s; now the checks are linear. Not a timing assertion
+    on the machine's speed: 16,000 steps must cost at most ~8x 2,000 (quadratic: 64x)."""
+    small, large = flat_chain(2_000), flat_chain(16_000)
+
+    def cost(text: str) -> float:
+        started = time.process_time()
+        with pytest.raises(DefinitionError):  # 16,000 is over the step limit: still checked
+            load_definition(text + "  bad: 1\n", "f.yaml")
+        return time.process_time() - started
+
+    assert cost(large) < 16 * cost(small) + 0.5
+
+
+CHILD = definition(
+    """
+workflow:
+  name: Child
+  steps:
+    - {id: one, type: set, values: {x: 1}}
+"""
+)
+PARENT = definition(
+    """
+workflow:
+  name: Parent
+  steps:
+    - {id: nested_run, type: workflow, definition: child.yaml}
+"""
+)
+
+
+async def test_a_child_id_over_temporals_limit_fails_the_step_with_the_reason(client):
+    async with new_worker(client, {}) as worker:
+        handle = await client.start_workflow(
+            YamlWorkflow.run,
+            RunInput(definition=PARENT, children={"child.yaml": CHILD}),
+            id="r" * 990,
+            task_queue=worker.task_queue,
+        )
+        with pytest.raises(WorkflowFailureError) as caught:
+            await asyncio.wait_for(handle.result(), timeout=60)
+    assert "child run's id would be 1001 characters, over Temporal's limit of 1000" in str(
+        caught.value.cause
+    )
+    assert await failed_workflow_tasks(handle) == 0
