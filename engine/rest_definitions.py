@@ -31,6 +31,8 @@ class DefinitionLoader:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_LOADS)
+        self.in_progress = 0
+        """Definitions being validated now."""
 
     async def file(self, name: str) -> LoadedDefinition:
         return await self._off_loop(lambda: load_file(name, self.settings))
@@ -40,7 +42,11 @@ class DefinitionLoader:
 
     async def _off_loop(self, work: Callable[[], T]) -> T:
         async with self._slots:
-            return await asyncio.to_thread(work)
+            self.in_progress += 1
+            try:
+                return await asyncio.to_thread(work)
+            finally:
+                self.in_progress -= 1
 
 
 def load_file(name: str, settings: Settings) -> LoadedDefinition:

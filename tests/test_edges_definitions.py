@@ -6,11 +6,17 @@ from __future__ import annotations
 import asyncio
 import time
 
+import httpx
 import pytest
 from temporalio.client import WorkflowFailureError
 
+from activities.definitions import MAX_DEFINITION_BYTES
+from engine.rest import create_app
+from engine.rest_auth import ApiConfig
+
 from tests.conftest import definition, new_worker, run_offline
 from tests.test_hostile_input import failed_workflow_tasks
+from tests.test_rest_api import CI, TOKENS, live, settings_for
 from workflows.contracts import RunInput
 from workflows.definition import MAX_STEPS
 from workflows.errors import DefinitionError
@@ -85,3 +91,36 @@ async def test_a_child_id_over_temporals_limit_fails_the_step_with_the_reason(cl
         caught.value.cause
     )
     assert await failed_workflow_tasks(handle) == 0
+
+
+def heaviest_definition() -> str:
+    """Near the largest text the API accepts (1,000,000 characters), every template one
+    that needs Jinja's parser: as slow to validate as a definition gets."""
+    lines = ["workflow:", "  name: Heavy", "  steps:", "    - {id: s0, type: set, values: {v0: 0}}"]
+    lines += [
+        f"    - {{id: s{i}, type: set, values: {{v{i}: '{{{{ v{i - 1} | string | trim }}}}'}}}}"
+        for i in range(1, MAX_STEPS)
+    ]
+    text = "\n".join(lines) + "\n"
+    assert 900_000 < len(text) <= MAX_DEFINITION_BYTES
+    return text
+
+
+async def test_health_answers_while_the_largest_definition_is_validated():
+    """A liveness check, not a timing one: /health is asked, and answers, while the server
+    is in the middle of validating (the API and this test share one event loop)."""
+    settings = settings_for("localhost:1", "unused")
+    app = create_app(settings, ApiConfig(tokens=TOKENS, rate_per_minute=100_000))
+    loader = app.state.definitions
+    async with live(app) as url, httpx.AsyncClient(base_url=url, timeout=120) as http:
+        body = {"yaml": heaviest_definition()}
+        validating = asyncio.create_task(http.post("/workflows/validate", json=body, headers=CI))
+        while loader.in_progress == 0:
+            assert not validating.done(), validating.result().text
+            await asyncio.sleep(0.01)
+        health = await http.get("/health")
+        answered_during = loader.in_progress == 1
+        validated = await validating
+    assert health.status_code == 200
+    assert answered_during, "/health waited for the validation to end"
+    assert validated.json() == {"valid": True, "workflow_name": "Heavy", "problems": []}
