@@ -13,7 +13,6 @@ from temporalio.client import WorkflowFailureError
 from activities.definitions import MAX_DEFINITION_BYTES
 from engine.rest import create_app
 from engine.rest_auth import ApiConfig
-
 from tests.conftest import definition, new_worker, run_offline
 from tests.test_hostile_input import failed_workflow_tasks
 from tests.test_rest_api import CI, TOKENS, live, settings_for
