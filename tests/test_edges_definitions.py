@@ -123,3 +123,23 @@ async def test_health_answers_while_the_largest_definition_is_validated():
     assert health.status_code == 200
     assert answered_during, "/health waited for the validation to end"
     assert validated.json() == {"valid": True, "workflow_name": "Heavy", "problems": []}
+
+
+@pytest.mark.timeout(900)
+async def test_three_thousand_items_at_the_widest_concurrency_side_by_side_complete(client):
+    """Two steps of 1,500 model calls each at concurrency 1,000 would have 2,000 activities
+    pending, past what Temporal allows a run: the run holds at most 1,000 under way."""
+    wide = """
+    - id: {name}
+      type: llm_call
+      depends_on: []
+      model: mock
+      for_each: "{{{{ range(1500) | list }}}}"
+      concurrency: 1000
+      prompt: "item {{{{ item }}}}"
+      outputs: [{name}_answer]
+"""
+    text = "workflow:\n  name: Wide\n  steps:" + wide.format(name="a") + wide.format(name="b")
+    handle, result = await run_offline(client, text)
+    assert len(result.outputs["a_answer"]) == len(result.outputs["b_answer"]) == 1500
+    assert await failed_workflow_tasks(handle) == 0
