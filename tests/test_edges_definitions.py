@@ -127,19 +127,19 @@ async def test_health_answers_while_the_largest_definition_is_validated():
 
 @pytest.mark.timeout(900)
 async def test_three_thousand_items_at_the_widest_concurrency_side_by_side_complete(client):
-    """Two steps of 1,500 model calls each at concurrency 1,000 would have 2,000 activities
-    pending, past what Temporal allows a run: the run holds at most 1,000 under way."""
+    """Three steps of 1,000 model calls each at concurrency 1,000 would have 3,000 activities
+    pending, past the 2,000 Temporal allows a run: the run holds at most 1,000 under way."""
     wide = """
     - id: {name}
       type: llm_call
       depends_on: []
       model: mock
-      for_each: "{{{{ range(1500) | list }}}}"
+      for_each: "{{{{ range(1000) | list }}}}"
       concurrency: 1000
       prompt: "item {{{{ item }}}}"
       outputs: [{name}_answer]
 """
-    text = "workflow:\n  name: Wide\n  steps:" + wide.format(name="a") + wide.format(name="b")
+    text = "workflow:\n  name: Wide\n  steps:" + "".join(wide.format(name=n) for n in "abc")
     handle, result = await run_offline(client, text)
-    assert len(result.outputs["a_answer"]) == len(result.outputs["b_answer"]) == 1500
+    assert [len(result.outputs[f"{n}_answer"]) for n in "abc"] == [1000, 1000, 1000]
     assert await failed_workflow_tasks(handle) == 0
