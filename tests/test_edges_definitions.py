@@ -11,12 +11,13 @@ import pytest
 from temporalio.client import WorkflowFailureError
 
 from activities.definitions import MAX_DEFINITION_BYTES
+from activities.load_definition import DefinitionActivities
 from engine.rest import create_app
 from engine.rest_auth import ApiConfig
 from tests.conftest import definition, new_worker, run_offline
 from tests.test_hostile_input import failed_workflow_tasks
 from tests.test_rest_api import CI, TOKENS, live, settings_for
-from workflows.contracts import RunInput
+from workflows.contracts import LoadDefinitionInput, RunInput
 from workflows.definition import MAX_STEPS
 from workflows.errors import DefinitionError
 from workflows.interpreter import YamlWorkflow
@@ -143,3 +144,18 @@ async def test_three_thousand_items_at_the_widest_concurrency_side_by_side_compl
     handle, result = await run_offline(client, text)
     assert [len(result.outputs[f"{n}_answer"]) for n in "abc"] == [1000, 1000, 1000]
     assert await failed_workflow_tasks(handle) == 0
+
+
+async def test_the_worker_loads_a_large_file_without_holding_its_event_loop(tmp_path):
+    """A run started by file name is validated by the load_definition activity: on a thread,
+    so the worker's event loop (every other run's tasks) goes on meanwhile."""
+    (tmp_path / "heavy.yaml").write_text(heaviest_definition())
+    loading = asyncio.create_task(
+        DefinitionActivities(tmp_path).load_definition(LoadDefinitionInput(path="heavy.yaml"))
+    )
+    turns = 0
+    while not loading.done():
+        turns += 1
+        await asyncio.sleep(0.01)
+    assert (await loading).definition.workflow.name == "Heavy"
+    assert turns > 1, "the event loop waited for the whole validation"

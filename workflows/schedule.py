@@ -43,7 +43,7 @@ fast, and at once before it waits (signal, sleep, child run, pause) and when it 
 upsert is a server write, about 15% of the server's work per step when done every step."""
 CONTINUE_AS_NEW_PATCH = "continue-as-new-when-suggested"
 RUN_WIDE_CAP_PATCH = "run-wide-running-cap"
-MAX_RUNNING = 1000_000
+MAX_RUNNING = 1000
 """Steps and items one run has under way at once, whatever its steps' concurrency: Temporal
 refuses a run more than 2,000 pending activities or child runs, which would fail every
 workflow task. More wait their turn, in order."""

@@ -114,6 +114,7 @@ STANDARD_TAGS = {
     for name in ("null", "bool", "int", "float", "str", "map", "seq", "timestamp", "merge")
 }
 """YAML's own types; any other tag (`!!python/name:`, `!custom`) is refused."""
+_STR = "tag:yaml.org,2002:str"
 
 
 class _Builder:
@@ -159,6 +160,8 @@ class _Builder:
         return self._scalar(node)
 
     def _scalar(self, node: yaml.Node) -> Any:
+        if node.tag == _STR and isinstance(node, yaml.ScalarNode):  # most scalars: as written
+            return node.value
         try:
             return self.constructor.construct_object(node, deep=True)
         except ValueError:  # an integer of over 4,300 digits, which Python will not convert
