@@ -47,7 +47,9 @@ def templates_of(
 ) -> Iterator[tuple[tuple[str | int, ...], str]]:
     """Every template string in a raw step's fields, with its path inside the step."""
     for field in fields:
-        yield from template_strings(step.get(field), (field,))
+        value = step.get(field)
+        if value is not None:  # most fields of most steps are absent
+            yield from template_strings(value, (field,))
 
 
 def template_strings(
