@@ -4,6 +4,7 @@ the worker's model prices with it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection, Mapping
 from pathlib import Path, PurePosixPath
 
@@ -41,7 +42,12 @@ class DefinitionActivities:
 
     @activity.defn(name=LOAD_DEFINITION)
     async def load_definition(self, request: LoadDefinitionInput) -> LoadedDefinition:
-        name = request.path
+        """Validating is CPU work (a large file takes a good part of a second): it runs on a
+        thread, so the worker's event loop goes on running every other run's workflow tasks
+        and activities meanwhile."""
+        return await asyncio.to_thread(self._load, request.path)
+
+    def _load(self, name: str) -> LoadedDefinition:
         path = self._dir / name
         relative = PurePosixPath(name)
         if (

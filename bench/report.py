@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench import validation
+
 
 def _ms(value: float, floor: float | None = None) -> str:
     return f"{value:.1f} ms" + (f" ({value / floor:.1f}x floor)" if floor else "")
@@ -129,4 +131,6 @@ def markdown(r: dict[str, Any]) -> str:
     parts = [results_table(r), cpu_table(r)] if "tuned" in r else []
     if "S6" in r:
         parts.append(s6_table(r["S6"]))
+    if "V1" in r:
+        parts.append(validation.table(r["V1"]))
     return "\n".join(parts)

@@ -2,10 +2,10 @@
 beside plain Temporal, the physical floor (plain asyncio) and a peer (LangGraph + SQLite);
 then S6, a fan-out against a rate-limited provider (bench/rate_limited.py).
 
-    python bench/run.py [--quick] [--only S6] [--out bench/results]
+    python bench/run.py [--quick] [--only S6|V1] [--out bench/results]
 
-Writes results.json and results.md under --out (results-S6.* with --only S6) and prints the
-tables.
+Writes results.json and results.md under --out (results-S6.* with --only S6, results-V1.*
+with --only V1: validating 2,000-16,000 steps, bench/validation.py) and prints the tables.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 
 from activities.endpoints import Endpoint  # noqa: E402
 from activities.llm import build_providers  # noqa: E402
-from bench import baselines, rate_limited  # noqa: E402
+from bench import baselines, rate_limited, validation  # noqa: E402
 from bench.report import markdown  # noqa: E402
 from bench.stack import CpuMeter, DevServer, Provider, worker_process  # noqa: E402
 from worker import build_worker  # noqa: E402
@@ -230,6 +230,7 @@ async def measure(quick: bool, port: int, peer: bool) -> dict[str, Any]:
         fast.close()
         slow.close()
     out["S6"] = await rate_limited.measure(port + 2, peer)
+    out["V1"] = validation.measure()
     return out
 
 
@@ -242,7 +243,7 @@ def main() -> None:
         "--no-peer", action="store_true", help="skip LangGraph (and creating its virtualenv)"
     )
     parser.add_argument(
-        "--only", choices=["S6"], help="run this scenario alone (S1-S5 share their setup)"
+        "--only", choices=["S6", "V1"], help="run this scenario alone (S1-S5 share their setup)"
     )
     args = parser.parse_args()
     if not args.no_peer:
@@ -252,6 +253,8 @@ def main() -> None:
     if args.only == "S6":
         s6 = asyncio.run(rate_limited.measure(args.port + 2, peer=not args.no_peer))
         results, name = {"cores": os.cpu_count() or 1, "S6": s6}, "results-S6"
+    elif args.only == "V1":
+        results, name = {"cores": os.cpu_count() or 1, "V1": validation.measure()}, "results-V1"
     else:
         results = asyncio.run(measure(args.quick, args.port, peer=not args.no_peer))
         name = "results"

@@ -27,7 +27,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from engine.client import EngineClient
 from engine.client_models import STATES, ExecutionStatus, Rerun
 from engine.rest_auth import ApiConfig, Gate, is_loopback
-from engine.rest_definitions import load_file, load_yaml
+from engine.rest_definitions import DefinitionLoader
 from engine.rest_errors import (
     ENDED,
     ApiError,
@@ -128,6 +128,7 @@ def create_app(
     )
     app.state.connection = Connection(client_factory or default_factory(settings), settings.address)
     app.state.settings = settings
+    app.state.definitions = DefinitionLoader(settings)
     app.include_router(router)
     app.add_api_route("/health", health, methods=["GET"])
     handle_errors(app)
@@ -176,8 +177,13 @@ def app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def definition_loader(request: Request) -> DefinitionLoader:
+    return request.app.state.definitions
+
+
 Client = Annotated[EngineClient, Depends(engine)]
 AppSettings = Annotated[Settings, Depends(app_settings)]
+Definitions = Annotated[DefinitionLoader, Depends(definition_loader)]
 Write = [Depends(writer)]
 
 
@@ -214,9 +220,9 @@ EVENTS_DOC = {
 
 @router.post("/workflows/execute", dependencies=Write, responses=errors(403, 409, 413, 422),
              tags=SEED)  # fmt: skip
-async def execute(body: ExecuteRequest, client: Client, settings: AppSettings) -> Started:
+async def execute(body: ExecuteRequest, client: Client, definitions: Definitions) -> Started:
     """Start a run of a definition file under DEFINITIONS_DIR (the seed's endpoint)."""
-    return await _start(client, load_file(body.workflow_file, settings), body)
+    return await _start(client, await definitions.file(body.workflow_file), body)
 
 
 @router.get("/workflows/status/{execution_id}", responses=errors(404), tags=SEED)
@@ -243,20 +249,22 @@ async def cancel(execution_id: ExecutionId, client: Client) -> Cancelled:
 
 @router.post("/workflows/execute-yaml", dependencies=Write,
              responses=errors(403, 409, 413, 422))  # fmt: skip
-async def execute_yaml(body: ExecuteYamlRequest, client: Client, settings: AppSettings) -> Started:
+async def execute_yaml(
+    body: ExecuteYamlRequest, client: Client, definitions: Definitions
+) -> Started:
     """Start a run of a definition given as YAML text."""
-    return await _start(client, load_yaml(body.yaml, settings), body)
+    return await _start(client, await definitions.text(body.yaml), body)
 
 
 @router.post("/workflows/validate", responses=errors(413))
-async def validate(body: ValidateRequest, settings: AppSettings) -> Validated:
+async def validate(body: ValidateRequest, definitions: Definitions) -> Validated:
     """Check a definition (text, or a file under DEFINITIONS_DIR) without running it: every
     problem, located. Needs no Temporal server."""
     try:
         if body.yaml is not None:
-            loaded = load_yaml(body.yaml, settings)
+            loaded = await definitions.text(body.yaml)
         else:
-            loaded = load_file(body.workflow_file or "", settings)
+            loaded = await definitions.file(body.workflow_file or "")
     except DefinitionError as exc:
         return Validated(valid=False, problems=[ProblemOut.of(p) for p in exc.problems])
     return Validated(valid=True, workflow_name=loaded.definition.workflow.name)

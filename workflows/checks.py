@@ -17,13 +17,17 @@ from typing import Any
 from pydantic import BaseModel
 
 from workflows.actions import ACTION_PARAMS
+from workflows.definition import MAX_STEPS
 from workflows.errors import Problem, TemplateError
 from workflows.graph import (
     INPUT_FIELDS,
+    Read,
+    components,
     dependencies,
     output_owners,
     output_paths,
     raw_output_names,
+    remembered,
     template_strings,
     templates_of,
 )
@@ -32,6 +36,7 @@ from workflows.source import Path, Source
 from workflows.templates import references, secrets_problem
 
 RESERVED_NAMES = {"steps", "run", "secrets", "loop"}
+MAX_COSTLY_SUGGESTIONS = 20
 
 
 def suggest(word: str, choices: set[str]) -> str:
@@ -56,6 +61,13 @@ def cross_checks(
     owners = output_owners(steps)
     step_ids = {s["id"] for s in steps if isinstance(s.get("id"), str)}
     checker = _Checker(source, variables, set(owners), step_ids, actions, set(validators))
+    checker.read = remembered()
+    if isinstance(raw_steps, list) and len(raw_steps) > MAX_STEPS:
+        checker.add(
+            ("workflow", "steps", MAX_STEPS),
+            f"more than {MAX_STEPS:,} steps ({len(raw_steps):,}): split the work into child "
+            "runs (a `workflow` step)",
+        )
     checker.reserved_variables()
     checker.outputs(steps, index_of)
     default_model = _dict(spec.get("defaults")).get("model")
@@ -93,6 +105,17 @@ class _Checker:
         self.actions = actions
         self.validators = validators
         self.problems: list[Problem] = []
+        self.read: Read = references
+        self.costly = 0
+
+    def near(self, word: str, choices: set[str]) -> str:
+        """`suggest` among many names costs a scan of them all: in a file with thousands
+        of steps, only the first MAX_COSTLY_SUGGESTIONS such misspellings get a suggestion."""
+        if len(choices) > 100:
+            self.costly += 1
+            if self.costly > MAX_COSTLY_SUGGESTIONS:
+                return ""
+        return suggest(word, choices)
 
     def add(self, path: Path, message: str, *, at_key: bool = False) -> None:
         self.problems.append(self.source.problem(path, message, at_key=at_key))
@@ -129,7 +152,7 @@ class _Checker:
             self._action(path, step)
         for dep_index, dep in enumerate(_list(step.get("depends_on"))):
             if isinstance(dep, str) and dep not in self.step_ids:
-                message = f"unknown step '{dep}' in depends_on" + suggest(dep, self.step_ids)
+                message = f"unknown step '{dep}' in depends_on" + self.near(dep, self.step_ids)
                 self.add((*path, "depends_on", dep_index), message)
         local = set()
         if step.get("for_each") is not None:
@@ -230,7 +253,7 @@ class _Checker:
         self, path: Path, template: str, local: set[str], *, secrets_allowed: bool = False
     ) -> None:
         try:
-            names, step_ids = references(template)
+            names, step_ids = self.read(template)
         except TemplateError as exc:
             self.problems.append(self.source.problem_in_text(path, exc.lineno or 1, 0, str(exc)))
             return
@@ -243,19 +266,20 @@ class _Checker:
             )
             if problem:
                 self.problems.append(_at_word(self.source, path, template, "secrets", problem))
-        visible = self.visible | local
-        for name in sorted(names - visible - RESERVED_NAMES):
-            message = f"unknown name '{name}' in template" + suggest(name, visible)
+        for name in sorted(names - local - self.visible - RESERVED_NAMES):
+            near = self.near(name, self.visible | local)
+            message = f"unknown name '{name}' in template" + near
             self.problems.append(_at_word(self.source, path, template, name, message))
         for step_id in sorted(step_ids - self.step_ids):
-            message = f"unknown step '{step_id}' in 'steps.{step_id}'" + suggest(
+            message = f"unknown step '{step_id}' in 'steps.{step_id}'" + self.near(
                 step_id, self.step_ids
             )
             self.problems.append(_at_word(self.source, path, template, step_id, message))
 
     def order(self, steps: list[dict], index_of: dict[int, int], owners: dict[str, str]) -> None:
         """A step may read only what can have finished before it; there may be no cycle."""
-        graph = dependencies(steps, owners)
+        graph = dependencies(steps, owners, self.read)
+        component = components(graph)
         reported = False
         for step in steps:
             reader = step.get("id")
@@ -264,13 +288,16 @@ class _Checker:
             path: Path = ("workflow", "steps", index_of[id(step)])
             for sub_path, template in templates_of(step, INPUT_FIELDS):
                 try:
-                    names, read_steps = references(template)
+                    names, read_steps = self.read(template)
                 except TemplateError:
                     continue
                 reads = [(f"steps.{s}", s, s) for s in sorted(read_steps)]
                 reads += [(n, owners[n], n) for n in sorted(names) if n in owners]
                 for shown, writer, word in reads:
-                    if writer == reader or _waits_for(graph, writer, reader):
+                    # reading `writer` makes `reader` wait for it: then `writer` waits for
+                    # `reader` exactly when the two are in one component
+                    waits = writer in component and component[writer] == component[reader]
+                    if writer == reader or waits:
                         reported = True
                         message = (
                             f"'{shown}' cannot have finished before step '{reader}' runs: "
@@ -293,21 +320,6 @@ class _Checker:
             first = next(s for s in steps if s.get("id") == cycle[0])
             path = ("workflow", "steps", index_of[id(first)], "depends_on")
             self.add(path, "dependency cycle: " + " → ".join(cycle))
-
-
-def _waits_for(graph: dict[str, set[str]], start: str, target: str) -> bool:
-    """Whether `start` (transitively) waits for `target`."""
-    seen: set[str] = set()
-    stack = [start]
-    while stack:
-        node = stack.pop()
-        for dep in graph.get(node, ()):
-            if dep == target:
-                return True
-            if dep not in seen:
-                seen.add(dep)
-                stack.append(dep)
-    return False
 
 
 def _at_word(source: Source, path: Path, template: str, word: str, message: str) -> Problem:

@@ -21,6 +21,16 @@ IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 NAME = r"^[A-Za-z0-9_-]+$"
 VariableType = Literal["string", "number", "integer", "boolean", "object", "array"]
 Identifier = Annotated[str, Field(pattern=IDENTIFIER)]
+MAX_STEP_ID_LENGTH = 100
+"""A child run's id is its parent's id, '/', the step id, '/N' for an item and '/turnT.C' for
+a tool call: at most 116 characters a level, so a run id of 500 leaves room for four levels
+under Temporal's 1,000-character limit (a longer one fails that step with the reason)."""
+MAX_CONCURRENCY = 1000
+"""Items one step runs at once: Temporal refuses a run more than 2,000 pending activities (or
+child runs), and a definition may run two wide steps side by side."""
+MAX_STEPS = 12_000
+"""Steps one file may hold: a run's result lists every step, and Temporal refuses a result
+over 2 MB (16,000 steps is 2.5 MB)."""
 
 
 def _check_duration(value: Duration) -> Duration:
@@ -241,9 +251,10 @@ class LlmDefaults(_Model):
 
 
 class _Step(_Model):
-    id: Identifier = Field(
+    id: Annotated[Identifier, Field(max_length=MAX_STEP_ID_LENGTH)] = Field(
         description="The step's id, unique in the file: letters, digits and '_', not starting "
-        "with a digit. Templates read steps.<id>.status and steps.<id>.outputs."
+        "with a digit, at most 100 characters. Templates read steps.<id>.status and "
+        "steps.<id>.outputs."
     )
     name: str | None = Field(default=None, description="A readable name, for people.")
     description: str | None = Field(default=None, description="What the step does, for people.")
@@ -291,8 +302,8 @@ class _Step(_Model):
         description="What this step's model calls (all its items, a child run's calls) may "
         "spend, within the workflow's budget.",
     )
-    concurrency: Annotated[int, Field(ge=1)] = Field(
-        default=10, description="How many for_each items run at once. Default: 10."
+    concurrency: Annotated[int, Field(ge=1, le=MAX_CONCURRENCY)] = Field(
+        default=10, description="How many for_each items run at once (at most 1,000). Default: 10."
     )
 
     @model_validator(mode="after")

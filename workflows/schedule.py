@@ -42,6 +42,11 @@ PROGRESS_EVERY = timedelta(seconds=2)
 fast, and at once before it waits (signal, sleep, child run, pause) and when it ends: each
 upsert is a server write, about 15% of the server's work per step when done every step."""
 CONTINUE_AS_NEW_PATCH = "continue-as-new-when-suggested"
+RUN_WIDE_CAP_PATCH = "run-wide-running-cap"
+MAX_RUNNING = 1000
+"""Steps and items one run has under way at once, whatever its steps' concurrency: Temporal
+refuses a run more than 2,000 pending activities or child runs, which would fail every
+workflow task. More wait their turn, in order."""
 
 
 class Schedule:
@@ -67,6 +72,10 @@ class Schedule:
         self.drained = False
         # Runs started before the throttle replay with an upsert after every step.
         self.throttled = workflow.patched(PROGRESS_PATCH)
+        # Runs from before the cap replay without it.
+        self.running = asyncio.Semaphore(
+            MAX_RUNNING if workflow.patched(RUN_WIDE_CAP_PATCH) else 2**31
+        )
         self.published = (0, 0.0)  # set as the run started
         self.published_at = workflow.now()
 
@@ -143,8 +152,9 @@ class Schedule:
     def _sorter(self, order: dict[str, int]) -> TopologicalSorter[str]:
         """graphlib orders the steps; a definition that was never validated may still
         name unknown steps or hold a cycle, which fails the run with the reason."""
+        known = set(order)
         for step_id, waits in self.waits.items():
-            unknown = sorted(waits - set(order))
+            unknown = sorted(waits - known)
             if unknown:
                 raise ApplicationError(
                     f"step '{step_id}' waits for unknown step(s) {', '.join(unknown)}",
@@ -235,7 +245,8 @@ class Schedule:
             )
         try:
             if step.for_each is None:
-                once = await self.runner.run_once(step, context, step.id)
+                async with self.running:
+                    once = await self.runner.run_once(step, context, step.id)
             else:
                 once = await self._for_each(step, context)
         except StepFailed as exc:
@@ -287,7 +298,7 @@ class Schedule:
                 done = finished[index]
                 return Once(done.outputs, done.attempts, done.usage)
             loop = {"index": index + 1, "index0": index, "length": len(items)}
-            async with limit:
+            async with limit, self.running:
                 if self.draining():
                     return None
                 once = await self.runner.run_once(

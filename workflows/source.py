@@ -66,7 +66,7 @@ def parse_yaml(text: str, file: str) -> Source:
     if len(text) > MAX_CHARACTERS:
         raise DefinitionError([Problem(file, 1, 1, f"larger than {MAX_CHARACTERS} characters")])
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = _compose(text)
     except RecursionError:
         raise DefinitionError([Problem(file, 1, 1, "nested too deeply to read")]) from None
     except yaml.MarkedYAMLError as exc:
@@ -78,6 +78,20 @@ def parse_yaml(text: str, file: str) -> Source:
         raise DefinitionError([Problem(file, 1, 1, "the file is empty")])
     source.data = _Builder(source).build(root, ())
     return source
+
+
+def _compose(text: str) -> yaml.Node | None:
+    """The YAML's node tree, read by libyaml when it is there (ten times faster than PyYAML's
+    pure-Python reader: a 16,000-step file reads in a fraction of a second). Text libyaml
+    refuses, or that holds a tab (libyaml accepts some PyYAML refuses), is read again by
+    PyYAML, so every error is reported in PyYAML's words at PyYAML's place."""
+    fast = getattr(yaml, "CSafeLoader", None)
+    if fast is not None and "\t" not in text:
+        try:
+            return yaml.compose(text, Loader=fast)
+        except yaml.YAMLError:
+            pass
+    return yaml.compose(text, Loader=yaml.SafeLoader)
 
 
 def _syntax_problem(file: str, exc: yaml.MarkedYAMLError) -> Problem:
@@ -100,6 +114,7 @@ STANDARD_TAGS = {
     for name in ("null", "bool", "int", "float", "str", "map", "seq", "timestamp", "merge")
 }
 """YAML's own types; any other tag (`!!python/name:`, `!custom`) is refused."""
+_STR = "tag:yaml.org,2002:str"
 
 
 class _Builder:
@@ -145,6 +160,8 @@ class _Builder:
         return self._scalar(node)
 
     def _scalar(self, node: yaml.Node) -> Any:
+        if node.tag == _STR and isinstance(node, yaml.ScalarNode):  # most scalars: as written
+            return node.value
         try:
             return self.constructor.construct_object(node, deep=True)
         except ValueError:  # an integer of over 4,300 digits, which Python will not convert

@@ -50,6 +50,10 @@ with workflow.unsafe.imports_passed_through():
 IN_WORKFLOW_BUDGET = 100
 TEMPLATE_WORK_PATCH = "template-work-pacing"
 SIGNAL_WAIT_DRAINS_PATCH = "signal-wait-continues-as-new"
+CHILD_ID_LIMIT_PATCH = "child-id-limit"
+MAX_WORKFLOW_ID_LENGTH = 1000
+"""Temporal's limit on a workflow id (limit.maxIDLength): a longer child id is refused when
+the child starts, which would fail every workflow task of the parent."""
 
 
 @dataclass
@@ -157,6 +161,14 @@ class StepRunner(ModelCalls):
                 type="DefinitionError",
                 non_retryable=True,
             )
+        child_id = f"{workflow.info().workflow_id}/{key}"
+        if len(child_id) > MAX_WORKFLOW_ID_LENGTH and workflow.patched(CHILD_ID_LIMIT_PATCH):
+            raise StepFailed(
+                f"step '{step_id}': the child run's id would be {len(child_id)} characters, "
+                f"over Temporal's limit of {MAX_WORKFLOW_ID_LENGTH}: start the run under a "
+                "shorter id, or nest child runs less deeply",
+                0,
+            )
         ledgers = self.budgets.of_step(step_id)
         hold, allowance = None, None
         if ledgers:  # the child spends from this run's budgets: it holds what is left of them
@@ -174,7 +186,7 @@ class StepRunner(ModelCalls):
                     prices=self.budgets.prices,
                     allowance=allowance,
                 ),
-                id=f"{workflow.info().workflow_id}/{key}",
+                id=child_id,
                 result_type=RunResult,
                 static_summary=f"{step_id}: {definition.workflow.name}",
             )

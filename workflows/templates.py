@@ -251,11 +251,43 @@ def _secret_use_problem(node: nodes.Name, ancestors: tuple[nodes.Node, ...]) -> 
     return ""
 
 
+_OPENING = re.compile(r"\{[{%#]")
+_PLAIN_LOOKUP = re.compile(
+    r"\{\{-?\s*([A-Za-z][A-Za-z0-9_]*)((?:\.[A-Za-z][A-Za-z0-9_]*)*)\s*-?\}\}"
+)
+_WORDS = {"true", "false", "none", "True", "False", "None", "and", "or", "not", "in", "is", "if"}
+_WORDS |= {"else", "elif", "for", "recursive", "import", "from", "as", "with", "without"}
+
+
+def _plain_references(source: str) -> tuple[set[str], set[str]] | None:
+    """What a template made only of text and `{{ name.attr... }}` reads, found without
+    Jinja (whose parse is most of validation's cost); None for any other template. Each
+    opening is taken where Jinja's lexer takes it: the leftmost `{{`, `{%` or `{#`."""
+    names: set[str] = set()
+    step_ids: set[str] = set()
+    position = 0
+    while (opening := _OPENING.search(source, position)) is not None:
+        lookup = _PLAIN_LOOKUP.match(source, opening.start())
+        if lookup is None or lookup.group(1) in _WORDS:
+            return None
+        name, attrs = lookup.group(1), lookup.group(2).split(".")[1:]
+        if name.startswith("_") or any(attr.startswith("_") for attr in attrs):
+            return None
+        names.add(name)
+        if name == "steps" and attrs:
+            step_ids.add(attrs[0])
+        position = lookup.end()
+    return names, step_ids
+
+
 def references(source: str) -> tuple[set[str], set[str]]:
     """Names a template reads, and step ids it reads through ``steps.<id>``.
 
     Raises TemplateError when the template does not compile.
     """
+    plain = _plain_references(source)
+    if plain is not None:
+        return plain
     try:
         ast = _environment().parse(source)
         names = meta.find_undeclared_variables(ast)

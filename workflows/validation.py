@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import yaml
@@ -74,15 +76,31 @@ def load_with_source(
     validators: Collection[str] = (),
 ) -> tuple[Source, Definition]:
     """Like load_definition, keeping the source so later problems can be located too."""
-    source = parse_yaml(text, file)
-    problems = source.problems + cross_checks(source, actions, validators)
-    try:
-        definition = Definition.model_validate(source.data)
-    except ValidationError as exc:
-        problems += _model_problems(source, exc)
+    with _collector_paused():
+        source = parse_yaml(text, file)
+        problems = source.problems + cross_checks(source, actions, validators)
+        try:
+            definition = Definition.model_validate(source.data)
+        except ValidationError as exc:
+            problems += _model_problems(source, exc)
     if problems:
         raise DefinitionError(sorted(set(problems), key=lambda p: (p.line, p.col, p.message)))
     return source, definition
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Validation makes hundreds of thousands of objects (nodes, marks, paths) and no cycles:
+    Python's cycle collector, run again and again as they pile up, was half its time. It is
+    paused while a definition is checked (and left as it was found: another thread that
+    paused it too restores it)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _model_problems(source: Source, exc: ValidationError) -> list[Problem]:
@@ -158,6 +176,8 @@ def _plain(error: Any) -> str | None:
         return f"must be true or false, got {shown}"
     if kind == "string_type":
         return f"must be text, got {shown}"
+    if kind == "string_too_long":
+        return f"must be at most {ctx.get('max_length')} characters, got {len(str(given))}"
     return None
 
 
