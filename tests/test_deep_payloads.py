@@ -16,7 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import Client, WorkflowFailureError
+from pydantic import BaseModel
+from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 
@@ -26,20 +27,23 @@ from activities.email import EmailActions
 from activities.endpoints import SmtpSettings
 from activities.files import FileActions
 from activities.http import AddressGuard, HttpActions
+from activities.registry import ActionSpec
 from engine.client import EngineClient
 from engine.rest import create_app
 from engine.rest_auth import ApiConfig
 from tests.conftest import definition, new_worker, start
 from tests.test_rest_api import TOKENS, asgi, factory, settings_for
-from workflows.contracts import RunInput, RunStatus
+from workflows.contracts import ActionInput, RunInput, RunStatus
 from workflows.errors import UsageError
 from workflows.payloads import (
     HARD_DEPTH,
+    INLINE_MAX_BYTES,
     MAX_DEPTH,
     PayloadRefused,
     bounded_data_converter,
     json_depth,
 )
+from workflows.validation import ACTION_PARAMS, load_definition
 
 
 def nested(depth: int) -> Any:
@@ -235,9 +239,53 @@ async def test_a_deep_signal_is_dropped_and_counted_and_the_run_takes_the_next(c
         await raw.signal("approve", {"answer": nested(198)})
         status = await handle.query("status", result_type=RunStatus)
         assert status.dropped_signals == 1
+        with pytest.raises(WorkflowUpdateFailedError) as refused:  # as an update: the reason
+            await raw.execute_update("approve", {"answer": nested(198)})
+        assert f"over the limit of {HARD_DEPTH}" in str(refused.value.cause)
         with pytest.raises(PayloadRefused):  # the engine's client refuses to send it at all
             await handle.signal("approve", {"answer": nested(MAX_DEPTH)})
         await handle.signal("approve", {"answer": "yes"})
         result = await asyncio.wait_for(handle.result(), timeout=30)
     assert result.outputs["answer"] == "yes"
+    assert await failed_workflow_tasks(handle) == 0
+
+
+class Size(BaseModel):
+    size: int
+
+
+def big_text(params: Size, request: ActionInput) -> str:
+    return "x" * params.size
+
+
+BIG = {"big_text": ActionSpec("big_text", Size, big_text)}
+
+
+def big_run(size: int) -> RunInput:
+    text = (
+        "workflow:\n  name: big\n  steps:\n"
+        f"    - {{id: big, type: action, action: big_text, params: {{size: {size}}},\n"
+        '       outputs: [text], retry: {initial_interval: "10ms", max_attempts: 3}}\n'
+    )
+    return RunInput(
+        definition=load_definition(text, "big.yaml", {**ACTION_PARAMS, "big_text": Size})
+    )
+
+
+async def test_a_result_too_big_for_history_fails_its_step_at_once(client):
+    """External storage off (this test server's converter): Temporal's 2 MiB is the limit."""
+    async with new_worker(client, {}, actions=BIG) as worker:
+        handle = await start(client, worker, big_run(3_000_000))
+        message = await failure_of(handle)
+    assert "after 1 attempt(s)" in message
+    assert f"bytes is over the limit of {INLINE_MAX_BYTES:,} bytes" in message
+    assert await failed_workflow_tasks(handle) == 0
+
+
+async def test_a_run_result_too_big_for_history_fails_the_run_with_the_reason(client):
+    """Each step's output fits; the run's result holds it twice (outputs and steps)."""
+    async with new_worker(client, {}, actions=BIG) as worker:
+        handle = await start(client, worker, big_run(1_200_000))
+        message = await failure_of(handle)
+    assert f"bytes is over the limit of {INLINE_MAX_BYTES:,} bytes" in message
     assert await failed_workflow_tasks(handle) == 0

@@ -17,11 +17,10 @@ levels the engine wraps a value in, so what was accepted is never refused for it
 from __future__ import annotations
 
 import re
-from itertools import accumulate
 from typing import Any, ClassVar
 
 from pydantic_core import PydanticSerializationError
-from temporalio import workflow
+from temporalio import activity, workflow
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
 from temporalio.converter import (
@@ -40,16 +39,14 @@ own wrapping (a run variable sits 2 levels in, an action's result 1)."""
 WRAPPING_HEADROOM = 36
 HARD_DEPTH = MAX_DEPTH + WRAPPING_HEADROOM
 """What a worker reads at most (Temporal's JSON reader stops at 200)."""
-MAX_BYTES = 32 * 1024 * 1024
+MAX_BYTES = 64 * 1024 * 1024
 """The largest payload (JSON bytes, before encryption) with external storage on."""
 INLINE_MAX_BYTES = 2 * 1024 * 1024 - 4096
 """With EXTERNAL_STORAGE=off: under Temporal's 2 MiB payload limit, with room for the codec."""
 
 _STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_STEP = [0] * 256
-_STEP[ord("[")] = _STEP[ord("{")] = 1
-_STEP[ord("]")] = _STEP[ord("}")] = -1
+_OPENING = frozenset(b"[{")
 
 
 class PayloadRefused(ApplicationError, UsageError):
@@ -59,7 +56,10 @@ class PayloadRefused(ApplicationError, UsageError):
     refused to its sender in one line (REST: 400)."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, type="PayloadRefused", non_retryable=True)
+        # An activity's result is refused after the activity returned: say which attempt it
+        # was, as the engine's activities do (workflows/activity_options.attempts_of).
+        details = [{"attempt": activity.info().attempt}] if activity.in_activity() else []
+        super().__init__(message, *details, type="PayloadRefused", non_retryable=True)
 
     def __str__(self) -> str:
         return self.message
@@ -69,8 +69,14 @@ def json_depth(data: bytes) -> int:
     """How many levels of arrays and objects the JSON text `data` nests (0 for a scalar)."""
     if data.count(b"[") + data.count(b"{") == 0:
         return 0
-    brackets = _STRINGS.sub(b"", data).translate(None, _NOT_BRACKETS)
-    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
+    depth = deepest = 0
+    for bracket in _STRINGS.sub(b"", data).translate(None, _NOT_BRACKETS):
+        if bracket in _OPENING:
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
 
 
 def payload_problem(data: bytes, max_depth: int, max_bytes: int) -> str | None:
