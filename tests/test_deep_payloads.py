@@ -31,10 +31,10 @@ from activities.registry import ActionSpec
 from engine.client import EngineClient
 from engine.rest import create_app
 from engine.rest_auth import ApiConfig
-from tests.conftest import definition, new_worker, start
+from tests.conftest import definition, new_worker, run_offline, start
 from tests.test_rest_api import TOKENS, asgi, factory, settings_for
 from workflows.contracts import ActionInput, RunInput, RunStatus
-from workflows.errors import UsageError
+from workflows.errors import DefinitionError, UsageError
 from workflows.payloads import (
     HARD_DEPTH,
     INLINE_MAX_BYTES,
@@ -289,3 +289,28 @@ async def test_a_run_result_too_big_for_history_fails_the_run_with_the_reason(cl
         message = await failure_of(handle)
     assert f"bytes is over the limit of {INLINE_MAX_BYTES:,} bytes" in message
     assert await failed_workflow_tasks(handle) == 0
+
+
+DEEPEST = (
+    "workflow:\n  name: deepest\n  steps:\n    - {{id: s, type: set, values: {{v: {value}}}}}\n"
+)
+
+
+def deepest_definition() -> str:
+    """A definition as deep as validation allows (deeper is refused with its line)."""
+    depth = 1
+    while True:
+        value = "[" * (depth + 1) + "1" + "]" * (depth + 1)
+        text = DEEPEST.format(value=value)
+        try:
+            definition(text)
+        except DefinitionError:
+            return DEEPEST.format(value="[" * depth + "1" + "]" * depth)
+        depth += 1
+
+
+async def test_the_deepest_definition_validation_accepts_still_runs(client):
+    """The payload limit leaves room for every definition the validator accepts."""
+    text = deepest_definition()
+    _, result = await run_offline(client, text)
+    assert result.status == "completed"

@@ -33,7 +33,7 @@ from temporalio.exceptions import ApplicationError
 
 from workflows.errors import UsageError
 
-MAX_DEPTH = 64
+MAX_DEPTH = 72
 """Levels of JSON arrays and objects a value entering a run may nest, counting the engine's
 own wrapping (a run variable sits 2 levels in, an action's result 1)."""
 WRAPPING_HEADROOM = 36
