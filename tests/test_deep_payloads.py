@@ -34,7 +34,7 @@ from engine.rest_auth import ApiConfig
 from tests.conftest import definition, new_worker, run_offline, start
 from tests.test_rest_api import TOKENS, asgi, factory, settings_for
 from workflows.contracts import ActionInput, RunInput, RunStatus
-from workflows.errors import DefinitionError, UsageError
+from workflows.errors import DefinitionError, UsageError, VariablesError
 from workflows.payloads import (
     HARD_DEPTH,
     INLINE_MAX_BYTES,
@@ -43,7 +43,7 @@ from workflows.payloads import (
     bounded_data_converter,
     json_depth,
 )
-from workflows.validation import ACTION_PARAMS, load_definition
+from workflows.validation import ACTION_PARAMS, load_definition, read_text_value
 
 
 def nested(depth: int) -> Any:
@@ -314,3 +314,32 @@ async def test_the_deepest_definition_validation_accepts_still_runs(client):
     text = deepest_definition()
     _, result = await run_offline(client, text)
     assert result.status == "completed"
+
+
+async def test_rest_answers_400_for_a_deep_signal_and_the_run_keeps_waiting(client):
+    async with new_worker(client, {}) as worker:
+        settings = settings_for(client.service_client.config.target_host, worker.task_queue)
+        engine = EngineClient(client, settings, start_worker=False)
+        app = create_app(settings, ApiConfig(tokens=TOKENS), factory(engine))
+        started = await engine.start(definition(WAITS))
+        signal = f"/workflows/{started.execution_id}/signal/approve"
+        async with asgi(app) as http:
+            answer = await http.post(signal, json={"answer": nested(150)})
+            assert answer.status_code == 400, answer.text
+            assert f"over the limit of {MAX_DEPTH}" in answer.json()["message"]
+            assert (await http.post(signal, json={"answer": "yes"})).status_code == 200
+        result = await asyncio.wait_for(engine.result(started.execution_id), timeout=30)
+    assert result.outputs["answer"] == "yes"
+
+
+def test_the_starter_refuses_a_value_too_deep_to_read_in_one_line(capsys, monkeypatch):
+    """Thousands of levels stop Python's readers; the starter says so instead of a traceback."""
+    import starter
+
+    deep = "[" * 5000 + "1" + "]" * 5000
+    with pytest.raises(VariablesError, match="too many levels"):
+        read_text_value(deep)  # how --var and `resume --var` read a value
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "127.0.0.1:1")
+    assert starter.main(["signal", "some-run", "approve", "--input", deep]) == 1
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "too many levels" in err

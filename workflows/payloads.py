@@ -39,7 +39,7 @@ own wrapping (a run variable sits 2 levels in, an action's result 1)."""
 WRAPPING_HEADROOM = 36
 HARD_DEPTH = MAX_DEPTH + WRAPPING_HEADROOM
 """What a worker reads at most (Temporal's JSON reader stops at 200)."""
-MAX_BYTES = 64 * 1024 * 1024
+MAX_BYTES = 128 * 1024 * 1024
 """The largest payload (JSON bytes, before encryption) with external storage on."""
 INLINE_MAX_BYTES = 2 * 1024 * 1024 - 4096
 """With EXTERNAL_STORAGE=off: under Temporal's 2 MiB payload limit, with room for the codec."""
