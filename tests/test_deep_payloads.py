@@ -343,3 +343,31 @@ def test_the_starter_refuses_a_value_too_deep_to_read_in_one_line(capsys, monkey
     assert starter.main(["signal", "some-run", "approve", "--input", deep]) == 1
     err = capsys.readouterr().err
     assert err.strip().count("\n") == 0 and "too many levels" in err
+
+
+class Echo(BaseModel):
+    value: Any
+
+
+def echo(params: Echo, request: ActionInput) -> Any:
+    return params.value
+
+
+async def test_a_variable_at_the_limit_goes_through_a_run_and_back(client):
+    """The run wraps what it was given in more levels (an action's input, its result, the
+    run's result): the headroom above MAX_DEPTH keeps it from being refused for that."""
+    text = (
+        "workflow:\n  name: echo\n"
+        "  variables: {data: {type: array, default: []}}\n  steps:\n"
+        '    - {id: e, type: action, action: echo, params: {value: "{{ data }}"},\n'
+        "       outputs: [back]}\n"
+    )
+    run = RunInput(
+        definition=load_definition(text, "echo.yaml", {**ACTION_PARAMS, "echo": Echo}),
+        variables={"data": nested(MAX_DEPTH - 2)},
+    )
+    actions = {"echo": ActionSpec("echo", Echo, echo)}
+    async with new_worker(client, {}, actions=actions) as worker:
+        handle = await start(client, worker, run)
+        result = await asyncio.wait_for(handle.result(), timeout=30)
+    assert result.outputs["back"] == nested(MAX_DEPTH - 2)
