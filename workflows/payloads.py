@@ -16,7 +16,7 @@ levels the engine wraps a value in, so what was accepted is never refused for it
 
 from __future__ import annotations
 
-import re
+from itertools import accumulate
 from typing import Any, ClassVar
 
 from pydantic_core import PydanticSerializationError
@@ -44,9 +44,10 @@ MAX_BYTES = 128 * 1024 * 1024
 INLINE_MAX_BYTES = 2 * 1024 * 1024 - 4096
 """With EXTERNAL_STORAGE=off: under Temporal's 2 MiB payload limit, with room for the codec."""
 
-_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_OPENING = frozenset(b"[{")
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
+_STEP = [0] * 256
+_STEP[ord("[")] = _STEP[ord("{")] = 1
+_STEP[ord("]")] = _STEP[ord("}")] = -1
 
 
 class PayloadRefused(ApplicationError, UsageError):
@@ -66,17 +67,14 @@ class PayloadRefused(ApplicationError, UsageError):
 
 
 def json_depth(data: bytes) -> int:
-    """How many levels of arrays and objects the JSON text `data` nests (0 for a scalar)."""
+    """How many levels of arrays and objects the JSON text `data` nests (0 for a scalar).
+    Escaped backslashes and quotes go first, then all but brackets and quotes, then what is
+    between quotes; the rest is summed. Every pass runs at C speed."""
     if data.count(b"[") + data.count(b"{") == 0:
         return 0
-    depth = deepest = 0
-    for bracket in _STRINGS.sub(b"", data).translate(None, _NOT_BRACKETS):
-        if bracket in _OPENING:
-            depth += 1
-            deepest = max(deepest, depth)
-        else:
-            depth -= 1
-    return deepest
+    plain = data.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_STRUCTURE)
+    outside_strings = b"".join(plain.split(b'"')[::2])
+    return max(accumulate(map(_STEP.__getitem__, outside_strings)), default=0)
 
 
 def payload_problem(data: bytes, max_depth: int, max_bytes: int) -> str | None:
