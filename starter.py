@@ -159,6 +159,8 @@ async def cmd_signal(args: argparse.Namespace, settings: Settings) -> int:
         payload = json.loads(args.input) if args.input is not None else {}
     except json.JSONDecodeError as exc:
         raise UsageError(f"--input is not JSON: {exc}") from None
+    except RecursionError:  # thousands of levels
+        raise UsageError("--input nests too many levels of JSON to read") from None
     answered = await (await _client(settings)).signal(args.id, args.name, payload)
     print(f"{args.id}: signal {args.name!r} {answered.answer}")
     return 0

@@ -19,13 +19,14 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import (
     DataConverter,
     DefaultFailureConverterWithEncodedAttributes,
     ExternalStorage,
     PayloadCodec,
 )
+
+from workflows.payloads import bounded_data_converter
 
 ENCODING = b"binary/encrypted"
 
@@ -68,15 +69,17 @@ def codec_from_key(key_b64: str | None, key_id: str = "default") -> AesGcmCodec 
 def data_converter(
     codec: PayloadCodec | None, storage: ExternalStorage | None = None
 ) -> DataConverter:
-    """The project's converter: pydantic models, encrypted when a codec is given. Failure
+    """The project's converter: pydantic models, each payload checked for depth and size both
+    ways (workflows/payloads.py), encrypted when a codec is given. Failure
     messages and stack traces go into an encoded payload then too: they quote variables,
     prompts and URLs.
 
     With `storage` (activities/payload_store.py), payloads over its threshold leave history.
     The SDK fixes the order: the codec encodes first, then storage takes what is still over
     the threshold, so stored blobs are ciphertext and history keeps a plain reference (driver
-    name and content hash, nothing of the data). Reading reverses it."""
-    converter = pydantic_data_converter
+    name and content hash, nothing of the data). Reading reverses it. Without storage,
+    payloads stay in history and are held to Temporal's 2 MiB."""
+    converter = bounded_data_converter(inline=storage is None)
     if codec is not None:
         converter = dataclasses.replace(
             converter,

@@ -19,10 +19,14 @@ from activities.retry_after import retry_after
 from workflows.actions import HttpFetchParams, HttpPostParams
 from workflows.contracts import ActionInput
 from workflows.durations import parse_duration
+from workflows.payloads import MAX_DEPTH, json_depth
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+MAX_JSON_DEPTH = MAX_DEPTH - 2
+"""A page's `json` sits two levels into the action's result; a deeper page keeps only its
+`text`, so it can still cross Temporal's wire (workflows/payloads.py)."""
 
 
 def _effective_address(address: IpAddress) -> IpAddress:
@@ -168,7 +172,8 @@ class HttpActions:
             "truncated": truncated,
             "json": None,
         }
-        if not truncated and "json" in response.headers.get("content-type", ""):
+        json_page = "json" in response.headers.get("content-type", "")
+        if json_page and not truncated and json_depth(raw) <= MAX_JSON_DEPTH:
             with contextlib.suppress(json.JSONDecodeError):
                 result["json"] = json.loads(text)
         return result

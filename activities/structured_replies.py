@@ -8,6 +8,11 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from workflows.payloads import MAX_DEPTH, json_depth
+
+MAX_REPLY_DEPTH = MAX_DEPTH - 1
+"""A parsed reply sits one level into the call's result (LlmCallResult.parsed)."""
+
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(?P<body>.*?)\s*```\s*$", re.DOTALL)
 
 
@@ -15,6 +20,9 @@ def parse_reply(text: str, schema: dict[str, Any]) -> tuple[dict[str, Any] | Non
     """(outputs, None) when the reply matches; (None, what is wrong) when it does not."""
     fenced = _FENCE.match(text)
     body = fenced.group("body") if fenced else text
+    depth = json_depth(body.encode())
+    if depth > MAX_REPLY_DEPTH:  # it could not cross Temporal's wire (workflows/payloads.py)
+        return None, f"the reply nests {depth} levels of JSON, over the limit of {MAX_REPLY_DEPTH}"
     try:
         value = json.loads(body)
     except json.JSONDecodeError as exc:

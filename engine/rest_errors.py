@@ -2,6 +2,7 @@
 traceback) and documented in the OpenAPI schema.
 
     400 bad_request           malformed request, file outside DEFINITIONS_DIR, variables
+                              or a signal too deep or too big (workflows/payloads.py)
     401 unauthorized          (the gate, engine/rest_auth.py)
     403 forbidden             a read-only token asked to change something
     404 not_found             no such run

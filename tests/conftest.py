@@ -21,10 +21,10 @@ import pytest
 import pytest_asyncio
 from aiosmtpd.controller import Controller
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.codec import data_converter
 from activities.llm import Endpoint, build_providers
 from activities.mcp_servers import McpServer
 from activities.rate_limits import Pacer
@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(None),  # the project's: depth and size checked
         dev_server_extra_args=TUNED_SERVER_FLAGS,
         search_attributes=search_attributes.ALL,
     )

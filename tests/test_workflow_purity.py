@@ -14,7 +14,8 @@ from tests.conftest import ROOT
 
 DETERMINISTIC = {
     "__future__", "asyncio", "collections", "contextlib", "contextvars", "dataclasses",
-    "datetime", "difflib", "functools", "graphlib", "jinja2", "json", "math", "opentelemetry",
+    "datetime", "difflib", "functools", "graphlib", "itertools", "jinja2", "json", "math",
+    "opentelemetry",
     "pydantic",
     "pydantic_core", "re", "temporalio", "typing", "workflows", "yaml",
 }  # fmt: skip

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.definition import WaitForSignalStep, output_names
     from workflows.errors import WorkflowError
+    from workflows.payloads import PayloadRefused
     from workflows.rerun import unfinished_items
     from workflows.schedule import Schedule
     from workflows.signal_payloads import payload_problems
@@ -167,6 +168,8 @@ class YamlWorkflow:
             return f"the payload is over {MAX_SIGNAL_BYTES} bytes"
         try:
             payload = self._decoded(args)
+        except PayloadRefused as exc:  # too deep or too big (workflows/payloads.py)
+            return f"the payload is refused: {exc.message}"
         except Exception:
             return "the payload does not decode"
         problems = payload_problems(self._waiting_steps[name], payload)

@@ -305,4 +305,9 @@ def read_text_value(text: str) -> Any:
             return yaml.safe_load(text)
         except yaml.YAMLError:
             return text
+        except RecursionError:  # thousands of levels: refused in one line, as the converter's
+            raise VariablesError(TOO_DEEP_TO_READ) from None
     return text
+
+
+TOO_DEEP_TO_READ = "a value nests too many levels of lists and mappings to read"
