@@ -75,14 +75,14 @@ async def test_a_50_wide_fan_out_that_reaches_its_budget_fails(client, endpoints
     assert budget.spent_tokens == provider_counted(fake_llm)
 
 
-async def test_a_paused_50_wide_fan_out_waits_for_its_budget_and_completes_when_raised(
+async def test_a_paused_50_wide_fan_out_waits_for_its_budget_and_completes_once_raised(
     client, endpoints, fake_llm
 ):
     fake_llm.tokens_of = utf8_bytes
     fake_llm.reply = lambda request: "x" * 30
     async with new_worker(client, endpoints) as worker:
         engine = engine_for(client, worker)
-        text = wide("{max_tokens: 1000, on_exceed: pause}")
+        text = wide("{max_cost_usd: 0.0003, on_exceed: pause}")
         started = await engine.start(engine.load_yaml(text), execution_id=f"b-{uuid.uuid4()}")
         run_id = started.execution_id
         for _ in range(300):
@@ -91,11 +91,11 @@ async def test_a_paused_50_wide_fan_out_waits_for_its_budget_and_completes_when_
                 break
             await asyncio.sleep(0.1)
         waiting = status.budgets["run"].waiting or ""
-        assert waiting.startswith("paused: budget exceeded: the run's budget is 1000 tokens")
-        assert status.budgets["run"].reserved_tokens == 0  # nothing in flight: it waits for you
-        assert status.budgets["run"].spent_tokens <= 1000
+        assert waiting.startswith("paused: budget exceeded: the run's budget is $0.0003")
+        assert status.budgets["run"].reserved_usd == 0  # nothing in flight: it waits for you
+        assert status.budgets["run"].spent_usd <= 0.0003
         env = {"TEMPORAL_ADDRESS": client.service_client.config.target_host, "PATH": ""}
-        raised = await asyncio.to_thread(starter, env, "budget", run_id, "--max-tokens", "100000")
+        raised = await asyncio.to_thread(starter, env, "budget", run_id, "--max-cost-usd", "0.01")
         assert raised.returncode == 0, raised.stderr
         result = await asyncio.wait_for(engine.result(run_id), RESULT_TIMEOUT)
     assert len(result.steps["label"].outputs["label"]) == 50
