@@ -144,3 +144,31 @@ async def test_a_model_counted_over_the_bound_is_reserved_more_after_its_first_r
     assert failed is not None and "budget exceeded" in str(failed)
     assert len(fake_llm.requests) > 5  # past the first calls, which taught the ratio
     assert provider_counted(fake_llm) == status.budgets["run"].spent_tokens <= limit
+
+
+async def test_a_child_run_reserves_at_the_ratio_its_parent_learned(
+    client, endpoints, fake_llm, tmp_path
+):
+    """The parent's first reply taught it the model's ratio; its child's fan-out of 10 at
+    once reserves at that ratio from its first call, so the parent's budget holds."""
+    limit = 1500
+    fake_llm.hidden_prompt_tokens = 300
+    (tmp_path / "child.yaml").write_text(
+        wide("null", max_tokens=20, concurrency=10).replace("  budget: null\n", "")
+    )
+    parent = f"""
+workflow:
+  name: parent
+  budget: {{max_tokens: {limit}}}
+  steps:
+    - {{id: first, type: llm_call, model: openai/gpt-4o-mini, max_tokens: 20, prompt: hello}}
+    - {{id: sub, type: workflow, definition: child.yaml, depends_on: [first]}}
+"""
+    async with new_worker(client, endpoints) as worker:
+        engine = engine_for(client, worker)
+        loaded = engine.load_yaml(parent, base=tmp_path)
+        started = await engine.start(loaded, execution_id=f"b-{uuid.uuid4()}")
+        with pytest.raises(RunFailed, match="what the parent run allowed this child run"):
+            await asyncio.wait_for(engine.result(started.execution_id), RESULT_TIMEOUT)
+    assert len(fake_llm.requests) > 2
+    assert provider_counted(fake_llm) <= limit

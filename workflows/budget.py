@@ -90,6 +90,7 @@ class Budgets:
         prices: dict[str, ModelPrice],
         allowance: BudgetSpec | None,
         carried: dict[str, BudgetStatus],
+        ratios: dict[str, float] | None = None,
     ) -> Budgets:
         ledgers: dict[str, Ledger] = {}
         if definition.workflow.budget is not None:
@@ -102,7 +103,7 @@ class Budgets:
         for scope, status in carried.items():
             ledgers[scope] = Ledger.from_status(status)
         bounded = bool(ledgers) and workflow.patched(BOUNDS_PATCH)
-        return cls(ledgers, prices, bounded=bounded)
+        return cls(ledgers, prices, bounded=bounded, ratios=dict(ratios or {}) if bounded else {})
 
     def __bool__(self) -> bool:
         return bool(self.ledgers)

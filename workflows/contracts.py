@@ -112,6 +112,9 @@ class RunInput(BaseModel):
     """For a child run: what its parent's budgets let it spend."""
     budgets: dict[str, BudgetStatus] = Field(default={}, exclude_if=lambda value: not value)
     """Budgets as they stood, carried across continue-as-new (limits raised, spent)."""
+    token_ratios: dict[str, float] = Field(default={}, exclude_if=lambda value: not value)
+    """By `provider/model`: how far replies were counted over their bound (workflows/budget.py),
+    carried across continue-as-new and into child runs, so none of them learns it again."""
 
     @model_validator(mode="after")
     def _one_source(self) -> RunInput:

@@ -173,6 +173,7 @@ class StepRunner(ModelCalls):
                     action_task_queue=self.action_task_queue,
                     prices=self.budgets.prices,
                     allowance=allowance,
+                    token_ratios=self.budgets.ratios if allowance else {},
                 ),
                 id=f"{workflow.info().workflow_id}/{key}",
                 result_type=RunResult,
