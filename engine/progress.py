@@ -118,7 +118,7 @@ def progress_line(status: RunStatus) -> str:
 
 def budget_text(budget: BudgetStatus) -> str:
     """Spent against limit: `$0.0031 of $0.5, 1200 of 5000 tokens`."""
-    from workflows.budget import dollars
+    from workflows.ledger import dollars
 
     parts = []
     if budget.max_cost_usd is not None:

@@ -99,6 +99,15 @@ class StreamBody:
 CONTROL_PATH = "/_control"
 
 
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def utf8_bytes(text: str) -> int:
+    """A token a byte: no byte-level BPE tokenizer (OpenAI's, Anthropic's) counts more."""
+    return len(text.encode("utf-8"))
+
+
 def default_reply(request: Request) -> str:
     return f"Hello from {request.body.get('model')}"
 
@@ -130,6 +139,11 @@ class FakeLlmServer:
         """A fault chosen by the request itself, for tests where calls race."""
         self.in_flight = 0
         self.max_in_flight = 0
+        self.tokens_of: Callable[[str], int] = words
+        """How usage counts a prompt's or a reply's tokens: words, or a stricter tokenizer
+        (`utf8_bytes`, the most any byte-level BPE tokenizer counts)."""
+        self.hidden_prompt_tokens = 0
+        """Input tokens usage adds to every request, as a provider's own tool prompt does."""
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), self._handler())
@@ -149,6 +163,9 @@ class FakeLlmServer:
     @property
     def anthropic_url(self) -> str:
         return self.url
+
+    def _usage_in(self, request: Request) -> int:
+        return self.tokens_of(request.prompt_text) + self.hidden_prompt_tokens
 
     def fail_next(self, *faults: Fault) -> None:
         with self._lock:
@@ -194,11 +211,12 @@ class FakeLlmServer:
         answer = self.reply(request) if kind not in ("empty", "refusal") else ""
         if isinstance(answer, list):
             number = len(self.requests)
-            return 200, {}, json.dumps(_tool_calls(request, answer, anthropic, number)).encode()
+            calls = _tool_calls(request, answer, anthropic, number, self._usage_in(request))
+            return 200, {}, json.dumps(calls).encode()
         text = answer
         if kind == "length":
             text = text[: max(len(text) // 2, 1)]
-        usage_in, usage_out = len(request.prompt_text.split()), len(text.split())
+        usage_in, usage_out = self._usage_in(request), self.tokens_of(text)
         if anthropic:
             body = _anthropic_message(request, text, usage_in, usage_out)
             if kind in ("refusal", "length"):
@@ -399,9 +417,11 @@ def _anthropic_message(request: Request, text: str, usage_in: int, usage_out: in
     }
 
 
-def _tool_calls(request: Request, uses: list[ToolUse], anthropic: bool, number: int) -> dict:
+def _tool_calls(
+    request: Request, uses: list[ToolUse], anthropic: bool, number: int, usage_in: int
+) -> dict:
     """A reply that asks for tool calls, in the request's wire format."""
-    usage_in, usage_out = len(request.prompt_text.split()), 5 * len(uses)
+    usage_out = 5 * len(uses)
     if anthropic:
         body = _anthropic_message(request, "", usage_in, usage_out)
         body["content"] = [

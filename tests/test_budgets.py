@@ -125,7 +125,7 @@ workflow:
         with pytest.raises(RunFailed, match="what the parent run allowed this child run"):
             await engine.result(started.execution_id)
         status = await engine.status(started.execution_id)
-    # each call reserves ~37 tokens (its prompt, 20 out) and uses 4: the first call and the
+    # each call reserves ~40 tokens (its bytes, 16 framing, 20 out) and uses 4: the first and the
     # child's first fit in 43; the child's second would pass what it was allowed
     assert len(fake_llm.requests) == 2
     assert status.budgets["run"].spent_tokens <= 43

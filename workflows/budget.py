@@ -1,22 +1,26 @@
 """Budgets: what a run (and a step) may spend on model calls, enforced before each call.
 
-Each call reserves its worst case (input tokens estimated from the rendered request, plus
-max_tokens, at the model's price) from every budget it spends from: its step's, its run's and,
-in a child run, what the parent allowed it. The reply settles the reservation at what the
-call really used, so concurrent calls and for_each items cannot together overshoot: at most
-one call's worst case, and only where the estimate of its input was short.
+Each call reserves its worst case from every budget it spends from: its step's, its run's
+and, in a child run, what the parent allowed it. The worst case is an upper bound: the
+request's UTF-8 bytes (a byte-level BPE tokenizer, as OpenAI's, Anthropic's and Llama's are,
+never makes more tokens than bytes), each message's framing, images, a provider's tool
+prompt, times the most any reply of that model has been counted over its bound in this run,
+plus max_tokens, at the model's price. The reply settles the reservation at what the call
+really used, so concurrent calls and for_each items cannot together pass the budget.
 
-A call that does not fit waits while calls in flight hold what it needs. If it cannot fit
-even then, the budget's `on_exceed` decides: `fail` ends the run before the call, naming the
-budget, what was spent and the step; `pause` waits (a durable condition: days if need be)
-until an operator raises the budget with the `budget` update or cancels the run.
+A call that does not fit waits while calls in flight hold what it needs; once they have
+settled (in whatever order), it fits or it never will, and the budget's `on_exceed` decides:
+`fail` ends the run before the call, naming the budget, what was spent and the step;
+`pause` waits (a durable condition: days if need be) until an operator raises the budget
+with the `budget` update or cancels the run. The pure rules are in workflows/ledger.py.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -28,102 +32,31 @@ with workflow.unsafe.imports_passed_through():
         ModelPrice,
         RaiseBudget,
         RunResult,
-        Usage,
     )
     from workflows.definition import BudgetSpec, Definition
+    from workflows.ledger import (
+        ALLOWANCE,
+        RUN,
+        Ledger,
+        Spend,
+        can_go_on,
+        exceeded,
+        short_of,
+    )
 
+BOUNDS_PATCH = "budget-upper-bounds"
+"""Runs from before it estimate at 3 characters a token and wait as they did."""
 CHARS_PER_TOKEN = 3
-"""The input estimate: tokenizers give about 4 characters of English per token; 3 errs on the
-side of reserving too much."""
+"""The estimate before BOUNDS_PATCH: about 4 characters of English a token, 3 to be safe."""
 TOKENS_PER_MESSAGE = 8
+"""A message's framing (role, separators): providers count 3 to 4; the reply's priming too."""
 TOKENS_PER_IMAGE = 1600
 """A large image at high detail costs providers about 1,100-1,600 input tokens."""
+TOKENS_FOR_TOOLS = 500
+"""The prompt a provider adds when tools or a schema are offered (Anthropic: up to ~350)."""
 DEFAULT_MAX_TOKENS = 4096
 """A call under a budget that sets no max_tokens is sent with this many, so its worst case
 is known."""
-RUN = "run"
-ALLOWANCE = "allowance"
-
-
-@dataclass(frozen=True)
-class Spend:
-    cost_usd: float = 0.0
-    tokens: int = 0
-
-    def __add__(self, other: Spend) -> Spend:
-        return Spend(round(self.cost_usd + other.cost_usd, 8), self.tokens + other.tokens)
-
-    def __sub__(self, other: Spend) -> Spend:
-        return Spend(round(self.cost_usd - other.cost_usd, 8), self.tokens - other.tokens)
-
-    @classmethod
-    def of(cls, usage: Usage) -> Spend:
-        return cls(usage.cost_usd, usage.input_tokens + usage.output_tokens)
-
-
-@dataclass
-class Ledger:
-    """One budget: its limits, what was spent, and the worst case of calls in flight."""
-
-    scope: str
-    max_cost_usd: float | None
-    max_tokens: int | None
-    on_exceed: str
-    spent: Spend = Spend()
-    reserved: Spend = Spend()
-    waiting: str | None = None
-
-    @classmethod
-    def from_spec(cls, scope: str, spec: BudgetSpec) -> Ledger:
-        return cls(scope, spec.max_cost_usd, spec.max_tokens, spec.on_exceed)
-
-    @classmethod
-    def from_status(cls, status: BudgetStatus) -> Ledger:
-        """A budget carried across continue-as-new: nothing is in flight at that point."""
-        spent = Spend(status.spent_usd, status.spent_tokens)
-        return cls(status.scope, status.max_cost_usd, status.max_tokens, status.on_exceed, spent)
-
-    def fits(self, need: Spend, in_flight: bool = True) -> bool:
-        """Whether `need` fits in what is left (counting calls in flight, or not)."""
-        used = self.spent + self.reserved if in_flight else self.spent
-        cost_ok = self.max_cost_usd is None or used.cost_usd + need.cost_usd <= self.max_cost_usd
-        tokens_ok = self.max_tokens is None or used.tokens + need.tokens <= self.max_tokens
-        return cost_ok and tokens_ok
-
-    def room(self) -> Spend:
-        """What is left, counting calls in flight; unlimited parts are infinite."""
-        used = self.spent + self.reserved
-        cost = math.inf if self.max_cost_usd is None else self.max_cost_usd - used.cost_usd
-        tokens = math.inf if self.max_tokens is None else self.max_tokens - used.tokens
-        return Spend(cost, tokens)  # type: ignore[arg-type]  # tokens may be infinite here
-
-    def name(self) -> str:
-        if self.scope == RUN:
-            return "the run's budget"
-        if self.scope == ALLOWANCE:
-            return "what the parent run allowed this child run"
-        return f"step '{self.scope}''s budget"
-
-    def limits(self) -> str:
-        parts = []
-        if self.max_cost_usd is not None:
-            parts.append(f"{dollars(self.max_cost_usd)} ({dollars(self.spent.cost_usd)} spent)")
-        if self.max_tokens is not None:
-            parts.append(f"{self.max_tokens} tokens ({self.spent.tokens} spent)")
-        return " and ".join(parts)
-
-    def status(self) -> BudgetStatus:
-        return BudgetStatus(
-            scope=self.scope,
-            max_cost_usd=self.max_cost_usd,
-            max_tokens=self.max_tokens,
-            on_exceed=self.on_exceed,  # type: ignore[arg-type]  # from a BudgetSpec
-            spent_usd=self.spent.cost_usd,
-            spent_tokens=self.spent.tokens,
-            reserved_usd=self.reserved.cost_usd,
-            reserved_tokens=self.reserved.tokens,
-            waiting=self.waiting,
-        )
 
 
 @dataclass(frozen=True)
@@ -132,6 +65,9 @@ class Hold:
 
     ledgers: tuple[Ledger, ...]
     need: Spend
+    model: str = ""
+    counted: int = 0
+    """The input tokens the bound counted, before the learned ratio: for learning it."""
 
 
 @dataclass
@@ -142,6 +78,10 @@ class Budgets:
     prices: dict[str, ModelPrice] = field(default_factory=dict)
     on_change: Callable[[], None] = lambda: None
     """Told when a budget starts or stops waiting (the run's details line)."""
+    bounded: bool = True
+    """Reservations are upper bounds and waits end once calls in flight settle (BOUNDS_PATCH)."""
+    ratios: dict[str, float] = field(default_factory=dict)
+    """By `provider/model`: the most a reply's input tokens came to over the bound counted."""
 
     @classmethod
     def for_run(
@@ -150,6 +90,7 @@ class Budgets:
         prices: dict[str, ModelPrice],
         allowance: BudgetSpec | None,
         carried: dict[str, BudgetStatus],
+        ratios: dict[str, float] | None = None,
     ) -> Budgets:
         ledgers: dict[str, Ledger] = {}
         if definition.workflow.budget is not None:
@@ -161,7 +102,8 @@ class Budgets:
                 ledgers[step.id] = Ledger.from_spec(step.id, step.budget)
         for scope, status in carried.items():
             ledgers[scope] = Ledger.from_status(status)
-        return cls(ledgers, prices)
+        bounded = bool(ledgers) and workflow.patched(BOUNDS_PATCH)
+        return cls(ledgers, prices, bounded=bounded, ratios=dict(ratios or {}) if bounded else {})
 
     def __bool__(self) -> bool:
         return bool(self.ledgers)
@@ -174,9 +116,14 @@ class Budgets:
         return {scope: ledger.status() for scope, ledger in self.ledgers.items()}
 
     def worst_case(self, call: LlmCallInput) -> Spend:
-        """The most `call` can cost: every character of its request a third of a token,
-        plus a full max_tokens reply, at its model's price. A model without a price has
-        been refused before the run started; one reached anyway fails the step here."""
+        """The most `call` can cost: its input bound times the model's learned ratio, plus a
+        full max_tokens reply, at its model's price."""
+        return self._estimate(call)[0]
+
+    def _estimate(self, call: LlmCallInput) -> tuple[Spend, int]:
+        """The worst case and the input tokens counted for it (before the learned ratio). A
+        model without a price has been refused before the run started; one reached anyway
+        fails the step here."""
         price = self.prices.get(f"{call.provider}/{call.model}")
         if price is None and call.provider != "mock":
             raise ApplicationError(
@@ -185,39 +132,41 @@ class Budgets:
                 type="BudgetError",
                 non_retryable=True,
             )
-        texts: Iterable[str] = [
-            call.prompt,
-            call.system or "",
-            *(m.content for m in [*call.messages, *call.reasks]),
-        ]
-        characters = sum(len(text) for text in texts) + len(str(call.response_schema or ""))
-        characters += sum(len(str(tool.parameters)) + len(tool.description) for tool in call.tools)
-        for turn in call.turns:
-            characters += len(turn.text) + len(str([c.arguments for c in turn.calls]))
-            characters += sum(len(result.content) + 40 for result in turn.results)
-        messages = 2 + len(call.messages) + len(call.reasks) + 2 * len(call.turns)
-        tokens_in = math.ceil(characters / CHARS_PER_TOKEN) + TOKENS_PER_MESSAGE * messages
-        tokens_in += TOKENS_PER_IMAGE * len(call.images)
+        counted = input_bound(call) if self.bounded else _input_estimate(call)
+        ratio = self.ratios.get(f"{call.provider}/{call.model}", 1.0)
+        tokens_in = math.ceil(counted * ratio) if ratio > 1 else counted
         tokens_out = call.max_tokens or DEFAULT_MAX_TOKENS
         price = price or ModelPrice(input=0, output=0)
         cost = (tokens_in * price.input + tokens_out * price.output) / 1_000_000
-        return Spend(round(cost, 8), tokens_in + tokens_out)
+        cost = _up(cost) if self.bounded else round(cost, 8)
+        return Spend(cost, tokens_in + tokens_out), counted
+
+    async def reserve_call(
+        self, ledgers: tuple[Ledger, ...], call: LlmCallInput, what: str
+    ) -> Hold:
+        """Hold a model call's worst case (see the module's text)."""
+        need, counted = self._estimate(call)
+        hold = await self.reserve(ledgers, need, what)
+        return replace(hold, model=f"{call.provider}/{call.model}", counted=counted)
 
     async def reserve(self, ledgers: tuple[Ledger, ...], need: Spend, what: str) -> Hold:
         """Hold `need` in every ledger, once it fits in all of them (see the module's text)."""
         while True:
-            short = next((ledger for ledger in ledgers if not ledger.fits(need)), None)
+            if self.bounded:
+                short = short_of(ledgers, need)
+            else:
+                short = next((ledger for ledger in ledgers if not ledger.fits(need)), None)
             if short is None:
                 for ledger in ledgers:
-                    ledger.reserved = ledger.reserved + need
+                    ledger.hold(need)
                 return Hold(ledgers, need)
-            if short.fits(need, in_flight=False):  # calls in flight hold the rest: wait
+            if self.bounded and short.holds:  # wait for calls in flight to settle
+                await workflow.wait_condition(lambda: can_go_on(ledgers, need))
+                continue
+            if not self.bounded and short.fits(need, in_flight=False):
                 await workflow.wait_condition(lambda short=short: short.fits(need))
                 continue
-            message = (
-                f"budget exceeded: {short.name()} is {short.limits()}, and {what} could "
-                f"cost up to {_spend(need)} more"
-            )
+            message = exceeded(short, need, what)
             meter = workflow.metric_meter()
             if short.on_exceed != "pause":
                 meter.create_counter("budget_exceeded", "runs a budget stopped").add(1)
@@ -231,10 +180,15 @@ class Budgets:
             short.waiting = None
             self.on_change()
 
-    def settle(self, hold: Hold, used: Spend) -> None:
+    def settle(self, hold: Hold, used: Spend, billed_input: int | None = None) -> None:
+        """Spend what the call used; a reply counted over its bound raises the model's ratio,
+        so the next call of that model reserves enough."""
         for ledger in hold.ledgers:
-            ledger.reserved = ledger.reserved - hold.need
-            ledger.spent = ledger.spent + used
+            ledger.release(hold.need, used)
+        if self.bounded and hold.counted and billed_input is not None:
+            ratio = billed_input / hold.counted
+            if ratio > self.ratios.get(hold.model, 1.0):
+                self.ratios[hold.model] = ratio
 
     async def allow(self, ledgers: tuple[Ledger, ...], what: str) -> tuple[Hold, BudgetSpec]:
         """For a child run: hold all that is left of `ledgers` (once something is left) and
@@ -245,7 +199,7 @@ class Budgets:
         cost, tokens = min(r.cost_usd for r in rooms), min(r.tokens for r in rooms)
         need = Spend(0 if cost == math.inf else cost, 0 if tokens == math.inf else int(tokens))
         for ledger in ledgers:
-            ledger.reserved = ledger.reserved + need
+            ledger.hold(need)
         allowance = BudgetSpec(
             max_cost_usd=None if cost == math.inf else cost,
             max_tokens=None if tokens == math.inf else int(tokens),
@@ -281,10 +235,49 @@ class Budgets:
         return ledger.status()
 
 
-def _spend(need: Spend) -> str:
-    return f"{dollars(need.cost_usd)} ({need.tokens} tokens)"
+def input_bound(call: LlmCallInput) -> int:
+    """At most how many input tokens a provider counts for `call`: one a UTF-8 byte of every
+    text it is sent (JSON as ASCII, so more bytes, not fewer), TOKENS_PER_MESSAGE a message,
+    TOKENS_PER_IMAGE an image, TOKENS_FOR_TOOLS when tools or a schema are offered."""
+    texts: list[str] = [call.prompt, call.system or ""]
+    texts += [m.content for m in [*call.messages, *call.reasks]]
+    if call.response_schema:
+        texts.append(_json(call.response_schema))
+    for tool in call.tools:
+        texts += [tool.name, tool.description, _json(tool.parameters)]
+    messages = 2 + len(call.messages) + len(call.reasks)
+    for turn in call.turns:
+        texts.append(turn.text)
+        texts += [f"{c.id} {c.name} {_json(c.arguments)}" for c in turn.calls]
+        texts += [f"{r.id} {r.name} {r.content}" for r in turn.results]
+        messages += 2 + len(turn.calls) + len(turn.results)
+    tokens = sum(len(text.encode("utf-8", "surrogatepass")) for text in texts)
+    tokens += TOKENS_PER_MESSAGE * messages + TOKENS_PER_IMAGE * len(call.images)
+    return tokens + (TOKENS_FOR_TOOLS if call.tools or call.response_schema else 0)
 
 
-def dollars(amount: float) -> str:
-    """`$0.00005`, `$0.5`, `$12.25`: up to eight decimals, no trailing zeros."""
-    return "$" + (f"{amount:.8f}".rstrip("0").rstrip(".") if amount else "0")
+def _input_estimate(call: LlmCallInput) -> int:
+    """Before BOUNDS_PATCH: every character a third of a token (under-counts short words,
+    emoji and CJK text)."""
+    texts: Iterable[str] = [
+        call.prompt,
+        call.system or "",
+        *(m.content for m in [*call.messages, *call.reasks]),
+    ]
+    characters = sum(len(text) for text in texts) + len(str(call.response_schema or ""))
+    characters += sum(len(str(tool.parameters)) + len(tool.description) for tool in call.tools)
+    for turn in call.turns:
+        characters += len(turn.text) + len(str([c.arguments for c in turn.calls]))
+        characters += sum(len(result.content) + 40 for result in turn.results)
+    messages = 2 + len(call.messages) + len(call.reasks) + 2 * len(call.turns)
+    tokens_in = math.ceil(characters / CHARS_PER_TOKEN) + TOKENS_PER_MESSAGE * messages
+    return tokens_in + TOKENS_PER_IMAGE * len(call.images)
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _up(cost: float) -> float:
+    """Dollars rounded up to the eighth decimal, as spend is kept: a bound stays a bound."""
+    return math.ceil(round(cost * 100_000_000, 4)) / 100_000_000

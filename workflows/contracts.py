@@ -108,6 +108,9 @@ class RunInput(BaseModel):
     """When the execution's first run started: `run.started_at` across continue-as-new."""
     prices: dict[str, ModelPrice] = Field(default={}, exclude_if=lambda value: not value)
     """Prices of the models a run under a budget calls, by `provider/model`."""
+    token_ratios: dict[str, float] = Field(default={}, exclude_if=lambda value: not value)
+    """By `provider/model`: how far replies were counted over their bound (workflows/budget.py),
+    carried across continue-as-new and into child runs, so none of them learns it again."""
     allowance: BudgetSpec | None = Field(default=None, exclude_if=lambda value: value is None)
     """For a child run: what its parent's budgets let it spend."""
     budgets: dict[str, BudgetStatus] = Field(default={}, exclude_if=lambda value: not value)

@@ -267,7 +267,7 @@ class YamlWorkflow:
         )
         context[WORK] = runner.work
         self._budgets = runner.budgets = Budgets.for_run(
-            definition, prices, run_input.allowance, run_input.budgets
+            definition, prices, run_input.allowance, run_input.budgets, run_input.token_ratios
         )
         self._budgets.on_change = lambda: workflow.set_current_details(
             self._budgets.waiting() or "going on: the budget was raised"
@@ -291,6 +291,7 @@ class YamlWorkflow:
                         "paused": self._status.paused,
                         "started_at": started_at,
                         "budgets": self._budgets.status(),
+                        "token_ratios": self._budgets.ratios,
                     }
                 )
             )

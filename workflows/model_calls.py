@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
         retry_policy,
         timeout_of,
     )
-    from workflows.budget import DEFAULT_MAX_TOKENS, Budgets, Spend
+    from workflows.budget import DEFAULT_MAX_TOKENS, Budgets
     from workflows.contracts import (
         LLM_CALL,
         VALIDATOR_PREFIX,
@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.definition import Definition, LlmCallStep, LlmDefaults, ValidateSpec
     from workflows.errors import WorkflowError
+    from workflows.ledger import Spend
     from workflows.routing import route
     from workflows.step_results import Once, StepFailed, render_or_fail
     from workflows.structured import is_structured, outputs_schema
@@ -190,8 +191,7 @@ class ModelCalls:
             ledgers = self.budgets.of_step(step.id)
             if ledgers:  # reserve the call's worst case (workflows/budget.py)
                 sent.max_tokens = sent.max_tokens or DEFAULT_MAX_TOKENS
-                need = self.budgets.worst_case(sent)
-                hold = await self.budgets.reserve(ledgers, need, _call_of(step.id, key))
+                hold = await self.budgets.reserve_call(ledgers, sent, _call_of(step.id, key))
             try:
                 reply: LlmCallResult = await workflow.execute_activity(
                     LLM_CALL,
@@ -214,7 +214,7 @@ class ModelCalls:
                 errors.append(reason if target.model in reason else f"{model_name}: {reason}")
                 continue
             if ledgers:
-                self.budgets.settle(hold, Spend.of(reply.usage))
+                self.budgets.settle(hold, Spend.of(reply.usage), reply.usage.input_tokens)
             reply.attempt += attempts
             return reply
         raise StepFailed(

@@ -183,6 +183,7 @@ class StepRunner(ModelCalls):
                     mock_providers=self.mock_providers,
                     llm_task_queue=self.llm_task_queue,
                     action_task_queue=self.action_task_queue,
+                    token_ratios=self.budgets.ratios if allowance else {},
                     prices=self.budgets.prices,
                     allowance=allowance,
                 ),
