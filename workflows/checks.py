@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from workflows.actions import ACTION_PARAMS
+from workflows.actions import ACTION_PARAMS, operator_params
 from workflows.errors import Problem, TemplateError
 from workflows.graph import (
     INPUT_FIELDS,
@@ -196,10 +196,26 @@ class _Checker:
                     self.add((*where, "action"), "'sleep' cannot be a tool (it is a timer)")
                     continue
                 self._action(where, tool, as_tool=True)
+                self._offer(where, name, tool)
                 if name in seen:
                     message = f"tool '{name}' is listed twice (entries {seen[name]} and {index})"
                     self.add((*where, "action"), message)
                 seen[name] = index
+
+    def _offer(self, path: Path, name: str, tool: dict) -> None:
+        """A tool entry offers the model only the action's operator-level params."""
+        params_model = self.actions.get(name)
+        if params_model is None:
+            return
+        offerable = operator_params(params_model)
+        for index, param in enumerate(_list(tool.get("offer"))):
+            if param not in offerable:
+                others = ", ".join(sorted(offerable)) or "none"
+                message = (
+                    f"{param!r} is not an operator-level param of {name} (those: {others}); "
+                    "the model may set every other param unless 'params' fixes it"
+                )
+                self.add((*path, "offer", index), message)
 
     def _action(self, path: Path, step: dict, as_tool: bool = False) -> None:
         """The action exists and its params fit; a tool's required params are the model's."""
