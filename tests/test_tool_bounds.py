@@ -66,6 +66,30 @@ async def test_a_definition_that_offers_itself_as_a_tool_stops_at_the_default_de
     assert "this run is 4 deep" in text
 
 
+async def test_a_model_calling_itself_several_times_a_turn_grows_a_bounded_tree(
+    client, endpoints, fake_llm, tmp_path
+):
+    """2 calls a turn, every turn: with max_tool_calls 3 and max_depth 2 each answer starts
+    at most 3 child runs, 2 levels down: 3 + 9 child runs, then every run answers."""
+    text = SELF_AS_TOOL.replace(
+        "      outputs:", "      max_tool_calls: 3\n      max_depth: 2\n      outputs:"
+    )
+    (tmp_path / "deeper.yaml").write_text(text)
+    loaded = load_text_bundle(text, "deeper.yaml", tmp_path / "deeper.yaml")
+
+    def twice(request: Request) -> str | list[ToolUse]:
+        if any("max_tool_calls" in result for result in request.tool_results):
+            return "enough"
+        return [ToolUse("Deeper", {}), ToolUse("Deeper", {})]
+
+    fake_llm.reply = twice
+    async with new_worker(client, endpoints) as worker:
+        result = await run(client, worker, loaded)
+    first_turns = [r for r in fake_llm.requests if not r.tool_results]
+    assert len(first_turns) == 1 + 3 + 9
+    assert result.outputs["answer"] == "enough"
+
+
 RECURSIVE_STEP = """
 workflow:
   name: Nest
