@@ -241,3 +241,13 @@ def test_only_operator_level_params_can_be_offered(tmp_path):
         "w.yaml:11:19: 'path' is not an operator-level param of save_to_file (those: shared)"
         in (str(refused.value))
     )
+
+
+def test_a_required_operator_param_must_be_fixed_or_offered(tmp_path):
+    """database_insert needs `table`, which the model may not set: the tool would be useless."""
+    text = WRITER.format(offer="").replace("          params: {table: notes}\n", "")
+    with pytest.raises(DefinitionError) as refused:
+        load_text_bundle(text, "w.yaml", tmp_path / "w.yaml")
+    assert "database_insert needs 'table', which a model may not set: fix it in 'params' or " in (
+        str(refused.value)
+    )

@@ -216,6 +216,15 @@ class _Checker:
                     "the model may set every other param unless 'params' fixes it"
                 )
                 self.add((*path, "offer", index), message)
+        offered = set(_list(tool.get("offer"))) | set(_dict(tool.get("params")))
+        for param, info in params_model.model_fields.items():
+            key = info.alias or param
+            if key in offerable and info.is_required() and key not in offered:
+                message = (
+                    f"{name} needs '{key}', which a model may not set: fix it in 'params' "
+                    f"or offer it ('offer: [{key}]')"
+                )
+                self.add((*path, "action"), message)
 
     def _action(self, path: Path, step: dict, as_tool: bool = False) -> None:
         """The action exists and its params fit; a tool's required params are the model's."""
