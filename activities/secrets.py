@@ -4,10 +4,15 @@ activity. Nothing here renders a template: a param's text is data, whatever it s
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
+import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from workflows.contracts import SecretSlot
 
@@ -81,8 +86,14 @@ def _refused(message: str, kind: str) -> Exception:
     return ApplicationError(message, type=kind, non_retryable=True)
 
 
+MIN_REDACTED = 4
+"""Shorter secret values are not redacted: they would blank ordinary words."""
+
+
 def redact(value: Any, secrets: Mapping[str, str]) -> Any:
-    """Replace every secret value in a message (or inside a result) with its name."""
+    """Replace every secret value in a message (or inside a result) with its name, in the
+    forms error text gives it too: any case (a host name is lower-cased), percent-encoded,
+    JSON- or repr-escaped, IDNA (punycode)."""
     if not secrets:
         return value
     if isinstance(value, dict):
@@ -92,6 +103,24 @@ def redact(value: Any, secrets: Mapping[str, str]) -> Any:
     if not isinstance(value, str):
         return value
     for name, secret in sorted(secrets.items(), key=lambda item: -len(item[1])):
-        if len(secret) >= 4:
-            value = value.replace(secret, f"secrets.{name}")
+        if len(secret) >= MIN_REDACTED:
+            value = _pattern(secret).sub(f"secrets.{name}", value)
     return value
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern(secret: str) -> re.Pattern[str]:
+    """Every form of the secret, longest first, matched in any case."""
+    forms = {
+        secret,
+        quote(secret, safe=""),
+        quote(secret),
+        quote_plus(secret, safe=""),
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        repr(secret)[1:-1],
+    }
+    with contextlib.suppress(UnicodeError):  # not a valid host name: never shown as one
+        forms.add(secret.encode("idna").decode("ascii"))
+    ordered = sorted(forms, key=len, reverse=True)
+    return re.compile("|".join(re.escape(form) for form in ordered), re.IGNORECASE)

@@ -16,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 from activities.heartbeat import heartbeating
 from activities.mcp_servers import McpServer, McpUnavailable, call_tool, list_tools
 from activities.registry import ActionSpec
+from workflows.actions import operator_params
 from workflows.contracts import (
     DESCRIBE_TOOLS,
     MCP_CALL,
@@ -35,7 +36,8 @@ class ToolActivities:
     @activity.defn(name=DESCRIBE_TOOLS)
     async def describe_tools(self, request: DescribeToolsInput) -> DescribeToolsResult:
         """Each action as a tool (its params' JSON Schema, less the params the definition
-        fixes), and every tool of each MCP server named."""
+        fixes and the operator-level ones it does not offer), and every tool of each MCP
+        server named."""
         tools: list[ToolDef] = []
         for entry in request.tools:
             if "action" in entry:
@@ -70,11 +72,13 @@ class ToolActivities:
                 non_retryable=True,
             )
         fixed: dict[str, Any] = entry.get("params") or {}
-        schema = copy.deepcopy(spec.params.model_json_schema())
+        withheld = sorted(operator_params(spec.params) - set(entry.get("offer") or ()) - set(fixed))
+        schema = copy.deepcopy(spec.params.model_json_schema(by_alias=True))
         schema.pop("title", None)
-        for param in fixed:
+        for param in [*fixed, *withheld]:
             schema.get("properties", {}).pop(param, None)
-        schema["required"] = [p for p in schema.get("required", []) if p not in fixed]
+        hidden = set(fixed) | set(withheld)
+        schema["required"] = [p for p in schema.get("required", []) if p not in hidden]
         return ToolDef(
             name=name,
             description=entry.get("description") or _described(spec),
@@ -82,6 +86,7 @@ class ToolActivities:
             kind="action",
             target=name,
             fixed=fixed,
+            withheld=withheld,
         )
 
     def _server(self, step_id: str, name: str) -> McpServer:

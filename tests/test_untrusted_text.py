@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from activities.secrets import declared_secrets
+from activities.secrets import declared_secrets, redact
 from tests.conftest import definition, new_worker, smtp_server, start
 from tests.test_actions import actions_for
-from workflows.contracts import RunInput
+from workflows.contracts import RunInput, RunStatus
 from workflows.errors import DefinitionError
 from workflows.templates import SecretRefs, render_params
 from workflows.validation import load_definition
@@ -198,3 +198,52 @@ def test_data_cannot_forge_a_secret_slot():
     params, slots = render_params({"h": {"a": "{{ note }}|{{ secrets.T }}|{{ note }}"}}, context)
     assert slots == [(("h", "a"), [f"{forged}|", "T", f"|{forged}"])]
     assert params == {"h": {"a": f"{forged}|{{{{ secrets.T }}}}|{forged}"}}
+
+
+HOST_SECRET = "MyS3cretHost"
+
+
+async def test_a_secret_in_a_url_host_is_redacted_from_the_dns_error(client, tmp_path):
+    """The DNS error names the host lower-cased: history, status and the result say
+    `secrets.HOST` in its place."""
+    text = (
+        "workflow:\n  name: a\n  steps:\n"
+        "    - id: get\n      type: action\n      action: http_fetch\n"
+        '      params: {url: "http://{{ secrets.HOST }}.invalid/x"}\n'
+        "      retry: {max_attempts: 1}\n      on_error: continue\n"
+    )
+    actions = actions_for(tmp_path, allow=())
+    async with new_worker(client, {}, actions=actions, secrets={"HOST": HOST_SECRET}) as worker:
+        handle = await start(client, worker, RunInput(definition=definition(text)))
+        result = await handle.result()
+        status = await handle.query("status", result_type=RunStatus)
+    history = (await handle.fetch_history()).to_json()
+    error = result.steps["get"].error or ""
+    assert "cannot resolve secrets.HOST.invalid" in error
+    assert status.steps["get"].error == error
+    for seen in (error, history, status.model_dump_json()):
+        assert HOST_SECRET.lower() not in seen.lower()
+
+
+@pytest.mark.parametrize(
+    "shown",
+    [
+        'Token-With Space/and+"quote"',  # as it is
+        'TOKEN-WITH SPACE/AND+"QUOTE"',  # upper-cased
+        "Token-With%20Space%2Fand%2B%22quote%22",  # percent-encoded
+        "token-with%20space/and%2b%22quote%22",  # lower-cased, '/' kept
+        "Token-With+Space%2Fand%2B%22quote%22",  # as a form field
+        'Token-With Space/and+\\"quote\\"',  # JSON-escaped
+    ],
+)
+def test_redaction_covers_the_forms_a_secret_takes_in_error_text(shown):
+    secret = 'Token-With Space/and+"quote"'
+    assert redact(f"GET http://x/{shown}?q=1 failed", {"T": secret}) == (
+        "GET http://x/secrets.T?q=1 failed"
+    )
+
+
+def test_a_secret_in_an_international_host_is_redacted_as_punycode():
+    assert redact("cannot resolve xn--bcher-geheim-dlb.example", {"H": "bücher-geheim"}) == (
+        "cannot resolve secrets.H.example"
+    )

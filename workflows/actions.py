@@ -5,7 +5,7 @@ Rendered params are validated again, fully, by the activity that runs the action
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -14,6 +14,18 @@ from workflows.durations import Duration
 
 class ActionParams(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
+
+    operator_params: ClassVar[frozenset[str]] = frozenset()
+    """Params that choose where the action writes or what it may reach, not what it does:
+    a model calling the action as a tool may not set them unless the definition's tool
+    entry offers them (`offer:`). A custom action's params model may declare its own."""
+
+
+def operator_params(model: type[BaseModel]) -> frozenset[str]:
+    """An action's operator-level params (none for a params model that declares none)."""
+    declared = getattr(model, "operator_params", ())
+    listed = isinstance(declared, frozenset | set | tuple | list)
+    return frozenset(declared) if listed else frozenset()
 
 
 class HttpFetchParams(ActionParams):
@@ -59,6 +71,8 @@ class SendEmailParams(ActionParams):
 class SaveToFileParams(ActionParams):
     """save_to_file: writes a file atomically; returns {path, bytes}."""
 
+    operator_params = frozenset({"shared"})
+
     filename: str = Field(description="The file's name.")
     data: Any = Field(description="What to write: text as it is, anything else as pretty JSON.")
     path: str = Field(
@@ -75,6 +89,8 @@ class SaveToFileParams(ActionParams):
 
 class DatabaseInsertParams(ActionParams):
     """database_insert: inserts rows; returns {table, inserted_ids, skipped}."""
+
+    operator_params = frozenset({"table", "connection"})
 
     table: str = Field(description="The table; a missing one is created from the first row.")
     data: dict[str, Any] | list[dict[str, Any]] = Field(description="One row or a list of rows.")

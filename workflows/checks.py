@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from workflows.actions import ACTION_PARAMS
+from workflows.actions import ACTION_PARAMS, operator_params
 from workflows.definition import MAX_STEPS
 from workflows.errors import Problem, TemplateError
 from workflows.graph import (
@@ -219,10 +219,35 @@ class _Checker:
                     self.add((*where, "action"), "'sleep' cannot be a tool (it is a timer)")
                     continue
                 self._action(where, tool, as_tool=True)
+                self._offer(where, name, tool)
                 if name in seen:
                     message = f"tool '{name}' is listed twice (entries {seen[name]} and {index})"
                     self.add((*where, "action"), message)
                 seen[name] = index
+
+    def _offer(self, path: Path, name: str, tool: dict) -> None:
+        """A tool entry offers the model only the action's operator-level params."""
+        params_model = self.actions.get(name)
+        if params_model is None:
+            return
+        offerable = operator_params(params_model)
+        for index, param in enumerate(_list(tool.get("offer"))):
+            if param not in offerable:
+                others = ", ".join(sorted(offerable)) or "none"
+                message = (
+                    f"{param!r} is not an operator-level param of {name} (those: {others}); "
+                    "the model may set every other param unless 'params' fixes it"
+                )
+                self.add((*path, "offer", index), message)
+        offered = set(_list(tool.get("offer"))) | set(_dict(tool.get("params")))
+        for param, info in params_model.model_fields.items():
+            key = info.alias or param
+            if key in offerable and info.is_required() and key not in offered:
+                message = (
+                    f"{name} needs '{key}', which a model may not set: fix it in 'params' "
+                    f"or offer it ('offer: [{key}]')"
+                )
+                self.add((*path, "action"), message)
 
     def _action(self, path: Path, step: dict, as_tool: bool = False) -> None:
         """The action exists and its params fit; a tool's required params are the model's."""

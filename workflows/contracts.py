@@ -115,6 +115,10 @@ class RunInput(BaseModel):
     """For a child run: what its parent's budgets let it spend."""
     budgets: dict[str, BudgetStatus] = Field(default={}, exclude_if=lambda value: not value)
     """Budgets as they stood, carried across continue-as-new (limits raised, spent)."""
+    depth: int = Field(default=0, ge=0, exclude_if=lambda value: not value)
+    """How many runs this one is below the top-level run (0: it is the top-level run)."""
+    max_depth: int | None = Field(default=None, exclude_if=lambda value: value is None)
+    """For a child run: the deepest its own children may be, as its ancestors' steps allow."""
 
     @model_validator(mode="after")
     def _one_source(self) -> RunInput:
@@ -209,6 +213,9 @@ class ToolDef(BaseModel):
     """The action's name, the definition file, or the MCP server's name."""
     fixed: dict[str, Any] = Field(default={}, exclude_if=lambda value: not value)
     """action: params the definition fixes (templates, rendered by the workflow)."""
+    withheld: list[str] = Field(default=[], exclude_if=lambda value: not value)
+    """action: operator-level params the definition did not offer: a call that sets one is
+    refused (also when the action takes params it does not declare)."""
 
 
 class ToolCall(BaseModel):

@@ -17,6 +17,12 @@ from pydantic import (
 
 from workflows.durations import Duration, parse_duration
 
+DEFAULT_MAX_DEPTH = 4
+"""Child runs nest at most this deep below the top-level run unless a step says otherwise."""
+MAX_DEPTH_LIMIT = 32
+DEFAULT_MAX_TOOL_CALLS = 32
+"""The most tool calls one llm_call (one for_each item) runs, all turns and re-asks together."""
+MAX_TOOL_CALLS_LIMIT = 800
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 NAME = r"^[A-Za-z0-9_-]+$"
 VariableType = Literal["string", "number", "integer", "boolean", "object", "array"]
@@ -335,6 +341,11 @@ class ToolSpec(_Model):
         description="action: params the definition fixes (templates); they are not offered to "
         "the model.",
     )
+    offer: list[str] = Field(
+        default=[],
+        description="action: operator-level params (save_to_file's shared, database_insert's "
+        "table and connection) the model may set; without this it may not.",
+    )
     description: str | None = Field(
         default=None,
         description="What the tool does, told to the model (default: the target's own).",
@@ -347,6 +358,8 @@ class ToolSpec(_Model):
             raise ValueError("a tool names exactly one of 'action', 'workflow' and 'mcp'")
         if self.params and self.action is None:
             raise ValueError("'params' fixes an action's params; only 'action' tools take it")
+        if self.offer and self.action is None:
+            raise ValueError("'offer' opens an action's params; only 'action' tools take it")
         return self
 
 
@@ -415,6 +428,17 @@ class LlmCallStep(_Step):
         default=8,
         description="With tools: the most model calls one answer may take. Default: 8.",
     )
+    max_tool_calls: Annotated[int, Field(ge=1, le=MAX_TOOL_CALLS_LIMIT)] | None = Field(
+        default=None,
+        description="With tools: the most tool calls the model may make for one answer, all "
+        "turns together; later calls answer it with an error. Default: 32 (at most 800).",
+    )
+    max_depth: Annotated[int, Field(ge=1, le=MAX_DEPTH_LIMIT)] | None = Field(
+        default=None,
+        description="With workflow tools: how deep child runs may nest below the top-level "
+        "run (its children are 1 deep); a call past it answers the model with an error. "
+        "Default: 4 (at most 32); a parent's lower limit holds in its children.",
+    )
 
     @model_validator(mode="after")
     def _prompt_or_messages(self) -> LlmCallStep:
@@ -467,6 +491,12 @@ class WorkflowStep(_Step):
     definition: str = Field(description="Another definition file, relative to this one.")
     variables: dict[str, Any] = Field(
         default={}, description="The child run's variables (templates)."
+    )
+    max_depth: Annotated[int, Field(ge=1, le=MAX_DEPTH_LIMIT)] | None = Field(
+        default=None,
+        description="How deep child runs may nest below the top-level run (its children are "
+        "1 deep); past it the step fails without starting its child. Default: 4 (at most "
+        "32); a parent's lower limit holds in its children.",
     )
 
 

@@ -264,6 +264,8 @@ class YamlWorkflow:
             self._signals,
             run_input.llm_task_queue,
             run_input.action_task_queue,
+            depth=run_input.depth,
+            max_depth=run_input.max_depth,
         )
         context[WORK] = runner.work
         self._budgets = runner.budgets = Budgets.for_run(

@@ -59,7 +59,12 @@ class ModelCalls:
     if TYPE_CHECKING:
 
         async def child_run(
-            self, step_id: str, file: str, variables: dict[str, Any], key: str
+            self,
+            step_id: str,
+            file: str,
+            variables: dict[str, Any],
+            key: str,
+            max_depth: int | None = None,
         ) -> RunResult: ...
 
     async def _llm_call(self, step: LlmCallStep, context: dict[str, Any], key: str) -> Once:

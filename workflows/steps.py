@@ -31,6 +31,8 @@ with workflow.unsafe.imports_passed_through():
         SecretSlot,
     )
     from workflows.definition import (
+        DEFAULT_MAX_DEPTH,
+        MAX_DEPTH_LIMIT,
         ActionStep,
         Definition,
         LlmCallStep,
@@ -69,6 +71,10 @@ class StepRunner(ModelCalls):
     work: Work = field(default_factory=Work)
     """Template operations spent since the last break (the run's context holds it)."""
     budgets: Budgets = field(default_factory=Budgets)
+    depth: int = 0
+    """How many runs this run is below the top-level run."""
+    max_depth: int | None = None
+    """The deepest child run this run's ancestors allow (None: the top-level run)."""
     _spent: int = 0
     _break: asyncio.Future[None] | None = None
 
@@ -142,7 +148,7 @@ class StepRunner(ModelCalls):
     async def _child(self, step: WorkflowStep, context: dict[str, Any], key: str) -> Once:
         variables = render_or_fail(step.variables, context, f"{step.id}.variables")
         try:
-            result = await self.child_run(step.id, step.definition, variables, key)
+            result = await self.child_run(step.id, step.definition, variables, key, step.max_depth)
         except ChildWorkflowError as exc:
             raise StepFailed(
                 f"step '{step.id}': child run failed: {failure_reason(exc)}", 1
@@ -150,10 +156,24 @@ class StepRunner(ModelCalls):
         return Once(result.outputs, 1, result.usage)
 
     async def child_run(
-        self, step_id: str, file: str, variables: dict[str, Any], key: str
+        self,
+        step_id: str,
+        file: str,
+        variables: dict[str, Any],
+        key: str,
+        max_depth: int | None = None,
     ) -> RunResult:
         """Run a definition loaded with this run as a child run (id: this run's id and
-        `key`), spending from the step's and the run's budgets."""
+        `key`), spending from the step's and the run's budgets. A child deeper than the
+        step's `max_depth` (or an ancestor's, whichever is lower) is not started: StepFailed.
+        Runs from before depths were carried are all depth 0, so none is refused on replay."""
+        limit = min(max_depth or DEFAULT_MAX_DEPTH, self.max_depth or MAX_DEPTH_LIMIT)
+        if self.depth + 1 > limit:
+            raise StepFailed(
+                f"step '{step_id}': child run not started: runs may nest at most {limit} "
+                f"deep below the top-level run (max_depth) and this run is {self.depth} deep",
+                0,
+            )
         definition = self.children.get(file)
         if definition is None:
             raise ApplicationError(
@@ -186,6 +206,8 @@ class StepRunner(ModelCalls):
                     token_ratios=self.budgets.ratios if allowance else {},
                     prices=self.budgets.prices,
                     allowance=allowance,
+                    depth=self.depth + 1,
+                    max_depth=limit,
                 ),
                 id=child_id,
                 result_type=RunResult,

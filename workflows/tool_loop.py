@@ -6,7 +6,10 @@ call is in the run's history, so a worker that dies mid-loop repeats none that f
 
 What the model sends is data: its arguments are never rendered as templates, and params
 the definition fixes (rendered here, secrets as slots only the activity fills) win over
-them. A tool that fails answers the model with the failure (bounded), not the run.
+them; an argument the tool does not offer (an operator-level param such as `shared` or
+`table` the definition did not offer, or one the action does not take) refuses the call.
+A tool that fails answers the model with the failure (bounded), not the run, and so does
+a call past the step's `max_tool_calls` or a child run past `max_depth`.
 """
 
 from __future__ import annotations
@@ -44,8 +47,9 @@ with workflow.unsafe.imports_passed_through():
         Turn,
         Usage,
     )
-    from workflows.definition import Definition, LlmCallStep, RetrySpec
+    from workflows.definition import DEFAULT_MAX_TOOL_CALLS, Definition, LlmCallStep, RetrySpec
     from workflows.errors import WorkflowError
+    from workflows.step_results import StepFailed
     from workflows.templates import render_params
 
 MAX_RESULT_CHARACTERS = 16_000
@@ -54,9 +58,13 @@ MAX_CALLS_PER_TURN = 16
 """More tool calls in one turn are answered with an error instead of being run."""
 TOOL_RETRY = RetrySpec(max_attempts=3)
 """A tool's own failures are the model's to handle: a few retries, then its answer."""
+TOOL_CALLS_PATCH = "tool-calls-capped"
+"""Runs from before max_tool_calls ran every call the model made (at most 16 a turn)."""
+OFFERED_ARGUMENTS_PATCH = "tool-arguments-offered"
+"""Runs from before ran an action tool whatever arguments the model sent."""
 
 CallModels = Callable[[LlmCallStep, LlmCallInput, str], Awaitable[LlmCallResult]]
-ChildRun = Callable[[str, str, dict[str, Any], str], Awaitable[RunResult]]
+ChildRun = Callable[[str, str, dict[str, Any], str, int | None], Awaitable[RunResult]]
 
 
 class LoopFailed(Exception):
@@ -141,6 +149,9 @@ class ToolLoop:
         self.call_models = call_models
         self.child_run = child_run
         self.action_task_queue = action_task_queue
+        self.calls = 0
+        """Tool calls the model has made in this loop, every turn and re-ask together."""
+        self.max_calls = step.max_tool_calls or DEFAULT_MAX_TOOL_CALLS
 
     async def answer(self, call: LlmCallInput) -> tuple[LlmCallResult, LlmCallInput]:
         """The model's answer (usage and attempts of every turn added up), and the call as
@@ -155,9 +166,10 @@ class ToolLoop:
                 return reply.model_copy(update={"usage": usage, "attempt": attempts}), call
             if turn == self.step.max_turns:
                 break
+            made, self.calls = self.calls, self.calls + len(reply.tool_calls)
             results = await asyncio.gather(
                 *(
-                    self._run(turn, index, called, by_name)
+                    self._run(turn, index, made + index, called, by_name)
                     for index, called in enumerate(reply.tool_calls, 1)
                 )
             )
@@ -170,32 +182,47 @@ class ToolLoop:
         )
 
     async def _run(
-        self, turn: int, index: int, called: ToolCall, by_name: dict[str, ToolDef]
+        self, turn: int, index: int, ordinal: int, called: ToolCall, by_name: dict[str, ToolDef]
     ) -> ToolResult:
+        """One tool call; `ordinal` counts it among all the calls of this loop."""
         tool = by_name.get(called.name)
         where = f"{self.key}/turn{turn}.{index}"
         try:
             if index > MAX_CALLS_PER_TURN:
                 raise _Refused(f"more than {MAX_CALLS_PER_TURN} tool calls in one turn")
+            if ordinal > self.max_calls and workflow.patched(TOOL_CALLS_PATCH):
+                raise _Refused(
+                    f"no more tool calls: this step allows {self.max_calls} "
+                    "(max_tool_calls); answer with what you have"
+                )
             if tool is None:
                 raise _Refused(f"no tool named {called.name!r}: use one of {', '.join(by_name)}")
             if tool.kind == "action":
                 content = await self._action(tool, called, where)
             elif tool.kind == "workflow":
-                result = await self.child_run(self.step.id, tool.target, called.arguments, where)
+                result = await self.child_run(
+                    self.step.id, tool.target, called.arguments, where, self.step.max_depth
+                )
                 content = json.dumps(result.outputs, default=str)
             else:
                 content = await self._mcp(tool, called, where)
             is_error = False
         except (ActivityError, ChildWorkflowError) as exc:
             content, is_error = f"the tool failed: {failure_reason(exc)}", True
-        except _Refused as exc:
+        except (_Refused, StepFailed) as exc:  # StepFailed: a child run past max_depth
             content, is_error = str(exc), True
         return ToolResult(
             id=called.id, name=called.name, content=_bounded(content), is_error=is_error
         )
 
     async def _action(self, tool: ToolDef, called: ToolCall, where: str) -> str:
+        unoffered = _unoffered(tool, called.arguments)
+        if unoffered and workflow.patched(OFFERED_ARGUMENTS_PATCH):
+            offered = ", ".join(tool.parameters.get("properties", {})) or "none"
+            raise _Refused(
+                f"{tool.name} does not let the model set {', '.join(map(repr, unoffered))} "
+                f"(the arguments it takes: {offered})"
+            )
         try:
             fixed, slots = render_params(tool.fixed, self.context)
         except WorkflowError as exc:
@@ -242,6 +269,21 @@ class ToolLoop:
         if answer.is_error:
             raise _Refused(f"the tool answered with an error: {answer.content}")
         return answer.content
+
+
+def _unoffered(tool: ToolDef, arguments: dict[str, Any]) -> list[str]:
+    """The arguments a call sets that the tool does not offer: operator-level params the
+    definition did not offer, and, unless the action takes params it does not declare, any
+    that are not in its schema. Params the definition fixes are overridden, not refused."""
+    properties = tool.parameters.get("properties", {})
+    extra = tool.parameters.get("additionalProperties")
+    takes_any = extra is True or isinstance(extra, dict)
+    return [
+        name
+        for name in arguments
+        if name not in tool.fixed
+        and (name in tool.withheld or (name not in properties and not takes_any))
+    ]
 
 
 class _Refused(Exception):
