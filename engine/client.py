@@ -54,8 +54,8 @@ from workflows.contracts import (
 )
 from workflows.definition import Definition
 from workflows.errors import (
-    RunFailed,
     RunEnded,
+    RunFailed,
     RunNotFound,
     SignalRefused,
     StatusUnavailable,
