@@ -398,7 +398,11 @@ async def _start(
     client: EngineClient, loaded: LoadedDefinition, body: ExecuteRequest | ExecuteYamlRequest
 ) -> Started:
     started = await client.start(
-        loaded, body.variables, execution_id=body.execution_id, offline=body.offline
+        loaded,
+        body.variables,
+        execution_id=body.execution_id,
+        offline=body.offline,
+        reuse_id=body.reuse_id,
     )
     run_id = started.execution_id
     return Started(
