@@ -57,7 +57,9 @@ async def start_run(args: argparse.Namespace, settings: Settings) -> tuple[Engin
     loaded = load_file(args.file, settings)
     variables = typed_variables(loaded.definition, parse_vars(args.var))
     client = await _client(settings)
-    started = await client.start(loaded, variables, offline=args.offline)
+    started = await client.start(
+        loaded, variables, execution_id=args.id, offline=args.offline, reuse_id=args.reuse_id
+    )
     _note(f"started {started.execution_id}: {client.ui_link(started.execution_id)}")
     return client, started.execution_id
 
@@ -282,6 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("file", help="a workflow definition (YAML)")
         _var_option(sub)
         sub.add_argument("--offline", action="store_true", help="send every model call to mock")
+        sub.add_argument("--id", help="the run's id (default: the workflow's name and a suffix)")
+        sub.add_argument(
+            "--reuse-id",
+            action="store_true",
+            help="start even if an ended run has this --id (the runs share no keys or files)",
+        )
         sub.add_argument("--json", action="store_true", help="machine-readable output")
         sub.set_defaults(handler=handler)
     result = commands.add_parser("result", help="wait for a started run and print its result")

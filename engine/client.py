@@ -24,7 +24,13 @@ from temporalio.client import (
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
-from temporalio.exceptions import CancelledError, TerminatedError, TimeoutError
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import (
+    CancelledError,
+    TerminatedError,
+    TimeoutError,
+    WorkflowAlreadyStartedError,
+)
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 
@@ -55,6 +61,7 @@ from workflows.contracts import (
 from workflows.definition import Definition
 from workflows.errors import (
     RunEnded,
+    RunExists,
     RunFailed,
     RunNotFound,
     SignalRefused,
@@ -66,6 +73,8 @@ from workflows.rerun import rerun_plan
 from workflows.routing import route
 from workflows.validation import read_text_value, resolve_variables
 
+REFUSE_USED_IDS = WorkflowIDReusePolicy.REJECT_DUPLICATE
+"""A new run's id must be one no run has (running, or ended and kept in history)."""
 UNREACHABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}
 RECONNECT_EVERY_SECONDS = 1.0
 RUN_SIGNALS = {"pause", "resume"}
@@ -131,9 +140,13 @@ class EngineClient:
         *,
         execution_id: str | None = None,
         offline: bool = False,
+        reuse_id: bool = False,
     ) -> Started:
         """Validate and start a run; `definition` is a loaded bundle, a parsed model or a
-        file path. Variables are checked against the definition before anything starts."""
+        file path. Variables are checked against the definition before anything starts.
+        An `execution_id` some run has (running, or ended and kept) is refused (RunExists)
+        unless `reuse_id`; a reused id's runs still never share idempotency keys or files
+        (each run chain's first run id keys them), and a running run's id is never reused."""
         loaded = self._loaded(definition)
         variables = dict(variables or {})
         resolve_variables(loaded.definition, variables)
@@ -142,21 +155,43 @@ class EngineClient:
         await self._ensure_worker()
         name = loaded.definition.workflow.name
         run_id = execution_id or f"{name}-{uuid.uuid4().hex[:12]}"
-        await self.temporal.start_workflow(
-            YamlWorkflow.run,
-            RunInput(
-                definition=loaded.definition,
-                children=loaded.children,
-                variables=variables,
-                mock_providers=mocked,
-                llm_task_queue=self.settings.llm_task_queue,
-                action_task_queue=self.settings.action_task_queue,
-                prices=prices,
-            ),
-            id=run_id,
-            task_queue=self.settings.task_queue,
-        )
+        policy = WorkflowIDReusePolicy.ALLOW_DUPLICATE if reuse_id else REFUSE_USED_IDS
+        try:
+            await self.temporal.start_workflow(
+                YamlWorkflow.run,
+                RunInput(
+                    definition=loaded.definition,
+                    children=loaded.children,
+                    variables=variables,
+                    mock_providers=mocked,
+                    llm_task_queue=self.settings.llm_task_queue,
+                    action_task_queue=self.settings.action_task_queue,
+                    prices=prices,
+                ),
+                id=run_id,
+                task_queue=self.settings.task_queue,
+                id_reuse_policy=policy,
+            )
+        except WorkflowAlreadyStartedError:
+            raise RunExists(await self._taken(run_id, reuse_id)) from None
         return Started(execution_id=run_id, workflow_name=name, mocked_providers=mocked)
+
+    async def _taken(self, execution_id: str, reuse_id: bool) -> str:
+        """Why a new run cannot have `execution_id`, in one line."""
+        try:
+            description = await self.temporal.get_workflow_handle(execution_id).describe()
+            state = STATES.get(description.status, "unknown") if description.status else "unknown"
+        except RPCError:
+            state = "unknown"
+        if state == "running" or reuse_id:
+            return (
+                f"a run with id {execution_id!r} is {state}: another run can take its id only "
+                "once it has ended (cancel it, or start under a new id)"
+            )
+        return (
+            f"a run with id {execution_id!r} exists already ({state}); start under a new id, "
+            'or ask to reuse it (reuse_id=True, `--reuse-id`, REST "reuse_id": true)'
+        )
 
     async def execute(
         self,

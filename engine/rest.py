@@ -37,7 +37,7 @@ from engine.rest_errors import (
     json_errors,
     openapi,
 )
-from engine.rest_events import progress
+from engine.rest_events import STREAM_RETRY_AFTER_SECONDS, StatusHub, StreamSlots, progress
 from engine.rest_models import (
     EVENT_NAMES,
     MAX_ID_LENGTH,
@@ -74,6 +74,15 @@ ExecutionId = Annotated[
 
 class EventStream(StreamingResponse):
     media_type = "text/event-stream"
+    release: Callable[[], None] | None = None
+    """Gives the stream's slot back however the response ends (done, or the client gone)."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self.release is not None:
+                self.release()
 
 
 class Connection:
@@ -129,6 +138,8 @@ def create_app(
     app.state.connection = Connection(client_factory or default_factory(settings), settings.address)
     app.state.settings = settings
     app.state.definitions = DefinitionLoader(settings)
+    app.state.hub = StatusHub()
+    app.state.streams = StreamSlots(config.max_streams_per_token, config.max_streams)
     app.include_router(router)
     app.add_api_route("/health", health, methods=["GET"])
     handle_errors(app)
@@ -330,16 +341,27 @@ async def result(
 
 
 @router.get("/workflows/{execution_id}/events", response_class=EventStream,
-            responses={200: EVENTS_DOC, **json_errors(404)})  # fmt: skip
-async def events(execution_id: ExecutionId, client: Client) -> EventStream:
+            responses={200: EVENTS_DOC, **json_errors(404, 429)})  # fmt: skip
+async def events(execution_id: ExecutionId, client: Client, request: Request) -> EventStream:
     """Server-Sent Events of the run's progress until it ends: `step_started`,
     `step_finished` and `step_failed` (each with the run's tokens and cost so far), then one
-    `end` with the outputs or the failure."""
+    `end` with the outputs or the failure. Past API_MAX_STREAMS_PER_TOKEN streams open for
+    the token, or API_MAX_STREAMS in all: 429 with `Retry-After`."""
     await _state(client, execution_id)  # 404 before the stream starts
-    return EventStream(
-        progress(client, execution_id),
+    slots: StreamSlots = request.app.state.streams
+    token = getattr(request.state, "token_name", "-")
+    refusal = slots.refusal(token)
+    if refusal is not None:
+        raise ApiError(
+            429, "rate_limited", f"{refusal}: close one or try again in "
+            f"{STREAM_RETRY_AFTER_SECONDS} s", **{"retry-after": str(STREAM_RETRY_AFTER_SECONDS)},
+        )  # fmt: skip
+    stream = EventStream(
+        progress(request.app.state.hub, client, execution_id),
         headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
     )
+    stream.release = lambda: slots.give_back(token)
+    return stream
 
 
 @router.post("/workflows/{execution_id}/signal/{name}", dependencies=Write,
@@ -384,7 +406,11 @@ async def _start(
     client: EngineClient, loaded: LoadedDefinition, body: ExecuteRequest | ExecuteYamlRequest
 ) -> Started:
     started = await client.start(
-        loaded, body.variables, execution_id=body.execution_id, offline=body.offline
+        loaded,
+        body.variables,
+        execution_id=body.execution_id,
+        offline=body.offline,
+        reuse_id=body.reuse_id,
     )
     run_id = started.execution_id
     return Started(

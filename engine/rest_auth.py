@@ -33,6 +33,9 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 DEFAULT_RATE_PER_MINUTE = 300
 DEFAULT_MAX_BODY_BYTES = 2_000_000
 """Room for a definition of activities/definitions.MAX_DEFINITION_BYTES, JSON-escaped."""
+DEFAULT_MAX_STREAMS_PER_TOKEN = 100
+DEFAULT_MAX_STREAMS = 1000
+"""Open event streams; each holds a connection (the status poll is shared per run)."""
 PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/health"})
 """Paths anyone may read: the API's description and a liveness probe, nothing of the runs."""
 OPEN_ACCESS = "local"
@@ -56,10 +59,15 @@ class ApiConfig:
     rate_per_minute: int = DEFAULT_RATE_PER_MINUTE
     """Requests per token per minute (bursts up to the same number)."""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_streams_per_token: int = DEFAULT_MAX_STREAMS_PER_TOKEN
+    """Event streams one token may have open at once."""
+    max_streams: int = DEFAULT_MAX_STREAMS
+    """Event streams open at once, all tokens together."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ApiConfig:
-        """API_TOKENS, API_TOKENS_FILE, API_RATE_PER_MINUTE, API_MAX_BODY_BYTES."""
+        """API_TOKENS, API_TOKENS_FILE, API_RATE_PER_MINUTE, API_MAX_BODY_BYTES,
+        API_MAX_STREAMS_PER_TOKEN, API_MAX_STREAMS."""
         tokens = parse_tokens(env.get("API_TOKENS", ""), "API_TOKENS")
         if env.get("API_TOKENS_FILE"):
             path = Path(env["API_TOKENS_FILE"])
@@ -74,6 +82,10 @@ class ApiConfig:
             tokens=tokens,
             rate_per_minute=_positive(env, "API_RATE_PER_MINUTE", DEFAULT_RATE_PER_MINUTE),
             max_body_bytes=_positive(env, "API_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+            max_streams_per_token=_positive(
+                env, "API_MAX_STREAMS_PER_TOKEN", DEFAULT_MAX_STREAMS_PER_TOKEN
+            ),
+            max_streams=_positive(env, "API_MAX_STREAMS", DEFAULT_MAX_STREAMS),
         )
 
 

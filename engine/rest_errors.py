@@ -33,6 +33,7 @@ from workflows.errors import (
     DefinitionError,
     LocalStackError,
     RunEnded,
+    RunExists,
     RunFailed,
     RunNotFound,
     StatusUnavailable,
@@ -107,7 +108,7 @@ def classify(exc: Exception, address: str) -> tuple[int, str, str]:
         return 404, "not_found", str(exc)
     if isinstance(exc, RunFailed):
         return 409, "run_failed", str(exc)
-    if isinstance(exc, RunEnded):
+    if isinstance(exc, RunEnded | RunExists):
         return 409, "conflict", str(exc)
     if isinstance(exc, StatusUnavailable):
         return 503, "no_worker", f"{exc} (is a worker polling the task queue?)"

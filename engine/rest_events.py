@@ -3,11 +3,16 @@ step is seen running, one when it finishes or fails (with the run's tokens and c
 `text` events with each piece of a reply while it streams (read from the call's heartbeats,
 never from history), and a last `end` event with the result or the failure. Steps that
 started and finished between two looks report only their end; a run already ended replays
-its steps at once."""
+its steps at once.
+
+However many streams watch a run, one poll reads its status (`StatusHub`), and the open
+streams are capped per token and in all (`StreamSlots`, API_MAX_STREAMS_PER_TOKEN and
+API_MAX_STREAMS): watching costs the server one query per run, never one per viewer."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 
@@ -20,41 +25,155 @@ from workflows.errors import RunFailed, StatusUnavailable
 POLL_SECONDS = 0.5
 KEEPALIVE_SECONDS = 15.0
 """A comment line this often keeps proxies from closing a quiet stream."""
+STREAM_RETRY_AFTER_SECONDS = 10
+"""What a 429 for a stream over the cap asks to wait: streams end when runs do."""
+Unreachable = (StatusUnavailable, RPCError, RuntimeError)
+"""No worker, server away: look again later."""
 
 
 def sse(number: int, event: str, data: StepEvent | EndEvent | TextEvent) -> str:
     return f"id: {number}\nevent: {event}\ndata: {data.model_dump_json(exclude_none=True)}\n\n"
 
 
-async def progress(
-    client: EngineClient, execution_id: str, poll_seconds: float = POLL_SECONDS
-) -> AsyncIterator[str]:
+class StreamSlots:
+    """How many event streams are open, per token and in all: a stream past either cap is
+    refused (429) instead of adding a connection the server must keep."""
+
+    def __init__(self, per_token: int, overall: int) -> None:
+        self.per_token = per_token
+        self.overall = overall
+        self.open: dict[str, int] = {}
+
+    def refusal(self, token: str) -> str | None:
+        """Take a slot for `token`; None if one was free, else why not."""
+        if sum(self.open.values()) >= self.overall:
+            return f"too many event streams open ({self.overall}, API_MAX_STREAMS)"
+        if self.open.get(token, 0) >= self.per_token:
+            return (
+                f"too many event streams open for this token ({self.per_token}, "
+                "API_MAX_STREAMS_PER_TOKEN)"
+            )
+        self.open[token] = self.open.get(token, 0) + 1
+        return None
+
+    def give_back(self, token: str) -> None:
+        left = self.open.get(token, 0) - 1
+        if left > 0:
+            self.open[token] = left
+        else:
+            self.open.pop(token, None)
+
+
+class Watch:
+    """One run's status, read by one poll however many streams watch it: each poll bumps
+    `version` and wakes every stream; an ended run's `end` is read once for them all."""
+
+    def __init__(self, client: EngineClient, execution_id: str, poll_seconds: float) -> None:
+        self.client = client
+        self.execution_id = execution_id
+        self.poll_seconds = poll_seconds
+        self.status: ExecutionStatus | None = None
+        self.end: EndEvent | None = None
+        self.failed = False
+        """The poll stopped on an error it cannot wait out (the run is gone, say)."""
+        self.version = 0
+        self.viewers = 0
+        self.task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Condition()
+
+    async def changed(self, seen: int, timeout: float) -> int:
+        """The version after `seen`, or `seen` when `timeout` passes first."""
+        async with self._changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._changed.wait_for(lambda: self.version != seen), max(timeout, 0.0)
+                )
+            return self.version
+
+    async def poll(self) -> None:
+        try:
+            while True:
+                try:
+                    status = await self.client.status(self.execution_id)
+                except Unreachable:
+                    status = None
+                if status is not None:
+                    end = None
+                    if status.execution_status != "running":
+                        end = await _end(self.client, status)
+                    await self._publish(status, end)
+                    if end is not None:
+                        return
+                await asyncio.sleep(self.poll_seconds)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - every stream of the run ends, the server goes on
+            self.failed = True
+            await self._publish(self.status, None)
+
+    async def _publish(self, status: ExecutionStatus | None, end: EndEvent | None) -> None:
+        async with self._changed:
+            self.status, self.end = status, end
+            self.version += 1
+            self._changed.notify_all()
+
+
+class StatusHub:
+    """The runs some stream watches, each polled once for all of its streams; a run's poll
+    stops when its last stream closes."""
+
+    def __init__(self, poll_seconds: float = POLL_SECONDS) -> None:
+        self.poll_seconds = poll_seconds
+        self.watches: dict[str, Watch] = {}
+
+    @contextlib.asynccontextmanager
+    async def watch(self, client: EngineClient, execution_id: str) -> AsyncIterator[Watch]:
+        watch = self.watches.get(execution_id)
+        if watch is None:
+            watch = self.watches[execution_id] = Watch(client, execution_id, self.poll_seconds)
+        watch.viewers += 1
+        if watch.task is None:
+            watch.task = asyncio.create_task(watch.poll(), name=f"status of {execution_id}")
+        try:
+            yield watch
+        finally:
+            watch.viewers -= 1
+            if watch.viewers == 0:
+                self.watches.pop(execution_id, None)
+                watch.task.cancel()
+
+
+async def progress(hub: StatusHub, client: EngineClient, execution_id: str) -> AsyncIterator[str]:
     """The run's events as SSE text, until the run ends."""
     started: set[str] = set()
     finished: set[str] = set()
     shown: dict[str, int] = {}
     number = 0
+    seen = 0
     quiet_since = time.monotonic()
-    while True:
-        try:
-            status = await client.status(execution_id)
-        except (StatusUnavailable, RPCError, RuntimeError):  # no worker, server away: later
-            status = None
-        if status is not None:
-            for event, data in [
-                *_step_events(status, started, finished),
-                *_text_events(status, shown),
-            ]:
-                number += 1
+    async with hub.watch(client, execution_id) as watch:
+        while True:
+            left = KEEPALIVE_SECONDS - (time.monotonic() - quiet_since)
+            version = await watch.changed(seen, left)
+            if version == seen:
                 quiet_since = time.monotonic()
-                yield sse(number, event, data)
-            if status.execution_status != "running":
-                yield sse(number + 1, "end", await _end(client, status))
+                yield ": keep-alive\n\n"
+                continue
+            seen = version
+            status = watch.status
+            if status is not None:
+                for event, data in [
+                    *_step_events(status, started, finished),
+                    *_text_events(status, shown),
+                ]:
+                    number += 1
+                    quiet_since = time.monotonic()
+                    yield sse(number, event, data)
+            if watch.end is not None:
+                yield sse(number + 1, "end", watch.end)
                 return
-        if time.monotonic() - quiet_since > KEEPALIVE_SECONDS:
-            quiet_since = time.monotonic()
-            yield ": keep-alive\n\n"
-        await asyncio.sleep(poll_seconds)
+            if watch.failed:
+                return
 
 
 def _step_events(

@@ -33,7 +33,13 @@ class RunOptions(Strict):
     execution_id: str | None = Field(
         default=None,
         pattern=NEW_ID_PATTERN,
-        description="The run's id (default: the workflow's name and a random suffix).",
+        description="The run's id (default: the workflow's name and a random suffix). An id "
+        "a run has (running, or ended and kept) is refused (409) unless `reuse_id`.",
+    )
+    reuse_id: bool = Field(
+        default=False,
+        description="Start even if an ended run has this `execution_id`. The runs still "
+        "never share idempotency keys, e-mail Message-IDs or run folders.",
     )
     offline: bool = Field(
         default=False, description="Send every model call to the offline mock provider."

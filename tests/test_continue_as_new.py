@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import datetime
+from pathlib import Path
 
 import pytest_asyncio
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -21,6 +22,7 @@ from engine.local_stack import TUNED_SERVER_FLAGS, temporal_cli
 from tests.conftest import definition, new_worker, start
 from tests.examples import ITEMS, LONG, SMALL_HISTORIES
 from tests.fake_llm import FakeLlmServer, Request
+from tests.test_actions import actions_for
 from workflows import search_attributes
 from workflows.contracts import RunInput, RunResult
 from workflows.schedule import _same_item
@@ -98,3 +100,38 @@ async def test_a_run_waiting_for_a_signal_continues_as_new_while_stray_signals_p
     assert result.outputs["answer"] == "yes"
     latest = await client.get_workflow_handle(handle.id).describe()
     assert latest.run_id != handle.first_execution_run_id  # it continued as new
+
+
+SAVES = """
+workflow:
+  name: saves
+  steps:
+    - id: each
+      type: action
+      action: save_to_file
+      for_each: "{{ range(60) | list }}"
+      concurrency: 4
+      params: {filename: "item-{{ item }}.txt", data: "{{ item }}"}
+    - id: last
+      type: action
+      action: save_to_file
+      params: {filename: last.txt, data: done}
+"""
+
+
+async def test_a_continued_run_keeps_its_run_folder_and_its_keys(
+    small_history_client: Client, tmp_path: Path
+):
+    """Continue-as-new keeps the chain's first run id: the run after it is the same run, so
+    it writes to the same folder (not a reused id's `@<first run id>` one)."""
+    client = small_history_client
+    async with new_worker(client, {}, actions=actions_for(tmp_path)) as worker:
+        handle = await start(client, worker, RunInput(definition=definition(SAVES)))
+        await handle.result()
+    first = await client.get_workflow_handle(handle.id, run_id=handle.result_run_id).describe()
+    assert first.status == WorkflowExecutionStatus.CONTINUED_AS_NEW
+    runs = tmp_path / "out" / "runs"
+    assert sorted(p.name for p in runs.iterdir()) == [".owners", handle.id]
+    names = {p.name for p in (runs / handle.id).iterdir()}
+    assert names == {f"item-{i}.txt" for i in range(60)} | {"last.txt"}
+    assert (runs / ".owners" / handle.id).read_text() == handle.result_run_id

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
@@ -48,3 +49,13 @@ def failure_reason(exc: BaseException) -> str:
     while isinstance(cause, ActivityError | ChildWorkflowError) and cause.cause is not None:
         cause = cause.cause
     return getattr(cause, "message", None) or str(cause)
+
+
+def effect_key(key: str) -> tuple[str, str]:
+    """An effect's idempotency key and the run chain it belongs to. The chain's first run id
+    (Temporal's `first_execution_run_id`) is in the key, so two runs under one reused
+    workflow id never share keys, e-mail Message-IDs or Idempotency-Key headers; continue-as-
+    new keeps it, as a continued run is the same run and must not redo its effects."""
+    info = workflow.info()
+    chain = info.first_execution_run_id or info.run_id
+    return f"{info.workflow_id}@{chain}/{key}", chain

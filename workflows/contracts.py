@@ -308,8 +308,12 @@ class ActionInput(BaseModel):
     action: str
     params: dict[str, Any]
     idempotency_key: str
-    """Stable across retries: workflow id, step id and item index."""
+    """Stable across retries: workflow id, the run chain's first run id, step id and item
+    index (workflows/activity_options.py `effect_key`)."""
     secrets: list[SecretSlot] = Field(default=[], exclude_if=lambda value: not value)
+    first_run_id: str = Field(default="", exclude_if=lambda value: not value)
+    """The run chain's first run id (kept through continue-as-new): two runs under one reused
+    workflow id differ here. Empty in histories from before it was sent."""
 
 
 class ActionResult(BaseModel):

@@ -8,6 +8,7 @@
     └── ClientError                the client API, the CLI and the local stack
         ├── UsageError             a request that cannot be carried out as written
         ├── RunNotFound            no run with that id in the namespace
+        ├── RunExists              a new run's id is taken (and reuse was not asked for)
         ├── RunFailed              the run ended without completing (failed, cancelled...)
         ├── StatusUnavailable      the run did not answer the status query
         ├── SignalRefused          the run refused a signal's payload (it keeps waiting)
@@ -75,6 +76,11 @@ class UsageError(ClientError):
 
 class RunNotFound(ClientError):
     """No run with that id in the namespace."""
+
+
+class RunExists(ClientError):
+    """A run with the id a new run asks for exists (running, or ended and still kept), and
+    the caller did not ask to reuse it."""
 
 
 class RunFailed(ClientError):

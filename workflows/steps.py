@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.activity_options import (
         HEARTBEAT_TIMEOUT,
         attempts_of,
+        effect_key,
         failure_reason,
         retry_policy,
         timeout_of,
@@ -236,6 +237,7 @@ class StepRunner(ModelCalls):
             await workflow.sleep(duration, summary=f"{step.id}: sleep {params.get('duration')}")
             return Once({})
         policy = retry_policy(step.retry)
+        idempotency_key, first_run_id = effect_key(key)
         try:
             result: ActionResult = await workflow.execute_activity(
                 step.action,
@@ -244,7 +246,8 @@ class StepRunner(ModelCalls):
                     action=step.action,
                     params=params,
                     secrets=[SecretSlot(path=list(path), parts=parts) for path, parts in slots],
-                    idempotency_key=f"{workflow.info().workflow_id}/{key}",
+                    idempotency_key=idempotency_key,
+                    first_run_id=first_run_id,
                 ),
                 result_type=ActionResult,
                 start_to_close_timeout=timeout_of(step.timeout),

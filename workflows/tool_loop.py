@@ -25,6 +25,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 with workflow.unsafe.imports_passed_through():
     from workflows.activity_options import (
         HEARTBEAT_TIMEOUT,
+        effect_key,
         failure_reason,
         retry_policy,
         timeout_of,
@@ -231,6 +232,7 @@ class ToolLoop:
                 type="TemplateError",
                 non_retryable=True,
             ) from None
+        idempotency_key, first_run_id = effect_key(where)
         result: ActionResult = await workflow.execute_activity(
             tool.target,
             ActionInput(
@@ -238,7 +240,8 @@ class ToolLoop:
                 action=tool.target,
                 params={**called.arguments, **fixed},  # what the definition fixes wins
                 secrets=[SecretSlot(path=list(path), parts=parts) for path, parts in slots],
-                idempotency_key=f"{workflow.info().workflow_id}/{where}",
+                idempotency_key=idempotency_key,
+                first_run_id=first_run_id,
             ),
             result_type=ActionResult,
             start_to_close_timeout=timeout_of(self.step.timeout),
