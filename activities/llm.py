@@ -209,7 +209,7 @@ class LlmActivities:
         call: LlmCallInput,
     ) -> None:
         headers = exc.response.headers
-        gate.observe(headers)
+        gate.observe(headers, answered=False)
         if exc.status_code != 429:
             return
         delay = retry_after(headers)

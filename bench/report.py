@@ -129,4 +129,8 @@ def markdown(r: dict[str, Any]) -> str:
     parts = [results_table(r), cpu_table(r)] if "tuned" in r else []
     if "S6" in r:
         parts.append(s6_table(r["S6"]))
+    if "S2" in r:
+        from bench.fan_out import table
+
+        parts.append(table(r["S2"]))
     return "\n".join(parts)
