@@ -25,6 +25,10 @@ import structlog
 from activities.endpoints import Endpoint
 from activities.rate_limits import Limit
 
+MAX_ENTRIES = 200
+"""The most recently seen entries kept: endpoints that come and go (test servers on random
+ports) do not grow the file without end."""
+
 
 def endpoint_key(endpoint: Endpoint) -> str:
     """Where calls go and on whose account, for the memory's keys: `https://host/v1#1a2b3c4d`.
@@ -71,9 +75,11 @@ class PacingMemory:
         entry = {
             "requests_per_minute": limit.requests_per_minute,
             "tokens_per_minute": limit.tokens_per_minute,
-            "seen": datetime.now(UTC).isoformat(timespec="seconds"),
+            "seen": datetime.now(UTC).isoformat(timespec="microseconds"),
         }
-        self._known = {**self._read(), key: entry}
+        known = {**self._read(), key: entry}
+        newest = sorted(known, key=lambda name: str(known[name].get("seen", "")), reverse=True)
+        self._known = {name: known[name] for name in sorted(newest[:MAX_ENTRIES])}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(

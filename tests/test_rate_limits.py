@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -229,3 +230,12 @@ def test_the_memory_file_is_set_by_the_environment(tmp_path):
     assert (
         Settings.from_env({"LLM_PACING_MEMORY": "off"}, connection=False).llm_pacing_memory is None
     )
+
+
+def test_the_memory_keeps_the_newest_entries_only(tmp_path, monkeypatch):
+    monkeypatch.setattr("activities.pacing_memory.MAX_ENTRIES", 3)
+    memory = PacingMemory(tmp_path / "p.json")
+    for port in range(5):
+        memory.remember(f"openai/m@http://127.0.0.1:{port}#", Limit(600))
+    kept = json.loads((tmp_path / "p.json").read_text())
+    assert len(kept) == 3 and "openai/m@http://127.0.0.1:4#" in kept
