@@ -1,9 +1,10 @@
-"""S2 on its own, engine and plain Temporal side by side: a 100-way fan-out of 200 ms calls on
-a worker just started (its first fan-out: what a cold worker costs, pacing included), then
-the same on that worker warm. Rounds alternate the subjects on one tuned dev server, so
-load from other processes on the machine falls on both alike.
+"""S2 on its own, side by side: a 100-way fan-out of 200 ms calls on a worker just started
+(its first fan-out: what a cold worker costs, pacing included), then the same on that
+worker warm; for the engine with pacing, the engine with pacing off (LLM_PACING=off: what
+pacing itself costs) and plain Temporal. Rounds alternate the subjects on one tuned dev
+server, so load from other processes on the machine falls on all of them alike.
 
-    python bench/run.py --only S2 [--rounds 5]
+    python bench/run.py --only S2 [--rounds 5] [--forget]
 """
 
 from __future__ import annotations
@@ -20,21 +21,24 @@ from bench.baselines import PlainTemporal
 from bench.stack import DevServer, Provider
 
 ITEMS, LATENCY, WARM_RUNS = 100, 0.2, 2
+SUBJECTS = ("engine", "engine_unpaced", "plain_temporal")
+LABELS = {"engine": "engine", "engine_unpaced": "engine, pacing off",
+          "plain_temporal": "plain Temporal"}  # fmt: skip
 
 
 async def measure(port: int, rounds: int, remember: bool = True) -> dict[str, Any]:
-    """Per subject: every cold and warm wall time (ms) and their medians. The engine's
-    workers share one pacing memory file, as workers restarted on one machine do: the
-    first worker ever to call the fake learns that it sends no limit, later ones start
-    from that (its first fan-out is reported apart, as `first_ever_ms`)."""
+    """Per subject: every cold and warm wall time (ms), their medians, and how many calls
+    each cold fan-out had out before the first was answered. The paced engine's workers
+    share one pacing memory file, as workers restarted on one machine do: the first
+    worker ever to call the fake learns that it sends no limit and later ones start from
+    that; its first fan-out is reported apart (`first_ever_ms`). `remember=False`: every
+    paced worker starts knowing nothing, as before the memory."""
     from bench.run import Engine, timed  # run.py imports this module
 
     server, slow = DevServer(tuned=True, port=port), Provider(latency=LATENCY)
-    walls: dict[str, dict[str, list[float]]] = {
-        name: {"cold": [], "warm": []} for name in ("engine", "plain_temporal")
-    }
+    walls: dict[str, dict[str, list[float]]] = {name: {"cold": [], "warm": []} for name in SUBJECTS}
+    out_at_once: dict[str, list[int]] = {name: [] for name in SUBJECTS}
     first_ever: float | None = None
-    out_at_once: dict[str, list[int]] = {name: [] for name in walls}
     try:
         client = await server.start()
         with tempfile.TemporaryDirectory() as folder:
@@ -43,13 +47,14 @@ async def measure(port: int, rounds: int, remember: bool = True) -> dict[str, An
             async with warm_up.worker(slow.openai_url):  # the server's first runs are slow
                 await timed(warm_up.start, "fanout", ITEMS)
             for _ in range(rounds):
-                for name in walls:
+                for name in SUBJECTS:
                     queue = f"s2-{uuid.uuid4()}"
                     runner: Engine | PlainTemporal
-                    if name == "engine":
-                        runner = Engine(client, queue, Pacer(memory=memory))
-                    else:
+                    if name == "plain_temporal":
                         runner = PlainTemporal(client, queue)
+                    else:
+                        paced = name == "engine"
+                        runner = Engine(client, queue, Pacer(enabled=paced, memory=memory))
                     async with runner.worker(slow.openai_url):
                         slow.control(clear=True)
                         cold = await timed(runner.start, "fanout", ITEMS)
@@ -64,28 +69,21 @@ async def measure(port: int, rounds: int, remember: bool = True) -> dict[str, An
         server.stop()
         slow.close()
     out: dict[str, Any] = {
-        "items": ITEMS, "latency_ms": LATENCY * 1000, "rounds": rounds, "remember": remember
+        "items": ITEMS, "latency_ms": LATENCY * 1000, "rounds": rounds, "remember": remember,
+        "first_ever_ms": first_ever,
     }  # fmt: skip
+    plain = walls["plain_temporal"]
     for name, runs in walls.items():
-        out[name] = {
-            "cold_ms": runs["cold"],
-            "warm_ms": runs["warm"],
-            "cold_median_ms": statistics.median(runs["cold"]),
-            "warm_median_ms": statistics.median(runs["warm"]),
-        }
-    out["engine"]["first_ever_ms"] = first_ever
-    for name, counts in out_at_once.items():
-        out[name]["cold_out_before_first_reply"] = counts
-    for kind in ("cold", "warm"):
-        plain = out["plain_temporal"][f"{kind}_median_ms"]
-        out[f"{kind}_x_plain"] = out["engine"][f"{kind}_median_ms"] / plain
-        # Each engine run against plain Temporal's of the same round (load on a shared
-        # machine moves both): the median of these ratios.
-        engine_runs, plain_runs = walls["engine"][kind], walls["plain_temporal"][kind]
-        if kind == "cold":
-            plain_runs = plain_runs[1:]  # round 1's engine run is the first ever, apart
-        pairs = [a / b for a, b in zip(engine_runs, plain_runs, strict=False)]
-        out[f"{kind}_paired_x_plain"] = statistics.median(pairs)
+        one: dict[str, Any] = {"cold_ms": runs["cold"], "warm_ms": runs["warm"]}
+        one["cold_out_before_first_reply"] = out_at_once[name]
+        for kind in ("cold", "warm"):
+            one[f"{kind}_median_ms"] = statistics.median(runs[kind])
+            # Against plain Temporal's run of the same round (load on a shared machine
+            # moves all subjects): the median of the ratios.
+            base = plain[kind][1:] if kind == "cold" and name == "engine" else plain[kind]
+            pairs = [a / b for a, b in zip(runs[kind], base, strict=False)]
+            one[f"{kind}_x_plain"] = statistics.median(pairs)
+        out[name] = one
     return out
 
 
@@ -97,24 +95,21 @@ def before_first_reply(provider: Provider) -> int:
 
 
 def table(s2: dict[str, Any]) -> str:
-    engine, plain = s2["engine"], s2["plain_temporal"]
     lines = [
         f"S2 alone: {s2['items']}-way fan-out, {s2['latency_ms']:.0f} ms calls, "
-        f"{s2['rounds']} rounds (medians)"
-        + ("" if s2["remember"] else "; engine workers remembering nothing (--forget)"),
+        f"{s2['rounds']} rounds (medians; x plain: the median of same-round ratios)"
+        + ("" if s2["remember"] else "; paced workers remembering nothing (--forget)"),
         "",
-        "| worker | engine | plain Temporal | engine / plain | same round, engine / plain |",
-        "| --- | --- | --- | --- | --- |",
-        f"| just started (its first fan-out) | {engine['cold_median_ms']:.0f} ms "
-        f"| {plain['cold_median_ms']:.0f} ms | {s2['cold_x_plain']:.2f}x "
-        f"| {s2['cold_paired_x_plain']:.2f}x |",
-        f"| warm | {engine['warm_median_ms']:.0f} ms | {plain['warm_median_ms']:.0f} ms "
-        f"| {s2['warm_x_plain']:.2f}x | {s2['warm_paired_x_plain']:.2f}x |",
-        f"| the engine's first worker ever (nothing remembered) | "
-        f"{engine['first_ever_ms']:.0f} ms | | | |",
-        "",
-        "Calls out before the first was answered, on each just-started worker (round by "
-        f"round): engine {engine['cold_out_before_first_reply']}, plain Temporal "
-        f"{plain['cold_out_before_first_reply']}.",
+        "| subject | just started (its first fan-out) | x plain | warm | x plain "
+        "| calls out before the first reply, just started |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
+    for name in SUBJECTS:
+        one = s2[name]
+        lines.append(
+            f"| {LABELS[name]} | {one['cold_median_ms']:.0f} ms | {one['cold_x_plain']:.2f}x "
+            f"| {one['warm_median_ms']:.0f} ms | {one['warm_x_plain']:.2f}x "
+            f"| {' '.join(map(str, one['cold_out_before_first_reply']))} |"
+        )
+    lines += ["", f"The paced engine's first worker ever: {s2['first_ever_ms']:.0f} ms."]
     return "\n".join(lines) + "\n"
