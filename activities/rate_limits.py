@@ -110,10 +110,9 @@ class Gate:
         return (rpm and rpm * self.share / 60), (tpm and tpm * self.share / 60)
 
     def try_acquire(self, tokens: int) -> bool:
-        """Let a call go now if nothing holds it, without yielding to the event loop: where
-        no limit binds, a fan-out's calls pass the gate with no queue (a lock handed from
-        waiter to waiter costs an event-loop turn each: 100 of them on a busy worker were
-        a tenth of a second)."""
+        """Let a call go now if it may and none is queued, synchronously: where no limit
+        binds, a call passes the gate without the heartbeat task `acquire` is awaited in
+        (activities/llm.py), and so without event-loop turns of its own."""
         if self.lock.locked() or self._wait(tokens) > 0:
             return False
         self._take(tokens)
