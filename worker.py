@@ -49,6 +49,19 @@ def workflow_runner() -> WorkflowRunner:
     return UnsandboxedWorkflowRunner()
 
 
+def pacer_for(settings: Settings) -> Pacer:
+    """The worker's pacing gates: configured limits, and what earlier replies told of the
+    others (remembered in settings.llm_pacing_memory)."""
+    from activities.pacing_memory import PacingMemory, endpoint_key
+
+    return Pacer(
+        settings.llm_rate_limits,
+        enabled=settings.llm_pacing,
+        memory=PacingMemory(settings.llm_pacing_memory),
+        endpoints={name: endpoint_key(endpoint) for name, endpoint in settings.endpoints.items()},
+    )
+
+
 def build_worker(
     client: Client,
     task_queue: str,
@@ -100,7 +113,7 @@ async def serve(settings: Settings) -> None:
     providers = build_providers(settings.endpoints)
     actions = build_actions(settings)
     validators = load_custom_validators(settings.action_modules)
-    pacer = Pacer(settings.llm_rate_limits, enabled=settings.llm_pacing)
+    pacer = pacer_for(settings)
     worker = build_worker(
         client,
         settings.task_queue,

@@ -308,7 +308,7 @@ class WorkflowEngine:
     async def _serve(self, client: EngineClient) -> None:
         from activities.catalog import build_actions
         from activities.llm import build_providers
-        from worker import build_worker
+        from worker import build_worker, pacer_for
 
         settings = client.settings
         self._worker = worker = build_worker(
@@ -320,6 +320,7 @@ class WorkflowEngine:
             settings.secrets,
             settings.prices,
             validators={**load_custom_validators(settings.action_modules), **self._validators},
+            pacer=pacer_for(settings),
         )
         quiet = _OneLine()
         activity_log = logging.getLogger("temporalio.activity")

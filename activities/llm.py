@@ -190,6 +190,8 @@ class LlmActivities:
     async def _wait_for_capacity(self, gate: Gate, call: LlmCallInput, where: str) -> None:
         """Wait at the model's gate; the wait shows in the activity's heartbeat details
         (the client API's `status`, the Temporal UI) and in the worker's metrics."""
+        if gate.try_acquire(estimated_tokens(call)):
+            return
         waited = await heartbeating(
             gate.acquire(
                 estimated_tokens(call),
@@ -209,7 +211,7 @@ class LlmActivities:
         call: LlmCallInput,
     ) -> None:
         headers = exc.response.headers
-        gate.observe(headers)
+        gate.observe(headers, answered=False)
         if exc.status_code != 429:
             return
         delay = retry_after(headers)

@@ -10,7 +10,9 @@ same global count for every worker, so workers sharing one limit slow down toget
 no store of our own: when it runs low a worker lowers its own share of the rate, and a 429
 holds every call to that model on the worker for the Retry-After, not only the one retried.
 Each quiet reply gives a little of the share back. Until a reply says what the limit
-is, only a few calls go out, so a fan-out's first burst is not refused.
+is, only a few calls go out, so a fan-out's first burst is not refused; what replies said
+is remembered across restarts (activities/pacing_memory.py), so a worker just started
+paces from it at once: a fan-out against a server with no limit goes out whole.
 
 Temporal's task-queue rate limit (LLM_RATE_PER_SECOND on TEMPORAL_LLM_TASK_QUEUE) caps
 requests per second across all workers exactly; this adds tokens, provider headers and 429s.
@@ -26,6 +28,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from activities.pacing_memory import PacingMemory
 
 SLOWER_ON_REFUSAL = 0.7
 """A 429 multiplies the worker's share of the rate by this."""
@@ -35,12 +41,12 @@ FASTER_WHEN_CLEAR = 0.02
 """A reply with room to spare gives back this much share (additive)."""
 MIN_SHARE = 0.05
 DEFAULT_HOLD_SECONDS = 1.0
+"""How long a 429 without Retry-After holds the gate."""
 PROBE_CALLS = 4
 """Calls let out before any reply has told the limit: a few, so independent steps still
 overlap, and fewer than the burst a provider's limit allows (S6: 10 a second)."""
 PROBE_POLL_SECONDS = 0.02
 """How often calls waiting for a probe's reply look again."""
-"""How long a 429 without Retry-After holds the gate."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,10 @@ class Gate:
     to tell the limit)."""
     unlimited: bool = False
     """A reply came without rate-limit headers: there is no limit to learn."""
+    told: Limit | None = None
+    """What the replies last said of the limit (Limit() for none), as remembered."""
+    remember: Callable[[Limit], None] | None = None
+    """Called when a reply says something other than `told`."""
     cut_at: float = -math.inf
     clock: Callable[[], float] = time.monotonic
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -99,9 +109,22 @@ class Gate:
         tpm = self.limit.tokens_per_minute or self.learned.tokens_per_minute
         return (rpm and rpm * self.share / 60), (tpm and tpm * self.share / 60)
 
+    def try_acquire(self, tokens: int) -> bool:
+        """Let a call go now if it may and none is queued, synchronously: where no limit
+        binds, a call passes the gate without the heartbeat task `acquire` is awaited in
+        (activities/llm.py), and so without event-loop turns of its own."""
+        if self.lock.locked() or self._wait(tokens) > 0:
+            return False
+        self._take(tokens)
+        if not self._known():
+            self.probing += 1  # these calls learn the limit; more wait for their replies
+        return True
+
     async def acquire(self, tokens: int, on_wait: Callable[[], None]) -> float:
         """Wait until a call of `tokens` (prompt estimate plus max_tokens) may go; calls
         queue in arrival order. Returns the seconds waited."""
+        if self.try_acquire(tokens):
+            return 0.0
         started = self.clock()
         told = False
         async with self.lock:
@@ -112,7 +135,7 @@ class Gate:
                 await asyncio.sleep(wait)
             self._take(tokens)
             if not self._known():
-                self.probing += 1  # these calls learn the limit; more wait for their replies
+                self.probing += 1
         return self.clock() - started
 
     def _known(self) -> bool:
@@ -149,14 +172,21 @@ class Gate:
         if token_rate:
             self.tokens -= tokens
 
-    def observe(self, headers: Mapping[str, str]) -> None:
+    def observe(self, headers: Mapping[str, str], answered: bool = True) -> None:
         """A reply's rate-limit headers: learn the limits, and slow down while the
-        provider's shared count runs low (other workers spend it too)."""
+        provider's shared count runs low (other workers spend it too). An error without
+        them (`answered=False`: a proxy's 502, a 429 of its own) tells nothing of the limit."""
         seen = RateHeaders.read(headers)
-        if seen is None:
+        if seen is None and not answered:
+            return
+        if seen is None:  # no limit here: whatever was remembered or learned is stale
+            self.learned = Limit()
             self.unlimited = not any(self.rates())
+            self._tell(Limit())
             return
         self.learned = Limit(seen.request_limit, seen.token_limit)
+        self.unlimited = False
+        self._tell(self.learned)
         low = False
         for remaining, limit, reset in (
             (seen.requests_left, seen.request_limit, seen.requests_reset),
@@ -174,6 +204,12 @@ class Gate:
         else:
             self.share = min(1.0, self.share + FASTER_WHEN_CLEAR)
 
+    def _tell(self, limit: Limit) -> None:
+        if limit != self.told:
+            self.told = limit
+            if self.remember is not None:
+                self.remember(limit)
+
     def refused(self, retry_after: float | None) -> None:
         """A 429: every call to this model waits, and this worker takes a smaller share
         (once a second: the calls of one burst refused together count once)."""
@@ -185,11 +221,21 @@ class Gate:
 
 
 class Pacer:
-    """The worker's gates, one per provider/model, made on first use."""
+    """The worker's gates, one per provider/model, made on first use: from the configured
+    limit, else from what `memory` says earlier replies told, else knowing nothing."""
 
-    def __init__(self, limits: Mapping[str, Limit] | None = None, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        limits: Mapping[str, Limit] | None = None,
+        enabled: bool = True,
+        memory: PacingMemory | None = None,
+        endpoints: Mapping[str, str] | None = None,
+    ) -> None:
         self.limits = dict(limits or {})
         self.enabled = enabled
+        self.memory = memory
+        self.endpoints = dict(endpoints or {})
+        """Each provider's endpoint_key (activities/pacing_memory.py), for the memory."""
         self._gates: dict[str, Gate] = {}
 
     def gate(self, provider: str, model: str) -> Gate | None:
@@ -198,7 +244,15 @@ class Pacer:
         key = f"{provider}/{model}"
         if key not in self._gates:
             limit = self.limits.get(key) or self.limits.get(provider) or Limit()
-            self._gates[key] = Gate(limit)
+            gate = Gate(limit)
+            if self.memory is not None:
+                memory, where = self.memory, f"{key}@{self.endpoints.get(provider, 'default')}"
+                gate.remember = lambda told: memory.remember(where, told)
+                gate.told = memory.recall(where)
+                if gate.told is not None:
+                    gate.learned = gate.told
+                    gate.unlimited = not any(gate.rates())
+            self._gates[key] = gate
         return self._gates[key]
 
 

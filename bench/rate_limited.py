@@ -3,10 +3,12 @@ requests and 60,000 tokens a minute (each call costs 100 tokens, so both limits 
 Does the engine run at the limit rather than into it?
 
 Subjects: the engine with pacing (learned from the provider's headers) on one and on two
-worker processes; the engine without pacing (LLM_PACING=off: each 429 retried by Temporal
-after the provider's Retry-After); LangGraph with the OpenAI SDK's default retries. The
-engine's workers are `python worker.py` processes configured by their environment, as in
-production; their JSON logs say which of their calls were refused, and when.
+worker processes, each starting with nothing remembered, and on two that start from the
+limit an earlier worker remembered (LLM_PACING_MEMORY); the engine without pacing
+(LLM_PACING=off: each 429 retried by Temporal after the provider's Retry-After); LangGraph
+with the OpenAI SDK's default retries. The engine's workers are `python worker.py`
+processes configured by their environment, as in production; their JSON logs say which
+of their calls were refused, and when.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError
 
+from activities.endpoints import Endpoint
+from activities.pacing_memory import PacingMemory, endpoint_key
+from activities.rate_limits import Limit
 from bench.baselines import PEER_VENV
 from bench.stack import DevServer, Provider, worker_process
 from workflows.contracts import RunInput
@@ -62,6 +67,9 @@ class Subject:
     they are matched to both, and the workers really share the limit."""
     configured: bool = False
     """The limit given to each worker (LLM_RATE_LIMITS) instead of learned from headers."""
+    remembered: bool = False
+    """The workers start from the limit a worker before them learned (its pacing memory
+    file); otherwise each subject's workers remember nothing."""
 
 
 SUBJECTS = (
@@ -71,6 +79,7 @@ SUBJECTS = (
     Subject("engine, paced, 2 workers, LLM queue", 2, pacing=True, llm_queue=True),
     Subject("engine, configured, 1 worker", 1, pacing=True, configured=True),
     Subject("engine, configured, 2 workers, LLM queue", 2, True, llm_queue=True, configured=True),
+    Subject("engine, remembered, 2 workers, LLM queue", 2, True, llm_queue=True, remembered=True),
     Subject("engine, not paced, 1 worker", 1, pacing=False),
     Subject("engine, not paced, 2 workers", 2, pacing=False),
     Subject("engine, not paced, 1 worker, 50 attempts", 1, pacing=False, attempts=50),
@@ -229,6 +238,12 @@ async def engine(
         llm_task_queue=llm_queue,
     )
     with tempfile.TemporaryDirectory() as folder:
+        memory = Path(folder) / "pacing.json"
+        env["LLM_PACING_MEMORY"] = str(memory)
+        if subject.remembered:
+            where = endpoint_key(Endpoint(api_key="k", base_url=provider.openai_url))
+            limit = Limit(REQUESTS_PER_MINUTE, TOKENS_PER_MINUTE)
+            PacingMemory(memory).remember(f"openai/gpt-4o-mini@{where}", limit)
         async with workers(server.address, queue, provider.openai_url, subject.workers,
                            env, Path(folder)) as logs:  # fmt: skip
             started_at = time.time()

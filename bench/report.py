@@ -133,4 +133,8 @@ def markdown(r: dict[str, Any]) -> str:
         parts.append(s6_table(r["S6"]))
     if "V1" in r:
         parts.append(validation.table(r["V1"]))
+    if "S2" in r:
+        from bench.fan_out import table
+
+        parts.append(table(r["S2"]))
     return "\n".join(parts)

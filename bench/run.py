@@ -2,10 +2,12 @@
 beside plain Temporal, the physical floor (plain asyncio) and a peer (LangGraph + SQLite);
 then S6, a fan-out against a rate-limited provider (bench/rate_limited.py).
 
-    python bench/run.py [--quick] [--only S6|V1] [--out bench/results]
+    python bench/run.py [--quick] [--only S6|S2|V1] [--out bench/results]
 
-Writes results.json and results.md under --out (results-S6.* with --only S6, results-V1.*
-with --only V1: validating 2,000-16,000 steps, bench/validation.py) and prints the tables.
+Writes results.json and results.md under --out (results-S6.* with --only S6, results-S2.*
+with --only S2: the fan-out alone, engine and plain Temporal side by side, bench/fan_out.py;
+results-V1.* with --only V1: validating 2,000-16,000 steps, bench/validation.py) and prints
+the tables.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 
 from activities.endpoints import Endpoint  # noqa: E402
 from activities.llm import build_providers  # noqa: E402
+from activities.rate_limits import Pacer  # noqa: E402
 from bench import baselines, rate_limited, validation  # noqa: E402
+from bench import fan_out as s2_alone  # noqa: E402
 from bench.report import markdown  # noqa: E402
 from bench.stack import CpuMeter, DevServer, Provider, worker_process  # noqa: E402
 from worker import build_worker  # noqa: E402
@@ -72,13 +76,16 @@ def percentile(values: list[float], q: float) -> float:
 class Engine:
     """Starts YamlWorkflow runs of the bench's definitions (parsed once, as a starter would)."""
 
-    def __init__(self, client: Client, queue: str):
-        self.client, self.queue = client, queue
+    def __init__(self, client: Client, queue: str, pacer: Pacer | None = None):
+        self.client, self.queue, self.pacer = client, queue, pacer
         self._parsed: dict[tuple[str, int], Definition] = {}
 
     def worker(self, base_url: str) -> Any:
         providers = build_providers({"openai": Endpoint(api_key="k", base_url=base_url)})
-        return build_worker(self.client, self.queue, providers, ROOT, max_concurrent_activities=200)
+        return build_worker(
+            self.client, self.queue, providers, ROOT, pacer=self.pacer,
+            max_concurrent_activities=200,
+        )  # fmt: skip
 
     async def start(self, run_id: str, kind: str, size: int) -> WorkflowHandle[Any, Any]:
         if (kind, size) not in self._parsed:
@@ -243,8 +250,15 @@ def main() -> None:
         "--no-peer", action="store_true", help="skip LangGraph (and creating its virtualenv)"
     )
     parser.add_argument(
-        "--only", choices=["S6", "V1"], help="run this scenario alone (S1-S5 share their setup)"
+        "--only",
+        choices=["S6", "S2", "V1"],
+        help="run this scenario alone (S1-S5 share their setup)",
     )
+    parser.add_argument("--rounds", type=int, default=5, help="--only S2: rounds of each")
+    parser.add_argument(
+        "--forget", action="store_true",
+        help="--only S2: engine workers remember no limit (each starts as the first ever)",
+    )  # fmt: skip
     args = parser.parse_args()
     if not args.no_peer:
         baselines.ensure_peer_venv()
@@ -255,6 +269,9 @@ def main() -> None:
         results, name = {"cores": os.cpu_count() or 1, "S6": s6}, "results-S6"
     elif args.only == "V1":
         results, name = {"cores": os.cpu_count() or 1, "V1": validation.measure()}, "results-V1"
+    elif args.only == "S2":
+        s2 = asyncio.run(s2_alone.measure(args.port + 3, args.rounds, remember=not args.forget))
+        results, name = {"cores": os.cpu_count() or 1, "S2": s2}, "results-S2"
     else:
         results = asyncio.run(measure(args.quick, args.port, peer=not args.no_peer))
         name = "results"

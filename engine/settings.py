@@ -73,6 +73,9 @@ class Settings:
     """Requests and tokens per minute by provider or provider/model (LLM_RATE_LIMITS)."""
     llm_pacing: bool = True
     """Pace model calls at the provider's rate limits (LLM_PACING=off: call at once)."""
+    llm_pacing_memory: Path | None = None
+    """Where a worker keeps what replies told of each model's limit, to pace from it when it
+    restarts (LLM_PACING_MEMORY; `pacing.json` in the dev dir by default, off: nowhere)."""
     action_task_queue: str | None = None
     otlp_endpoint: str | None = None
     """Send traces here (OTEL_EXPORTER_OTLP_ENDPOINT); off when unset."""
@@ -141,6 +144,9 @@ class Settings:
         if host.endswith((".tmprl.cloud", ".api.temporal.io")):
             ui_url = CLOUD_UI_URL
         output_dir = Path(env.get("OUTPUT_DIR", cls.output_dir))
+        dev_dir = Path(env.get("TEMPORAL_DEV_DIR", cls.dev_dir))
+        memory = env.get("LLM_PACING_MEMORY", "").strip()
+        pacing_memory = None if memory.lower() in _OFF else Path(memory or dev_dir / "pacing.json")
         databases = {
             key.removeprefix("DATABASE_URL_").lower(): value
             for key, value in env.items()
@@ -156,7 +162,7 @@ class Settings:
             task_queue=env.get("TEMPORAL_TASK_QUEUE", cls.task_queue),
             ui_url=env.get("TEMPORAL_UI_URL", ui_url).rstrip("/"),
             definitions_dir=Path(env.get("DEFINITIONS_DIR", ".")),
-            dev_dir=Path(env.get("TEMPORAL_DEV_DIR", cls.dev_dir)),
+            dev_dir=dev_dir,
             endpoints=endpoints,
             output_dir=output_dir,
             input_dir=Path(env.get("INPUT_DIR", cls.input_dir)),
@@ -192,7 +198,8 @@ class Settings:
                 float(env["LLM_RATE_PER_SECOND"]) if env.get("LLM_RATE_PER_SECOND") else None
             ),
             llm_rate_limits=_rate_limits(env.get("LLM_RATE_LIMITS", "")),
-            llm_pacing=env.get("LLM_PACING", "on").lower() not in ("off", "0", "false", "no"),
+            llm_pacing=env.get("LLM_PACING", "on").lower() not in _OFF,
+            llm_pacing_memory=pacing_memory,
             action_task_queue=env.get("TEMPORAL_ACTION_TASK_QUEUE") or None,
             otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
             metrics_port=int(env["METRICS_PORT"]) if env.get("METRICS_PORT") else None,
@@ -235,6 +242,9 @@ class _Connection:
     api_key: str | None = None
     tls: ClientConfigTLS | None = None
     grpc_meta: Mapping[str, str] = field(default_factory=dict)
+
+
+_OFF = ("off", "0", "false", "no")
 
 
 def _rate_limits(text: str) -> dict[str, Limit]:

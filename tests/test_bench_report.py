@@ -50,3 +50,19 @@ def test_the_cpu_table_gives_the_ceiling_the_cores_allow():
     assert "| 20.0 ms | 100.0 steps/s |" in two  # 2 cores x 1000 ms / 20 ms of CPU per step
     assert "| 80.0 ms | 25.0 runs/s |" in two
     assert "| 80.0 ms | 50.0 runs/s |" in four
+
+
+def test_s2_alone_puts_the_engine_paced_and_not_beside_plain_temporal():
+    def one(cold: float, out: list[int]) -> dict[str, Any]:
+        return {"cold_median_ms": cold, "warm_median_ms": 900.0, "cold_x_plain": cold / 900,
+                "warm_x_plain": 1.0, "cold_out_before_first_reply": out}  # fmt: skip
+
+    s2 = {"items": 100, "latency_ms": 200.0, "rounds": 3, "remember": True,
+          "first_ever_ms": 1200.0, "engine": one(990.0, [4, 60, 70]),
+          "engine_unpaced": one(950.0, [50, 60, 70]),
+          "plain_temporal": one(900.0, [60, 60, 70])}  # fmt: skip
+    table = markdown({"cores": 2, "S2": s2})
+    engine = next(line for line in table.splitlines() if line.startswith("| engine |"))
+    assert "990 ms | 1.10x" in engine and "4 60 70" in engine
+    assert "| engine, pacing off |" in table and "| plain Temporal |" in table
+    assert "first worker ever: 1200 ms" in table

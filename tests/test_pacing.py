@@ -10,12 +10,14 @@ import uuid
 
 import pytest
 
+from activities.pacing_memory import PacingMemory, endpoint_key
+from activities.rate_limits import PROBE_CALLS, Pacer
 from activities.rate_limits import Limit as Configured
-from activities.rate_limits import Pacer
 from engine.client import EngineClient
 from engine.settings import Settings
-from tests.conftest import new_worker
+from tests.conftest import definition, new_worker, start
 from tests.fake_limits import Limit
+from workflows.contracts import RunInput
 
 FAN_OUT = """
 workflow:
@@ -83,3 +85,69 @@ async def test_without_pacing_the_same_fan_out_runs_into_the_limit(client, endpo
     fake_llm.limits = {"gpt-4o-mini": Limit(requests_per_minute=600)}
     await fan_out(client, endpoints, Pacer(enabled=False))
     assert fake_llm.refused["gpt-4o-mini"] >= 10  # today's behaviour: retried one by one
+
+
+WIDE = """
+workflow:
+  name: wide
+  steps:
+    - id: each
+      type: llm_call
+      model: openai/gpt-4o-mini
+      for_each: "{{ range(100) | list }}"
+      concurrency: 100
+      prompt: "item {{ item }}"
+      outputs: [label]
+"""
+
+
+async def wide_fan_out(client, endpoints, pacer: Pacer) -> None:
+    async with new_worker(client, endpoints, pacer=pacer) as worker:
+        handle = await start(client, worker, RunInput(definition=definition(WIDE)))
+        result = await handle.result()
+    assert len(result.steps["each"].outputs["label"]) == 100
+
+
+def out_before_the_first_reply(fake_llm) -> int:
+    """Requests the fake had received while its first was still being answered."""
+    first = min(request.received_at for request in fake_llm.requests)
+    return sum(request.received_at < first + fake_llm.latency for request in fake_llm.requests)
+
+
+def remembering(path, endpoints) -> Pacer:
+    """A worker's pacer as `python worker.py` builds it: a memory file, the endpoints' keys."""
+    keys = {name: endpoint_key(endpoint) for name, endpoint in endpoints.items()}
+    return Pacer(memory=PacingMemory(path), endpoints=keys)
+
+
+async def test_a_restarted_worker_remembers_no_limit_and_lets_a_whole_fan_out_out_at_once(
+    client, endpoints, fake_llm, tmp_path
+):
+    """Pacing costs nothing where no limit binds: the first worker ever probes with a few
+    calls (the server sends no limit headers) and remembers it; the next one, just started,
+    lets all 100 calls of a fan-out out at once."""
+    fake_llm.latency = 2.5  # a margin: all 100 are dispatched well within one call
+    memory = tmp_path / "pacing.json"
+    await wide_fan_out(client, endpoints, remembering(memory, endpoints))
+    assert out_before_the_first_reply(fake_llm) == PROBE_CALLS  # knew nothing: probed
+    fake_llm.requests.clear()
+    await wide_fan_out(client, endpoints, remembering(memory, endpoints))
+    assert out_before_the_first_reply(fake_llm) == 100
+
+
+async def test_a_restarted_worker_paces_a_remembered_limit_from_the_first_call(
+    client, endpoints, fake_llm, tmp_path
+):
+    """Knowing nothing, a worker still probes and is not refused; what the replies said of
+    the limit is remembered, and the next worker paces at it from its first call."""
+    fake_llm.limits = {"gpt-4o-mini": Limit(requests_per_minute=600)}
+    memory = tmp_path / "pacing.json"
+    await fan_out(client, endpoints, remembering(memory, endpoints))
+    assert fake_llm.refused["gpt-4o-mini"] <= 1
+    key = f"openai/gpt-4o-mini@{endpoint_key(endpoints['openai'])}"
+    assert PacingMemory(memory).recall(key) == Configured(requests_per_minute=600)
+    fake_llm.refused.clear()
+    pacer = remembering(memory, endpoints)
+    assert pacer.gate("openai", "gpt-4o-mini").rates()[0] == 10  # known before any call
+    await fan_out(client, endpoints, pacer)
+    assert fake_llm.refused["gpt-4o-mini"] == 0

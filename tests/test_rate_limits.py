@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 
 import pytest
 
+from activities.endpoints import Endpoint
+from activities.pacing_memory import PacingMemory, endpoint_key
 from activities.rate_limits import PROBE_CALLS, Gate, Limit, Pacer, RateHeaders, read_limits
+from engine.settings import Settings
 
 
 class Clock:
@@ -146,3 +151,91 @@ def test_the_429s_of_one_burst_cut_the_share_once(clock):
     clock.now += 1.5
     gate.refused(retry_after=0.1)
     assert gate.share == pytest.approx(0.49)
+
+
+def remembered(path: Path, key: str = "openai/gpt-4o-mini@default") -> Limit | None:
+    return PacingMemory(path).recall(key)
+
+
+async def test_a_remembered_limit_paces_from_the_first_call(clock, tmp_path):
+    """A restarted worker starts from what the last replies said: paced at once, no probe."""
+    PacingMemory(tmp_path / "p.json").remember("openai/gpt-4o-mini@default", Limit(600, 60000))
+    gate = Pacer(memory=PacingMemory(tmp_path / "p.json")).gate("openai", "gpt-4o-mini")
+    assert gate is not None and gate.rates() == (10, 1000)
+    gate.clock = clock
+    started = clock.now
+    for _ in range(PROBE_CALLS + 2):  # more than a probe: they go, paced, with no reply
+        await asyncio.wait_for(gate.acquire(10, on_wait=lambda: None), 0.5)
+    assert clock.now - started == pytest.approx((PROBE_CALLS + 1) * 0.1)
+
+
+async def test_a_remembered_no_limit_lets_every_call_go_at_once(tmp_path):
+    PacingMemory(tmp_path / "p.json").remember("openai/gpt-4o-mini@default", Limit())
+    gate = Pacer(memory=PacingMemory(tmp_path / "p.json")).gate("openai", "gpt-4o-mini")
+    assert gate is not None
+    for _ in range(100):
+        assert await asyncio.wait_for(gate.acquire(1, on_wait=lambda: None), 0.5) < 0.05
+
+
+def test_the_first_reply_corrects_what_was_remembered(tmp_path):
+    """Memory is a hint: a reply's headers (or their absence) replace it, in the file too."""
+    path = tmp_path / "p.json"
+    PacingMemory(path).remember("openai/gpt-4o-mini@default", Limit())
+    gate = Pacer(memory=PacingMemory(path)).gate("openai", "gpt-4o-mini")
+    assert gate is not None and gate.unlimited
+    gate.observe({"x-ratelimit-limit-requests": "600", "x-ratelimit-remaining-requests": "599"})
+    assert not gate.unlimited and gate.rates()[0] == pytest.approx(10)
+    assert remembered(path) == Limit(600)
+    gate = Pacer(memory=PacingMemory(path)).gate("openai", "gpt-4o-mini")
+    assert gate is not None
+    gate.observe({"content-type": "application/json"})  # the limit is gone
+    assert gate.unlimited and gate.rates() == (None, None)
+    assert remembered(path) == Limit()
+
+
+def test_an_error_without_limit_headers_tells_nothing(tmp_path):
+    """A proxy's 502 or 429 carries no limit headers: the gate stays probing, nothing is
+    remembered (before, such an error made a gate that knew nothing let every call out)."""
+    gate = Pacer(memory=PacingMemory(tmp_path / "p.json")).gate("openai", "gpt-4o-mini")
+    assert gate is not None
+    gate.observe({"content-type": "text/html"}, answered=False)
+    assert not gate.unlimited
+    assert remembered(tmp_path / "p.json") is None
+
+
+def test_memory_keys_keep_no_secret_and_tell_accounts_apart():
+    key = endpoint_key(Endpoint("sk-secret", "https://user:pw@api.example.com:8443/v1/?k=s"))
+    assert key.startswith("https://api.example.com:8443/v1#")
+    assert "secret" not in key and "pw" not in key and "k=s" not in key
+    assert key != endpoint_key(Endpoint("sk-other", "https://api.example.com:8443/v1"))
+    assert endpoint_key(Endpoint()) == "default#"
+
+
+def test_an_unreadable_or_unwritable_memory_never_stops_pacing(tmp_path):
+    (tmp_path / "p.json").write_text("{not json")
+    assert remembered(tmp_path / "p.json") is None
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    PacingMemory(blocked / "p.json").remember("k", Limit(600))  # its folder is a file: logged
+
+
+def test_the_memory_file_is_set_by_the_environment(tmp_path):
+    assert Settings.from_env({}, connection=False).llm_pacing_memory == (
+        Settings.dev_dir / "pacing.json"
+    )
+    dev = Settings.from_env({"TEMPORAL_DEV_DIR": str(tmp_path)}, connection=False)
+    assert dev.llm_pacing_memory == tmp_path / "pacing.json"
+    own = Settings.from_env({"LLM_PACING_MEMORY": str(tmp_path / "m.json")}, connection=False)
+    assert own.llm_pacing_memory == tmp_path / "m.json"
+    assert (
+        Settings.from_env({"LLM_PACING_MEMORY": "off"}, connection=False).llm_pacing_memory is None
+    )
+
+
+def test_the_memory_keeps_the_newest_entries_only(tmp_path, monkeypatch):
+    monkeypatch.setattr("activities.pacing_memory.MAX_ENTRIES", 3)
+    memory = PacingMemory(tmp_path / "p.json")
+    for port in range(5):
+        memory.remember(f"openai/m@http://127.0.0.1:{port}#", Limit(600))
+    kept = json.loads((tmp_path / "p.json").read_text())
+    assert len(kept) == 3 and "openai/m@http://127.0.0.1:4#" in kept
