@@ -69,6 +69,7 @@ from workflows.errors import (
     UsageError,
 )
 from workflows.interpreter import YamlWorkflow
+from workflows.providers import provider_spec
 from workflows.rerun import rerun_plan
 from workflows.routing import route
 from workflows.validation import read_text_value, resolve_variables
@@ -479,9 +480,10 @@ class EngineClient:
             return []
         missing = [p for p in providers if not is_configured(p, self.settings.endpoints.get(p))]
         for provider in missing:
+            hint = provider_spec(provider).setup_hint()
             self._note(
                 f"no key configured for provider {provider}: its calls go to the offline mock "
-                f"provider (replies are labelled). To call it, set {_key_hint(provider)}."
+                f"provider (replies are labelled). To call it, set {hint}."
             )
         return missing
 
@@ -519,14 +521,6 @@ def rerun_variables(texts: Mapping[str, str]) -> dict[str, Any]:
     """`rerun` variables given as text (the CLI's --var), read as `--var` reads them for a
     variable of no declared type (the run's definition types them on rerun)."""
     return {name: read_text_value(text) for name, text in texts.items()}
-
-
-def _key_hint(provider: str) -> str:
-    if provider == "openai":
-        return "OPENAI_API_KEY (and OPENAI_BASE_URL for a compatible server)"
-    if provider == "anthropic":
-        return "ANTHROPIC_API_KEY"
-    return f"{provider.upper()}_BASE_URL to its OpenAI-compatible endpoint"
 
 
 def _quoted(value: str) -> str:

@@ -31,6 +31,7 @@ from workflows.graph import (
     template_strings,
     templates_of,
 )
+from workflows.providers import PROVIDERS, provider_spec
 from workflows.routing import route
 from workflows.source import Path, Source
 from workflows.templates import references, secrets_problem
@@ -44,8 +45,8 @@ def suggest(word: str, choices: set[str]) -> str:
     return f" — did you mean '{close[0]}'?" if close else ""
 
 
-IMAGE_PROVIDERS = {"openai", "anthropic", "mock"}
-"""Providers whose wire format the engine sends images in."""
+IMAGE_PROVIDERS = sorted(p.name for p in PROVIDERS if p.images and p.wire != "mock")
+"""Providers whose wire format the engine sends images in (the offline mock takes them too)."""
 
 
 def cross_checks(
@@ -184,11 +185,11 @@ class _Checker:
                     if model_path[-1] != "model" or step.get("model") is not None:
                         self.add(model_path, str(exc))
                     continue
-                if _list(step.get("images")) and target.provider not in IMAGE_PROVIDERS:
+                if _list(step.get("images")) and not provider_spec(target.provider).images:
                     self.add(
                         (*path, "images"),
                         f"model {name!r} is served by {target.provider}, which is not sent "
-                        f"images: use a model of {', '.join(sorted(IMAGE_PROVIDERS - {'mock'}))}",
+                        f"images: use a model of {', '.join(IMAGE_PROVIDERS)}",
                     )
 
     def _validators(self, path: Path, step: dict) -> None:
