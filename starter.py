@@ -231,11 +231,13 @@ async def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     failed = 0
     for file in args.files:
         try:
-            load_file(file, settings)
+            loaded = load_file(file, settings)
         except WorkflowError as exc:
             print(exc, file=sys.stderr)
             failed += 1
         else:
+            for warning in loaded.warnings:
+                _note(str(warning))
             print(f"{file}: valid")
     return 1 if failed else 0
 

@@ -149,6 +149,8 @@ class EngineClient:
         unless `reuse_id`; a reused id's runs still never share idempotency keys or files
         (each run chain's first run id keys them), and a running run's id is never reused."""
         loaded = self._loaded(definition)
+        for warning in loaded.warnings:
+            self._note(str(warning))
         variables = dict(variables or {})
         resolve_variables(loaded.definition, variables)
         mocked = self._mocked(loaded, offline)

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from workflows.definition import BudgetSpec, Definition
+from workflows.errors import Problem
 
 StepStatus = Literal["completed", "skipped", "failed"]
 
@@ -182,6 +183,9 @@ class LoadedDefinition(BaseModel):
     prices: dict[str, ModelPrice] = Field(default={}, exclude_if=lambda value: not value)
     """The reader's price of each model a budgeted bundle may call, by `provider/model`: a
     run started by file name (Temporal's CLI or UI) reserves its calls at the worker's prices."""
+    warnings: list[Problem] = Field(default=[], exclude=True)
+    """What validation warns of (workflows/dropped_settings.py), for the one who loaded the
+    files to show; never sent anywhere, so no run's history holds it."""
 
 
 class ChatMessage(BaseModel):

@@ -43,7 +43,7 @@ class ModelFamily:
     """What a call to a family of models sends of a step's settings."""
 
     label: str
-    """Who they are, for messages: 'OpenAI reasoning models (o1, o3, o4-mini, gpt-5...)'."""
+    """Who they are, after the provider's name: 'reasoning models (o1, o3, gpt-5...)'."""
     pattern: str = ""
     """A regular expression a model name starts with; empty matches every model."""
     temperature: bool = True
@@ -59,6 +59,8 @@ class ModelFamily:
 class ProviderSpec:
     name: str
     """What a model name is routed to: `name/model`."""
+    title: str
+    """Who it is, for people: 'OpenAI', 'any OpenAI-compatible server'."""
     wire: Wire
     needs: Needs = "key or base url"
     key_env: str | None = None
@@ -66,6 +68,8 @@ class ProviderSpec:
     default_base_url: str | None = None
     bare_names: str | None = None
     """A regular expression: bare model names (no `provider/`) that start so go here."""
+    examples: tuple[str, ...] = ()
+    """Model names as a definition writes them, for the docs."""
     families: tuple[ModelFamily, ...] = ()
     """First match wins; a model no family matches sends every setting as it is."""
     default_max_tokens: int | None = None
@@ -84,8 +88,6 @@ class ProviderSpec:
     def __post_init__(self) -> None:
         if self.wire == "anthropic_messages" and self.default_max_tokens is None:
             raise ValueError(f"provider {self.name}: the Messages API needs default_max_tokens")
-        if not PROVIDER_NAME.match(self.name):
-            raise ValueError(f"provider name {self.name!r}: write lowercase letters, digits, _ -")
 
     def family(self, model: str) -> ModelFamily:
         return next((f for f in self.families if f.matches(model)), ALL_MODELS)
@@ -109,10 +111,10 @@ class ProviderSpec:
         return "nothing"
 
 
-ALL_MODELS = ModelFamily("its models")
+ALL_MODELS = ModelFamily("models")
 
 OPENAI_REASONING = ModelFamily(
-    "OpenAI reasoning models (o1, o3, o4-mini, gpt-5...)",
+    "reasoning models (o1, o3, o4-mini, gpt-5...)",
     pattern=r"o[1-9]|gpt-5",
     temperature=False,
     max_tokens_param="max_completion_tokens",
@@ -122,6 +124,8 @@ OPENAI_REASONING = ModelFamily(
 PROVIDERS: tuple[ProviderSpec, ...] = (
     ProviderSpec(
         name="openai",
+        title="OpenAI",
+        examples=("gpt-4o", "o3-mini", "openai/..."),
         wire="openai_chat",
         key_env="OPENAI_API_KEY",
         base_url_env="OPENAI_BASE_URL",
@@ -134,6 +138,8 @@ PROVIDERS: tuple[ProviderSpec, ...] = (
     ),
     ProviderSpec(
         name="anthropic",
+        title="Anthropic",
+        examples=("claude-...", "anthropic/..."),
         wire="anthropic_messages",
         needs="key",
         key_env="ANTHROPIC_API_KEY",
@@ -141,7 +147,7 @@ PROVIDERS: tuple[ProviderSpec, ...] = (
         bare_names=r"claude",
         families=(
             # The SDK's Messages API (anthropic 2.x) takes no temperature.
-            ModelFamily("Anthropic models", temperature=False),
+            ModelFamily("models", temperature=False),
         ),
         default_max_tokens=1024,
         structured_output="forced tool",
@@ -152,6 +158,8 @@ PROVIDERS: tuple[ProviderSpec, ...] = (
     ),
     ProviderSpec(
         name="mock",
+        title="offline",
+        examples=("mock",),
         wire="mock",
         needs="nothing",
         bare_names=r"mock$",
@@ -162,6 +170,8 @@ PROVIDERS: tuple[ProviderSpec, ...] = (
     ),
     ProviderSpec(
         name="ollama",
+        title="Ollama",
+        examples=("ollama/llama3",),
         wire="openai_chat",
         needs="base url",
         key_env="OLLAMA_API_KEY",
@@ -178,6 +188,8 @@ def compatible(name: str) -> ProviderSpec:
     upper = name.upper()
     return ProviderSpec(
         name=name,
+        title="any OpenAI-compatible server (vLLM, LM Studio, ...)",
+        examples=(f"{name}/<model>",),
         wire="openai_chat",
         needs="base url",
         key_env=f"{upper}_API_KEY",
