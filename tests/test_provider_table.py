@@ -9,6 +9,7 @@ import subprocess
 import sys
 from typing import get_args
 
+import httpx
 import pytest
 
 from activities.endpoints import Endpoint, is_configured
@@ -17,11 +18,15 @@ from activities.providers.clients import FACTORIES
 from activities.providers.openai_chat import OpenAIChatProvider
 from activities.rate_limits import Pacer
 from engine.definition_files import load_yaml
+from engine.rest import create_app
+from engine.rest_auth import ApiConfig, ApiToken
 from engine.settings import Settings
 from tests import provider_docs
 from tests.conftest import ROOT
 from workflows.providers import PROVIDERS, Wire, family_of, provider_spec
 from workflows.routing import route
+
+TOKEN = "provider-table-0123456789"
 
 
 def test_every_wire_format_has_a_client_factory():
@@ -145,6 +150,16 @@ def test_the_cli_prints_the_warning_and_still_calls_the_file_valid(tmp_path):
     assert done.stdout == "reasoning.yaml: valid\n"
     assert "reasoning.yaml:9:20: warning: temperature 0.7 is not sent to o3-mini" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def test_the_rest_api_validate_answer_carries_the_warnings():
+    app = create_app(Settings(), ApiConfig(tokens=(ApiToken("ci", TOKEN),)))
+    transport = httpx.ASGITransport(app=app)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+        answer = await http.post("/workflows/validate", json={"yaml": REASONING}, headers=headers)
+    assert answer.json()["valid"] is True
+    assert [(w["line"], w["column"]) for w in answer.json()["warnings"]] == [(9, 20), (13, 14)]
 
 
 @pytest.mark.parametrize(
