@@ -23,6 +23,7 @@ from workflows.contracts import LoadedDefinition, ModelPrice
 from workflows.definition import Definition, LlmCallStep, WorkflowStep
 from workflows.dropped_settings import dropped_settings
 from workflows.errors import DefinitionError, Problem
+from workflows.providers import MOCK
 from workflows.routing import route
 from workflows.source import Source
 from workflows.validation import load_with_source
@@ -219,7 +220,7 @@ def unpriced_models(
                     target = route(name or "")
                 except ValueError:
                     continue  # reported by validation
-                if target.provider != "mock" and not priced(target.provider, target.model):
+                if target.provider != MOCK and not priced(target.provider, target.model):
                     problems.append(
                         source.problem(
                             path,

@@ -69,7 +69,7 @@ from workflows.errors import (
     UsageError,
 )
 from workflows.interpreter import YamlWorkflow
-from workflows.providers import provider_spec
+from workflows.providers import MOCK, provider_spec
 from workflows.rerun import rerun_plan
 from workflows.routing import route
 from workflows.validation import read_text_value, resolve_variables
@@ -473,7 +473,7 @@ class EngineClient:
     def _mocked(self, loaded: LoadedDefinition, offline: bool) -> list[str]:
         """Providers whose calls go to the offline mock. Keys belong to the worker: against
         a server this machine did not start, only `offline` sends calls to the mock."""
-        providers = sorted({route(name).provider for name in called_models(loaded)} - {"mock"})
+        providers = sorted({route(name).provider for name in called_models(loaded)} - {MOCK})
         if offline:
             if providers:
                 self._note("--offline: every model call goes to the offline mock provider")

@@ -32,6 +32,9 @@ MaxTokensParam = Literal["max_tokens", "max_completion_tokens"]
 PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 """What `name/model` may name: a table entry or an OpenAI-compatible server."""
 
+MOCK = "mock"
+"""The offline provider: no network, no key, no cost; runs' `mock_providers` send calls here."""
+
 RATE_HEADER_PREFIXES: dict[RateHeaderStyle, str] = {
     "openai": "x-ratelimit-",
     "anthropic": "anthropic-ratelimit-",
@@ -157,7 +160,7 @@ PROVIDERS: tuple[ProviderSpec, ...] = (
         rate_headers="anthropic",
     ),
     ProviderSpec(
-        name="mock",
+        name=MOCK,
         title="offline",
         examples=("mock",),
         wire="mock",

@@ -13,7 +13,7 @@ from activities.providers import Provider
 from activities.providers.anthropic_messages import AnthropicMessagesProvider
 from activities.providers.mock import MockProvider
 from activities.providers.openai_chat import OpenAIChatProvider
-from workflows.providers import ProviderSpec, Wire, provider_spec
+from workflows.providers import MOCK, ProviderSpec, Wire, provider_spec
 
 SDK_TIMEOUT_SECONDS = 600.0
 """Generous: the step's `timeout` (Temporal's start-to-close) is the limit that counts."""
@@ -55,7 +55,7 @@ FACTORIES: dict[Wire, Callable[[ProviderSpec, Endpoint], Provider]] = {
 def build_providers(endpoints: Mapping[str, Endpoint]) -> dict[str, Provider]:
     """One SDK client per configured provider, built once and reused; SDK retries off.
     The offline mock is always there."""
-    providers: dict[str, Provider] = {"mock": MockProvider()}
+    providers: dict[str, Provider] = {MOCK: MockProvider()}
     for name, endpoint in endpoints.items():
         spec = provider_spec(name)
         if is_configured(name, endpoint) and spec.wire != "mock":
