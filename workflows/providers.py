@@ -16,9 +16,8 @@ from typing import Literal
 Wire = Literal["openai_chat", "anthropic_messages", "mock"]
 """Which client under activities/providers/ speaks to it."""
 Needs = Literal["key", "key or base url", "base url", "nothing"]
-"""What the worker's environment must hold before calls go to it: its key; a key (its own
-servers) or a base URL (a compatible server); a base URL (an OpenAI-compatible server, which
-the worker also calls when given only a key); nothing."""
+"""What the worker's environment must hold before calls go to it. Either of a key and a base
+URL will do for the last two; they differ in what `run` tells a user to set."""
 StructuredOutput = Literal["json_schema", "forced tool", "sample"]
 """How structured outputs are asked for: OpenAI's `response_format` json_schema, a tool the
 model must call, or the offline mock's simplest fitting JSON."""
@@ -60,6 +59,8 @@ class ModelFamily:
 
 @dataclass(frozen=True)
 class ProviderSpec:
+    """One row of the table: everything the engine knows of a provider."""
+
     name: str
     """What a model name is routed to: `name/model`."""
     title: str
