@@ -417,15 +417,12 @@ class EngineClient:
     async def replay(self, history: WorkflowHistory | str) -> int:
         """Replay a run's history (or a run by id) against this code; raises on any
         nondeterminism. Returns the number of events replayed."""
-        from worker import workflow_runner
+        from engine.plugin import EnginePlugin
 
         if isinstance(history, str):
             history = await (await self._handle(history)).fetch_history()
-        replayer = Replayer(
-            workflows=[YamlWorkflow],
-            data_converter=self.settings.data_converter,
-            workflow_runner=workflow_runner(),
-        )
+        # The worker's own wiring: workflow, converter, runner and failure types.
+        replayer = Replayer(workflows=[], plugins=[EnginePlugin(self.settings)])
         await replayer.replay_workflow(history)
         return len(history.events)
 
