@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from temporalio.worker import Worker
@@ -28,25 +29,19 @@ async def serve(settings: Settings) -> None:
     plugin = EnginePlugin(settings)
     runtime = metrics_runtime(settings.metrics_port, settings.metrics_bind)
     client = await connect(settings, runtime, plugins=[plugin])
-    added = await register_search_attributes(client, settings.namespace)
-    if added:
+    if added := await register_search_attributes(client, settings.namespace):
         log.info("registered search attributes", names=added)
-    queues = [settings.task_queue, settings.llm_task_queue, settings.action_task_queue]
-    workers = [
-        Worker(
-            client,
-            task_queue=queue,
-            graceful_shutdown_timeout=timedelta(seconds=10),
-            max_concurrent_activities=settings.max_concurrent_activities,
-            max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
-            max_cached_workflows=settings.max_cached_workflows,
-        )
-        for queue in dict.fromkeys(queue for queue in queues if queue)
-    ]
+    queues = (settings.task_queue, settings.llm_task_queue, settings.action_task_queue)
+    options: dict[str, Any] = {  # how this process runs them; what they run is the plugin's
+        "graceful_shutdown_timeout": timedelta(seconds=10),
+        "max_concurrent_activities": settings.max_concurrent_activities,
+        "max_concurrent_workflow_tasks": settings.max_concurrent_workflow_tasks,
+        "max_cached_workflows": settings.max_cached_workflows,
+    }
+    workers = [Worker(client, task_queue=q, **options) for q in dict.fromkeys(filter(None, queues))]
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     async with contextlib.AsyncExitStack() as running:
         for each in workers:
             await running.enter_async_context(each)

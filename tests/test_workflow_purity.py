@@ -1,5 +1,5 @@
 """Workflow code must make the same decisions when it is replayed. The worker runs it without
-Temporal's sandbox (worker.workflow_runner), so this is the guard instead: everything under
+Temporal's sandbox (engine.plugin.workflow_runner), so this is the guard instead: everything under
 workflows/ imports only modules that cannot reach the clock, the network, the filesystem or
 an unseeded random source, and calls no clock."""
 
