@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.payloads import PayloadRefused
     from workflows.rerun import unfinished_items
     from workflows.schedule import Schedule
+    from workflows.scripts import SCRIPT_PATCH, ScriptPlayer
     from workflows.signal_payloads import payload_problems
     from workflows.step_results import render_or_fail
     from workflows.steps import StepRunner
@@ -267,6 +268,8 @@ class YamlWorkflow:
             depth=run_input.depth,
             max_depth=run_input.max_depth,
         )
+        if run_input.script is not None and workflow.patched(SCRIPT_PATCH):
+            runner.script = ScriptPlayer(run_input.script)
         context[WORK] = runner.work
         self._budgets = runner.budgets = Budgets.for_run(
             definition, prices, run_input.allowance, run_input.budgets, run_input.token_ratios

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.errors import WorkflowError
     from workflows.ledger import Spend
     from workflows.routing import route
+    from workflows.scripts import ScriptPlayer
     from workflows.step_results import Once, StepFailed, render_or_fail
     from workflows.structured import is_structured, outputs_schema
     from workflows.templates import render
@@ -55,6 +56,7 @@ class ModelCalls:
     llm_task_queue: str | None
     action_task_queue: str | None
     budgets: Budgets
+    script: ScriptPlayer | None
 
     if TYPE_CHECKING:
 
@@ -91,7 +93,13 @@ class ModelCalls:
             tools = await describe_tools(step, self.children, self.action_task_queue)
             call = call.model_copy(update={"tools": tools})
             loop = ToolLoop(
-                step, key, context, self._call_models, self.child_run, self.action_task_queue
+                step,
+                key,
+                context,
+                self._call_models,
+                self.child_run,
+                self.action_task_queue,
+                self.script,
             )
         attempts = 0
         usage = Usage()
@@ -193,6 +201,8 @@ class ModelCalls:
                 ) from None
             provider = "mock" if target.provider in self.mock_providers else target.provider
             sent = call.model_copy(update={"provider": provider, "model": target.model})
+            if self.script is not None:  # a test's run: the script answers (workflows/scripts.py)
+                sent.scripted = self.script.replies(step.id, key)
             ledgers = self.budgets.of_step(step.id)
             if ledgers:  # reserve the call's worst case (workflows/budget.py)
                 sent.max_tokens = sent.max_tokens or DEFAULT_MAX_TOKENS
@@ -209,6 +219,8 @@ class ModelCalls:
                     summary=f"{key}: {provider}/{target.model}",  # key: step id/item
                 )
             except ActivityError as exc:
+                if sent.scripted is not None and self.script is not None:
+                    self.script.used(step.id, key, attempts_of(exc, policy))
                 if ledgers:
                     self.budgets.settle(hold, Spend())
                 workflow.metric_meter().create_counter("llm_model_failures", "models given up").add(
@@ -218,6 +230,8 @@ class ModelCalls:
                 reason = failure_reason(exc)
                 errors.append(reason if target.model in reason else f"{model_name}: {reason}")
                 continue
+            if sent.scripted is not None and self.script is not None:
+                self.script.used(step.id, key, reply.attempt)
             if ledgers:
                 self.budgets.settle(hold, Spend.of(reply.usage), reply.usage.input_tokens)
             reply.attempt += attempts

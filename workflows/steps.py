@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.durations import parse_duration
     from workflows.errors import WorkflowError
     from workflows.model_calls import ModelCalls
+    from workflows.scripts import ScriptPlayer
     from workflows.step_results import Drained, Once, StepFailed, render_or_fail
     from workflows.template_limits import WORK_PER_BREAK, Work
     from workflows.templates import render_params
@@ -76,6 +77,8 @@ class StepRunner(ModelCalls):
     """How many runs this run is below the top-level run."""
     max_depth: int | None = None
     """The deepest child run this run's ancestors allow (None: the top-level run)."""
+    script: ScriptPlayer | None = None
+    """A test's script (workflows/scripts.py); None for every other run."""
     _spent: int = 0
     _break: asyncio.Future[None] | None = None
 
@@ -117,6 +120,11 @@ class StepRunner(ModelCalls):
 
     async def _wait_for_signal(self, step: WaitForSignalStep) -> Once:
         timeout = parse_duration(step.timeout) if step.timeout is not None else None
+        if self.script is not None and self.script.times_out(step.signal):
+            raise StepFailed(  # the test's `timeout`: as if the wait's timeout had passed
+                f"step '{step.id}': no '{step.signal}' signal within {step.timeout or 'its wait'}",
+                0,
+            )
         workflow.set_current_details(f"waiting for signal '{step.signal}' (step {step.id})")
         # A long wait while signals pile up grows the history: then the run continues as
         # new and the next run waits again. Runs from before this replay without it.
@@ -209,6 +217,7 @@ class StepRunner(ModelCalls):
                     allowance=allowance,
                     depth=self.depth + 1,
                     max_depth=limit,
+                    script=self.script.script if self.script else None,
                 ),
                 id=child_id,
                 result_type=RunResult,
@@ -234,7 +243,8 @@ class StepRunner(ModelCalls):
                 duration = parse_duration(params.get("duration"))
             except (TypeError, ValueError) as exc:
                 raise StepFailed(f"step '{step.id}': {exc}", 0) from None
-            await workflow.sleep(duration, summary=f"{step.id}: sleep {params.get('duration')}")
+            if self.script is None or self.script.action(step.id, key) is None:  # stubbed: no wait
+                await workflow.sleep(duration, summary=f"{step.id}: sleep {params.get('duration')}")
             return Once({})
         policy = retry_policy(step.retry)
         idempotency_key, first_run_id = effect_key(key)
@@ -248,6 +258,7 @@ class StepRunner(ModelCalls):
                     secrets=[SecretSlot(path=list(path), parts=parts) for path, parts in slots],
                     idempotency_key=idempotency_key,
                     first_run_id=first_run_id,
+                    scripted=self.script.action(step.id, key) if self.script else None,
                 ),
                 result_type=ActionResult,
                 start_to_close_timeout=timeout_of(step.timeout),
