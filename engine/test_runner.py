@@ -136,6 +136,18 @@ async def _outcome(
     client: EngineClient, handle: WorkflowHandle[Any, RunResult], waits: bool
 ) -> Outcome:
     ended = asyncio.ensure_future(handle.result())
+    try:
+        return await _watched(client, handle, ended, waits)
+    finally:
+        ended.cancel()  # a case given up on: its run is terminated, nobody reads the result
+
+
+async def _watched(
+    client: EngineClient,
+    handle: WorkflowHandle[Any, RunResult],
+    ended: asyncio.Future[RunResult],
+    waits: bool,
+) -> Outcome:
     stuck = 0
     while waits and not ended.done():
         await asyncio.wait([ended], timeout=POLL_SECONDS)
