@@ -20,7 +20,7 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle
 from engine.client import EngineClient, failure_reason
 from engine.test_files import LoadedCase, LoadedTests
 from workflows.contracts import LLM_CALL, LlmCallInput, RunResult, RunStatus, StepResult, Usage
-from workflows.definition import WaitForSignalStep, output_names
+from workflows.definition import WaitForSignalStep
 from workflows.errors import WorkflowError
 
 POLL_SECONDS = 0.5
@@ -229,7 +229,7 @@ def compare(tests: LoadedTests, loaded: LoadedCase, outcome: Outcome) -> list[Mi
     if outcome.status != expect.status:
         actual = outcome.status + (f" ({outcome.error})" if outcome.error else "")
         found.append(Mismatch("status", expect.status, actual, failed))
-    producer = {n: s.id for s in definition.workflow.steps for n in output_names(s)}
+    producer = {n: s.id for s in definition.workflow.steps for n in s.output_names()}
     for name, wanted in expect.outputs.items():
         actual = outcome.outputs.get(name)
         if not matches(wanted, actual):
