@@ -71,6 +71,7 @@ from workflows.errors import (
 from workflows.interpreter import YamlWorkflow
 from workflows.rerun import rerun_plan
 from workflows.routing import route
+from workflows.scripts import Script
 from workflows.validation import read_text_value, resolve_variables
 
 REFUSE_USED_IDS = WorkflowIDReusePolicy.REJECT_DUPLICATE
@@ -141,6 +142,7 @@ class EngineClient:
         execution_id: str | None = None,
         offline: bool = False,
         reuse_id: bool = False,
+        script: Script | None = None,
     ) -> Started:
         """Validate and start a run; `definition` is a loaded bundle, a parsed model or a
         file path. Variables are checked against the definition before anything starts.
@@ -150,7 +152,7 @@ class EngineClient:
         loaded = self._loaded(definition)
         variables = dict(variables or {})
         resolve_variables(loaded.definition, variables)
-        mocked = self._mocked(loaded, offline)
+        mocked = self._mocked(loaded, offline) if script is None or offline else []
         prices = budget_prices(loaded, self.settings.prices)
         await self._ensure_worker()
         name = loaded.definition.workflow.name
@@ -167,6 +169,7 @@ class EngineClient:
                     llm_task_queue=self.settings.llm_task_queue,
                     action_task_queue=self.settings.action_task_queue,
                     prices=prices,
+                    script=script,
                 ),
                 id=run_id,
                 task_queue=self.settings.task_queue,

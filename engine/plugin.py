@@ -72,6 +72,7 @@ class EnginePlugin(SimplePlugin):
     Each keyword replaces what the settings would give: `providers` (default: one client per
     configured endpoint, plus `mock`), `actions` (the built-in ones and ACTION_MODULES'),
     `validators` (ACTION_MODULES'), `pacer` (LLM_RATE_LIMITS, LLM_PACING, its memory).
+    `workflow` is YamlWorkflow or a subclass with step types of its own (docs/extending.md).
     They are built when the first worker is, so a client or Replayer never builds them.
 
     A worker on `settings.llm_task_queue` gets only the LLM call, one on
@@ -87,13 +88,14 @@ class EnginePlugin(SimplePlugin):
         actions: Mapping[str, ActionSpec] | None = None,
         validators: Mapping[str, ValidatorSpec] | None = None,
         pacer: Pacer | None = None,
+        workflow: type[YamlWorkflow] = YamlWorkflow,
     ) -> None:
         self.settings = Settings.from_env(os.environ) if settings is None else settings
         self._given = (providers, actions, validators, pacer)
         super().__init__(
             PLUGIN_NAME,
             data_converter=self._converter,
-            workflows=[YamlWorkflow],
+            workflows=[workflow],
             workflow_runner=workflow_runner(),
             # A broken definition fails its run instead of retrying the workflow task forever.
             workflow_failure_exception_types=[WorkflowError],

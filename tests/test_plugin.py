@@ -19,6 +19,8 @@ from activities.llm import build_providers
 from engine.plugin import EnginePlugin
 from engine.settings import Settings
 from tests.conftest import ROOT
+from tests.test_step_types import COUNT_WORDS
+from tests.word_count_step import STEP_TYPES, WordCountWorkflow
 from workflows.contracts import RunInput, RunResult
 from workflows.interpreter import YamlWorkflow
 from workflows.validation import load_definition
@@ -51,6 +53,20 @@ async def test_a_plain_temporal_worker_with_the_plugin_runs_a_definition(tempora
     assert isinstance(result, RunResult)
     assert result.workflow_name == "HelloWorld"
     assert result.outputs["greeting"]
+
+
+async def test_the_plugin_carries_a_workflow_with_step_types_of_its_own(client):
+    definition = load_definition(COUNT_WORDS, "count.yaml", step_types=STEP_TYPES)
+    plugin = EnginePlugin(Settings(), actions={}, workflow=WordCountWorkflow)
+    task_queue = f"own-steps-{uuid.uuid4()}"
+    async with Worker(client, task_queue=task_queue, plugins=[plugin]):
+        result = await client.execute_workflow(
+            YamlWorkflow.run,
+            RunInput(definition=definition),
+            id=task_queue,
+            task_queue=task_queue,
+        )
+    assert result.outputs["words"] == 4
 
 
 async def test_llm_calls_run_on_the_llm_queue_worker_the_plugin_builds(temporal_env):
