@@ -16,7 +16,7 @@ from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
-# The worker runs workflows without Temporal's sandbox (worker.workflow_runner); passed
+# The worker runs workflows without Temporal's sandbox (engine/plugin.py, workflow_runner); passed
 # through, these stay imported once should anyone replay under the sandbox instead.
 with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes
