@@ -72,6 +72,7 @@ from workflows.interpreter import YamlWorkflow
 from workflows.providers import MOCK, provider_spec
 from workflows.rerun import rerun_plan
 from workflows.routing import route
+from workflows.scripts import Script
 from workflows.validation import read_text_value, resolve_variables
 
 REFUSE_USED_IDS = WorkflowIDReusePolicy.REJECT_DUPLICATE
@@ -142,6 +143,7 @@ class EngineClient:
         execution_id: str | None = None,
         offline: bool = False,
         reuse_id: bool = False,
+        script: Script | None = None,
     ) -> Started:
         """Validate and start a run; `definition` is a loaded bundle, a parsed model or a
         file path. Variables are checked against the definition before anything starts.
@@ -153,7 +155,7 @@ class EngineClient:
             self._note(str(warning))
         variables = dict(variables or {})
         resolve_variables(loaded.definition, variables)
-        mocked = self._mocked(loaded, offline)
+        mocked = self._mocked(loaded, offline) if script is None or offline else []
         prices = budget_prices(loaded, self.settings.prices)
         await self._ensure_worker()
         name = loaded.definition.workflow.name
@@ -170,6 +172,7 @@ class EngineClient:
                     llm_task_queue=self.settings.llm_task_queue,
                     action_task_queue=self.settings.action_task_queue,
                     prices=prices,
+                    script=script,
                 ),
                 id=run_id,
                 task_queue=self.settings.task_queue,
@@ -420,15 +423,12 @@ class EngineClient:
     async def replay(self, history: WorkflowHistory | str) -> int:
         """Replay a run's history (or a run by id) against this code; raises on any
         nondeterminism. Returns the number of events replayed."""
-        from worker import workflow_runner
+        from engine.plugin import EnginePlugin
 
         if isinstance(history, str):
             history = await (await self._handle(history)).fetch_history()
-        replayer = Replayer(
-            workflows=[YamlWorkflow],
-            data_converter=self.settings.data_converter,
-            workflow_runner=workflow_runner(),
-        )
+        # The worker's own wiring: workflow, converter, runner and failure types.
+        replayer = Replayer(workflows=[], plugins=[EnginePlugin(self.settings)])
         await replayer.replay_workflow(history)
         return len(history.events)
 
