@@ -34,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
         Usage,
     )
     from workflows.definition import WaitForSignalStep, output_names
-    from workflows.errors import WorkflowError
+    from workflows.errors import FailureType, WorkflowError
     from workflows.payloads import PayloadRefused
     from workflows.rerun import unfinished_items
     from workflows.schedule import Schedule
@@ -147,7 +147,7 @@ class YamlWorkflow:
         await workflow.wait_condition(lambda: self._known)
         problem = self._update_problem(name, args)
         if problem:
-            raise ApplicationError(problem, type="SignalRefused", non_retryable=True)
+            raise ApplicationError(problem, type=FailureType.SIGNAL_REFUSED, non_retryable=True)
         self._signals.setdefault(name, []).append(self._decoded(args))
         steps = ", ".join(f"'{step.id}'" for step in self._waiting_steps.get(name, []))
         return f"accepted by step {steps}"
@@ -247,7 +247,9 @@ class YamlWorkflow:
         try:
             variables = resolve_variables(definition, run_input.variables)
         except WorkflowError as exc:
-            raise ApplicationError(str(exc), type="VariablesError", non_retryable=True) from None
+            raise ApplicationError(
+                str(exc), type=FailureType.VARIABLES, non_retryable=True
+            ) from None
         self._status.variables = variables
         info = workflow.info()
         started_at = run_input.started_at or info.start_time.isoformat()
@@ -330,7 +332,7 @@ class YamlWorkflow:
             )
         except ActivityError as exc:
             raise ApplicationError(
-                failure_reason(exc), type="DefinitionError", non_retryable=True
+                failure_reason(exc), type=FailureType.DEFINITION, non_retryable=True
             ) from None
 
 
@@ -346,6 +348,6 @@ def _decode_input(raw: Any) -> RunInput:
         )
         raise ApplicationError(
             f"the run's input is not a valid RunInput: {problems}",
-            type="InputError",
+            type=FailureType.INPUT,
             non_retryable=True,
         ) from None

@@ -33,7 +33,7 @@ with workflow.unsafe.imports_passed_through():
         ValidatorResult,
     )
     from workflows.definition import Definition, LlmCallStep, LlmDefaults, ValidateSpec
-    from workflows.errors import WorkflowError
+    from workflows.errors import FailureType, WorkflowError
     from workflows.ledger import Spend
     from workflows.routing import route
     from workflows.step_results import Once, StepFailed, render_or_fail
@@ -189,7 +189,7 @@ class ModelCalls:
                 target = route(model_name)
             except ValueError as exc:
                 raise ApplicationError(
-                    f"step '{step.id}': {exc}", type="DefinitionError", non_retryable=True
+                    f"step '{step.id}': {exc}", type=FailureType.DEFINITION, non_retryable=True
                 ) from None
             provider = "mock" if target.provider in self.mock_providers else target.provider
             sent = call.model_copy(update={"provider": provider, "model": target.model})

@@ -44,7 +44,7 @@ with workflow.unsafe.imports_passed_through():
         WorkflowStep,
     )
     from workflows.durations import parse_duration
-    from workflows.errors import WorkflowError
+    from workflows.errors import FailureType, WorkflowError
     from workflows.model_calls import ModelCalls
     from workflows.step_results import Drained, Once, StepFailed, render_or_fail
     from workflows.template_limits import WORK_PER_BREAK, Work
@@ -179,7 +179,7 @@ class StepRunner(ModelCalls):
         if definition is None:
             raise ApplicationError(
                 f"step '{step_id}': definition {file!r} was not loaded with this run",
-                type="DefinitionError",
+                type=FailureType.DEFINITION,
                 non_retryable=True,
             )
         child_id = f"{workflow.info().workflow_id}/{key}"
@@ -227,7 +227,7 @@ class StepRunner(ModelCalls):
             params, slots = render_params(step.params, context)
         except WorkflowError as exc:
             raise ApplicationError(
-                f"{step.id}.params: {exc}", type="TemplateError", non_retryable=True
+                f"{step.id}.params: {exc}", type=FailureType.TEMPLATE, non_retryable=True
             ) from None
         if step.action == "sleep":
             try:
