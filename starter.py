@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from engine.run_states import FILTER_NAMES
+
 if TYPE_CHECKING:  # the heavy imports wait for a command that needs them (`--help` is fast)
     from engine.client import EngineClient
     from engine.settings import Settings
-
-STATUSES = ["running", "completed", "failed", "cancelled", "canceled", "terminated", "timed_out"]
 
 
 def _note(message: str) -> None:
@@ -137,9 +137,8 @@ async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
     status = await (await _client(settings)).cancel(args.id)
-    finished = [step_id for step_id, step in status.steps.items() if step.status == "completed"]
     print(f"{args.id}: {status.execution_status}; steps finished before: "
-          f"{', '.join(finished) or 'none'}")  # fmt: skip
+          f"{', '.join(status.finished_steps) or 'none'}")  # fmt: skip
     return 0
 
 
@@ -302,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(handler=cmd_status)
     listing = commands.add_parser("list", aliases=["list-executions"], help="list runs")
     listing.add_argument("--workflow", help="only runs of this definition name")
-    listing.add_argument("--status", choices=STATUSES)
+    listing.add_argument("--status", choices=FILTER_NAMES)
     listing.add_argument("--limit", type=int, default=20)
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=cmd_list)
@@ -384,10 +383,11 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: a started run goes on; see it in the Temporal UI", file=sys.stderr)
         return 130
     except Exception as exc:
-        from temporalio.service import RPCError
+        from engine.temporal_errors import Where, translate
 
-        if isinstance(exc, RPCError):
-            print(f"error: Temporal at {settings.address} answered: {exc}", file=sys.stderr)
+        ours = translate(exc, Where(settings.address, settings.namespace))
+        if ours is not None:  # Temporal's, met outside the client API (connecting, say)
+            print(f"error: {ours}", file=sys.stderr)
             return 1
         if os.environ.get("LLM_WORKFLOWS_DEBUG"):  # a bug of ours: one line, traceback on request
             raise
