@@ -140,3 +140,24 @@ def test_a_run_that_no_worker_answers_gets_the_hint_over_rest():
     status, code, message = classify(StatusUnavailable("run x did not answer"), ADDRESS)
     assert (status, code) == (503, "no_worker")
     assert message == "run x did not answer (is a worker polling the task queue?)"
+
+
+TEMPORAL_NAMES = (
+    "RPCError",
+    "RPCStatusCode",
+    "WorkflowAlreadyStartedError",
+    "WorkflowFailureError",
+    "WorkflowQueryFailedError",
+    "WorkflowUpdateFailedError",
+)
+
+
+def test_only_the_boundary_reads_temporal_exceptions():
+    from tests.conftest import ROOT
+
+    fronts = [*sorted((ROOT / "engine").glob("*.py")), ROOT / "starter.py"]
+    fronts += [ROOT / "workflow_engine.py"]
+    readers = {
+        path.name for path in fronts if any(name in path.read_text() for name in TEMPORAL_NAMES)
+    }
+    assert readers == {"temporal_errors.py"}
