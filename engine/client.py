@@ -114,6 +114,11 @@ class EngineClient:
         client = await ensure_server(settings, note or (lambda message: None), start_local)
         return cls(client, settings, note, start_worker=start_worker)
 
+    @classmethod
+    def offline(cls, settings: Settings) -> EngineClient:
+        """A client without a connection: loads definitions and replays history files."""
+        return cls(None, settings)  # type: ignore[arg-type]  # never asks Temporal
+
     # definitions
 
     def load_file(self, path: str | Path) -> LoadedDefinition:
