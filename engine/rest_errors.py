@@ -166,7 +166,8 @@ def handle_errors(app: FastAPI) -> None:
     app.add_exception_handler(DefinitionError, definition_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(HTTPException, http_error)
-    for kind in (WorkflowError, *TEMPORAL_EXCEPTIONS, Exception):
+    kinds: tuple[type[Exception], ...] = (WorkflowError, *TEMPORAL_EXCEPTIONS, Exception)
+    for kind in kinds:
         app.add_exception_handler(kind, failure)
 
 

@@ -112,7 +112,7 @@ def ending(exc: WorkflowFailureError) -> tuple[str, str]:
         return "terminated", f"was terminated: {cause.message}"
     if isinstance(cause, temporal.TimeoutError):
         return "timed_out", "timed out"
-    return "failed", f"failed: {cause.message if cause else exc}"
+    return "failed", f"failed: {getattr(cause, 'message', cause) if cause else exc}"
 
 
 @contextlib.contextmanager
