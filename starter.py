@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.cli_input import json_input, parse_vars
+from engine.cli_input import json_input, parse_vars, run_input
 from engine.cli_output import (
     as_json,
     budget_line,
@@ -49,15 +49,12 @@ async def _client(settings: Settings) -> EngineClient:
 
 
 async def start_run(args: argparse.Namespace, settings: Settings) -> tuple[EngineClient, str]:
-    from engine.client import load_file
-    from workflows.validation import typed_variables
-
-    loaded = load_file(args.file, settings)
-    variables = typed_variables(loaded.definition, parse_vars(args.var))
+    loaded, variables, script = run_input(args.file, args.var, args.replies, settings)
     client = await _client(settings)
     started = await client.start(
-        loaded, variables, execution_id=args.id, offline=args.offline, reuse_id=args.reuse_id
-    )
+        loaded, variables, execution_id=args.id, offline=args.offline or script is not None,
+        reuse_id=args.reuse_id, script=script,
+    )  # fmt: skip
     _note(f"started {started.execution_id}: {client.ui_link(started.execution_id)}")
     return client, started.execution_id
 
@@ -141,18 +138,9 @@ async def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from engine.client import EngineClient
-    from workflows.errors import UsageError
 
-    if not (args.file or args.id):
-        raise UsageError("replay needs a run id or --file HISTORY.json")
-    name = Path(args.file).stem if args.file else args.id
     client = EngineClient.offline(settings) if args.file else await _client(settings)
-    try:
-        events = await (client.replay_file(args.file) if args.file else client.replay(args.id))
-    except UsageError:  # the file is not a history
-        raise
-    except Exception as exc:  # a replay failure is the answer the user asked for
-        raise UsageError(f"replay of {name} failed: {exc}") from None
+    name, events = await client.replay_checked(args.id, args.file)
     print(f"replay of {name}: OK ({events} events)")
     return 0
 
@@ -201,6 +189,14 @@ async def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_test(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.test_command import test
+
+    return await test(
+        args.paths, settings, pattern=args.k, junit=args.junit, as_json=args.json, note=_note
+    )
+
+
 async def cmd_stop(args: argparse.Namespace, settings: Settings) -> int:
     from engine.local_stack import stop_local_stack
 
@@ -244,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("file", help="a workflow definition (YAML)")
         _var_option(sub)
         sub.add_argument("--offline", action="store_true", help="send every model call to mock")
+        sub.add_argument("--replies", metavar="FILE", help="a YAML of replies by step id")
         sub.add_argument("--id", help="the run's id (default: the workflow's name and a suffix)")
         sub.add_argument(
             "--reuse-id",
@@ -297,6 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("files", nargs="+")
     schema = add("schema", cmd_schema, "print (or write) the definitions' JSON Schema")
     schema.add_argument("-o", "--output", help="write to this file instead of stdout")
+    tests = add("test", cmd_test, "run *.test.yaml files (scripted replies)")
+    tests.add_argument("paths", nargs="+", help="test files, or directories to search")
+    tests.add_argument("-k", metavar="PATTERN", help="only cases whose FILE::NAME contains it")
+    tests.add_argument("--junit", metavar="FILE", help="also write JUnit XML here")
+    tests.add_argument("--json", action="store_true", help="machine-readable output")
     add("stop", cmd_stop, "stop the dev server and worker that run/start started in the background")
     return parser
 

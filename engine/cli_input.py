@@ -1,12 +1,36 @@
-"""What the command line reads from its options: `--var name=value` pairs and a signal's
-`--input` JSON, each refused in one line that says what to write instead."""
+"""What the command line reads from its options: a run's file, `--var name=value` pairs
+and `--replies`, and a signal's `--input` JSON, each refused in one line that says what to
+write instead. Light on purpose: what loads definitions is imported when a command runs."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from workflows.errors import UsageError
+
+if TYPE_CHECKING:
+    from engine.settings import Settings
+    from workflows.contracts import LoadedDefinition
+    from workflows.scripts import Script
+
+
+def run_input(
+    file: str, pairs: list[str], replies: str | None, settings: Settings
+) -> tuple[LoadedDefinition, dict[str, Any], Script | None]:
+    """The definition file, checked; its `--var`s, typed as it declares them; and the
+    scripted replies by step id of `--replies` (engine/test_files.py), if given."""
+    from engine.definition_files import load_file
+    from workflows.validation import typed_variables
+
+    loaded = load_file(file, settings)
+    variables = typed_variables(loaded.definition, parse_vars(pairs))
+    if not replies:
+        return loaded, variables, None
+    from engine.test_files import load_replies
+
+    return loaded, variables, load_replies(Path(replies), loaded)
 
 
 def parse_vars(pairs: list[str]) -> dict[str, str]:

@@ -65,6 +65,7 @@ from workflows.errors import (
 from workflows.interpreter import YamlWorkflow
 from workflows.rerun import rerun_plan
 from workflows.routing import route
+from workflows.scripts import Script
 from workflows.validation import read_text_value, resolve_variables
 
 REFUSE_USED_IDS = WorkflowIDReusePolicy.REJECT_DUPLICATE
@@ -139,6 +140,7 @@ class EngineClient:
         execution_id: str | None = None,
         offline: bool = False,
         reuse_id: bool = False,
+        script: Script | None = None,
     ) -> Started:
         """Validate and start a run; `definition` is a loaded bundle, a parsed model or a
         file path. Variables are checked against the definition before anything starts.
@@ -148,7 +150,7 @@ class EngineClient:
         loaded = self._loaded(definition)
         variables = dict(variables or {})
         resolve_variables(loaded.definition, variables)
-        mocked = self._mocked(loaded, offline)
+        mocked = self._mocked(loaded, offline) if script is None or offline else []
         prices = budget_prices(loaded, self.settings.prices)
         await self._ensure_worker()
         name = loaded.definition.workflow.name
@@ -166,6 +168,7 @@ class EngineClient:
                         llm_task_queue=self.settings.llm_task_queue,
                         action_task_queue=self.settings.action_task_queue,
                         prices=prices,
+                        script=script,
                     ),
                     id=run_id,
                     task_queue=self.settings.task_queue,
@@ -415,19 +418,31 @@ class EngineClient:
     async def replay(self, history: WorkflowHistory | str) -> int:
         """Replay a run's history (or a run by id) against this code; raises on any
         nondeterminism. Returns the number of events replayed."""
-        from worker import workflow_runner
+        from engine.plugin import EnginePlugin
 
         if isinstance(history, str):
             handle = await self._handle(history)
             with self._errors(history):
                 history = await handle.fetch_history()
-        replayer = Replayer(
-            workflows=[YamlWorkflow],
-            data_converter=self.settings.data_converter,
-            workflow_runner=workflow_runner(),
-        )
+        # The worker's own wiring: workflow, converter, runner and failure types.
+        replayer = Replayer(workflows=[], plugins=[EnginePlugin(self.settings)])
         await replayer.replay_workflow(history)
         return len(history.events)
+
+    async def replay_checked(
+        self, execution_id: str | None, path: str | Path | None = None
+    ) -> tuple[str, int]:
+        """Replay a run by id, or a history file: its name and the events replayed. A
+        replay that fails is the answer asked for, a UsageError that says why."""
+        if not (path or execution_id):
+            raise UsageError("replay needs a run id or --file HISTORY.json")
+        name = Path(path).stem if path else str(execution_id)
+        try:
+            return name, await (self.replay_file(path) if path else self.replay(name))
+        except UsageError:  # the file is not a history
+            raise
+        except Exception as exc:
+            raise UsageError(f"replay of {name} failed: {exc}") from None
 
     async def replay_file(self, path: str | Path) -> int:
         """Replay a history exported with `temporal workflow show -o json`; the file's stem

@@ -69,6 +69,9 @@ class FailureType:
     DATABASE_UNAVAILABLE: Final = "DatabaseUnavailable"
     DATABASE_ERROR: Final = "DatabaseError"
     MCP_UNAVAILABLE: Final = "McpUnavailable"
+    # scripted replies in tests (activities/scripted.py)
+    SCRIPTED_ERROR: Final = "ScriptedError"
+    SCRIPT_MISSING: Final = "ScriptMissing"
 
     @staticmethod
     def http(status: int) -> str:
