@@ -216,7 +216,7 @@ class WorkflowEngine:
             "status": status.execution_status,
             "current_step": status.running[0] if status.running else None,
             "running_steps": status.running,
-            "completed_steps": sum(s.status == "completed" for s in status.steps.values()),
+            "completed_steps": len(status.finished_steps),
             "started_at": status.started_at.isoformat() if status.started_at else None,
             "updated_at": (status.closed_at or status.started_at).isoformat()
             if status.started_at

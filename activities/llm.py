@@ -25,6 +25,7 @@ from activities.scripted import ScriptedProvider
 from activities.structured_replies import parse_reply
 from activities.tracing import span
 from workflows.contracts import LLM_CALL, LlmCallInput, LlmCallResult, Usage
+from workflows.errors import FailureType
 from workflows.providers import provider_spec
 
 STREAM_EVERY_SECONDS = 0.2
@@ -98,7 +99,7 @@ class LlmActivities:
             raise ApplicationError(
                 _not_configured(call.provider),
                 {"attempt": attempt},
-                type="ProviderNotConfigured",
+                type=FailureType.PROVIDER_NOT_CONFIGURED,
                 non_retryable=True,
             )
         where = f"{call.provider}/{call.model}"
@@ -124,14 +125,14 @@ class LlmActivities:
             raise ApplicationError(
                 f"{where}: the model refused: {completion.refusal}",
                 {"attempt": attempt},
-                type="ProviderRefusal",
+                type=FailureType.PROVIDER_REFUSAL,
                 non_retryable=True,
             )
         if not completion.text.strip() and not completion.tool_calls:
             raise ApplicationError(
                 f"{where}: empty completion (finish reason {completion.finish_reason})",
                 {"attempt": attempt},
-                type="ProviderEmptyReply",
+                type=FailureType.PROVIDER_EMPTY_REPLY,
             )
         text = completion.text
         if len(text.encode()) > self._max_reply:
@@ -246,25 +247,31 @@ def provider_failure(exc: Exception, call: LlmCallInput, attempt: int) -> Applic
     where = f"{call.provider}/{call.model}"
     details = {"attempt": attempt}
     if isinstance(exc, openai.APITimeoutError | anthropic.APITimeoutError):
-        return ApplicationError(f"{where}: request timed out", details, type="ProviderTimeout")
+        return ApplicationError(
+            f"{where}: request timed out", details, type=FailureType.PROVIDER_TIMEOUT
+        )
     if isinstance(exc, openai.APIConnectionError | anthropic.APIConnectionError):
         return ApplicationError(
-            f"{where}: cannot connect: {exc.__cause__ or exc}", details, type="ProviderUnreachable"
+            f"{where}: cannot connect: {exc.__cause__ or exc}",
+            details,
+            type=FailureType.PROVIDER_UNREACHABLE,
         )
     if isinstance(exc, openai.APIStatusError | anthropic.APIStatusError):
         status = exc.status_code
         message = f"{where}: HTTP {status}: {_provider_message(exc)}"
         if status in NON_RETRYABLE_STATUSES:
             return ApplicationError(
-                message, details, type=f"ProviderHTTP{status}", non_retryable=True
+                message, details, type=FailureType.provider_http(status), non_retryable=True
             )
         return ApplicationError(
             message,
             details,
-            type=f"ProviderHTTP{status}",
+            type=FailureType.provider_http(status),
             next_retry_delay=retry_after(exc.response.headers),
         )
-    return ApplicationError(f"{where}: {exc}", details, type="ProviderError", non_retryable=True)
+    return ApplicationError(
+        f"{where}: {exc}", details, type=FailureType.PROVIDER_ERROR, non_retryable=True
+    )
 
 
 def _provider_message(exc: openai.APIStatusError | anthropic.APIStatusError) -> str:

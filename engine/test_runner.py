@@ -15,13 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.client import WorkflowHandle
 
-from engine.client import EngineClient, failure_reason
+from engine.client import EngineClient
+from engine.temporal_errors import Where, temporal_errors
 from engine.test_files import LoadedCase, LoadedTests
 from workflows.contracts import LLM_CALL, LlmCallInput, RunResult, RunStatus, StepResult, Usage
 from workflows.definition import WaitForSignalStep
-from workflows.errors import WorkflowError
+from workflows.errors import FailureType, RunFailed, WorkflowError
 
 POLL_SECONDS = 0.5
 STUCK_POLLS = 2
@@ -160,12 +161,14 @@ async def _watched(
             what = ", ".join(f"signal {name!r} (step {step})" for step, name in waiting.items())
             raise _Stuck(f"the run still waits for {what} and the case sends no more")
     error = None
+    settings = client.settings
     try:
-        run: RunResult | None = await ended
+        with temporal_errors(Where(settings.address, settings.namespace, handle.id)):
+            run: RunResult | None = await ended
         state = "completed"
-    except WorkflowFailureError as exc:
-        run, error = None, failure_reason(exc)
-        state = "cancelled" if error == "was cancelled" else "failed"
+    except RunFailed as exc:
+        run, error = None, exc.reason
+        state = "cancelled" if exc.state == "cancelled" else "failed"
     status = None if run is not None else await handle.query("status", result_type=RunStatus)
     calls, prompts, missing = await _calls(client, handle)
     steps = dict(run.steps if run is not None else status.steps if status else {})
@@ -210,7 +213,7 @@ async def _calls(
             prompts.setdefault(call.step_id, []).append("\n".join(texts))
         elif event.HasField("activity_task_failed_event_attributes"):
             failure = event.activity_task_failed_event_attributes.failure
-            if failure.application_failure_info.type == "ScriptMissing":
+            if failure.application_failure_info.type == FailureType.SCRIPT_MISSING:
                 missing.append(failure.message)
     return calls, prompts, missing
 

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         RunResult,
     )
     from workflows.definition import BudgetSpec, Definition
+    from workflows.errors import FailureType
     from workflows.ledger import (
         ALLOWANCE,
         RUN,
@@ -130,7 +131,7 @@ class Budgets:
             raise ApplicationError(
                 f"step '{call.step_id}': model {call.provider}/{call.model} has no known price, "
                 "and the run has a budget: add the model to the starter's PRICES_FILE",
-                type="BudgetError",
+                type=FailureType.BUDGET,
                 non_retryable=True,
             )
         counted = input_bound(call) if self.bounded else _input_estimate(call)
@@ -171,7 +172,9 @@ class Budgets:
             meter = workflow.metric_meter()
             if short.on_exceed != "pause":
                 meter.create_counter("budget_exceeded", "runs a budget stopped").add(1)
-                raise ApplicationError(message, type="BudgetExceeded", non_retryable=True)
+                raise ApplicationError(
+                    message, type=FailureType.BUDGET_EXCEEDED, non_retryable=True
+                )
             meter.create_counter("budget_pauses", "runs a budget paused").add(1)
             short.waiting = (
                 f"paused: {message}; raise the budget (starter.py budget ID ...) or cancel the run"

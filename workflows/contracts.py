@@ -158,6 +158,11 @@ class RunStatus(BaseModel):
     """The latest signals refused because their payload did not fit the waiting step, and
     why (at most MAX_REJECTED_SHOWN)."""
 
+    @property
+    def finished_steps(self) -> list[str]:
+        """Steps that completed (not skipped, not failed): what a rerun takes as they are."""
+        return [step_id for step_id, step in self.steps.items() if step.status == "completed"]
+
 
 class RunResult(BaseModel):
     execution_id: str

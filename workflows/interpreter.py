@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.definition import Definition, WorkflowSpec, definition_model
     from workflows.definition_parts import StepFields
-    from workflows.errors import WorkflowError
+    from workflows.errors import FailureType, WorkflowError
     from workflows.rerun import unfinished_items
     from workflows.schedule import Schedule
     from workflows.scripts import SCRIPT_PATCH, ScriptPlayer
@@ -119,7 +119,7 @@ class YamlWorkflow:
         await workflow.wait_condition(lambda: self._signals.known)
         problem = self._signals.update_problem(name, args)
         if problem:
-            raise ApplicationError(problem, type="SignalRefused", non_retryable=True)
+            raise ApplicationError(problem, type=FailureType.SIGNAL_REFUSED, non_retryable=True)
         return self._signals.accept(name, args)
 
     @on_update.validator
@@ -196,7 +196,9 @@ class YamlWorkflow:
         try:
             variables = resolve_variables(definition, run_input.variables)
         except WorkflowError as exc:
-            raise ApplicationError(str(exc), type="VariablesError", non_retryable=True) from None
+            raise ApplicationError(
+                str(exc), type=FailureType.VARIABLES, non_retryable=True
+            ) from None
         self._status.variables = variables
         info = workflow.info()
         context: dict[str, Any] = {
@@ -261,7 +263,7 @@ class YamlWorkflow:
             )
         except ActivityError as exc:
             raise ApplicationError(
-                failure_reason(exc), type="DefinitionError", non_retryable=True
+                failure_reason(exc), type=FailureType.DEFINITION, non_retryable=True
             ) from None
 
 
@@ -277,7 +279,7 @@ def _decode_input(raw: Any, model: type[RunInput]) -> RunInput:
         )
         raise ApplicationError(
             f"the run's input is not a valid RunInput: {problems}",
-            type="InputError",
+            type=FailureType.INPUT,
             non_retryable=True,
         ) from None
 

@@ -21,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 from workflows import search_attributes
 from workflows.contracts import ItemResult, RunStatus, StepResult, Usage
 from workflows.definition import Definition, Step
+from workflows.errors import FailureType
 from workflows.graph import dependencies, output_owners
 from workflows.step_results import Drained, Once, StepFailed, render_or_fail
 from workflows.steps import StepRunner
@@ -151,7 +152,7 @@ class Schedule:
             if unknown:
                 raise ApplicationError(
                     f"step '{step_id}' waits for unknown step(s) {', '.join(unknown)}",
-                    type="DefinitionError",
+                    type=FailureType.DEFINITION,
                     non_retryable=True,
                 )
         sorter = TopologicalSorter(self.waits)
@@ -160,7 +161,7 @@ class Schedule:
         except CycleError as exc:
             raise ApplicationError(
                 f"dependency cycle: {' → '.join(exc.args[1])}",
-                type="DefinitionError",
+                type=FailureType.DEFINITION,
                 non_retryable=True,
             ) from None
         return sorter
@@ -244,7 +245,9 @@ class Schedule:
                 once = await self._for_each(step, context)
         except StepFailed as exc:
             if step.on_error != "continue":
-                raise ApplicationError(str(exc), type="StepFailed", non_retryable=True) from None
+                raise ApplicationError(
+                    str(exc), type=FailureType.STEP_FAILED, non_retryable=True
+                ) from None
             given = any(output.default is not None for output in step.outputs)
             defaults = {output.name: output.default for output in step.outputs}
             return StepResult(
@@ -268,14 +271,14 @@ class Schedule:
         if not isinstance(items, list):
             raise ApplicationError(
                 f"step '{step.id}': for_each must give a list, got {type(items).__name__}",
-                type="TemplateError",
+                type=FailureType.TEMPLATE,
                 non_retryable=True,
             )
         if len(items) > MAX_FOR_EACH_ITEMS and workflow.patched(FOR_EACH_LIMIT_PATCH):
             raise ApplicationError(
                 f"step '{step.id}': for_each gave {len(items)} items, over the limit of "
                 f"{MAX_FOR_EACH_ITEMS}: split the work into child runs (a `workflow` step)",
-                type="TemplateError",
+                type=FailureType.TEMPLATE,
                 non_retryable=True,
             )
         limit = asyncio.Semaphore(step.concurrency)

@@ -10,7 +10,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.contracts import Usage
-    from workflows.errors import WorkflowError
+    from workflows.errors import FailureType, WorkflowError
     from workflows.templates import render
 
 
@@ -42,5 +42,5 @@ def render_or_fail(template: Any, context: dict[str, Any], where: str) -> Any:
         return render(template, context)
     except WorkflowError as exc:
         raise ApplicationError(
-            f"{where}: {exc}", type="TemplateError", non_retryable=True
+            f"{where}: {exc}", type=FailureType.TEMPLATE, non_retryable=True
         ) from None

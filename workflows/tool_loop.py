@@ -49,7 +49,7 @@ with workflow.unsafe.imports_passed_through():
         Usage,
     )
     from workflows.definition import DEFAULT_MAX_TOOL_CALLS, Definition, LlmCallStep, RetrySpec
-    from workflows.errors import WorkflowError
+    from workflows.errors import FailureType, WorkflowError
     from workflows.scripts import ScriptPlayer
     from workflows.step_results import StepFailed
     from workflows.templates import render_params
@@ -104,7 +104,7 @@ async def describe_tools(
     if twice:
         raise ApplicationError(
             f"step '{step.id}': more than one tool is named {', '.join(map(repr, twice))}",
-            type="DefinitionError",
+            type=FailureType.DEFINITION,
             non_retryable=True,
         )
     return tools
@@ -232,7 +232,7 @@ class ToolLoop:
         except WorkflowError as exc:
             raise ApplicationError(
                 f"{self.step.id}.tools {tool.name} params: {exc}",
-                type="TemplateError",
+                type=FailureType.TEMPLATE,
                 non_retryable=True,
             ) from None
         idempotency_key, first_run_id = effect_key(where)

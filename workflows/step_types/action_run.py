@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.contracts import ActionInput, ActionResult, SecretSlot
     from workflows.durations import parse_duration
-    from workflows.errors import WorkflowError
+    from workflows.errors import FailureType, WorkflowError
     from workflows.step_results import Once, StepFailed
     from workflows.step_types.action import ActionStep
     from workflows.templates import render_params
@@ -33,7 +33,7 @@ async def run(step: ActionStep, runner: StepRunner, context: dict[str, Any], key
         params, slots = render_params(step.params, context)
     except WorkflowError as exc:
         raise ApplicationError(
-            f"{step.id}.params: {exc}", type="TemplateError", non_retryable=True
+            f"{step.id}.params: {exc}", type=FailureType.TEMPLATE, non_retryable=True
         ) from None
     if step.action == "sleep":
         try:

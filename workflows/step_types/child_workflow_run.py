@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.step_types.child_workflow import WorkflowStep
 
 if TYPE_CHECKING:  # annotations only: steps.py dispatches to this module
+    from workflows.errors import FailureType
     from workflows.steps import StepRunner
 
 CHILD_ID_LIMIT_PATCH = "child-id-limit"
@@ -57,7 +58,7 @@ async def child_run(
     if definition is None:
         raise ApplicationError(
             f"step '{step_id}': definition {file!r} was not loaded with this run",
-            type="DefinitionError",
+            type=FailureType.DEFINITION,
             non_retryable=True,
         )
     child_id = f"{workflow.info().workflow_id}/{key}"

@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
         ValidatorInput,
         ValidatorResult,
     )
-    from workflows.errors import WorkflowError
+    from workflows.errors import FailureType, WorkflowError
     from workflows.ledger import Spend
     from workflows.providers import MOCK
     from workflows.routing import route
@@ -182,7 +182,7 @@ async def call_models(
             target = route(model_name)
         except ValueError as exc:
             raise ApplicationError(
-                f"step '{step.id}': {exc}", type="DefinitionError", non_retryable=True
+                f"step '{step.id}': {exc}", type=FailureType.DEFINITION, non_retryable=True
             ) from None
         provider = MOCK if target.provider in runner.mock_providers else target.provider
         sent = call.model_copy(update={"provider": provider, "model": target.model})
