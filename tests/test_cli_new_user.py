@@ -127,6 +127,72 @@ def test_a_value_typed_for_an_untyped_variable_is_read_as_written(text, value):
     assert read_text_value(text) == value
 
 
+TYPED = """
+workflow:
+  name: typed
+  variables:
+    zip: {type: string}
+    code: "00000"
+    anything: {description: "no type and no default"}
+  steps:
+    - {id: keep, type: set, values: {z: "{{ zip }}"}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "value"),
+    [
+        ("zip", "01234", "01234"),
+        ("zip", '"01234"', "01234"),  # the quoting docs/language.md advises loses its quotes
+        ("zip", "'01234'", "01234"),
+        ("zip", '"\\"hi\\""', '"hi"'),  # quotes kept by quoting them
+        ("zip", '"a" and "b"', '"a" and "b"'),  # not one quoted string: as written
+        ("zip", "3", "3"),
+        ("code", '"01234"', "01234"),
+        ("anything", "01234", "01234"),
+        ("anything", '"01234"', "01234"),
+        ("anything", "3", 3),
+    ],
+)
+def test_a_quoted_var_is_its_text_for_every_variable(name, text, value):
+    from workflows.validation import load_definition, typed_variables
+
+    definition = load_definition(TYPED, "typed.yaml")
+    assert typed_variables(definition, {name: text}) == {name: value}
+
+
+def test_the_docs_say_which_fields_are_refused_and_those_are(tmp_path):
+    """docs/language.md once said budget, tools, messages and images were refused (they
+    run); the fields its "Not yet" section names must be the ones validation refuses."""
+    from workflows.errors import DefinitionError
+    from workflows.validation import load_definition
+
+    doc = (ROOT / "docs" / "language.md").read_text(encoding="utf-8")
+    not_yet = doc.split("## Not yet", 1)[1].split("\n## ", 1)[0]
+    for working in ("`budget`", "`tools`", "`messages`", "`images`"):
+        assert working not in not_yet
+    named = ["cache", "service_tier", "batch"]
+    assert all(f"`{field}`" in not_yet for field in named)
+    step = "{id: ask, type: llm_call, model: mock, prompt: hi, for_each: '[1]', %s: x}"
+    for field in named:
+        text = f"workflow:\n  name: w\n  steps:\n    - {step % field}\n"
+        with pytest.raises(DefinitionError, match=f"unknown field '{field}'"):
+            load_definition(text, "w.yaml")
+    working = """
+workflow:
+  name: v11
+  budget: {max_cost_usd: 1}
+  steps:
+    - id: look
+      type: llm_call
+      model: mock
+      messages: [{role: user, content: "What is in the picture?"}]
+      images: ["photo.png"]
+      tools: [{action: http_fetch}]
+"""
+    assert load_definition(working, "v11.yaml").workflow.budget is not None
+
+
 def test_a_binary_file_is_refused_as_not_text_with_its_line(tmp_path):
     path = tmp_path / "picture.yaml"
     path.write_bytes(b"workflow:\n  name: x\n\xff\xd8\xff")
