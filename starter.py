@@ -126,6 +126,10 @@ async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps([run.model_dump(mode="json") for run in runs], indent=2))
         return 0
+    if not runs:  # say so, on stderr: a script reading stdout still gets no lines
+        kind = f"{args.status} runs" if args.status else "runs"
+        of = f" of {args.workflow!r}" if args.workflow else ""
+        _note(f"no {kind}{of} in namespace {settings.namespace!r} at {settings.address}")
     for run in runs:
         steps = run.steps_done if run.steps_done is not None else "-"
         print(

@@ -250,3 +250,13 @@ def test_offline_commands_answer_without_loading_temporal_or_sdks(command):
     assert done.returncode == 0, done.stderr[-2000:]
     loaded = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line}
     assert not {name for name in loaded if name.split(".")[0] in HEAVY}
+
+
+def test_list_with_nothing_to_show_says_so(stack_env):
+    listed = starter(stack_env, "list", "--workflow", "never-ran", "--status", "failed")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout == ""  # a script counting lines still counts none
+    assert (
+        f"no failed runs of 'never-ran' in namespace 'default' at {stack_env['TEMPORAL_ADDRESS']}"
+        in listed.stderr
+    )
