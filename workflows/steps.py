@@ -46,7 +46,13 @@ with workflow.unsafe.imports_passed_through():
     from workflows.durations import parse_duration
     from workflows.errors import WorkflowError
     from workflows.model_calls import ModelCalls
-    from workflows.step_results import Drained, Once, StepFailed, render_or_fail
+    from workflows.step_results import (
+        Drained,
+        Once,
+        StepFailed,
+        render_or_fail,
+        template_failure,
+    )
     from workflows.template_limits import WORK_PER_BREAK, Work
     from workflows.templates import render_params
 
@@ -86,7 +92,10 @@ class StepRunner(ModelCalls):
         if isinstance(step, SetStep):
             await self.pace()
             return Once(
-                {name: render_or_fail(value, context, key) for name, value in step.values.items()}
+                {
+                    name: render_or_fail(value, context, f"{key}.values.{name}")
+                    for name, value in step.values.items()
+                }
             )
         if isinstance(step, WaitForSignalStep):
             return await self._wait_for_signal(step)
@@ -226,9 +235,7 @@ class StepRunner(ModelCalls):
         try:
             params, slots = render_params(step.params, context)
         except WorkflowError as exc:
-            raise ApplicationError(
-                f"{step.id}.params: {exc}", type="TemplateError", non_retryable=True
-            ) from None
+            raise template_failure(f"{key}.params", exc) from None
         if step.action == "sleep":
             try:
                 duration = parse_duration(params.get("duration"))
