@@ -260,3 +260,17 @@ def test_list_with_nothing_to_show_says_so(stack_env):
         f"no failed runs of 'never-ran' in namespace 'default' at {stack_env['TEMPORAL_ADDRESS']}"
         in listed.stderr
     )
+
+
+def test_files_a_tests_run_saves_stay_out_of_the_projects_output_folder(stack_env, files):
+    """Tests once left `output/runs/ContentPipeline-...` in the checkout."""
+    (files / "saves.yaml").write_text(
+        "workflow:\n  name: saves\n  steps:\n"
+        "    - {id: keep, type: action, action: save_to_file,"
+        " params: {path: notes, filename: a.txt, data: hello}, outputs: [saved]}\n"
+    )
+    done = starter(stack_env, "run", str(files / "saves.yaml"), "--json")
+    assert done.returncode == 0, done.stderr
+    saved = json.loads(done.stdout)["outputs"]["saved"]["path"]
+    assert (Path(stack_env["OUTPUT_DIR"]) / saved).read_text() == "hello"
+    assert not (ROOT / "output" / saved).exists()
