@@ -274,3 +274,18 @@ def test_files_a_tests_run_saves_stay_out_of_the_projects_output_folder(stack_en
     saved = json.loads(done.stdout)["outputs"]["saved"]["path"]
     assert (Path(stack_env["OUTPUT_DIR"]) / saved).read_text() == "hello"
     assert not (ROOT / "output" / saved).exists()
+
+
+def test_the_installed_command_is_in_the_readme_and_answers():
+    import tomllib
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name in scripts:
+        assert f"`{name}`" in readme, f"README never mentions the installed command {name}"
+        installed = Path(sys.executable).parent / name  # `pip install -e .` put it there
+        done = subprocess.run(
+            [str(installed), "validate", "definitions/hello_world.yaml"],
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
