@@ -174,11 +174,9 @@ async def cmd_signal(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
     """A new run of the same input that takes the old run's finished steps as they are."""
-    from engine.client import rerun_variables
-
     client = await _client(settings)
-    variables = rerun_variables(parse_vars(args.var))
-    rerun = await client.rerun(args.id, from_step=args.from_step, variables=variables)
+    texts = parse_vars(args.var)
+    rerun = await client.rerun(args.id, from_step=args.from_step, variable_texts=texts)
     saved = rerun.saved
     _note(
         f"resumed {args.id} as {rerun.execution_id}: reused "

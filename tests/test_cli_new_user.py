@@ -289,3 +289,15 @@ def test_the_installed_command_is_in_the_readme_and_answers():
             cwd=ROOT, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
+
+
+def test_resume_reads_var_as_run_does(stack_env, files):
+    """`resume --var who=3` gave the number 3 to a string variable, failing the new run."""
+    first = starter(stack_env, "start", str(files / "echo.yaml"), "-v", "who=Al")
+    run_id = first.stdout.strip()
+    assert starter(stack_env, "result", run_id).returncode == 0
+    again = starter(stack_env, "resume", run_id, "--from", "keep", "-v", "who=3", "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["outputs"]["said"] == "3"
+    quoted = starter(stack_env, "resume", run_id, "--from", "keep", "-v", 'note="01234"', "--json")
+    assert json.loads(quoted.stdout)["outputs"]["noted"] == "01234"
