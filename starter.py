@@ -56,10 +56,16 @@ async def start_run(args: argparse.Namespace, settings: Settings) -> tuple[Engin
 
     loaded = load_file(args.file, settings)
     variables = typed_variables(loaded.definition, parse_vars(args.var))
+    script = None
+    if args.replies:  # scripted replies by step id (engine/test_files.py)
+        from engine.test_files import load_replies
+
+        script = load_replies(Path(args.replies), loaded)
     client = await _client(settings)
     started = await client.start(
-        loaded, variables, execution_id=args.id, offline=args.offline, reuse_id=args.reuse_id
-    )
+        loaded, variables, execution_id=args.id, offline=args.offline or script is not None,
+        reuse_id=args.reuse_id, script=script,
+    )  # fmt: skip
     _note(f"started {started.execution_id}: {client.ui_link(started.execution_id)}")
     return client, started.execution_id
 
@@ -233,11 +239,13 @@ async def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     failed = 0
     for file in args.files:
         try:
-            load_file(file, settings)
+            loaded = load_file(file, settings)
         except WorkflowError as exc:
             print(exc, file=sys.stderr)
             failed += 1
         else:
+            for warning in loaded.warnings:
+                _note(str(warning))
             print(f"{file}: valid")
     return 1 if failed else 0
 
@@ -253,6 +261,14 @@ async def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(text, end="")
     return 0
+
+
+async def cmd_test(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.test_command import test
+
+    return await test(
+        args.paths, settings, pattern=args.k, junit=args.junit, as_json=args.json, note=_note
+    )
 
 
 async def cmd_stop(args: argparse.Namespace, settings: Settings) -> int:
@@ -286,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("file", help="a workflow definition (YAML)")
         _var_option(sub)
         sub.add_argument("--offline", action="store_true", help="send every model call to mock")
+        sub.add_argument("--replies", metavar="FILE", help="a YAML of replies by step id")
         sub.add_argument("--id", help="the run's id (default: the workflow's name and a suffix)")
         sub.add_argument(
             "--reuse-id",
@@ -358,6 +375,12 @@ def build_parser() -> argparse.ArgumentParser:
     schema = commands.add_parser("schema", help="print (or write) the definitions' JSON Schema")
     schema.add_argument("-o", "--output", help="write to this file instead of stdout")
     schema.set_defaults(handler=cmd_schema)
+    tests = commands.add_parser("test", help="run *.test.yaml files (scripted replies)")
+    tests.add_argument("paths", nargs="+", help="test files, or directories to search")
+    tests.add_argument("-k", metavar="PATTERN", help="only cases whose FILE::NAME contains it")
+    tests.add_argument("--junit", metavar="FILE", help="also write JUnit XML here")
+    tests.add_argument("--json", action="store_true", help="machine-readable output")
+    tests.set_defaults(handler=cmd_test)
     stop = commands.add_parser(
         "stop", help="stop the dev server and worker that run/start started in the background"
     )

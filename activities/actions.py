@@ -23,6 +23,7 @@ from activities.files import FileActions
 from activities.heartbeat import heartbeating
 from activities.http import HttpActions
 from activities.registry import ActionSpec
+from activities.scripted import scripted_result
 from activities.secrets import fill_slots, redact
 from workflows.actions import (
     DatabaseInsertParams,
@@ -51,6 +52,10 @@ def action_activity(spec: ActionSpec, secrets: Mapping[str, str]) -> Callable[..
         attempt = activity.info().attempt
         used: dict[str, str] = {}
         try:
+            if request.scripted is not None:  # a test's stand-in for the action
+                if not request.secrets:
+                    spec.params.model_validate(request.params)
+                return scripted_result(request, attempt)
             filled, used = fill_slots(request.params, request.secrets, secrets)
             params = spec.params.model_validate(filled)
             if inspect.iscoroutinefunction(spec.run):

@@ -69,8 +69,10 @@ from workflows.errors import (
     UsageError,
 )
 from workflows.interpreter import YamlWorkflow
+from workflows.providers import MOCK, provider_spec
 from workflows.rerun import rerun_plan
 from workflows.routing import route
+from workflows.scripts import Script
 from workflows.validation import read_text_value, resolve_variables, typed_variables
 
 REFUSE_USED_IDS = WorkflowIDReusePolicy.REJECT_DUPLICATE
@@ -141,6 +143,7 @@ class EngineClient:
         execution_id: str | None = None,
         offline: bool = False,
         reuse_id: bool = False,
+        script: Script | None = None,
     ) -> Started:
         """Validate and start a run; `definition` is a loaded bundle, a parsed model or a
         file path. Variables are checked against the definition before anything starts.
@@ -148,9 +151,11 @@ class EngineClient:
         unless `reuse_id`; a reused id's runs still never share idempotency keys or files
         (each run chain's first run id keys them), and a running run's id is never reused."""
         loaded = self._loaded(definition)
+        for warning in loaded.warnings:
+            self._note(str(warning))
         variables = dict(variables or {})
         resolve_variables(loaded.definition, variables)
-        mocked = self._mocked(loaded, offline)
+        mocked = self._mocked(loaded, offline) if script is None or offline else []
         prices = budget_prices(loaded, self.settings.prices)
         await self._ensure_worker()
         name = loaded.definition.workflow.name
@@ -167,6 +172,7 @@ class EngineClient:
                     llm_task_queue=self.settings.llm_task_queue,
                     action_task_queue=self.settings.action_task_queue,
                     prices=prices,
+                    script=script,
                 ),
                 id=run_id,
                 task_queue=self.settings.task_queue,
@@ -420,15 +426,12 @@ class EngineClient:
     async def replay(self, history: WorkflowHistory | str) -> int:
         """Replay a run's history (or a run by id) against this code; raises on any
         nondeterminism. Returns the number of events replayed."""
-        from worker import workflow_runner
+        from engine.plugin import EnginePlugin
 
         if isinstance(history, str):
             history = await (await self._handle(history)).fetch_history()
-        replayer = Replayer(
-            workflows=[YamlWorkflow],
-            data_converter=self.settings.data_converter,
-            workflow_runner=workflow_runner(),
-        )
+        # The worker's own wiring: workflow, converter, runner and failure types.
+        replayer = Replayer(workflows=[], plugins=[EnginePlugin(self.settings)])
         await replayer.replay_workflow(history)
         return len(history.events)
 
@@ -473,7 +476,7 @@ class EngineClient:
     def _mocked(self, loaded: LoadedDefinition, offline: bool) -> list[str]:
         """Providers whose calls go to the offline mock. Keys belong to the worker: against
         a server this machine did not start, only `offline` sends calls to the mock."""
-        providers = sorted({route(name).provider for name in called_models(loaded)} - {"mock"})
+        providers = sorted({route(name).provider for name in called_models(loaded)} - {MOCK})
         if offline:
             if providers:
                 self._note("--offline: every model call goes to the offline mock provider")
@@ -482,9 +485,10 @@ class EngineClient:
             return []
         missing = [p for p in providers if not is_configured(p, self.settings.endpoints.get(p))]
         for provider in missing:
+            hint = provider_spec(provider).setup_hint()
             self._note(
                 f"no key configured for provider {provider}: its calls go to the offline mock "
-                f"provider (replies are labelled). To call it, set {_key_hint(provider)}."
+                f"provider (replies are labelled). To call it, set {hint}."
             )
         return missing
 
@@ -524,14 +528,6 @@ def _read_texts(definition: Definition | None, texts: Mapping[str, str]) -> dict
     if definition is None:
         return {name: read_text_value(text) for name, text in texts.items()}
     return typed_variables(definition, dict(texts))
-
-
-def _key_hint(provider: str) -> str:
-    if provider == "openai":
-        return "OPENAI_API_KEY (and OPENAI_BASE_URL for a compatible server)"
-    if provider == "anthropic":
-        return "ANTHROPIC_API_KEY"
-    return f"{provider.upper()}_BASE_URL to its OpenAI-compatible endpoint"
 
 
 def _quoted(value: str) -> str:

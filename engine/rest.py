@@ -278,7 +278,8 @@ async def validate(body: ValidateRequest, definitions: Definitions) -> Validated
             loaded = await definitions.file(body.workflow_file or "")
     except DefinitionError as exc:
         return Validated(valid=False, problems=[ProblemOut.of(p) for p in exc.problems])
-    return Validated(valid=True, workflow_name=loaded.definition.workflow.name)
+    warnings = [ProblemOut.of(warning) for warning in loaded.warnings]
+    return Validated(valid=True, workflow_name=loaded.definition.workflow.name, warnings=warnings)
 
 
 @router.get("/workflows", responses=errors())

@@ -181,6 +181,8 @@ class Validated(BaseModel):
     valid: bool
     workflow_name: str | None = None
     problems: list[ProblemOut] = []
+    warnings: list[ProblemOut] = Field(default=[], exclude_if=lambda value: not value)
+    """Settings a valid definition's model calls will not send (e.g. a temperature)."""
 
 
 class ErrorBody(BaseModel):

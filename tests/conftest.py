@@ -30,8 +30,9 @@ from activities.mcp_servers import McpServer
 from activities.rate_limits import Pacer
 from activities.registry import ActionSpec, ValidatorSpec
 from engine.local_stack import TUNED_SERVER_FLAGS, temporal_cli
+from engine.plugin import EnginePlugin
+from engine.settings import Settings
 from tests.fake_llm import FakeLlmServer
-from worker import build_worker
 from workflows import search_attributes
 from workflows.contracts import RunInput, RunResult
 from workflows.interpreter import YamlWorkflow
@@ -83,18 +84,24 @@ async def new_worker(
     task_queue: str | None = None,
     mcp_servers: Mapping[str, McpServer] | None = None,
     input_dir: Path = Path("input"),
+    **options: Any,
 ) -> AsyncIterator[Worker]:
-    worker = build_worker(
-        client,
-        task_queue or f"test-{uuid.uuid4()}",
-        build_providers(endpoints),
-        definitions_dir,
-        actions,
-        secrets,
-        validators=validators,
-        pacer=pacer,
-        mcp_servers=mcp_servers,
+    """A worker built from the engine's plugin alone, with only the actions given."""
+    settings = Settings(
+        definitions_dir=definitions_dir,
+        secrets=secrets or {},
+        mcp_servers=mcp_servers or {},
         input_dir=input_dir,
+    )
+    plugin = EnginePlugin(
+        settings,
+        providers=build_providers(endpoints),
+        actions=actions or {},
+        validators=validators or {},
+        pacer=pacer,
+    )
+    worker = Worker(
+        client, task_queue=task_queue or f"test-{uuid.uuid4()}", plugins=[plugin], **options
     )
     async with worker:
         yield worker

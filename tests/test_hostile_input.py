@@ -10,7 +10,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from tests.conftest import definition, new_worker, start
 from workflows.contracts import RunInput, RunResult, RunStatus
-from workflows.interpreter import MAX_BUFFERED_SIGNALS, MAX_SIGNAL_BYTES
+from workflows.signal_buffer import MAX_BUFFERED_SIGNALS, MAX_SIGNAL_BYTES
 from workflows.template_limits import MAX_OPERATIONS, MAX_SIZE
 
 

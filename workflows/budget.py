@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         exceeded,
         short_of,
     )
+    from workflows.providers import MOCK
 
 BOUNDS_PATCH = "budget-upper-bounds"
 """Runs from before it estimate at 3 characters a token and wait as they did."""
@@ -125,7 +126,7 @@ class Budgets:
         model without a price has been refused before the run started; one reached anyway
         fails the step here."""
         price = self.prices.get(f"{call.provider}/{call.model}")
-        if price is None and call.provider != "mock":
+        if price is None and call.provider != MOCK:
             raise ApplicationError(
                 f"step '{call.step_id}': model {call.provider}/{call.model} has no known price, "
                 "and the run has a budget: add the model to the starter's PRICES_FILE",

@@ -20,14 +20,7 @@ from temporalio.exceptions import ApplicationError
 
 from workflows import search_attributes
 from workflows.contracts import ItemResult, RunStatus, StepResult, Usage
-from workflows.definition import (
-    ActionStep,
-    Definition,
-    LlmCallStep,
-    SetStep,
-    Step,
-    output_names,
-)
+from workflows.definition import Definition, Step
 from workflows.graph import dependencies, output_owners
 from workflows.step_results import Drained, Once, StepFailed, render_or_fail
 from workflows.steps import StepRunner
@@ -125,7 +118,7 @@ class Schedule:
             if not running:
                 continue
             self._progress(running)
-            if self.throttled and any(_waits(self.steps[order[i]]) for i in running):
+            if self.throttled and any(self.steps[order[i]].may_wait_long() for i in running):
                 self._publish(force=True)
             done, _ = await workflow.wait(
                 list(running.values()), return_when=asyncio.FIRST_COMPLETED
@@ -189,7 +182,7 @@ class Schedule:
     def _record(self, step: Step, result: StepResult) -> None:
         self.results[step.id] = result
         self.context["steps"][step.id] = {"status": result.status, "outputs": result.outputs}
-        for name in output_names(step):
+        for name in step.output_names():
             value = None if result.outputs is None else result.outputs.get(name)
             self.context[name] = self.status.outputs[name] = value
         self.status.steps[step.id] = result
@@ -322,7 +315,8 @@ class Schedule:
             raise Drained()
         del self.status.items[step.id]
         found = sorted({name for result in results for name in result.outputs})
-        names = output_names(step) + [name for name in found if name not in output_names(step)]
+        declared = step.output_names()
+        names = declared + [name for name in found if name not in declared]
         return Once(
             {name: [result.outputs.get(name) for result in results] for name in names},
             sum(result.attempts for result in results),
@@ -332,14 +326,6 @@ class Schedule:
 
 def _elapsed_ms(started: Any) -> int:
     return int((workflow.now() - started).total_seconds() * 1000)
-
-
-def _waits(step: Step) -> bool:
-    """Steps that may wait for a long time (a signal, a timer, a child run): the run's
-    progress is published before them."""
-    if isinstance(step, ActionStep):
-        return step.action == "sleep"
-    return not isinstance(step, LlmCallStep | SetStep)
 
 
 def _same_item(carried: Any, item: Any) -> bool:

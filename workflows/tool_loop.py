@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.definition import DEFAULT_MAX_TOOL_CALLS, Definition, LlmCallStep, RetrySpec
     from workflows.errors import WorkflowError
+    from workflows.scripts import ScriptPlayer
     from workflows.step_results import StepFailed, template_failure
     from workflows.templates import render_params
 
@@ -143,8 +144,10 @@ class ToolLoop:
         call_models: CallModels,
         child_run: ChildRun,
         action_task_queue: str | None,
+        script: ScriptPlayer | None = None,
     ) -> None:
         self.step = step
+        self.script = script
         self.key = key
         self.context = context
         self.call_models = call_models
@@ -238,6 +241,7 @@ class ToolLoop:
                 secrets=[SecretSlot(path=list(path), parts=parts) for path, parts in slots],
                 idempotency_key=idempotency_key,
                 first_run_id=first_run_id,
+                scripted=self.script.action(self.step.id, self.key) if self.script else None,
             ),
             result_type=ActionResult,
             start_to_close_timeout=timeout_of(self.step.timeout),
