@@ -100,6 +100,10 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     runs = await (await _client(settings)).list(args.workflow, args.status, limit=args.limit)
+    if not runs and not args.json:  # say so, on stderr: a script reading stdout gets no lines
+        kind = f"{args.status} runs" if args.status else "runs"
+        of = f" of {args.workflow!r}" if args.workflow else ""
+        _note(f"no {kind}{of} in namespace {settings.namespace!r} at {settings.address}")
     _print([as_json(runs)] if args.json else [run_line(run) for run in runs])
     return 0
 
@@ -126,11 +130,9 @@ async def cmd_signal(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
     """A new run of the same input that takes the old run's finished steps as they are."""
-    from engine.client import rerun_variables
-
     client = await _client(settings)
-    variables = rerun_variables(parse_vars(args.var))
-    rerun = await client.rerun(args.id, from_step=args.from_step, variables=variables)
+    texts = parse_vars(args.var)
+    rerun = await client.rerun(args.id, from_step=args.from_step, variable_texts=texts)
     _note(rerun_note(args.id, rerun))
     _note(client.ui_link(rerun.execution_id))
     return await wait_and_print(client, rerun.execution_id, args.json)

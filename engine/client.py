@@ -67,7 +67,7 @@ from workflows.providers import MOCK, provider_spec
 from workflows.rerun import rerun_plan
 from workflows.routing import route
 from workflows.scripts import Script
-from workflows.validation import read_text_value, resolve_variables
+from workflows.validation import read_text_value, resolve_variables, typed_variables
 
 REFUSE_USED_IDS = WorkflowIDReusePolicy.REJECT_DUPLICATE
 """A new run's id must be one no run has (running, or ended and kept in history)."""
@@ -377,16 +377,19 @@ class EngineClient:
         *,
         from_step: str | None = None,
         variables: dict[str, Any] | None = None,
+        variable_texts: Mapping[str, str] | None = None,
     ) -> Rerun:
         """A new run of the same input that takes the old run's finished steps (and the
         finished items of an unfinished for_each) as they are; `from_step` and every step
-        that waits for it run again; `variables` change what runs again."""
+        that waits for it run again; `variables` change what runs again, as do
+        `variable_texts` (the CLI's --var), read by the run's definition as `run` reads them."""
         old = await self._handle(execution_id)
         await self._ensure_worker()
         with self._errors(execution_id):
             history = await old.fetch_history()
         started = history.events[0].workflow_execution_started_event_attributes
         [previous] = await self.temporal.data_converter.decode(started.input.payloads, [RunInput])
+        variables = {**(variables or {}), **_read_texts(previous.definition, variable_texts or {})}
         status = await self.status(execution_id)
         try:
             plan = rerun_plan(previous, status, from_step)
@@ -533,10 +536,12 @@ async def _status_query(
             ) from None
 
 
-def rerun_variables(texts: Mapping[str, str]) -> dict[str, Any]:
-    """`rerun` variables given as text (the CLI's --var), read as `--var` reads them for a
-    variable of no declared type (the run's definition types them on rerun)."""
-    return {name: read_text_value(text) for name, text in texts.items()}
+def _read_texts(definition: Definition | None, texts: Mapping[str, str]) -> dict[str, Any]:
+    """Variables given as text, typed by the definition as `run` types them (a run the worker
+    started from a file name carries none: then read as for a variable of no declared type)."""
+    if definition is None:
+        return {name: read_text_value(text) for name, text in texts.items()}
+    return typed_variables(definition, dict(texts))
 
 
 def _quoted(value: str) -> str:

@@ -176,7 +176,8 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A user's environment: no provider keys, an address where nothing listens yet."""
+    """A user's environment: no provider keys, an address where nothing listens yet, and
+    files a run saves (save_to_file, SQLite) kept out of the project's own `output/`."""
     dev_dir = tmp_path_factory.mktemp("dev")
     env = {
         key: value
@@ -187,6 +188,7 @@ def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
         "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
         "TEMPORAL_DEV_DIR": str(dev_dir),
         "TEMPORAL_TASK_QUEUE": f"cli-{uuid.uuid4()}",
+        "OUTPUT_DIR": str(tmp_path_factory.mktemp("output")),
     }
     yield env
     for name in ("worker.pid", "server.pid"):

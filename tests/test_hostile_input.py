@@ -54,7 +54,10 @@ NESTED = LOOP * 3 + "{% endfor %}" * 3
 )
 async def test_a_template_bomb_fails_its_step_without_stalling(client, value, expected):
     message, handle = await ends_with(client, one_set(value))
-    assert "TemplateError: s: template exceeded" in message and expected in message
+    assert (
+        "TemplateError: step 's', field 'values.v': template exceeded" in message
+        and expected in message
+    )
     assert await failed_workflow_tasks(handle) == 0
 
 

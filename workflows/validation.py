@@ -271,8 +271,9 @@ def has_type(value: Any, type_name: str) -> bool:
 
 def typed_variables(definition: Definition, texts: dict[str, str]) -> dict[str, Any]:
     """Variables given as text (`--var name=value`): a variable declared as a string (or
-    defaulting to one) keeps the text as written; others are read by `read_text_value`, so
-    `3` is a number and `[a, b]` a list."""
+    defaulting to one) keeps the text as written, unless the whole text is one quoted string
+    (`"01234"` is `01234` for every variable, as a shell user expects); others are read by
+    `read_text_value`, so `3` is a number and `[a, b]` a list."""
     declared = definition.workflow.variables
     values: dict[str, Any] = {}
     for name, text in texts.items():
@@ -280,10 +281,24 @@ def typed_variables(definition: Definition, texts: dict[str, str]) -> dict[str, 
         if spec is not None and (
             spec.type == "string" or (spec.type is None and isinstance(spec.default, str))
         ):
-            values[name] = text
+            values[name] = _unquoted(text)
             continue
         values[name] = read_text_value(text)
     return values
+
+
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\']|\'\')*\'', re.DOTALL)
+
+
+def _unquoted(text: str) -> str:
+    """The text inside one quoted YAML string (`"a"`, `'it''s'`), or the text as written."""
+    if not _QUOTED.fullmatch(text):
+        return text
+    try:
+        value = yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError):
+        return text
+    return value if isinstance(value, str) else text
 
 
 _JSON_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")

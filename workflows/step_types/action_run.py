@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.activity_options import (
@@ -19,8 +19,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.contracts import ActionInput, ActionResult, SecretSlot
     from workflows.durations import parse_duration
-    from workflows.errors import FailureType, WorkflowError
-    from workflows.step_results import Once, StepFailed
+    from workflows.errors import WorkflowError
+    from workflows.step_results import Once, StepFailed, template_failure
     from workflows.step_types.action import ActionStep
     from workflows.templates import render_params
 
@@ -32,9 +32,7 @@ async def run(step: ActionStep, runner: StepRunner, context: dict[str, Any], key
     try:
         params, slots = render_params(step.params, context)
     except WorkflowError as exc:
-        raise ApplicationError(
-            f"{step.id}.params: {exc}", type=FailureType.TEMPLATE, non_retryable=True
-        ) from None
+        raise template_failure(f"{key}.params", exc) from None
     if step.action == "sleep":
         try:
             duration = parse_duration(params.get("duration"))

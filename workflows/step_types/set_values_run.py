@@ -16,4 +16,9 @@ if TYPE_CHECKING:  # annotations only: steps.py dispatches to this module
 
 async def run(step: SetStep, runner: StepRunner, context: dict[str, Any], key: str) -> Once:
     await runner.pace()
-    return Once({name: render_or_fail(value, context, key) for name, value in step.values.items()})
+    return Once(
+        {
+            name: render_or_fail(value, context, f"{key}.values.{name}")
+            for name, value in step.values.items()
+        }
+    )
