@@ -50,6 +50,7 @@ from engine.rest_models import (
 from engine.run_states import ListedState
 from engine.settings import Settings
 from engine.temporal_errors import first_line
+from engine.web import add_pages
 from workflows.contracts import LoadedDefinition
 from workflows.errors import DefinitionError, RunFailed, TemporalUnavailable, UsageError
 
@@ -134,6 +135,7 @@ def create_app(
     app.add_api_route("/health", health, methods=["GET"])
     handle_errors(app)
     app.add_middleware(Gate, config=config)  # type: ignore[arg-type]
+    add_pages(app, config)  # the workbench (engine/web.py), its session in front of the gate
     app.openapi = lambda: openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -38,6 +38,8 @@ DEFAULT_MAX_STREAMS = 1000
 """Open event streams; each holds a connection (the status poll is shared per run)."""
 PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/health"})
 """Paths anyone may read: the API's description and a liveness probe, nothing of the runs."""
+PUBLIC_PREFIXES = ("/sign-in", "/static/")
+"""The workbench's sign-in form and its assets (engine/web_security.py)."""
 OPEN_ACCESS = "local"
 """The name requests go by when no token is configured (allowed on loopback only)."""
 
@@ -216,7 +218,7 @@ class Gate:
             )
 
     async def _pass(self, scope: Scope, receive: Receive, send: Send, state: dict) -> None:
-        if scope["path"] in PUBLIC_PATHS:
+        if scope["path"] in PUBLIC_PATHS or scope["path"].startswith(PUBLIC_PREFIXES):
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}

@@ -1,0 +1,303 @@
+"""The workbench: server-rendered pages over the client API, served by `starter.py serve`
+beside the JSON API (same tokens, same rate limit): the runs, a run as its steps (live over
+the run's event stream), acting on a run, and the approval form of a waiting step.
+
+No state of its own and no second way to act: every button calls what the REST API calls,
+and the run checks what it is sent. Templates (engine/web_pages/) escape every value;
+sign-in, CSRF and the security headers are engine/web_security.py's."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+import jinja2
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from engine.client import EngineClient
+from engine.rest_auth import ApiConfig, RateLimiter, Tokens
+from engine.rest_errors import classify
+from engine.run_states import LISTED_STATES
+from engine.web_forms import field_errors, form_fields, payload_of
+from engine.web_history import run_account
+from engine.web_security import COOKIE, Csrf, PageSession, local_path
+from engine.web_view import run_view
+from workflows.definition import WaitForSignalStep
+from workflows.errors import SignalRefused, WorkflowError
+
+HERE = Path(__file__).parent
+PAGE_SIZE = 50
+SIGN_IN_FAILURES_PER_MINUTE = 10
+log = logging.getLogger("engine.web")
+
+pages = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(HERE / "web_pages"),
+    autoescape=True,  # every value from a run is text, never markup
+    undefined=jinja2.StrictUndefined,
+)
+pages.filters["run_url"] = lambda run_id: "/runs/" + quote(run_id, safe="")
+pages.filters["money"] = lambda usd: f"${usd:.4f}"
+
+
+def add_pages(app: FastAPI, config: ApiConfig) -> None:
+    """The pages, their assets and the session in front of the gate (call after the gate is
+    added, so the session middleware runs first)."""
+    app.state.csrf = Csrf()
+    app.state.sign_in = (Tokens(config.tokens), RateLimiter(SIGN_IN_FAILURES_PER_MINUTE))
+    app.include_router(router, include_in_schema=False)
+    app.mount("/static", StaticFiles(directory=HERE / "web_static"), name="static")
+    app.add_middleware(PageSession, config=config)  # type: ignore[arg-type]
+
+
+router = APIRouter()
+
+
+def render(request: Request, name: str, status_code: int = 200, **values: Any) -> HTMLResponse:
+    state = request.state
+    session = "local" if getattr(state, "header_auth", False) else state.session or "local"
+    values.setdefault("message", None)
+    html = pages.get_template(name).render(
+        csrf=request.app.state.csrf.token(session),
+        can_write=not getattr(state, "read_only", False),
+        signed_in=bool(getattr(state, "session", "")),
+        **values,
+    )
+    return HTMLResponse(html, status_code=status_code)
+
+
+def problem(request: Request, exc: Exception) -> HTMLResponse:
+    status, _, message = classify(exc, request.app.state.settings.address)
+    if status == 500:
+        log.exception("internal error serving %s %s", request.method, request.url.path)
+    return render(request, "problem.html", status, title="Problem", message=message)
+
+
+async def engine(request: Request) -> EngineClient:
+    return await request.app.state.connection.get()
+
+
+async def form_of(request: Request) -> dict[str, str] | Response:
+    """The posted form, after the CSRF check (a request with its own Authorization header
+    needs none: no other site can send one)."""
+    body = (await request.body()).decode("utf-8", "replace")
+    form = {name: values[-1] for name, values in parse_qs(body, keep_blank_values=True).items()}
+    state = request.state
+    if not state.header_auth:
+        session = state.session or "local"
+        if not request.app.state.csrf.valid(session, form.get("csrf", "")):
+            return render(request, "problem.html", 403, title="Refused",
+                          message="the form is out of date or was not sent by this site: "
+                          "reload the page and send it again")  # fmt: skip
+    if getattr(state, "read_only", False):
+        return render(request, "problem.html", 403, title="Refused",
+                      message="this token may only read")  # fmt: skip
+    return form
+
+
+# sign-in
+
+
+@router.get("/")
+async def home() -> RedirectResponse:
+    return RedirectResponse("/runs", 303)
+
+
+@router.get("/sign-in")
+async def sign_in_form(request: Request, next: str = "/runs") -> Response:
+    return render(request, "sign_in.html", title="Sign in", next=local_path(next))
+
+
+@router.post("/sign-in")
+async def sign_in(request: Request) -> Response:
+    body = (await request.body()).decode("utf-8", "replace")
+    form = {name: values[-1] for name, values in parse_qs(body).items()}
+    target = local_path(form.get("next"))
+    tokens, limiter = request.app.state.sign_in
+    given = form.get("token", "").strip()
+    if tokens and tokens.find(given) is None:
+        wait = limiter.take(f"sign-in from {request.client.host if request.client else '-'}")
+        message = f"too many tries: wait {math.ceil(wait)} s" if wait else "this token is not valid"
+        return render(request, "sign_in.html", 401, title="Sign in", next=target, message=message)
+    answer = RedirectResponse(target, 303)
+    if tokens:
+        answer.set_cookie(
+            COOKIE, quote(given, safe=""), httponly=True, samesite="strict", path="/",
+            secure=request.url.scheme == "https",
+        )  # fmt: skip
+    return answer
+
+
+@router.post("/sign-out")
+async def sign_out(request: Request) -> Response:
+    form = await form_of(request)
+    if isinstance(form, Response):
+        return form
+    answer = RedirectResponse("/sign-in", 303)
+    answer.delete_cookie(COOKIE, path="/")
+    return answer
+
+
+# runs
+
+
+@router.get("/runs")
+async def runs(
+    request: Request,
+    workflow: str = "",
+    status: str = "",
+    since: str = "",
+    before: str = "",
+    part: str = "",
+) -> Response:
+    """Newest first, a page at a time (`before`: the start of the last run shown)."""
+    try:
+        after = _day(since)
+        cursor = datetime.fromisoformat(before) if before else None
+        client = await engine(request)
+        found = await client.list(
+            workflow or None, status or None, started_after=after, started_before=cursor,
+            limit=PAGE_SIZE + 1,
+        )  # fmt: skip
+    except ValueError as exc:
+        return render(request, "problem.html", 400, title="Problem", message=str(exc))
+    except WorkflowError as exc:
+        return problem(request, exc)
+    more = found[PAGE_SIZE - 1].started_at.isoformat() if len(found) > PAGE_SIZE else None
+    filters = {"workflow": workflow, "status": status, "since": since}
+    name = "runs_table.html" if part == "table" else "runs.html"
+    return render(request, name, title="Runs", runs=found[:PAGE_SIZE], more=more,
+                  filters=filters, states=LISTED_STATES)  # fmt: skip
+
+
+def _day(text: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+    except ValueError:
+        raise ValueError(f"since: give a date like 2026-01-31, not {text!r}") from None
+
+
+@router.get("/runs/{execution_id:path}/events")
+async def events(execution_id: str, request: Request) -> Response:
+    """The run's event stream (the API's own) for the page's script, which cannot send
+    the bearer header but carries the session cookie."""
+    from engine.rest import events as api_events  # the API's stream, slots and all
+
+    try:
+        return await api_events(execution_id, await engine(request), request)
+    except WorkflowError as exc:
+        return problem(request, exc)
+
+
+@router.get("/runs/{execution_id:path}/approve/{step_id}")
+async def approve_form(execution_id: str, step_id: str, request: Request) -> Response:
+    try:
+        client = await engine(request)
+        status, account = await asyncio.gather(
+            client.status(execution_id), run_account(client, execution_id)
+        )
+    except WorkflowError as exc:
+        return problem(request, exc)
+    step = _waiting_step(account, step_id)
+    if step is None:
+        missing = f"run {execution_id} has no wait_for_signal step {step_id!r}"
+        return render(request, "problem.html", 404, title="Problem", message=missing)
+    return render(request, "approve.html", title=f"Approve {step_id}", run_id=execution_id,
+                  step=step, status=status, fields=form_fields(step.outputs),
+                  waiting=status.waiting_signals.get(step_id))  # fmt: skip
+
+
+@router.post("/runs/{execution_id:path}/approve/{step_id}")
+async def approve(execution_id: str, step_id: str, request: Request) -> Response:
+    form = await form_of(request)
+    if isinstance(form, Response):
+        return form
+    try:
+        client = await engine(request)
+        status, account = await asyncio.gather(
+            client.status(execution_id), run_account(client, execution_id)
+        )
+        step = _waiting_step(account, step_id)
+        if step is None:
+            raise SignalRefused(f"no wait_for_signal step {step_id!r} in run {execution_id}")
+        fields = form_fields(step.outputs)
+        for field in fields:
+            field.value = form.get(field.name, "")
+        try:
+            await client.signal(execution_id, step.signal, payload_of(step.outputs, form))
+        except SignalRefused as exc:
+            detail = str(exc).split(": ", 1)[-1]
+            message = field_errors(fields, detail)
+            return render(request, "approve.html", 400, title=f"Approve {step_id}",
+                          run_id=execution_id, step=step, status=status, fields=fields,
+                          waiting=status.waiting_signals.get(step_id),
+                          message=message or "the run refused the answer")  # fmt: skip
+    except WorkflowError as exc:
+        return problem(request, exc)
+    return RedirectResponse(f"/runs/{quote(execution_id, safe='')}?done=approved", 303)
+
+
+def _waiting_step(account: Any, step_id: str) -> WaitForSignalStep | None:
+    if account.definition is None:
+        return None
+    for step in account.definition.workflow.steps:
+        if step.id == step_id and isinstance(step, WaitForSignalStep):
+            return step
+    return None
+
+
+@router.post("/runs/{execution_id:path}/act/{action}")
+async def act(execution_id: str, action: str, request: Request) -> Response:
+    """Pause, resume, cancel or rerun, as the API does them."""
+    form = await form_of(request)
+    if isinstance(form, Response):
+        return form
+    target = execution_id
+    try:
+        client = await engine(request)
+        if action in ("pause", "resume"):
+            await client.signal(execution_id, action)
+        elif action == "cancel":
+            await asyncio.wait_for(client.cancel(execution_id), 10)
+        elif action == "rerun":
+            texts = {
+                name[len("var.") :]: value
+                for name, value in form.items()
+                if name.startswith("var.") and value != ""
+            }
+            rerun = await client.rerun(
+                execution_id, from_step=form.get("from_step") or None, variable_texts=texts
+            )
+            target = rerun.execution_id
+        else:
+            return render(request, "problem.html", 404, title="Problem",
+                          message=f"no action {action!r}")  # fmt: skip
+    except TimeoutError:
+        pass  # cancelling: the page shows it end
+    except WorkflowError as exc:
+        return problem(request, exc)
+    return RedirectResponse(f"/runs/{quote(target, safe='')}?done={action}", 303)
+
+
+@router.get("/runs/{execution_id:path}")
+async def run_page(execution_id: str, request: Request, part: str = "", done: str = "") -> Response:
+    try:
+        client = await engine(request)
+        status, account = await asyncio.gather(
+            client.status(execution_id), run_account(client, execution_id)
+        )
+    except WorkflowError as exc:
+        return problem(request, exc)
+    view = run_view(status, account)
+    name = "run_live.html" if part == "live" else "run.html"
+    steps = [step.id for step in account.definition.workflow.steps] if account.definition else []
+    return render(request, name, title=execution_id, run_id=execution_id, view=view,
+                  done=done, step_ids=steps, variables=account.variables)  # fmt: skip

@@ -1,0 +1,106 @@
+"""What a run's page shows that its `status` query does not: the definition it runs and each
+model call's prompt and reply, read once from the run's Temporal history (the only store of
+them) through the client's data converter, so encrypted and externally stored payloads read
+back as they were sent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio.api.history.v1 import HistoryEvent
+
+from engine.client import EngineClient
+from engine.temporal_errors import Where, temporal_errors
+from workflows.contracts import (
+    LLM_CALL,
+    LOAD_DEFINITION,
+    LlmCallInput,
+    LlmCallResult,
+    LoadedDefinition,
+    RunInput,
+)
+from workflows.definition import Definition
+
+
+class Call(BaseModel):
+    """One model call of a step, in the order the run made it."""
+
+    step: str
+    """The step id, with the item for a for_each item (`summarise/3`)."""
+    model: str
+    system: str | None = None
+    prompt: str = ""
+    messages: list[dict[str, str]] = []
+    reply: str | None = None
+    tool_calls: list[dict[str, Any]] = []
+    error: str | None = None
+
+
+class RunAccount(BaseModel):
+    definition: Definition | None = None
+    variables: dict[str, Any] = {}
+    calls: list[Call] = []
+
+    def calls_of(self, step_id: str) -> list[Call]:
+        return [c for c in self.calls if c.step == step_id or c.step.startswith(f"{step_id}/")]
+
+
+async def run_account(client: EngineClient, execution_id: str) -> RunAccount:
+    """The definition, input variables and model calls of the run's latest history."""
+    handle = client.temporal.get_workflow_handle(execution_id)
+    settings = client.settings
+    with temporal_errors(Where(settings.address, settings.namespace, execution_id)):
+        history = await handle.fetch_history()
+    convert = client.temporal.data_converter
+    account = RunAccount()
+    scheduled: dict[int, Call] = {}
+    for event in history.events:
+        if event.HasField("workflow_execution_started_event_attributes"):
+            payloads = event.workflow_execution_started_event_attributes.input.payloads
+            [run_input] = await convert.decode(payloads, [RunInput])
+            account.definition = run_input.definition
+            account.variables = run_input.variables
+        elif event.HasField("activity_task_scheduled_event_attributes"):
+            await _scheduled(convert, event, account, scheduled)
+        elif event.HasField("activity_task_completed_event_attributes"):
+            done = event.activity_task_completed_event_attributes
+            await _completed(convert, done, account, scheduled.get(done.scheduled_event_id))
+        elif event.HasField("activity_task_failed_event_attributes"):
+            failed = event.activity_task_failed_event_attributes
+            call = scheduled.get(failed.scheduled_event_id)
+            if call is not None:
+                call.error = failed.failure.message
+    return account
+
+
+async def _scheduled(
+    convert: Any, event: HistoryEvent, account: RunAccount, scheduled: dict[int, Call]
+) -> None:
+    attributes = event.activity_task_scheduled_event_attributes
+    if attributes.activity_type.name != LLM_CALL:
+        if attributes.activity_type.name == LOAD_DEFINITION:
+            scheduled[event.event_id] = Call(step=LOAD_DEFINITION, model="")
+        return
+    [given] = await convert.decode(attributes.input.payloads, [LlmCallInput])
+    call = Call(
+        step=given.step_id,
+        model=f"{given.provider}/{given.model}",
+        system=given.system,
+        prompt=given.prompt,
+        messages=[m.model_dump() for m in given.messages],
+    )
+    scheduled[event.event_id] = call
+    account.calls.append(call)
+
+
+async def _completed(convert: Any, done: Any, account: RunAccount, call: Call | None) -> None:
+    if call is None:
+        return
+    if call.step == LOAD_DEFINITION:  # a run started by file name: the definition it loaded
+        [loaded] = await convert.decode(done.result.payloads, [LoadedDefinition])
+        account.definition = loaded.definition
+        return
+    [result] = await convert.decode(done.result.payloads, [LlmCallResult])
+    call.reply = result.text
+    call.tool_calls = [t.model_dump() for t in result.tool_calls]

@@ -1,0 +1,115 @@
+"""The workbench's pages over HTTP (engine/web.py): sign-in, the session cookie and CSRF, a
+read-only token, escaping, and the approval form refused and accepted by the run itself.
+The same in a real browser: tests/test_workbench_browser.py."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from engine.web_security import COOKIE
+from tests.workbench import HOSTILE, READER, WRITER, Bench
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+    assert found, "the page has no CSRF token"
+    return found.group(1)
+
+
+async def test_a_page_without_a_session_goes_to_sign_in_and_the_token_becomes_a_cookie(
+    bench: Bench,
+):
+    async with bench.http(token=None) as anyone:
+        answer = await anyone.get("/runs/some-run/approve/review")
+        assert answer.status_code == 303
+        assert answer.headers["location"] == "/sign-in?next=%2Fruns%2Fsome-run%2Fapprove%2Freview"
+        assert (await anyone.get("/workflows")).status_code == 401  # the API: no redirect
+        wrong = await anyone.post("/sign-in", data={"token": "nope", "next": "/runs"})
+        assert wrong.status_code == 401 and "not valid" in wrong.text
+        assert COOKIE not in wrong.cookies
+        signed = await anyone.post("/sign-in", data={"token": WRITER, "next": "//evil.example/"})
+        assert signed.status_code == 303 and signed.headers["location"] == "/runs"
+        cookie = signed.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+        assert WRITER not in signed.headers["location"]
+        anyone.cookies.set(COOKIE, WRITER)
+        page = await anyone.get("/runs")
+        assert page.status_code == 200 and "<h1>Runs</h1>" in page.text
+        policy = page.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+        # the session cookie is for pages only: the JSON API still asks for the header
+        assert (await anyone.get("/workflows")).status_code == 401
+
+
+async def test_run_page_shows_steps_prompts_and_replies_as_text(bench: Bench):
+    bench.llm.reply = lambda request: f"A reply with {HOSTILE}"
+    try:
+        run_id = await bench.waiting_run(topic=HOSTILE)
+    finally:
+        bench.llm.reply = lambda request: f"Hello from {request.body.get('model')}"
+    async with bench.http() as http:
+        page = await http.get(f"/runs/{run_id}")
+    html = page.text
+    assert page.status_code == 200, html
+    assert "<script>window.pwned" not in html and 'onerror="window' not in html
+    assert "Write about &lt;script&gt;window.pwned = 1&lt;/script&gt;" in html  # the prompt
+    assert "A reply with &lt;script&gt;" in html  # the reply
+    assert re.search(r'state-done">done</span>\s*<strong>draft</strong>', html)
+    assert re.search(r'state-running">running</span>\s*<strong>review</strong>', html)
+    assert f'href="/runs/{run_id}/approve/review"' in html
+    assert "waits for draft" in html
+    await bench.engine.cancel(run_id)
+
+
+async def test_approval_refused_beside_its_field_then_accepted(bench: Bench):
+    run_id = await bench.waiting_run()
+    link = f"/runs/{run_id}/approve/review"
+    async with bench.session() as browser:
+        form = await browser.get(link)
+        assert form.status_code == 200
+        assert '<option value="true" >yes</option>' in form.text.replace("  ", " ")
+        assert '<option value="&#34;high&#34;"' in form.text  # an enum is a select of its values
+        token = csrf_of(form.text)
+        refused = await browser.post(
+            link, data={"csrf": token, "approved": "maybe", "level": '"high"', "comment": "ok"}
+        )
+        assert refused.status_code == 400
+        assert re.search(r"field-error[^>]*>&#39;approved&#39; must be a boolean", refused.text)
+        assert "review" in (await bench.engine.status(run_id)).waiting_signals  # still waits
+        accepted = await browser.post(
+            link, data={"csrf": token, "approved": "true", "level": '"high"', "comment": "ok"}
+        )
+        assert accepted.status_code == 303, accepted.text
+    result = await bench.engine.result(run_id)
+    assert result.outputs["shipped"] is True
+    assert result.steps["review"].outputs == {"approved": True, "level": "high", "comment": "ok"}
+
+
+async def test_forged_posts_and_read_only_tokens_change_nothing(bench: Bench):
+    run_id = await bench.waiting_run()
+    async with bench.session() as browser:
+        forged = await browser.post(f"/runs/{run_id}/act/cancel", data={"csrf": "0" * 64})
+        assert forged.status_code == 403 and "not sent by this site" in forged.text
+        missing = await browser.post(f"/runs/{run_id}/approve/review", data={"approved": "true"})
+        assert missing.status_code == 403
+    async with bench.session(READER) as reader:
+        page = await reader.get(f"/runs/{run_id}")
+        assert page.status_code == 200 and "<button" not in page.text.split("<main>")[1]
+        form = await reader.get(f"/runs/{run_id}/approve/review")
+        assert "may only read" in form.text and "<select" not in form.text
+        refused = await reader.post(f"/runs/{run_id}/act/cancel", data={"csrf": csrf_of(page.text)})
+        assert refused.status_code == 403 and "may only read" in refused.text
+    await asyncio.sleep(0.1)
+    assert (await bench.engine.state(run_id)) == "running"
+    async with bench.http() as script:  # a script's own header needs no CSRF token
+        cancelled = await script.post(f"/runs/{run_id}/act/cancel")
+        assert cancelled.status_code == 303
+    assert (await bench.engine.state(run_id)) == "cancelled"
+
+
+async def test_unknown_run_is_a_page_that_says_so(bench: Bench):
+    async with bench.http() as http:
+        page = await http.get("/runs/no-such-run-<b>")
+    assert page.status_code == 404
+    assert "no-such-run-&lt;b&gt;" in page.text and "content-security-policy" in page.headers
