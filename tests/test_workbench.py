@@ -8,7 +8,7 @@ import asyncio
 import re
 
 from engine.web_security import COOKIE
-from tests.workbench import HOSTILE, READER, WRITER, Bench
+from tests.workbench import HOSTILE, READER, WRITER, Bench, bench_server  # noqa: F401 (fixture)
 
 
 def csrf_of(html: str) -> str:

@@ -80,8 +80,8 @@ class Bench:
         raise AssertionError(f"{run_id} never waited at review: {status}")
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def bench(
+@pytest_asyncio.fixture(name="bench", scope="module", loop_scope="session")
+async def bench_server(
     temporal_env: WorkflowEnvironment, llm_server: FakeLlmServer
 ) -> AsyncIterator[Bench]:
     client = temporal_env.client
