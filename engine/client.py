@@ -300,6 +300,7 @@ class EngineClient:
                         workflow_name=names.get(search_attributes.DEFINITION_NAME),
                         status=state_of(execution.status),
                         steps_done=names.get(search_attributes.STEPS_DONE),
+                        cost_usd=names.get(search_attributes.COST_USD),
                         started_at=execution.start_time,
                         closed_at=execution.close_time,
                     )

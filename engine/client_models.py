@@ -41,6 +41,8 @@ class Execution(BaseModel):
     workflow_name: str | None
     status: RunState
     steps_done: int | None
+    cost_usd: float | None = None
+    """The estimated cost so far, as the run last recorded it (a search attribute)."""
     started_at: datetime
     closed_at: datetime | None = None
 

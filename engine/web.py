@@ -9,6 +9,7 @@ sign-in, CSRF and the security headers are engine/web_security.py's."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from engine.web_security import COOKIE, Csrf, PageSession, local_path
 from engine.web_view import run_view
 from workflows.definition import WaitForSignalStep
 from workflows.errors import SignalRefused, WorkflowError
+from workflows.rerun import rerun_plan
 
 HERE = Path(__file__).parent
 PAGE_SIZE = 50
@@ -267,6 +269,13 @@ async def act(execution_id: str, action: str, request: Request) -> Response:
             await client.signal(execution_id, action)
         elif action == "cancel":
             await asyncio.wait_for(client.cancel(execution_id), 10)
+        elif action == "budget":
+            await client.raise_budget(
+                execution_id,
+                max_cost_usd=_number(form.get("max_cost_usd", ""), float),
+                max_tokens=_number(form.get("max_tokens", ""), int),
+                step=form.get("scope") if form.get("scope") not in (None, "", "run") else None,
+            )
         elif action == "rerun":
             texts = {
                 name[len("var.") :]: value
@@ -282,13 +291,26 @@ async def act(execution_id: str, action: str, request: Request) -> Response:
                           message=f"no action {action!r}")  # fmt: skip
     except TimeoutError:
         pass  # cancelling: the page shows it end
+    except ValueError as exc:
+        return render(request, "problem.html", 400, title="Problem", message=str(exc))
     except WorkflowError as exc:
         return problem(request, exc)
     return RedirectResponse(f"/runs/{quote(target, safe='')}?done={action}", 303)
 
 
+def _number(text: str, kind: type[float] | type[int]) -> Any:
+    if text.strip() == "":
+        return None
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a {'whole ' if kind is int else ''}number") from None
+
+
 @router.get("/runs/{execution_id:path}")
-async def run_page(execution_id: str, request: Request, part: str = "", done: str = "") -> Response:
+async def run_page(
+    execution_id: str, request: Request, part: str = "", done: str = "", rerun_from: str = ""
+) -> Response:
     try:
         client = await engine(request)
         status, account = await asyncio.gather(
@@ -297,7 +319,13 @@ async def run_page(execution_id: str, request: Request, part: str = "", done: st
     except WorkflowError as exc:
         return problem(request, exc)
     view = run_view(status, account)
-    name = "run_live.html" if part == "live" else "run.html"
+    if part == "live":
+        return render(request, "run_live.html", title=execution_id, run_id=execution_id, view=view)
     steps = [step.id for step in account.definition.workflow.steps] if account.definition else []
-    return render(request, name, title=execution_id, run_id=execution_id, view=view,
-                  done=done, step_ids=steps, variables=account.variables)  # fmt: skip
+    plan = None
+    if account.run_input is not None and (not rerun_from or rerun_from in steps):
+        with contextlib.suppress(ValueError):
+            plan = rerun_plan(account.run_input, status, rerun_from or None)
+    return render(request, "run.html", title=execution_id, run_id=execution_id, view=view,
+                  done=done, step_ids=steps, variables=account.variables, plan=plan,
+                  rerun_from=rerun_from)  # fmt: skip

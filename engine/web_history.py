@@ -38,6 +38,8 @@ class Call(BaseModel):
 
 
 class RunAccount(BaseModel):
+    run_input: RunInput | None = None
+    """What the run was started with (what a rerun starts again)."""
     definition: Definition | None = None
     variables: dict[str, Any] = {}
     calls: list[Call] = []
@@ -59,6 +61,7 @@ async def run_account(client: EngineClient, execution_id: str) -> RunAccount:
         if event.HasField("workflow_execution_started_event_attributes"):
             payloads = event.workflow_execution_started_event_attributes.input.payloads
             [run_input] = await convert.decode(payloads, [RunInput])
+            account.run_input = run_input
             account.definition = run_input.definition
             account.variables = run_input.variables
         elif event.HasField("activity_task_scheduled_event_attributes"):

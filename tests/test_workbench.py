@@ -108,6 +108,31 @@ async def test_forged_posts_and_read_only_tokens_change_nothing(bench: Bench):
     assert (await bench.engine.state(run_id)) == "cancelled"
 
 
+async def test_runs_list_filters_and_links_each_run_and_a_budget_is_raised_from_its_page(
+    bench: Bench,
+):
+    run_id = await bench.waiting_run()
+    async with bench.session() as browser:
+        listed = await browser.get("/runs", params={"workflow": "wb-approval", "status": "running"})
+        assert f'<a href="/runs/{run_id}">{run_id}</a>' in listed.text
+        table = await browser.get(
+            "/runs", params={"workflow": "nothing-by-this-name", "part": "table"}
+        )
+        assert "No runs." in table.text and "<html" not in table.text
+        page = await browser.get(f"/runs/{run_id}")
+        assert "Budget run: $0.0000, 6 of 100000 tokens" in page.text
+        raised = await browser.post(
+            f"/runs/{run_id}/act/budget",
+            data={"csrf": csrf_of(page.text), "scope": "run", "max_tokens": "200000"},
+        )
+        assert raised.status_code == 303, raised.text
+        preview = await browser.get(f"/runs/{run_id}", params={"rerun_from": "review"})
+        assert "Reused as they are: draft;" in preview.text
+    status = await bench.engine.status(run_id)
+    assert status.budgets["run"].max_tokens == 200000
+    await bench.engine.cancel(run_id)
+
+
 async def test_unknown_run_is_a_page_that_says_so(bench: Bench):
     async with bench.http() as http:
         page = await http.get("/runs/no-such-run-<b>")

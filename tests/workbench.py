@@ -50,6 +50,7 @@ workflow:
       values: {shipped: "{{ approved }}"}
   outputs:
     shipped: "{{ shipped }}"
+  budget: {max_tokens: 100000}
 """
 
 
