@@ -10,24 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
 
-import jinja2
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from engine.client import EngineClient
+from engine import web_definitions
 from engine.rest_auth import ApiConfig, RateLimiter, Tokens
-from engine.rest_errors import classify
 from engine.run_states import LISTED_STATES
 from engine.web_forms import field_errors, form_fields, payload_of
 from engine.web_history import run_account
+from engine.web_render import engine, form_of, problem, refused, render
 from engine.web_security import COOKIE, Csrf, PageSession, local_path
 from engine.web_view import run_view
 from workflows.definition import WaitForSignalStep
@@ -37,15 +35,6 @@ from workflows.rerun import rerun_plan
 HERE = Path(__file__).parent
 PAGE_SIZE = 50
 SIGN_IN_FAILURES_PER_MINUTE = 10
-log = logging.getLogger("engine.web")
-
-pages = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(HERE / "web_pages"),
-    autoescape=True,  # every value from a run is text, never markup
-    undefined=jinja2.StrictUndefined,
-)
-pages.filters["run_url"] = lambda run_id: "/runs/" + quote(run_id, safe="")
-pages.filters["money"] = lambda usd: f"${usd:.4f}"
 
 
 def add_pages(app: FastAPI, config: ApiConfig) -> None:
@@ -54,53 +43,12 @@ def add_pages(app: FastAPI, config: ApiConfig) -> None:
     app.state.csrf = Csrf()
     app.state.sign_in = (Tokens(config.tokens), RateLimiter(SIGN_IN_FAILURES_PER_MINUTE))
     app.include_router(router, include_in_schema=False)
+    app.include_router(web_definitions.router, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=HERE / "web_static"), name="static")
     app.add_middleware(PageSession, config=config)  # type: ignore[arg-type]
 
 
 router = APIRouter()
-
-
-def render(request: Request, name: str, status_code: int = 200, **values: Any) -> HTMLResponse:
-    state = request.state
-    session = "local" if getattr(state, "header_auth", False) else state.session or "local"
-    values.setdefault("message", None)
-    html = pages.get_template(name).render(
-        csrf=request.app.state.csrf.token(session),
-        can_write=not getattr(state, "read_only", False),
-        signed_in=bool(getattr(state, "session", "")),
-        **values,
-    )
-    return HTMLResponse(html, status_code=status_code)
-
-
-def problem(request: Request, exc: Exception) -> HTMLResponse:
-    status, _, message = classify(exc, request.app.state.settings.address)
-    if status == 500:
-        log.exception("internal error serving %s %s", request.method, request.url.path)
-    return render(request, "problem.html", status, title="Problem", message=message)
-
-
-async def engine(request: Request) -> EngineClient:
-    return await request.app.state.connection.get()
-
-
-async def form_of(request: Request) -> dict[str, str] | Response:
-    """The posted form, after the CSRF check (a request with its own Authorization header
-    needs none: no other site can send one)."""
-    body = (await request.body()).decode("utf-8", "replace")
-    form = {name: values[-1] for name, values in parse_qs(body, keep_blank_values=True).items()}
-    state = request.state
-    if not state.header_auth:
-        session = state.session or "local"
-        if not request.app.state.csrf.valid(session, form.get("csrf", "")):
-            return render(request, "problem.html", 403, title="Refused",
-                          message="the form is out of date or was not sent by this site: "
-                          "reload the page and send it again")  # fmt: skip
-    if getattr(state, "read_only", False):
-        return render(request, "problem.html", 403, title="Refused",
-                      message="this token may only read")  # fmt: skip
-    return form
 
 
 # sign-in
@@ -168,7 +116,7 @@ async def runs(
             limit=PAGE_SIZE + 1,
         )  # fmt: skip
     except ValueError as exc:
-        return render(request, "problem.html", 400, title="Problem", message=str(exc))
+        return refused(request, 400, str(exc))
     except WorkflowError as exc:
         return problem(request, exc)
     more = found[PAGE_SIZE - 1].started_at.isoformat() if len(found) > PAGE_SIZE else None
@@ -210,8 +158,7 @@ async def approve_form(execution_id: str, step_id: str, request: Request) -> Res
         return problem(request, exc)
     step = _waiting_step(account, step_id)
     if step is None:
-        missing = f"run {execution_id} has no wait_for_signal step {step_id!r}"
-        return render(request, "problem.html", 404, title="Problem", message=missing)
+        return refused(request, 404, f"run {execution_id} has no wait_for_signal step {step_id!r}")
     return render(request, "approve.html", title=f"Approve {step_id}", run_id=execution_id,
                   step=step, status=status, fields=form_fields(step.outputs),
                   waiting=status.waiting_signals.get(step_id))  # fmt: skip
@@ -287,12 +234,11 @@ async def act(execution_id: str, action: str, request: Request) -> Response:
             )
             target = rerun.execution_id
         else:
-            return render(request, "problem.html", 404, title="Problem",
-                          message=f"no action {action!r}")  # fmt: skip
+            return refused(request, 404, f"no action {action!r}")
     except TimeoutError:
         pass  # cancelling: the page shows it end
     except ValueError as exc:
-        return render(request, "problem.html", 400, title="Problem", message=str(exc))
+        return refused(request, 400, str(exc))
     except WorkflowError as exc:
         return problem(request, exc)
     return RedirectResponse(f"/runs/{quote(target, safe='')}?done={action}", 303)

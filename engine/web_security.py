@@ -21,7 +21,7 @@ from starlette.datastructures import MutableHeaders
 from engine.rest_auth import ApiConfig, App, Message, Receive, Scope, Send, Tokens
 
 COOKIE = "workbench_session"
-PAGE_PREFIXES = ("/runs", "/sign-in", "/sign-out", "/static/")
+PAGE_PREFIXES = ("/runs", "/definitions", "/sign-in", "/sign-out", "/static/")
 """Paths of the pages (and `/` itself); everything else is the JSON API, untouched."""
 OPEN_PATHS = ("/sign-in", "/static/")
 """Page paths anyone may reach: the sign-in form and its stylesheet and script."""

@@ -133,6 +133,43 @@ async def test_runs_list_filters_and_links_each_run_and_a_budget_is_raised_from_
     await bench.engine.cancel(run_id)
 
 
+async def test_definitions_checked_at_their_lines_and_started_with_typed_variables(bench: Bench):
+    broken = "workflow:\n  name: broken\n  steps:\n    - id: one\n      type: set\n"
+    broken += "      valuez: {a: 1}\n"
+    typed = (
+        "workflow:\n  name: wb-typed\n  variables:\n    count: {type: integer, default: 2}\n"
+        "    note: {type: string, required: true, description: '<b>for people</b>'}\n"
+        "  steps:\n    - {id: one, type: set, values: {twice: '{{ count * 2 }}'}}\n"
+    )
+    async with bench.session() as browser:
+        listing = await browser.get("/definitions")
+        assert 'href="/definitions?file=definitions/hello_world.yaml"' in listing.text
+        for outside in ("../../etc/passwd", "/etc/passwd"):
+            page = await browser.get("/definitions", params={"file": outside})
+            assert page.status_code == 400 and "DEFINITIONS_DIR" in page.text
+        token = csrf_of(listing.text)
+        checked = await browser.post("/definitions", data={"csrf": token, "yaml": broken})
+        assert re.search(
+            r'<li class="bad" id="line-6">.*line 6, column \d+: unknown field', checked.text
+        )
+        assert "Start a run" not in checked.text
+        valid = await browser.post("/definitions", data={"csrf": token, "yaml": typed})
+        assert 'name="var.count" type="number" step="1" value="2"' in valid.text
+        assert "note (required)" in valid.text and "&lt;b&gt;for people&lt;/b&gt;" in valid.text
+        refused = await browser.post(
+            "/definitions/start", data={"csrf": token, "yaml": typed, "var.count": "3"}
+        )
+        assert refused.status_code == 400 and "note" in refused.text
+        started = await browser.post(
+            "/definitions/start",
+            data={"csrf": token, "yaml": typed, "var.count": "3", "var.note": "hi"},
+        )
+        assert started.status_code == 303, started.text
+    run_id = started.headers["location"].split("/runs/")[1].split("?")[0]
+    result = await bench.engine.result(run_id)
+    assert result.outputs["twice"] == 6
+
+
 async def test_unknown_run_is_a_page_that_says_so(bench: Bench):
     async with bench.http() as http:
         page = await http.get("/runs/no-such-run-<b>")
