@@ -16,7 +16,7 @@ import pytest_asyncio
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.conftest import ROOT
-from tests.workbench import HOSTILE, READER, WRITER, Bench, bench_server  # noqa: F401 (fixture)
+from tests.workbench import APPROVAL, HOSTILE, READER, WRITER, Bench, bench_server  # noqa: F401 (fixture)
 
 SHOTS = ROOT / "test-results" / "workbench"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -138,3 +138,22 @@ async def test_pause_resume_cancel_and_rerun_from_the_page(browser: Browser, ben
     status = await bench.engine.status(new_id)
     assert status.variables["topic"] == "coffee"
     await bench.engine.cancel(new_id)
+
+
+@pytest.mark.slow
+async def test_a_streamed_reply_appears_on_the_page_as_it_arrives(browser: Browser, bench: Bench):
+    alphabet = " ".join("abcdefghijklmnopqrstuvwxyz")
+    bench.llm.reply = lambda request: alphabet
+    bench.llm.stream_pieces, bench.llm.stream_delay = 8, 0.5
+    try:
+        loaded = bench.engine.load_yaml(APPROVAL)
+        run_id = (await bench.engine.start(loaded, {"topic": "letters"})).execution_id
+        page = await signed_in(browser, bench, f"/runs/{run_id}")
+        stream = page.locator('pre[data-stream="draft"]')
+        await expect(stream).to_contain_text("a b c")
+        assert await page.locator("#step-draft .reply").count() == 0  # still arriving
+        await expect(page.locator("#step-draft .reply")).to_have_text(alphabet)
+    finally:
+        bench.llm.reply = lambda request: f"Hello from {request.body.get('model')}"
+        bench.llm.stream_pieces, bench.llm.stream_delay = 5, 0.0
+    await bench.engine.cancel(run_id)
