@@ -21,10 +21,12 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from engine import web_definitions
+from engine.client import EngineClient
+from engine.client_models import ExecutionStatus
 from engine.rest_auth import ApiConfig, RateLimiter, Tokens
 from engine.run_states import LISTED_STATES
 from engine.web_forms import field_errors, form_fields, payload_of
-from engine.web_history import run_account
+from engine.web_history import RunAccount, run_account
 from engine.web_render import engine, form_of, problem, refused, render
 from engine.web_security import COOKIE, Csrf, PageSession, local_path
 from engine.web_view import run_view
@@ -35,12 +37,15 @@ from workflows.rerun import rerun_plan
 HERE = Path(__file__).parent
 PAGE_SIZE = 50
 SIGN_IN_FAILURES_PER_MINUTE = 10
+MAX_CACHED_ACCOUNTS = 1000
+"""Runs whose latest history a live refresh keeps, for the other pages watching them."""
 
 
 def add_pages(app: FastAPI, config: ApiConfig) -> None:
     """The pages, their assets and the session in front of the gate (call after the gate is
     added, so the session middleware runs first)."""
     app.state.csrf = Csrf()
+    app.state.accounts = {}
     app.state.sign_in = (Tokens(config.tokens), RateLimiter(SIGN_IN_FAILURES_PER_MINUTE))
     app.include_router(router, include_in_schema=False)
     app.include_router(web_definitions.router, include_in_schema=False)
@@ -244,6 +249,24 @@ async def act(execution_id: str, action: str, request: Request) -> Response:
     return RedirectResponse(f"/runs/{quote(target, safe='')}?done={action}", 303)
 
 
+async def _watched(
+    request: Request, client: EngineClient, execution_id: str
+) -> tuple[ExecutionStatus, RunAccount]:
+    """A live refresh of a watched run: the status its one shared poll read last
+    (engine/rest_events.py), and its history read once per poll however many pages ask."""
+    watch = request.app.state.hub.watches.get(execution_id)
+    if watch is None or watch.status is None:
+        return await asyncio.gather(client.status(execution_id), run_account(client, execution_id))
+    cache: dict[str, tuple[int, asyncio.Task[RunAccount]]] = request.app.state.accounts
+    seen = cache.get(execution_id)
+    if seen is None or seen[0] != watch.version:
+        if len(cache) >= MAX_CACHED_ACCOUNTS:
+            cache.clear()
+        task = asyncio.ensure_future(run_account(client, execution_id))
+        seen = cache[execution_id] = (watch.version, task)
+    return watch.status, await asyncio.shield(seen[1])
+
+
 def _number(text: str, kind: type[float] | type[int]) -> Any:
     if text.strip() == "":
         return None
@@ -259,9 +282,12 @@ async def run_page(
 ) -> Response:
     try:
         client = await engine(request)
-        status, account = await asyncio.gather(
-            client.status(execution_id), run_account(client, execution_id)
-        )
+        if part == "live":
+            status, account = await _watched(request, client, execution_id)
+        else:
+            status, account = await asyncio.gather(
+                client.status(execution_id), run_account(client, execution_id)
+            )
     except WorkflowError as exc:
         return problem(request, exc)
     view = run_view(status, account)

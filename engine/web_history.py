@@ -5,6 +5,7 @@ back as they were sent."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from pydantic import BaseModel
@@ -27,7 +28,8 @@ class Call(BaseModel):
     """One model call of a step, in the order the run made it."""
 
     step: str
-    """The step id, with the item for a for_each item (`summarise/3`)."""
+    key: str = ""
+    """The step id, with the item for a for_each item's call (`summarise/3`)."""
     model: str
     system: str | None = None
     prompt: str = ""
@@ -44,8 +46,12 @@ class RunAccount(BaseModel):
     variables: dict[str, Any] = {}
     calls: list[Call] = []
 
-    def calls_of(self, step_id: str) -> list[Call]:
-        return [c for c in self.calls if c.step == step_id or c.step.startswith(f"{step_id}/")]
+    def calls_by_step(self) -> dict[str, list[Call]]:
+        """Each step's calls, for_each items' too, in the order they were made."""
+        found: dict[str, list[Call]] = {}
+        for call in self.calls:
+            found.setdefault(call.step, []).append(call)
+        return found
 
 
 async def run_account(client: EngineClient, execution_id: str) -> RunAccount:
@@ -86,8 +92,14 @@ async def _scheduled(
             scheduled[event.event_id] = Call(step=LOAD_DEFINITION, model="")
         return
     [given] = await convert.decode(attributes.input.payloads, [LlmCallInput])
+    key = given.step_id
+    if event.HasField("user_metadata") and event.user_metadata.HasField("summary"):
+        with contextlib.suppress(Exception):  # the label only: "summarise/3: openai/gpt-4o"
+            [summary] = await convert.decode([event.user_metadata.summary])
+            key = str(summary).split(": ", 1)[0]
     call = Call(
         step=given.step_id,
+        key=key,
         model=f"{given.provider}/{given.model}",
         system=given.system,
         prompt=given.prompt,

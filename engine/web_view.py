@@ -15,6 +15,8 @@ from workflows.contracts import Usage
 from workflows.definition import WaitForSignalStep
 from workflows.graph import dependencies, output_owners
 
+MAX_CALLS_SHOWN = 20
+"""Calls shown per step: a 1,000-item for_each lists its first ones and counts the rest."""
 StepState = Literal["waiting", "running", "done", "failed", "skipped"]
 WORDS: dict[str, StepState] = {"completed": "done", "failed": "failed", "skipped": "skipped"}
 
@@ -32,6 +34,7 @@ class StepView(BaseModel):
     """Pretty JSON, shown as text."""
     error: str | None = None
     calls: list[Call] = []
+    more_calls: int = 0
     items_done: int | None = None
     items_total: int | None = None
     signal: str | None = None
@@ -57,7 +60,11 @@ def run_view(status: ExecutionStatus, account: RunAccount) -> RunView:
     steps = account.definition.workflow.steps if account.definition else []
     raw = [step.model_dump(by_alias=True) for step in steps]
     waits = dependencies(raw, output_owners(raw)) if raw else {}
-    views = [_step(step, status, account, sorted(waits.get(step.id, ()))) for step in steps]
+    calls = account.calls_by_step()
+    views = [
+        _step(step, status, calls.get(step.id, []), sorted(waits.get(step.id, ())))
+        for step in steps
+    ]
     known = {view.id for view in views}
     for step_id, result in status.steps.items():  # a definition unknown: the steps seen
         if step_id not in known:
@@ -74,7 +81,7 @@ def run_view(status: ExecutionStatus, account: RunAccount) -> RunView:
     )
 
 
-def _step(step: Any, status: ExecutionStatus, account: RunAccount, waits: list[str]) -> StepView:
+def _step(step: Any, status: ExecutionStatus, calls: list[Call], waits: list[str]) -> StepView:
     result = status.steps.get(step.id)
     view = StepView(
         id=step.id,
@@ -82,7 +89,8 @@ def _step(step: Any, status: ExecutionStatus, account: RunAccount, waits: list[s
         type=step.type,
         state=WORDS[result.status] if result else _unfinished(step.id, status),
         waits_for=waits,
-        calls=account.calls_of(step.id),
+        calls=calls[:MAX_CALLS_SHOWN],
+        more_calls=max(0, len(calls) - MAX_CALLS_SHOWN),
         child=getattr(step, "definition", None) if step.type == "workflow" else None,
     )
     if result is not None:

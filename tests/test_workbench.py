@@ -6,9 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import re
+from typing import Any
 
+import httpx
+
+from engine.client import EngineClient
+from engine.rest import create_app
 from engine.web_security import COOKIE
-from tests.workbench import HOSTILE, READER, WRITER, Bench, bench_server  # noqa: F401 (fixture)
+from tests.test_rest_api import factory, live
+from tests.workbench import CONFIG, HOSTILE, READER, WRITER, Bench, bench_server  # noqa: F401 (fixture)
 
 
 def csrf_of(html: str) -> str:
@@ -168,6 +174,32 @@ async def test_definitions_checked_at_their_lines_and_started_with_typed_variabl
     run_id = started.headers["location"].split("/runs/")[1].split("?")[0]
     result = await bench.engine.result(run_id)
     assert result.outputs["twice"] == 6
+
+
+class CountingClient(EngineClient):
+    reads = 0
+
+    async def status(self, execution_id: str) -> Any:
+        self.reads += 1
+        return await super().status(execution_id)
+
+
+async def test_many_pages_following_a_run_cost_one_status_poll(bench: Bench):
+    engine = CountingClient(bench.engine.temporal, bench.engine.settings, start_worker=False)
+    run_id = await bench.waiting_run()
+    app = create_app(bench.engine.settings, CONFIG, factory(engine))
+    async with live(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as page:
+        page.cookies.set(COOKIE, WRITER)
+        async with page.stream("GET", f"/runs/{run_id}/events") as stream:
+            async for line in stream.aiter_lines():
+                if line.startswith("event: step_started"):
+                    break
+            engine.reads = 0
+            tabs = [page.get(f"/runs/{run_id}", params={"part": "live"}) for _ in range(20)]
+            for answer in await asyncio.gather(*tabs):
+                assert answer.status_code == 200 and 'id="step-review"' in answer.text
+            assert engine.reads <= 2  # the stream's one poll (every 0.5 s), not one per tab
+    await bench.engine.cancel(run_id)
 
 
 async def test_unknown_run_is_a_page_that_says_so(bench: Bench):

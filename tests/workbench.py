@@ -25,6 +25,10 @@ from tests.test_rest_api import factory, live, settings_for
 
 WRITER = "writer-0123456789abcdef"
 READER = "reader-0123456789abcdef"
+CONFIG = ApiConfig(
+    tokens=(ApiToken("writer", WRITER), ApiToken("reader", READER, read_only=True)),
+    rate_per_minute=100_000,
+)
 HOSTILE = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
 APPROVAL = """
 workflow:
@@ -87,10 +91,8 @@ async def bench_server(
 ) -> AsyncIterator[Bench]:
     client = temporal_env.client
     endpoints = {"openai": Endpoint(api_key="test-key", base_url=llm_server.openai_url)}
-    tokens = (ApiToken("writer", WRITER), ApiToken("reader", READER, read_only=True))
     async with new_worker(client, endpoints) as worker:
         settings = settings_for(client.service_client.config.target_host, worker.task_queue)
         engine = EngineClient(client, settings, start_worker=False)
-        config = ApiConfig(tokens=tokens, rate_per_minute=100_000)
-        async with live(create_app(settings, config, factory(engine))) as url:
+        async with live(create_app(settings, CONFIG, factory(engine))) as url:
             yield Bench(url, engine, llm_server)
