@@ -249,6 +249,14 @@ async def act(execution_id: str, action: str, request: Request) -> Response:
     return RedirectResponse(f"/runs/{quote(target, safe='')}?done={action}", 303)
 
 
+async def _read(client: EngineClient, execution_id: str) -> tuple[ExecutionStatus, RunAccount]:
+    """The run's history, then its status: from the history when it completed (no query
+    replays a finished run), else from the run's `status` query."""
+    account = await run_account(client, execution_id)
+    status = account.completed_status() or await client.status(execution_id)
+    return status, account
+
+
 async def _watched(
     request: Request, client: EngineClient, execution_id: str
 ) -> tuple[ExecutionStatus, RunAccount]:
@@ -256,7 +264,7 @@ async def _watched(
     (engine/rest_events.py), and its history read once per poll however many pages ask."""
     watch = request.app.state.hub.watches.get(execution_id)
     if watch is None or watch.status is None:
-        return await asyncio.gather(client.status(execution_id), run_account(client, execution_id))
+        return await _read(client, execution_id)
     cache: dict[str, tuple[int, asyncio.Task[RunAccount]]] = request.app.state.accounts
     seen = cache.get(execution_id)
     if seen is None or seen[0] != watch.version:
@@ -285,9 +293,7 @@ async def run_page(
         if part == "live":
             status, account = await _watched(request, client, execution_id)
         else:
-            status, account = await asyncio.gather(
-                client.status(execution_id), run_account(client, execution_id)
-            )
+            status, account = await _read(client, execution_id)
     except WorkflowError as exc:
         return problem(request, exc)
     view = run_view(status, account)

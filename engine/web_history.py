@@ -6,12 +6,14 @@ back as they were sent."""
 from __future__ import annotations
 
 import contextlib
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
 from temporalio.api.history.v1 import HistoryEvent
 
 from engine.client import EngineClient
+from engine.client_models import ExecutionStatus
 from engine.temporal_errors import Where, temporal_errors
 from workflows.contracts import (
     LLM_CALL,
@@ -20,6 +22,7 @@ from workflows.contracts import (
     LlmCallResult,
     LoadedDefinition,
     RunInput,
+    RunResult,
 )
 from workflows.definition import Definition
 
@@ -40,11 +43,38 @@ class Call(BaseModel):
 
 
 class RunAccount(BaseModel):
+    execution_id: str = ""
     run_input: RunInput | None = None
     """What the run was started with (what a rerun starts again)."""
     definition: Definition | None = None
     variables: dict[str, Any] = {}
     calls: list[Call] = []
+    result: RunResult | None = None
+    """A completed run's result: its page needs no status query (which would replay the
+    whole history on a worker for a run no longer cached)."""
+    started_at: datetime | None = None
+    closed_at: datetime | None = None
+
+    def completed_status(self) -> ExecutionStatus | None:
+        """A completed run's status, read from its history alone."""
+        if self.result is None:
+            return None
+        declared = self.definition.workflow.variables if self.definition else {}
+        variables = {name: spec.default for name, spec in declared.items()} | self.variables
+        total = len(self.definition.workflow.steps) if self.definition else len(self.result.steps)
+        return ExecutionStatus(
+            workflow_name=self.result.workflow_name,
+            total_steps=total,
+            steps=self.result.steps,
+            outputs=self.result.outputs,
+            usage=self.result.usage,
+            variables=variables,
+            budgets=self.result.budgets,
+            execution_id=self.execution_id,
+            execution_status="completed",
+            started_at=self.started_at,
+            closed_at=self.closed_at,
+        )
 
     def calls_by_step(self) -> dict[str, list[Call]]:
         """Each step's calls, for_each items' too, in the order they were made."""
@@ -61,10 +91,11 @@ async def run_account(client: EngineClient, execution_id: str) -> RunAccount:
     with temporal_errors(Where(settings.address, settings.namespace, execution_id)):
         history = await handle.fetch_history()
     convert = client.temporal.data_converter
-    account = RunAccount()
+    account = RunAccount(execution_id=execution_id)
     scheduled: dict[int, Call] = {}
     for event in history.events:
         if event.HasField("workflow_execution_started_event_attributes"):
+            account.started_at = event.event_time.ToDatetime(tzinfo=UTC)
             payloads = event.workflow_execution_started_event_attributes.input.payloads
             [run_input] = await convert.decode(payloads, [RunInput])
             account.run_input = run_input
@@ -75,6 +106,10 @@ async def run_account(client: EngineClient, execution_id: str) -> RunAccount:
         elif event.HasField("activity_task_completed_event_attributes"):
             done = event.activity_task_completed_event_attributes
             await _completed(convert, done, account, scheduled.get(done.scheduled_event_id))
+        elif event.HasField("workflow_execution_completed_event_attributes"):
+            payloads = event.workflow_execution_completed_event_attributes.result.payloads
+            [account.result] = await convert.decode(payloads, [RunResult])
+            account.closed_at = event.event_time.ToDatetime(tzinfo=UTC)
         elif event.HasField("activity_task_failed_event_attributes"):
             failed = event.activity_task_failed_event_attributes
             call = scheduled.get(failed.scheduled_event_id)
