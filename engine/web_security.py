@@ -5,8 +5,10 @@ sign-in form, kept in a session cookie (HttpOnly, SameSite=Strict, Secure over T
 middleware turns into that header for page paths only: the JSON API never reads the cookie,
 so a page's session cannot be used cross-site against it. Every form that acts carries a CSRF
 token (an HMAC of the session under a key made at start), checked unless the request brought
-its own Authorization header (which no other site's page can send). Every page is sent with a
-Content-Security-Policy that allows no inline script and no other origin.
+its own Authorization header (which no other site's page can send); and a browser's request
+that says it comes from another site (Sec-Fetch-Site) may not post at all, to the pages or the
+API. Every page is sent with a Content-Security-Policy that allows no inline script and no
+other origin.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from starlette.datastructures import MutableHeaders
 from engine.rest_auth import ApiConfig, App, Message, Receive, Scope, Send, Tokens
 
 COOKIE = "workbench_session"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 PAGE_PREFIXES = ("/runs", "/definitions", "/sign-in", "/sign-out", "/static/")
 """Paths of the pages (and `/` itself); everything else is the JSON API, untouched."""
 OPEN_PATHS = ("/sign-in", "/static/")
@@ -73,7 +76,13 @@ class PageSession:
         self.tokens = Tokens(config.tokens)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not is_page(scope["path"]):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] not in SAFE_METHODS and _cross_site(scope):
+            await _refuse_cross_site(send)
+            return
+        if not is_page(scope["path"]):
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})
@@ -100,6 +109,22 @@ class PageSession:
             await send(message)
 
         await self.app(scope, receive, secured)
+
+
+def _cross_site(scope: Scope) -> bool:
+    """A browser says where a request comes from (Sec-Fetch-Site): another site's page may
+    not post to a page or the API, even to one without tokens on loopback."""
+    for name, value in scope["headers"]:
+        if name == b"sec-fetch-site":
+            return value not in (b"same-origin", b"none")
+    return False
+
+
+async def _refuse_cross_site(send: Send) -> None:
+    body = b'{"error": "forbidden", "message": "sent from another site\'s page", "problems": []}'
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 403, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _cookie(header: str) -> str:

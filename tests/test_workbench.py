@@ -38,6 +38,7 @@ async def test_a_page_without_a_session_goes_to_sign_in_and_the_token_becomes_a_
         assert signed.status_code == 303 and signed.headers["location"] == "/runs"
         cookie = signed.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+        assert "Secure" not in cookie  # plain HTTP (over TLS it is: test below)
         assert WRITER not in signed.headers["location"]
         anyone.cookies.set(COOKIE, WRITER)
         page = await anyone.get("/runs")
@@ -106,8 +107,14 @@ async def test_forged_posts_and_read_only_tokens_change_nothing(bench: Bench):
         assert "may only read" in form.text and "<select" not in form.text
         refused = await reader.post(f"/runs/{run_id}/act/cancel", data={"csrf": csrf_of(page.text)})
         assert refused.status_code == 403 and "may only read" in refused.text
+    async with bench.http() as other_site:  # a browser says so: refused, the API's too
+        cross = {"sec-fetch-site": "cross-site"}
+        for path in (f"/workflows/{run_id}/pause", f"/runs/{run_id}/act/cancel"):
+            answer = await other_site.post(path, headers=cross)
+            assert answer.status_code == 403 and "another site" in answer.text
     await asyncio.sleep(0.1)
     assert (await bench.engine.state(run_id)) == "running"
+    assert not (await bench.engine.status(run_id)).paused
     async with bench.http() as script:  # a script's own header needs no CSRF token
         cancelled = await script.post(f"/runs/{run_id}/act/cancel")
         assert cancelled.status_code == 303
@@ -200,6 +207,14 @@ async def test_many_pages_following_a_run_cost_one_status_poll(bench: Bench):
                 assert answer.status_code == 200 and 'id="step-review"' in answer.text
             assert engine.reads <= 2  # the stream's one poll (every 0.5 s), not one per tab
     await bench.engine.cancel(run_id)
+
+
+async def test_the_session_cookie_is_secure_over_tls(bench: Bench):
+    app = create_app(bench.engine.settings, CONFIG, factory(bench.engine))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://workbench") as tls:
+        signed = await tls.post("/sign-in", data={"token": WRITER})
+    assert signed.status_code == 303 and "Secure" in signed.headers["set-cookie"]
 
 
 async def test_unknown_run_is_a_page_that_says_so(bench: Bench):
