@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from engine.client_models import ExecutionStatus
+from engine.web_graph import Graph, layout
 from engine.web_history import Call, RunAccount
 from workflows.contracts import Usage
 from workflows.definition import WaitForSignalStep
@@ -46,6 +47,7 @@ class StepView(BaseModel):
 class RunView(BaseModel):
     status: ExecutionStatus
     steps: list[StepView]
+    graph: Graph
     variables: str
     outputs: str
     done: int
@@ -71,9 +73,15 @@ def run_view(status: ExecutionStatus, account: RunAccount) -> RunView:
             views.append(
                 StepView(id=step_id, type="?", state=WORDS[result.status], attempts=result.attempts)
             )
+    graph = layout(
+        [view.id for view in views],
+        {view.id: view.waits_for for view in views},
+        {view.id: view.state for view in views},
+    )
     return RunView(
         status=status,
         steps=views,
+        graph=graph,
         variables=pretty(status.variables or account.variables),
         outputs=pretty(status.outputs),
         done=len(status.steps),
