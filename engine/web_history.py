@@ -52,6 +52,8 @@ class RunAccount(BaseModel):
     result: RunResult | None = None
     """A completed run's result: its page needs no status query (which would replay the
     whole history on a worker for a run no longer cached)."""
+    failure: str | None = None
+    """Why the run failed, in its own words (the step and the provider's message)."""
     started_at: datetime | None = None
     closed_at: datetime | None = None
 
@@ -110,6 +112,8 @@ async def run_account(client: EngineClient, execution_id: str) -> RunAccount:
             payloads = event.workflow_execution_completed_event_attributes.result.payloads
             [account.result] = await convert.decode(payloads, [RunResult])
             account.closed_at = event.event_time.ToDatetime(tzinfo=UTC)
+        elif event.HasField("workflow_execution_failed_event_attributes"):
+            account.failure = event.workflow_execution_failed_event_attributes.failure.message
         elif event.HasField("activity_task_failed_event_attributes"):
             failed = event.activity_task_failed_event_attributes
             call = scheduled.get(failed.scheduled_event_id)

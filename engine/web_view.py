@@ -46,6 +46,7 @@ class StepView(BaseModel):
 
 class RunView(BaseModel):
     status: ExecutionStatus
+    failure: str | None = None
     steps: list[StepView]
     graph: Graph
     variables: str
@@ -82,6 +83,7 @@ def run_view(status: ExecutionStatus, account: RunAccount) -> RunView:
         status=status,
         steps=views,
         graph=graph,
+        failure=account.failure,
         variables=pretty(status.variables or account.variables),
         outputs=pretty(status.outputs),
         done=len(status.steps),
@@ -101,6 +103,8 @@ def _step(step: Any, status: ExecutionStatus, calls: list[Call], waits: list[str
         more_calls=max(0, len(calls) - MAX_CALLS_SHOWN),
         child=getattr(step, "definition", None) if step.type == "workflow" else None,
     )
+    if result is None and calls and calls[-1].error is not None:
+        view.state, view.error = "failed", calls[-1].error  # its run failed with it
     if result is not None:
         view.attempts, view.duration_ms, view.usage = (
             result.attempts,

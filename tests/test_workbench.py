@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from typing import Any
 
 import httpx
+import pytest
 
 from engine.client import EngineClient
 from engine.rest import create_app
 from engine.web_security import COOKIE
+from tests.fake_llm import Fault
 from tests.test_rest_api import factory, live
-from tests.workbench import CONFIG, HOSTILE, READER, WRITER, Bench, bench_server  # noqa: F401 (fixture)
+from tests.workbench import APPROVAL, CONFIG, HOSTILE, READER, WRITER, Bench, bench_server  # noqa: F401 (fixture)
+from workflows.errors import RunFailed
 
 
 def csrf_of(html: str) -> str:
@@ -215,6 +219,23 @@ async def test_the_session_cookie_is_secure_over_tls(bench: Bench):
     async with httpx.AsyncClient(transport=transport, base_url="https://workbench") as tls:
         signed = await tls.post("/sign-in", data={"token": WRITER})
     assert signed.status_code == 303 and "Secure" in signed.headers["set-cookie"]
+
+
+async def test_a_failed_run_shows_the_providers_words_at_its_step(bench: Bench):
+    bench.llm.fail_next(Fault(status=400, message="model <gpt-9> does not exist"))
+    run_id = f"wb-fail-{uuid.uuid4().hex[:8]}"
+    await bench.engine.start(bench.engine.load_yaml(APPROVAL), execution_id=run_id)
+    with pytest.raises(RunFailed):
+        await bench.engine.result(run_id)
+    async with bench.http() as http:
+        page = await http.get(f"/runs/{run_id}")
+    assert page.status_code == 200
+    assert 'id="run-state">failed</span>' in page.text
+    assert re.search(r'state-failed">failed</span>\s*<strong>draft</strong>', page.text)
+    step = page.text.split('id="step-draft"')[1].split("</li>")[0]
+    assert "model &lt;gpt-9&gt; does not exist" in step  # the provider's words, escaped
+    assert re.search(r'id="run-error">[^<]*draft[^<]*model &lt;gpt-9&gt;', page.text)
+    assert "<button" not in page.text.split('id="live"')[0]  # an ended run: nothing to stop
 
 
 async def test_unknown_run_is_a_page_that_says_so(bench: Bench):
