@@ -457,5 +457,5 @@ async def serve(settings: Settings, config: ApiConfig, host: str, port: int) -> 
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, access_log=False, log_config=None)
     )
-    log.info("REST API on http://%s:%d (OpenAPI at /openapi.json)", host, port)
+    log.info("REST API on http://%s:%d (OpenAPI at /openapi.json, workbench at /)", host, port)
     await server.serve()
