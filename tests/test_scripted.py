@@ -14,8 +14,9 @@ from activities.catalog import build_actions
 from engine.client import EngineClient
 from engine.settings import Settings
 from engine.test_command import test as run_tests
+from engine.test_files import script_of
 from tests.conftest import ROOT, new_worker
-from workflows.errors import DefinitionError
+from workflows.errors import DefinitionError, RunFailed
 
 TRIAGE = (ROOT / "definitions" / "ticket_triage.yaml").read_text()
 
@@ -169,3 +170,15 @@ def test_a_test_file_naming_a_missing_definition_is_located(tmp_path):
         DefinitionError, match=r"x.test.yaml:1:13: no definition file 'nowhere.yaml'"
     ):
         load_tests(path, Settings.from_env({}, connection=False))
+
+
+async def test_the_status_of_a_failed_run_shows_the_step_that_failed_it(engine):
+    loaded = engine.load_file(ROOT / "definitions" / "hello_world.yaml")
+    script = script_of(loaded, {"greet": {"error": 400}})
+    started = await engine.start(loaded, {}, script=script)
+    with pytest.raises(RunFailed):
+        await engine.result(started.execution_id)
+    status = await engine.status(started.execution_id)
+    greet = status.steps["greet"]
+    assert greet.status == "failed" and greet.attempts == 1
+    assert "HTTP 400" in (greet.error or "")
