@@ -267,6 +267,18 @@ async def cmd_test(args: argparse.Namespace, settings: Settings) -> int:
     )
 
 
+async def cmd_record(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.test_recorder import record
+
+    done = await record(
+        await _client(settings), args.id, Path(args.output), definition=args.definition
+    )
+    for note in done.notes:
+        _note(f"note: {note}")
+    _note(f"recorded run {args.id} as case {done.name!r} in {done.path}")
+    return 0
+
+
 async def cmd_stop(args: argparse.Namespace, settings: Settings) -> int:
     from engine.local_stack import stop_local_stack
 
@@ -377,6 +389,11 @@ def build_parser() -> argparse.ArgumentParser:
     tests.add_argument("--junit", metavar="FILE", help="also write JUnit XML here")
     tests.add_argument("--json", action="store_true", help="machine-readable output")
     tests.set_defaults(handler=cmd_test)
+    rec = commands.add_parser("record", help="write an ended run as a test case (*.test.yaml)")
+    rec.add_argument("id")
+    rec.add_argument("-o", "--output", required=True, help="the test file (new, or added to)")
+    rec.add_argument("--definition", help="the definition it tests (default: found by name)")
+    rec.set_defaults(handler=cmd_record)
     stop = commands.add_parser(
         "stop", help="stop the dev server and worker that run/start started in the background"
     )

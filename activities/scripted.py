@@ -14,7 +14,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.providers import Completion, OnText, conversation
 from workflows.contracts import ActionInput, ActionResult, LlmCallInput, ToolCall, Usage
-from workflows.scripts import Scripted
+from workflows.scripts import SCRIPT_MISSING, Scripted
 
 _URL = "https://scripted.invalid/"
 
@@ -68,7 +68,7 @@ def _entry(entries: list[Scripted], attempt: int, what: str) -> Scripted:
             f"no scripted answer for {what} (attempt {attempt}): the script ran out; "
             "the case must give one for every call",
             {"attempt": attempt},
-            type="ScriptMissing",
+            type=SCRIPT_MISSING,
             non_retryable=True,
         )
     return entries[attempt - 1]

@@ -133,7 +133,7 @@ def script_of(
     case did not give fails instead of reaching a provider (or the world)."""
     script = Script()
     acts, real = actions or {}, real_actions or []
-    for step_id, step in _steps(loaded).items():
+    for step_id, step in all_steps(loaded).items():
         if isinstance(step, LlmCallStep) and step_id in replies:
             script.replies[step_id] = _step_script(step, replies[step_id])
         elif isinstance(step, LlmCallStep) and complete:
@@ -170,7 +170,7 @@ def _step_script(step: Step, given: Any) -> StepScript:
     )
 
 
-def _steps(loaded: LoadedDefinition) -> dict[str, Step]:
+def all_steps(loaded: LoadedDefinition) -> dict[str, Step]:
     """Every step of the definition and of the child definitions its runs start."""
     steps: dict[str, Step] = {}
     for definition in [*loaded.children.values(), loaded.definition]:
@@ -182,7 +182,7 @@ def _case(
     source: Source, index: int, case: Case, loaded: LoadedDefinition, problems: list[Problem]
 ) -> LoadedCase:
     at = ("cases", index)
-    steps = _steps(loaded)
+    steps = all_steps(loaded)
     definition = loaded.definition
 
     def problem(path: tuple[str | int, ...], message: str, at_key: bool = True) -> None:
@@ -298,7 +298,7 @@ def load_replies(path: Path, loaded: LoadedDefinition) -> Script:
     if not isinstance(source.data, dict):
         raise DefinitionError([Problem(shown, 1, 1, "write replies as a mapping: STEP_ID: reply")])
     problems: list[Problem] = []
-    steps = _steps(loaded)
+    steps = all_steps(loaded)
     for step_id, given in source.data.items():
         step = steps.get(step_id)
         if not isinstance(step, LlmCallStep):

@@ -14,6 +14,8 @@ from pydantic import BaseModel, Field
 
 SCRIPT_PATCH = "scripted-replies"
 """Marks runs that follow a script; runs from before scripts never take this path."""
+SCRIPT_MISSING = "ScriptMissing"
+"""The failure type of a call the script gives no answer for (activities/scripted.py)."""
 
 
 class ScriptedToolCall(BaseModel):
@@ -92,13 +94,13 @@ class ScriptPlayer:
             return None
         if step.every is not None:
             return [step.every]
-        item = _item_of(step_id, key)
+        item = item_of(step_id, key)
         if item >= len(step.by_item):
             return []
         return step.by_item[item][self._used.get((step_id, key), 0) :]
 
 
-def _item_of(step_id: str, key: str) -> int:
+def item_of(step_id: str, key: str) -> int:
     """The for_each item a key names (`step/3` is item 3; a plain step is item 0)."""
     rest = key.removeprefix(step_id).lstrip("/").split("/", 1)[0]
     return int(rest) if rest.isdigit() else 0
