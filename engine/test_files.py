@@ -4,6 +4,8 @@ definition, every problem located as FILE:LINE:COL, and each case's script built
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -43,7 +45,8 @@ class Expect(_Strict):
     calls: dict[str, int] = {}
     """Model calls (not attempts) per step id."""
     prompts: dict[str, str | list[str]] = {}
-    """Text the step's rendered prompt (system and messages included) must contain."""
+    """Text the step's calls must have sent (system, messages, tool results and re-asks
+    included)."""
     error: str | None = None
     """Text the run's failure must contain."""
     budget: dict[Literal["max_cost_usd", "max_tokens"], float] = {}
@@ -66,6 +69,9 @@ class Case(_Strict):
 class TestFile(_Strict):
     __test__ = False  # not a pytest class
     definition: str
+    action_modules: list[str] = []
+    """Modules of the custom actions the definition uses, as ACTION_MODULES names them: the
+    test command loads them, and so does the local worker it starts."""
     cases: list[Case] = Field(min_length=1)
 
 
@@ -83,6 +89,7 @@ class LoadedTests:
     path: Path
     loaded: LoadedDefinition
     cases: list[LoadedCase]
+    action_modules: list[str]
 
 
 def find_test_files(paths: list[str]) -> list[Path]:
@@ -113,12 +120,34 @@ def load_tests(path: Path, settings: Settings) -> LoadedTests:
     if not target.is_file():
         where = source.problem(("definition",), f"no definition file {tests.definition!r} here")
         raise DefinitionError([where])
-    loaded = load_file(target, settings)
+    missing = [
+        source.problem(("action_modules", n), f"no module {name!r} to import here")
+        for n, name in enumerate(tests.action_modules)
+        if not _importable(name)
+    ]
+    if missing:
+        raise DefinitionError(missing)
+    loaded = load_file(target, with_action_modules(settings, tests.action_modules))
     problems: list[Problem] = list(source.problems)
     cases = [_case(source, index, case, loaded, problems) for index, case in enumerate(tests.cases)]
     if problems:
         raise DefinitionError(problems)
-    return LoadedTests(path, loaded, cases)
+    return LoadedTests(path, loaded, cases, tests.action_modules)
+
+
+def with_action_modules(settings: Settings, modules: list[str]) -> Settings:
+    """The settings with these custom action modules loaded too."""
+    added = [name for name in modules if name not in settings.action_modules]
+    if not added:
+        return settings
+    return dataclasses.replace(settings, action_modules=(*settings.action_modules, *added))
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def script_of(

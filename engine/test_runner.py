@@ -205,6 +205,9 @@ async def _calls(
             sent = call.request
             calls[call.step_id] = calls.get(call.step_id, 0) + 1
             texts = [sent.system or "", sent.prompt, *(m.content for m in sent.messages)]
+            for turn in sent.turns:  # what tools answered, and what a re-ask said
+                texts += [turn.text, *(result.content for result in turn.results)]
+            texts += [message.content for message in sent.reasks]
             prompts.setdefault(call.step_id, []).append("\n".join(texts))
     return calls, prompts, missing
 

@@ -23,7 +23,8 @@ TRIAGE = (ROOT / "definitions" / "ticket_triage.yaml").read_text()
 
 @pytest.fixture
 async def engine(client):
-    actions = build_actions(Settings.from_env({}))  # stubbed actions still check their params
+    # Stubbed actions still check their params; the examples' custom ones are loaded too.
+    actions = build_actions(Settings.from_env({"ACTION_MODULES": "activities.example_actions"}))
     async with new_worker(client, {}, definitions_dir=ROOT, actions=actions) as worker:
         settings = dataclasses.replace(
             Settings.from_env({}),
@@ -182,3 +183,15 @@ async def test_the_status_of_a_failed_run_shows_the_step_that_failed_it(engine):
     greet = status.steps["greet"]
     assert greet.status == "failed" and greet.attempts == 1
     assert "HTTP 400" in (greet.error or "")
+
+
+async def test_a_budget_expectation_fails_when_the_run_spent_more(engine, tmp_path):
+    labels = (ROOT / "definitions" / "label_tickets.yaml").read_text()
+    body = """\
+  - name: tight
+    replies: {label: [a, b, c]}
+    expect: {budget: {max_tokens: 5}}
+"""
+    code, text = await run(engine, write_case(tmp_path, body, labels))
+    assert code == 1
+    assert "budget.max_tokens:" in text and "expected: 'at most 5'" in text
