@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -195,3 +196,14 @@ async def test_a_budget_expectation_fails_when_the_run_spent_more(engine, tmp_pa
     code, text = await run(engine, write_case(tmp_path, body, labels))
     assert code == 1
     assert "budget.max_tokens:" in text and "expected: 'at most 5'" in text
+
+
+async def test_the_language_references_test_file_example_passes(engine, tmp_path):
+    docs = (ROOT / "docs" / "language.md").read_text()
+    [example] = re.findall(r"^```yaml test\n(.*?)^```", docs, re.MULTILINE | re.DOTALL)
+    agent = (ROOT / "definitions" / "support_agent.yaml").read_text()
+    (tmp_path / "support_agent.yaml").write_text(agent)
+    (tmp_path / "agent.test.yaml").write_text(example)
+    code, text = await run(engine, tmp_path / "agent.test.yaml")
+    assert code == 0, text
+    assert text.count("PASS") == 3

@@ -7,7 +7,7 @@ import json
 import re
 
 from engine.settings import Settings
-from engine.test_files import TestFile, load_tests, script_of
+from engine.test_files import Case, Expect, TestFile, load_tests, script_of
 from tests.conftest import ROOT
 from workflows.scripts import ScriptPlayer
 
@@ -70,3 +70,13 @@ def test_a_tool_calling_steps_replies_and_tool_results_are_counted_apart():
     assert fetched.value["status"] == 200  # ...and the tool still gets its first result
     [answer] = player.replies("research", "research") or []
     assert answer.value["citations"]
+
+
+def test_the_language_reference_names_every_key_of_a_test_file():
+    text = (ROOT / "docs" / "language.md").read_text()
+    section = text.split("## Test files", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"^\| `([^`]+)` \|", section, re.MULTILINE))
+    keys = {*TestFile.model_fields}
+    keys |= {f"cases[].{name}" for name in Case.model_fields if name != "expect"}
+    keys |= {f"cases[].expect.{name}" for name in Expect.model_fields}
+    assert named == keys
