@@ -4,6 +4,7 @@ runner counts calls and prompts from it; `record` turns it into a test case."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,11 +116,13 @@ async def read_run(client: Client, workflow_id: str, run_id: str | None = None) 
 
 
 async def read_runs(client: Client, workflow_id: str) -> list[RunHistory]:
-    """The run and every child run under it, parents first."""
-    runs = [await read_run(client, workflow_id)]
-    for run in runs:  # grows as children are found
-        for child in run.children:
-            runs.append(await read_run(client, child))
+    """The run and every child run under it, parents first; one level's read at once."""
+    level = [await read_run(client, workflow_id)]
+    runs = list(level)
+    while level:
+        children = [child for run in level for child in run.children]
+        level = list(await asyncio.gather(*(read_run(client, child) for child in children)))
+        runs += level
     return runs
 
 
