@@ -73,6 +73,8 @@ async def main():
     await ensure_worker(client, settings, print)
 
 asyncio.run(main())
+sys.stdout.flush()
+os._exit(0)  # as starter.py does: the client's threads can abort interpreter teardown
 """
 
 
