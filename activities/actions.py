@@ -33,6 +33,7 @@ from workflows.actions import (
     SendEmailParams,
 )
 from workflows.contracts import VALIDATOR_PREFIX, ActionInput, ActionResult
+from workflows.errors import FailureType
 
 
 def action_activity(spec: ActionSpec, secrets: Mapping[str, str]) -> Callable[..., Any]:
@@ -70,7 +71,7 @@ def action_activity(spec: ActionSpec, secrets: Mapping[str, str]) -> Callable[..
             raise ApplicationError(
                 redact(f"{spec.name}: invalid params: {problems}", used),
                 {"attempt": attempt},
-                type="InvalidParams",
+                type=FailureType.INVALID_PARAMS,
                 non_retryable=True,
             ) from None
         except ApplicationError as exc:
@@ -89,9 +90,10 @@ async def unknown_action(args: Sequence[RawValue]) -> None:
     not in the worker's ACTION_MODULES. Retrying on the same queue cannot help, so it fails
     at once."""
     name = activity.info().activity_type
-    kind, type_ = "action", "UnknownAction"
+    kind, type_ = "action", FailureType.UNKNOWN_ACTION
     if name.startswith(VALIDATOR_PREFIX):
-        name, kind, type_ = name.removeprefix(VALIDATOR_PREFIX), "validator", "UnknownValidator"
+        name, kind = name.removeprefix(VALIDATOR_PREFIX), "validator"
+        type_ = FailureType.UNKNOWN_VALIDATOR
     raise ApplicationError(
         f"no {kind} '{name}' is registered on this worker: list its module in the worker's "
         "ACTION_MODULES",

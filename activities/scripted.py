@@ -14,7 +14,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities.providers import Completion, OnText, conversation
 from workflows.contracts import ActionInput, ActionResult, LlmCallInput, ToolCall, Usage
-from workflows.scripts import SCRIPT_MISSING, Scripted
+from workflows.errors import FailureType
+from workflows.scripts import Scripted
 
 _URL = "https://scripted.invalid/"
 
@@ -56,7 +57,7 @@ def scripted_result(request: ActionInput, attempt: int) -> ActionResult:
         raise ApplicationError(
             f"{request.action}: {entry.error}",
             {"attempt": attempt},
-            type="ScriptedError",
+            type=FailureType.SCRIPTED_ERROR,
             non_retryable=True,
         )
     return ActionResult(value=entry.value, attempt=attempt)
@@ -68,7 +69,7 @@ def _entry(entries: list[Scripted], attempt: int, what: str) -> Scripted:
             f"no scripted answer for {what} (attempt {attempt}): the script ran out; "
             "the case must give one for every call",
             {"attempt": attempt},
-            type=SCRIPT_MISSING,
+            type=FailureType.SCRIPT_MISSING,
             non_retryable=True,
         )
     return entries[attempt - 1]

@@ -21,7 +21,6 @@ from workflows.definition import (
     LlmCallStep,
     Step,
     WaitForSignalStep,
-    output_names,
 )
 from workflows.errors import DefinitionError, Problem
 from workflows.scripts import Script, Scripted, ScriptedToolCall, StepScript
@@ -258,7 +257,7 @@ def _case(
         for step_id in names:
             if step_id not in steps:
                 problem(("expect", part, step_id), _not_a(step_id, "a step", steps))
-    outputs = {name for step in definition.workflow.steps for name in output_names(step)}
+    outputs = {name for step in definition.workflow.steps for name in step.output_names()}
     outputs |= set(definition.workflow.outputs)
     for name in expect.outputs:
         if name not in outputs:

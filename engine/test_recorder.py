@@ -5,10 +5,12 @@ run without a provider or the world."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,6 +96,17 @@ async def record(
         _append(output, case)
     load_tests(output, client.settings)  # the file reads back (DefinitionError if not)
     return recorded
+
+
+async def record_command(
+    client: EngineClient, args: argparse.Namespace, note: Callable[[str], None]
+) -> int:
+    """`starter.py record ID -o FILE [--definition FILE]`."""
+    done = await record(client, args.id, Path(args.output), definition=args.definition)
+    for text in done.notes:
+        note(f"note: {text}")
+    note(f"recorded run {args.id} as case {done.name!r} in {done.path}")
+    return 0
 
 
 def _script(

@@ -15,16 +15,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
-from engine.client import EngineClient, failure_reason
+from engine.client import EngineClient
 from engine.run_history import read_runs
+from engine.temporal_errors import Where, temporal_errors
 from engine.test_files import LoadedCase, LoadedTests
 from workflows.contracts import LlmCallInput, RunResult, RunStatus, StepResult, Usage
-from workflows.definition import WaitForSignalStep, output_names
-from workflows.errors import WorkflowError
-from workflows.scripts import SCRIPT_MISSING
+from workflows.definition import WaitForSignalStep
+from workflows.errors import FailureType, RunFailed, WorkflowError
 
 POLL_SECONDS = 0.5
 STUCK_POLLS = 2
@@ -163,12 +163,14 @@ async def _watched(
             what = ", ".join(f"signal {name!r} (step {step})" for step, name in waiting.items())
             raise _Stuck(f"the run still waits for {what} and the case sends no more")
     error = None
+    settings = client.settings
     try:
-        run: RunResult | None = await ended
+        with temporal_errors(Where(settings.address, settings.namespace, handle.id)):
+            run: RunResult | None = await ended
         state = "completed"
-    except WorkflowFailureError as exc:
-        run, error = None, failure_reason(exc)
-        state = "cancelled" if error == "was cancelled" else "failed"
+    except RunFailed as exc:
+        run, error = None, exc.reason
+        state = "cancelled" if exc.state == "cancelled" else "failed"
     status = None if run is not None else await handle.query("status", result_type=RunStatus)
     calls, prompts, missing = await _calls(client, handle.id)
     steps = dict(run.steps if run is not None else status.steps if status else {})
@@ -198,7 +200,7 @@ async def _calls(
     for run in await read_runs(client.temporal, execution_id):
         for call in run.calls:
             failure = call.failure
-            if isinstance(failure, ApplicationError) and failure.type == SCRIPT_MISSING:
+            if isinstance(failure, ApplicationError) and failure.type == FailureType.SCRIPT_MISSING:
                 missing.append(failure.message)
             if not isinstance(call.request, LlmCallInput):
                 continue
@@ -226,7 +228,7 @@ def compare(tests: LoadedTests, loaded: LoadedCase, outcome: Outcome) -> list[Mi
     if outcome.status != expect.status:
         actual = outcome.status + (f" ({outcome.error})" if outcome.error else "")
         found.append(Mismatch("status", expect.status, actual, failed))
-    producer = {n: s.id for s in definition.workflow.steps for n in output_names(s)}
+    producer = {n: s.id for s in definition.workflow.steps for n in s.output_names()}
     for name, wanted in expect.outputs.items():
         actual = outcome.outputs.get(name)
         if not matches(wanted, actual):

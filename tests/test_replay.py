@@ -13,8 +13,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from temporalio.workflow import NondeterminismError
 
+from engine.plugin import workflow_runner
 from tests.conftest import ROOT
-from worker import workflow_runner
 from workflows.contracts import RunInput, RunResult
 from workflows.interpreter import YamlWorkflow
 

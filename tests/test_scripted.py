@@ -11,7 +11,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from activities.catalog import build_actions
+from engine.activity_catalog import build_actions
 from engine.client import EngineClient
 from engine.settings import Settings
 from engine.test_command import test as run_tests

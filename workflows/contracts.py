@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from workflows.definition import BudgetSpec, Definition
+from workflows.errors import Problem
 from workflows.scripts import Script, Scripted
 
 StepStatus = Literal["completed", "skipped", "failed"]
@@ -157,6 +158,11 @@ class RunStatus(BaseModel):
     """The latest signals refused because their payload did not fit the waiting step, and
     why (at most MAX_REJECTED_SHOWN)."""
 
+    @property
+    def finished_steps(self) -> list[str]:
+        """Steps that completed (not skipped, not failed): what a rerun takes as they are."""
+        return [step_id for step_id, step in self.steps.items() if step.status == "completed"]
+
 
 class RunResult(BaseModel):
     execution_id: str
@@ -185,6 +191,9 @@ class LoadedDefinition(BaseModel):
     prices: dict[str, ModelPrice] = Field(default={}, exclude_if=lambda value: not value)
     """The reader's price of each model a budgeted bundle may call, by `provider/model`: a
     run started by file name (Temporal's CLI or UI) reserves its calls at the worker's prices."""
+    warnings: list[Problem] = Field(default=[], exclude=True)
+    """What validation warns of (workflows/dropped_settings.py), for the one who loaded the
+    files to show; never sent anywhere, so no run's history holds it."""
 
 
 class ChatMessage(BaseModel):

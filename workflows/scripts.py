@@ -14,8 +14,6 @@ from pydantic import BaseModel, Field
 
 SCRIPT_PATCH = "scripted-replies"
 """Marks runs that follow a script; runs from before scripts never take this path."""
-SCRIPT_MISSING = "ScriptMissing"
-"""The failure type of a call the script gives no answer for (activities/scripted.py)."""
 
 
 class ScriptedToolCall(BaseModel):

@@ -49,9 +49,9 @@ with workflow.unsafe.imports_passed_through():
         Usage,
     )
     from workflows.definition import DEFAULT_MAX_TOOL_CALLS, Definition, LlmCallStep, RetrySpec
-    from workflows.errors import WorkflowError
+    from workflows.errors import FailureType, WorkflowError
     from workflows.scripts import ScriptPlayer
-    from workflows.step_results import StepFailed
+    from workflows.step_results import StepFailed, template_failure
     from workflows.templates import render_params
 
 MAX_RESULT_CHARACTERS = 16_000
@@ -104,7 +104,7 @@ async def describe_tools(
     if twice:
         raise ApplicationError(
             f"step '{step.id}': more than one tool is named {', '.join(map(repr, twice))}",
-            type="DefinitionError",
+            type=FailureType.DEFINITION,
             non_retryable=True,
         )
     return tools
@@ -230,11 +230,7 @@ class ToolLoop:
         try:
             fixed, slots = render_params(tool.fixed, self.context)
         except WorkflowError as exc:
-            raise ApplicationError(
-                f"{self.step.id}.tools {tool.name} params: {exc}",
-                type="TemplateError",
-                non_retryable=True,
-            ) from None
+            raise template_failure(f"{self.step.id}.tools.{tool.name}.params", exc) from None
         idempotency_key, first_run_id = effect_key(where)
         result: ActionResult = await workflow.execute_activity(
             tool.target,
