@@ -49,6 +49,8 @@ class RunAccount(BaseModel):
     definition: Definition | None = None
     variables: dict[str, Any] = {}
     calls: list[Call] = []
+    children: dict[str, list[str]] = {}
+    """The child runs each `workflow` step started, by step id."""
     result: RunResult | None = None
     """A completed run's result: its page needs no status query (which would replay the
     whole history on a worker for a run no longer cached)."""
@@ -112,6 +114,10 @@ async def run_account(client: EngineClient, execution_id: str) -> RunAccount:
             payloads = event.workflow_execution_completed_event_attributes.result.payloads
             [account.result] = await convert.decode(payloads, [RunResult])
             account.closed_at = event.event_time.ToDatetime(tzinfo=UTC)
+        elif event.HasField("start_child_workflow_execution_initiated_event_attributes"):
+            child = event.start_child_workflow_execution_initiated_event_attributes.workflow_id
+            step = child.removeprefix(f"{execution_id}/").split("/", 1)[0]
+            account.children.setdefault(step, []).append(child)
         elif event.HasField("workflow_execution_failed_event_attributes"):
             account.failure = event.workflow_execution_failed_event_attributes.failure.message
         elif event.HasField("activity_task_failed_event_attributes"):

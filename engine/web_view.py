@@ -42,6 +42,8 @@ class StepView(BaseModel):
     """The signal a wait_for_signal step waits for, while it waits."""
     child: str | None = None
     """The definition a `workflow` step runs."""
+    children: list[str] = []
+    """The child runs it started (the first MAX_CALLS_SHOWN)."""
 
 
 class RunView(BaseModel):
@@ -68,6 +70,8 @@ def run_view(status: ExecutionStatus, account: RunAccount) -> RunView:
         _step(step, status, calls.get(step.id, []), sorted(waits.get(step.id, ())))
         for step in steps
     ]
+    for view in views:
+        view.children = account.children.get(view.id, [])[:MAX_CALLS_SHOWN]
     known = {view.id for view in views}
     for step_id, result in status.steps.items():  # a definition unknown: the steps seen
         if step_id not in known:

@@ -238,6 +238,20 @@ async def test_a_failed_run_shows_the_providers_words_at_its_step(bench: Bench):
     assert "<button" not in page.text.split('id="live"')[0]  # an ended run: nothing to stop
 
 
+async def test_a_for_each_of_child_runs_links_each_child(bench: Bench):
+    run_id = f"wb-batch-{uuid.uuid4().hex[:8]}"
+    batch = bench.engine.load_file("definitions/batch_greetings.yaml")
+    await bench.engine.start(batch, {"names": ["Ann", "Bo"]}, execution_id=run_id, offline=True)
+    await bench.engine.result(run_id)
+    async with bench.http() as http:
+        page = await http.get(f"/runs/{run_id}")
+        step = page.text.split('id="step-greet_all"')[1].split("</li>")[0]
+        for item in (0, 1):
+            assert f'<a href="/runs/{run_id}%2Fgreet_all%2F{item}">greet_all/{item}</a>' in step
+        child = await http.get(f"/runs/{run_id}%2Fgreet_all%2F1")
+    assert child.status_code == 200 and "Hello" in child.text and "Bo" in child.text
+
+
 async def test_unknown_run_is_a_page_that_says_so(bench: Bench):
     async with bench.http() as http:
         page = await http.get("/runs/no-such-run-<b>")
