@@ -36,7 +36,8 @@ from workflows.rerun import rerun_plan
 
 HERE = Path(__file__).parent
 PAGE_SIZE = 50
-SIGN_IN_FAILURES_PER_MINUTE = 10
+SIGN_IN_TRIES_PER_MINUTE = 20
+"""Sign-ins per client address a minute, right or wrong."""
 MAX_CACHED_ACCOUNTS = 1000
 """Runs whose latest history a live refresh keeps, for the other pages watching them."""
 
@@ -46,7 +47,7 @@ def add_pages(app: FastAPI, config: ApiConfig) -> None:
     added, so the session middleware runs first)."""
     app.state.csrf = Csrf()
     app.state.accounts = {}
-    app.state.sign_in = (Tokens(config.tokens), RateLimiter(SIGN_IN_FAILURES_PER_MINUTE))
+    app.state.sign_in = (Tokens(config.tokens), RateLimiter(SIGN_IN_TRIES_PER_MINUTE))
     app.include_router(router, include_in_schema=False)
     app.include_router(web_definitions.router, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=HERE / "web_static"), name="static")
@@ -76,9 +77,12 @@ async def sign_in(request: Request) -> Response:
     target = local_path(form.get("next"))
     tokens, limiter = request.app.state.sign_in
     given = form.get("token", "").strip()
+    wait = limiter.take(f"sign-in from {request.client.host if request.client else '-'}")
+    if tokens and wait:  # no token is even looked at: guessing goes no faster than this
+        message = f"too many tries: wait {math.ceil(wait)} s"
+        return render(request, "sign_in.html", 429, title="Sign in", next=target, message=message)
     if tokens and tokens.find(given) is None:
-        wait = limiter.take(f"sign-in from {request.client.host if request.client else '-'}")
-        message = f"too many tries: wait {math.ceil(wait)} s" if wait else "this token is not valid"
+        message = "this token is not valid"
         return render(request, "sign_in.html", 401, title="Sign in", next=target, message=message)
     answer = RedirectResponse(target, 303)
     if tokens:

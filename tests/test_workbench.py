@@ -14,6 +14,7 @@ import pytest
 
 from engine.client import EngineClient
 from engine.rest import create_app
+from engine.web import SIGN_IN_TRIES_PER_MINUTE
 from engine.web_security import COOKIE
 from tests.fake_llm import Fault
 from tests.test_rest_api import factory, live
@@ -250,6 +251,18 @@ async def test_a_for_each_of_child_runs_links_each_child(bench: Bench):
             assert f'<a href="/runs/{run_id}%2Fgreet_all%2F{item}">greet_all/{item}</a>' in step
         child = await http.get(f"/runs/{run_id}%2Fgreet_all%2F1")
     assert child.status_code == 200 and "Hello" in child.text and "Bo" in child.text
+
+
+async def test_guessing_tokens_is_slowed_down_even_for_the_right_one(bench: Bench):
+    app = create_app(bench.engine.settings, CONFIG, factory(bench.engine))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://workbench") as guesser:
+        for guess in range(SIGN_IN_TRIES_PER_MINUTE):
+            wrong = await guesser.post("/sign-in", data={"token": f"guess-{guess}"})
+            assert wrong.status_code == 401
+        right = await guesser.post("/sign-in", data={"token": WRITER})
+    assert right.status_code == 429 and "too many tries" in right.text
+    assert "set-cookie" not in right.headers
 
 
 async def test_unknown_run_is_a_page_that_says_so(bench: Bench):
