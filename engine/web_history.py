@@ -37,6 +37,8 @@ class Call(BaseModel):
     system: str | None = None
     prompt: str = ""
     messages: list[dict[str, str]] = []
+    tool_results: list[dict[str, Any]] = []
+    """What the tools answered to the step's previous call (a tool loop's next turn)."""
     reply: str | None = None
     tool_calls: list[dict[str, Any]] = []
     error: str | None = None
@@ -149,6 +151,7 @@ async def _scheduled(
         system=given.system,
         prompt=given.prompt,
         messages=[m.model_dump() for m in given.messages],
+        tool_results=[r.model_dump() for r in given.turns[-1].results] if given.turns else [],
     )
     scheduled[event.event_id] = call
     account.calls.append(call)

@@ -16,7 +16,7 @@ from engine.client import EngineClient
 from engine.rest import create_app
 from engine.web import SIGN_IN_TRIES_PER_MINUTE
 from engine.web_security import COOKIE
-from tests.fake_llm import Fault
+from tests.fake_llm import Fault, Request, ToolUse
 from tests.test_rest_api import factory, live
 from tests.workbench import APPROVAL, CONFIG, HOSTILE, READER, WRITER, Bench, bench_server  # noqa: F401 (fixture)
 from workflows.errors import RunFailed
@@ -263,6 +263,40 @@ async def test_guessing_tokens_is_slowed_down_even_for_the_right_one(bench: Benc
         right = await guesser.post("/sign-in", data={"token": WRITER})
     assert right.status_code == 429 and "too many tries" in right.text
     assert "set-cookie" not in right.headers
+
+
+async def test_tool_calls_and_their_results_are_shown_in_order(bench: Bench):
+    agent = """
+workflow:
+  name: wb-agent
+  steps:
+    - id: answer
+      type: llm_call
+      model: gpt-4o-mini
+      prompt: "Greet Kim"
+      tools: [{workflow: definitions/hello_world.yaml}]
+"""
+
+    def reply(request: Request) -> str | list[ToolUse]:
+        if not request.offered_tools:  # the child run's own call
+            return "<i>Hi Kim</i>"
+        if not request.tool_results:
+            return [ToolUse("HelloWorld", {"user_name": "Kim"})]
+        return "Greeted."
+
+    bench.llm.reply = reply
+    try:
+        run = await bench.engine.start(bench.engine.load_yaml(agent))
+        await bench.engine.result(run.execution_id)
+    finally:
+        bench.llm.reply = lambda request: f"Hello from {request.body.get('model')}"
+    async with bench.http() as http:
+        page = (await http.get(f"/runs/{run.execution_id}")).text
+    step = page.split('id="step-answer"')[1].split("</li>")[0]
+    shown = ["<h4>Prompt</h4>", "<h4>Tool call</h4>", "<h4>Tool result: HelloWorld</h4>"]
+    places = [step.index(marker) for marker in [*shown, "Greeted."]]
+    assert places == sorted(places)
+    assert "&lt;i&gt;Hi Kim&lt;/i&gt;" in step and '"user_name": "Kim"' in step
 
 
 async def test_unknown_run_is_a_page_that_says_so(bench: Bench):
