@@ -263,6 +263,9 @@ async def test_guessing_tokens_is_slowed_down_even_for_the_right_one(bench: Benc
         right = await guesser.post("/sign-in", data={"token": WRITER})
     assert right.status_code == 429 and "too many tries" in right.text
     assert "set-cookie" not in right.headers
+    async with bench.http(token=None) as anyone:  # the gate does not cap this path's body
+        huge = await anyone.post("/sign-in", content=b"token=" + b"x" * 100_000)
+    assert huge.status_code == 413
 
 
 async def test_tool_calls_and_their_results_are_shown_in_order(bench: Bench):
