@@ -10,14 +10,26 @@ import contextlib
 import json
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from engine.cli_input import json_input, parse_vars, run_input
+from engine.cli_output import (
+    as_json,
+    budget_line,
+    cancelled_line,
+    rerun_note,
+    result_lines,
+    run_line,
+    status_lines,
+    usage_note,
+)
+from engine.run_states import FILTER_NAMES
 
 if TYPE_CHECKING:  # the heavy imports wait for a command that needs them (`--help` is fast)
     from engine.client import EngineClient
     from engine.settings import Settings
-
-STATUSES = ["running", "completed", "failed", "cancelled", "canceled", "terminated", "timed_out"]
 
 
 def _note(message: str) -> None:
@@ -30,20 +42,6 @@ def _write_now(text: str) -> None:
     sys.stderr.flush()
 
 
-def parse_vars(pairs: list[str]) -> dict[str, str]:
-    """`--var name=value` pairs as text; the definition's declared types decide how each is
-    read (workflows.validation.typed_variables)."""
-    from workflows.errors import UsageError
-
-    texts: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--var {pair!r}: write --var name=value")
-        texts[key] = raw
-    return texts
-
-
 async def _client(settings: Settings) -> EngineClient:
     from engine.client import EngineClient
 
@@ -51,40 +49,32 @@ async def _client(settings: Settings) -> EngineClient:
 
 
 async def start_run(args: argparse.Namespace, settings: Settings) -> tuple[EngineClient, str]:
-    from engine.client import load_file
-    from workflows.validation import typed_variables
-
-    loaded = load_file(args.file, settings)
-    variables = typed_variables(loaded.definition, parse_vars(args.var))
+    loaded, variables, script = run_input(args.file, args.var, args.replies, settings)
     client = await _client(settings)
     started = await client.start(
-        loaded, variables, execution_id=args.id, offline=args.offline, reuse_id=args.reuse_id
-    )
+        loaded, variables, execution_id=args.id, offline=args.offline or script is not None,
+        reuse_id=args.reuse_id, script=script,
+    )  # fmt: skip
     _note(f"started {started.execution_id}: {client.ui_link(started.execution_id)}")
     return client, started.execution_id
 
 
-async def wait_and_print(client: EngineClient, execution_id: str, as_json: bool) -> int:
+async def wait_and_print(client: EngineClient, execution_id: str, json_out: bool) -> int:
     from engine.progress import with_progress
 
-    stream = _write_now if sys.stderr.isatty() and not as_json else None
+    stream = _write_now if sys.stderr.isatty() and not json_out else None
     result = await with_progress(client, execution_id, _note, stream)
-    if as_json:
-        print(json.dumps(result.model_dump(mode="json"), indent=2))
+    if json_out:
+        print(as_json(result))
         return 0
-    outputs = result.outputs or {  # no declared outputs: show what each step gave
-        f"{step_id}.{name}": value
-        for step_id, step in result.steps.items()
-        for name, value in (step.outputs or {}).items()
-    }
-    for name, value in outputs.items():
-        print(f"{name}: {value if isinstance(value, str) else json.dumps(value)}")
-    usage = result.usage
-    _note(
-        f"completed {len(result.steps)} step(s), {usage.input_tokens} input and "
-        f"{usage.output_tokens} output tokens, estimated ${usage.cost_usd:.6f}"
-    )
+    _print(result_lines(result))
+    _note(usage_note(result))
     return 0
+
+
+def _print(lines: list[str]) -> None:
+    for line in lines:
+        print(line)
 
 
 async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -104,109 +94,57 @@ async def cmd_result(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     status = await (await _client(settings)).status(args.id)
-    if args.json:
-        print(json.dumps(status.model_dump(mode="json"), indent=2))
-        return 0
-    from engine.progress import progress_line
-
-    print(f"{args.id} ({status.workflow_name}): {status.execution_status}")
-    print(progress_line(status))
-    for step_id, step in status.steps.items():
-        print(
-            f"  {step_id}: {step.status}, {step.attempts} attempt(s), {step.duration_ms} ms"
-            + (f" — {step.error}" if step.error else "")
-        )
-    for name, value in status.outputs.items():
-        print(f"  {name} = {value if isinstance(value, str) else json.dumps(value)}")
+    _print([as_json(status)] if args.json else status_lines(args.id, status))
     return 0
 
 
 async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     runs = await (await _client(settings)).list(args.workflow, args.status, limit=args.limit)
-    if args.json:
-        print(json.dumps([run.model_dump(mode="json") for run in runs], indent=2))
-        return 0
-    for run in runs:
-        steps = run.steps_done if run.steps_done is not None else "-"
-        print(
-            f"{run.execution_id}  {run.workflow_name or '-'}  {run.status}  "
-            f"steps done: {steps}  {run.started_at.isoformat()}"
-        )
+    if not runs and not args.json:  # say so, on stderr: a script reading stdout gets no lines
+        kind = f"{args.status} runs" if args.status else "runs"
+        of = f" of {args.workflow!r}" if args.workflow else ""
+        _note(f"no {kind}{of} in namespace {settings.namespace!r} at {settings.address}")
+    _print([as_json(runs)] if args.json else [run_line(run) for run in runs])
     return 0
 
 
 async def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
-    status = await (await _client(settings)).cancel(args.id)
-    finished = [step_id for step_id, step in status.steps.items() if step.status == "completed"]
-    print(f"{args.id}: {status.execution_status}; steps finished before: "
-          f"{', '.join(finished) or 'none'}")  # fmt: skip
+    print(cancelled_line(args.id, await (await _client(settings)).cancel(args.id)))
     return 0
 
 
 async def cmd_budget(args: argparse.Namespace, settings: Settings) -> int:
-    from engine.progress import budget_text
-
-    client = await _client(settings)
-    budget = await client.raise_budget(
+    budget = await (await _client(settings)).raise_budget(
         args.id, max_cost_usd=args.max_cost_usd, max_tokens=args.max_tokens, step=args.step
     )
-    print(f"{args.id}: {budget.scope} budget now {budget_text(budget)}")
+    print(budget_line(args.id, budget))
     return 0
 
 
 async def cmd_signal(args: argparse.Namespace, settings: Settings) -> int:
-    from workflows.errors import UsageError
-
-    try:
-        payload = json.loads(args.input) if args.input is not None else {}
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"--input is not JSON: {exc}") from None
-    except RecursionError:  # thousands of levels
-        raise UsageError("--input nests too many levels of JSON to read") from None
+    payload = json_input(args.input)
     answered = await (await _client(settings)).signal(args.id, args.name, payload)
-    print(f"{args.id}: signal {args.name!r} {answered.answer}")
+    print(f"{answered.execution_id}: signal {answered.signal!r} {answered.answer}")
     return 0
 
 
 async def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
     """A new run of the same input that takes the old run's finished steps as they are."""
-    from engine.client import rerun_variables
-
     client = await _client(settings)
-    variables = rerun_variables(parse_vars(args.var))
-    rerun = await client.rerun(args.id, from_step=args.from_step, variables=variables)
-    saved = rerun.saved
-    _note(
-        f"resumed {args.id} as {rerun.execution_id}: reused "
-        f"{', '.join(rerun.reused_steps) or 'no steps'}"
-        + (f" and {rerun.reused_items} finished for_each item(s)" if rerun.reused_items else "")
-        + f" ({saved.input_tokens} input and {saved.output_tokens} output tokens not spent again)"
-    )
+    texts = parse_vars(args.var)
+    rerun = await client.rerun(args.id, from_step=args.from_step, variable_texts=texts)
+    _note(rerun_note(args.id, rerun))
     _note(client.ui_link(rerun.execution_id))
     return await wait_and_print(client, rerun.execution_id, args.json)
 
 
 async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
-    from workflows.errors import UsageError
-
-    if not (args.file or args.id):
-        raise UsageError("replay needs a run id or --file HISTORY.json")
-    name = Path(args.file).stem if args.file else args.id
-    client = _offline_client(settings) if args.file else await _client(settings)
-    try:
-        events = await (client.replay_file(args.file) if args.file else client.replay(args.id))
-    except UsageError:  # the file is not a history
-        raise
-    except Exception as exc:  # a replay failure is the answer the user asked for
-        raise UsageError(f"replay of {name} failed: {exc}") from None
-    print(f"replay of {name}: OK ({events} events)")
-    return 0
-
-
-def _offline_client(settings: Settings) -> EngineClient:
     from engine.client import EngineClient
 
-    return EngineClient(None, settings)  # type: ignore[arg-type]
+    client = EngineClient.offline(settings) if args.file else await _client(settings)
+    name, events = await client.replay_checked(args.id, args.file)
+    print(f"replay of {name}: OK ({events} events)")
+    return 0
 
 
 async def cmd_codec_server(args: argparse.Namespace, settings: Settings) -> int:
@@ -231,11 +169,13 @@ async def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     failed = 0
     for file in args.files:
         try:
-            load_file(file, settings)
+            loaded = load_file(file, settings)
         except WorkflowError as exc:
             print(exc, file=sys.stderr)
             failed += 1
         else:
+            for warning in loaded.warnings:
+                _note(str(warning))
             print(f"{file}: valid")
     return 1 if failed else 0
 
@@ -253,6 +193,20 @@ async def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_test(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.test_command import test
+
+    return await test(
+        args.paths, settings, pattern=args.k, junit=args.junit, as_json=args.json, note=_note
+    )
+
+
+async def cmd_record(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.test_recorder import record_command
+
+    return await record_command(await _client(settings), args, _note)
+
+
 async def cmd_stop(args: argparse.Namespace, settings: Settings) -> int:
     from engine.local_stack import stop_local_stack
 
@@ -267,6 +221,7 @@ def _var_option(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+Handler = Callable[[argparse.Namespace, "Settings"], Awaitable[int]]
 OFFLINE_COMMANDS = (cmd_validate, cmd_schema)
 """Commands that never connect: their settings skip loading Temporal's configuration."""
 
@@ -276,14 +231,26 @@ def build_parser() -> argparse.ArgumentParser:
         prog="starter.py", description="Run YAML-defined LLM workflows durably on Temporal."
     )
     commands = parser.add_subparsers(dest="command", required=True)
+
+    def add(
+        name: str, handler: Handler, text: str, *args: str, aliases: tuple[str, ...] = ()
+    ) -> argparse.ArgumentParser:
+        """A command, its handler and its positional arguments (`id`, ...)."""
+        sub = commands.add_parser(name, aliases=list(aliases), help=text)
+        for arg in args:
+            sub.add_argument(arg)
+        sub.set_defaults(handler=handler)
+        return sub
+
     for name, aliases, handler, help_text in [
-        ("run", ["execute"], cmd_run, "validate FILE, run it and wait for the result"),
-        ("start", [], cmd_start, "validate FILE and start it without waiting"),
+        ("run", ("execute",), cmd_run, "validate FILE, run it and wait for the result"),
+        ("start", (), cmd_start, "validate FILE and start it without waiting"),
     ]:
-        sub = commands.add_parser(name, aliases=aliases, help=help_text)
+        sub = add(name, handler, help_text, aliases=aliases)
         sub.add_argument("file", help="a workflow definition (YAML)")
         _var_option(sub)
         sub.add_argument("--offline", action="store_true", help="send every model call to mock")
+        sub.add_argument("--replies", metavar="FILE", help="a YAML of replies by step id")
         sub.add_argument("--id", help="the run's id (default: the workflow's name and a suffix)")
         sub.add_argument(
             "--reuse-id",
@@ -291,39 +258,26 @@ def build_parser() -> argparse.ArgumentParser:
             help="start even if an ended run has this --id (the runs share no keys or files)",
         )
         sub.add_argument("--json", action="store_true", help="machine-readable output")
-        sub.set_defaults(handler=handler)
-    result = commands.add_parser("result", help="wait for a started run and print its result")
-    result.add_argument("id")
-    result.add_argument("--json", action="store_true")
-    result.set_defaults(handler=cmd_result)
-    status = commands.add_parser("status", help="a run's status, steps and outputs so far")
-    status.add_argument("id")
-    status.add_argument("--json", action="store_true")
-    status.set_defaults(handler=cmd_status)
-    listing = commands.add_parser("list", aliases=["list-executions"], help="list runs")
+    add("result", cmd_result, "wait for a started run and print its result", "id").add_argument(
+        "--json", action="store_true"
+    )
+    add("status", cmd_status, "a run's status, steps and outputs so far", "id").add_argument(
+        "--json", action="store_true"
+    )
+    listing = add("list", cmd_list, "list runs", aliases=("list-executions",))
     listing.add_argument("--workflow", help="only runs of this definition name")
-    listing.add_argument("--status", choices=STATUSES)
+    listing.add_argument("--status", choices=FILTER_NAMES)
     listing.add_argument("--limit", type=int, default=20)
     listing.add_argument("--json", action="store_true")
-    listing.set_defaults(handler=cmd_list)
-    cancel = commands.add_parser("cancel", help="cancel a run (its running activities too)")
-    cancel.add_argument("id")
-    cancel.set_defaults(handler=cmd_cancel)
-    signal = commands.add_parser("signal", help="send a signal (approve, pause, resume, ...)")
-    signal.add_argument("id")
-    signal.add_argument("name")
+    add("cancel", cmd_cancel, "cancel a run (its running activities too)", "id")
+    signal = add("signal", cmd_signal, "send a signal (approve, pause, resume, ...)", "id", "name")
     signal.add_argument("--input", help="the signal's payload, as JSON")
-    signal.set_defaults(handler=cmd_signal)
-    budget = commands.add_parser("budget", help="raise a run's budget (a paused run goes on)")
-    budget.add_argument("id")
+    budget = add("budget", cmd_budget, "raise a run's budget (a paused run goes on)", "id")
     budget.add_argument("--max-cost-usd", type=float, help="the new limit, in US dollars")
     budget.add_argument("--max-tokens", type=int, help="the new limit of tokens")
     budget.add_argument("--step", help="a step's own budget (default: the run's)")
-    budget.set_defaults(handler=cmd_budget)
-    resume = commands.add_parser(
-        "resume", help="re-run a failed or cancelled run, reusing the steps it finished"
-    )
-    resume.add_argument("id")
+    rerun_text = "re-run a failed or cancelled run, reusing the steps it finished"
+    resume = add("resume", cmd_resume, rerun_text, "id")
     resume.add_argument(
         "--from",
         dest="from_step",
@@ -332,34 +286,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _var_option(resume)
     resume.add_argument("--json", action="store_true")
-    resume.set_defaults(handler=cmd_resume)
-    replay = commands.add_parser("replay", help="replay a run's history against this code")
+    replay = add("replay", cmd_replay, "replay a run's history against this code")
     replay.add_argument("id", nargs="?")
     replay.add_argument("--file", help="a history exported with temporal workflow show -o json")
-    replay.set_defaults(handler=cmd_replay)
-    codec = commands.add_parser(
+    codec = add(
         "codec-server",
-        help="decrypt payloads for the Temporal UI (token: CODEC_SERVER_TOKEN, else a new one)",
+        cmd_codec_server,
+        "decrypt payloads for the Temporal UI (token: CODEC_SERVER_TOKEN, else a new one)",
     )
     codec.add_argument("--port", type=int, default=8081)
     codec.add_argument("--origin", help="the UI's origin (default: TEMPORAL_UI_URL)")
-    codec.set_defaults(handler=cmd_codec_server)
-    serve = commands.add_parser(
-        "serve", help='the REST API (tokens: API_TOKENS or API_TOKENS_FILE; README "REST API")'
-    )
+    serve_text = 'the REST API (tokens: API_TOKENS or API_TOKENS_FILE; README "REST API")'
+    serve = add("serve", cmd_serve, serve_text)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.set_defaults(handler=cmd_serve)
-    validate = commands.add_parser("validate", help="check definition files; exit 1 on problems")
+    validate = add("validate", cmd_validate, "check definition files; exit 1 on problems")
     validate.add_argument("files", nargs="+")
-    validate.set_defaults(handler=cmd_validate)
-    schema = commands.add_parser("schema", help="print (or write) the definitions' JSON Schema")
+    schema = add("schema", cmd_schema, "print (or write) the definitions' JSON Schema")
     schema.add_argument("-o", "--output", help="write to this file instead of stdout")
-    schema.set_defaults(handler=cmd_schema)
-    stop = commands.add_parser(
-        "stop", help="stop the dev server and worker that run/start started in the background"
-    )
-    stop.set_defaults(handler=cmd_stop)
+    tests = add("test", cmd_test, "run *.test.yaml files (scripted replies)")
+    tests.add_argument("paths", nargs="+", help="test files, or directories to search")
+    tests.add_argument("-k", metavar="PATTERN", help="only cases whose FILE::NAME contains it")
+    tests.add_argument("--junit", metavar="FILE", help="also write JUnit XML here")
+    tests.add_argument("--json", action="store_true", help="machine-readable output")
+    rec = add("record", cmd_record, "write an ended run as a test case (*.test.yaml)", "id")
+    rec.add_argument("-o", "--output", required=True, help="the test file (new, or added to)")
+    rec.add_argument("--definition", help="the definition it tests (default: found by name)")
+    add("stop", cmd_stop, "stop the dev server and worker that run/start started in the background")
     return parser
 
 
@@ -384,10 +337,11 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: a started run goes on; see it in the Temporal UI", file=sys.stderr)
         return 130
     except Exception as exc:
-        from temporalio.service import RPCError
+        from engine.temporal_errors import Where, translate
 
-        if isinstance(exc, RPCError):
-            print(f"error: Temporal at {settings.address} answered: {exc}", file=sys.stderr)
+        ours = translate(exc, Where(settings.address, settings.namespace))
+        if ours is not None:  # Temporal's, met outside the client API (connecting, say)
+            print(f"error: {ours}", file=sys.stderr)
             return 1
         if os.environ.get("LLM_WORKFLOWS_DEBUG"):  # a bug of ours: one line, traceback on request
             raise

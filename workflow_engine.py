@@ -216,7 +216,7 @@ class WorkflowEngine:
             "status": status.execution_status,
             "current_step": status.running[0] if status.running else None,
             "running_steps": status.running,
-            "completed_steps": sum(s.status == "completed" for s in status.steps.values()),
+            "completed_steps": len(status.finished_steps),
             "started_at": status.started_at.isoformat() if status.started_at else None,
             "updated_at": (status.closed_at or status.started_at).isoformat()
             if status.started_at
@@ -306,21 +306,17 @@ class WorkflowEngine:
         return client
 
     async def _serve(self, client: EngineClient) -> None:
-        from activities.catalog import build_actions
-        from activities.llm import build_providers
-        from worker import build_worker, pacer_for
+        from engine.activity_catalog import build_actions
+        from engine.plugin import EnginePlugin
 
         settings = client.settings
-        self._worker = worker = build_worker(
-            client.temporal,
-            settings.task_queue,
-            build_providers(settings.endpoints),
-            settings.definitions_dir,
-            {**build_actions(settings), **self._actions},
-            settings.secrets,
-            settings.prices,
+        plugin = EnginePlugin(
+            settings,
+            actions={**build_actions(settings), **self._actions},
             validators={**load_custom_validators(settings.action_modules), **self._validators},
-            pacer=pacer_for(settings),
+        )
+        self._worker = worker = Worker(
+            client.temporal, task_queue=settings.task_queue, plugins=[plugin]
         )
         quiet = _OneLine()
         activity_log = logging.getLogger("temporalio.activity")

@@ -23,6 +23,7 @@ from activities.files import FileActions
 from activities.heartbeat import heartbeating
 from activities.http import HttpActions
 from activities.registry import ActionSpec
+from activities.scripted import scripted_result
 from activities.secrets import fill_slots, redact
 from workflows.actions import (
     DatabaseInsertParams,
@@ -32,6 +33,7 @@ from workflows.actions import (
     SendEmailParams,
 )
 from workflows.contracts import VALIDATOR_PREFIX, ActionInput, ActionResult
+from workflows.errors import FailureType
 
 
 def action_activity(spec: ActionSpec, secrets: Mapping[str, str]) -> Callable[..., Any]:
@@ -51,6 +53,10 @@ def action_activity(spec: ActionSpec, secrets: Mapping[str, str]) -> Callable[..
         attempt = activity.info().attempt
         used: dict[str, str] = {}
         try:
+            if request.scripted is not None:  # a test's stand-in for the action
+                if not request.secrets:
+                    spec.params.model_validate(request.params)
+                return scripted_result(request, attempt)
             filled, used = fill_slots(request.params, request.secrets, secrets)
             params = spec.params.model_validate(filled)
             if inspect.iscoroutinefunction(spec.run):
@@ -65,7 +71,7 @@ def action_activity(spec: ActionSpec, secrets: Mapping[str, str]) -> Callable[..
             raise ApplicationError(
                 redact(f"{spec.name}: invalid params: {problems}", used),
                 {"attempt": attempt},
-                type="InvalidParams",
+                type=FailureType.INVALID_PARAMS,
                 non_retryable=True,
             ) from None
         except ApplicationError as exc:
@@ -84,9 +90,10 @@ async def unknown_action(args: Sequence[RawValue]) -> None:
     not in the worker's ACTION_MODULES. Retrying on the same queue cannot help, so it fails
     at once."""
     name = activity.info().activity_type
-    kind, type_ = "action", "UnknownAction"
+    kind, type_ = "action", FailureType.UNKNOWN_ACTION
     if name.startswith(VALIDATOR_PREFIX):
-        name, kind, type_ = name.removeprefix(VALIDATOR_PREFIX), "validator", "UnknownValidator"
+        name, kind = name.removeprefix(VALIDATOR_PREFIX), "validator"
+        type_ = FailureType.UNKNOWN_VALIDATOR
     raise ApplicationError(
         f"no {kind} '{name}' is registered on this worker: list its module in the worker's "
         "ACTION_MODULES",

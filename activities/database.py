@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 
 from workflows.actions import DatabaseInsertParams
 from workflows.contracts import ActionInput
+from workflows.errors import FailureType
 
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 KEY_COLUMN = "idempotency_key"
@@ -38,7 +39,7 @@ class DatabaseActions:
                 env = "DATABASE_URL" if name == "default" else f"DATABASE_URL_{name.upper()}"
                 raise ApplicationError(
                     f"database_insert: no connection named {name!r}: set {env} on the worker",
-                    type="UnknownConnection",
+                    type=FailureType.UNKNOWN_CONNECTION,
                     non_retryable=True,
                 )
             self._engines[name] = sa.create_engine(url)
@@ -49,7 +50,7 @@ class DatabaseActions:
         if not _TABLE_NAME.match(params.table):
             raise ApplicationError(
                 f"database_insert: invalid table name {params.table!r}",
-                type="InvalidParams",
+                type=FailureType.INVALID_PARAMS,
                 non_retryable=True,
             )
         if not rows:
@@ -60,13 +61,13 @@ class DatabaseActions:
                 return _insert_rows(connection, table, rows, key)
         except OperationalError as exc:  # the database is unreachable or busy: retry
             raise ApplicationError(
-                f"database_insert: {exc.orig}", type="DatabaseUnavailable"
+                f"database_insert: {exc.orig}", type=FailureType.DATABASE_UNAVAILABLE
             ) from None
         except (DBAPIError, SQLAlchemyError) as exc:
             reason = getattr(exc, "orig", None) or exc
             raise ApplicationError(
                 f"database_insert into {params.table}: {reason}",
-                type="DatabaseError",
+                type=FailureType.DATABASE_ERROR,
                 non_retryable=True,
             ) from None
 

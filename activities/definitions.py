@@ -21,7 +21,9 @@ from activities.pricing import Price, price_of
 from workflows.actions import ACTION_PARAMS
 from workflows.contracts import LoadedDefinition, ModelPrice
 from workflows.definition import Definition, LlmCallStep, WorkflowStep
+from workflows.dropped_settings import dropped_settings
 from workflows.errors import DefinitionError, Problem
+from workflows.providers import MOCK
 from workflows.routing import route
 from workflows.source import Source
 from workflows.validation import load_with_source
@@ -146,7 +148,8 @@ def load_text_bundle(
         problems += unpriced_models(loaded, priced)
     if problems:
         raise DefinitionError(problems)
-    return LoadedDefinition(definition=top[1], children=children)
+    warnings = [warning for pair in loaded for warning in dropped_settings(*pair)]
+    return LoadedDefinition(definition=top[1], children=children, warnings=warnings)
 
 
 def called_models(loaded: LoadedDefinition) -> list[str]:
@@ -217,7 +220,7 @@ def unpriced_models(
                     target = route(name or "")
                 except ValueError:
                     continue  # reported by validation
-                if target.provider != "mock" and not priced(target.provider, target.model):
+                if target.provider != MOCK and not priced(target.provider, target.model):
                     problems.append(
                         source.problem(
                             path,

@@ -14,6 +14,7 @@ from temporalio.exceptions import ApplicationError
 from activities.endpoints import SmtpSettings
 from workflows.actions import SendEmailParams
 from workflows.contracts import ActionInput
+from workflows.errors import FailureType
 
 SENT = "sent"
 MAX_RECIPIENTS = 50
@@ -64,7 +65,7 @@ class EmailActions:
 
 
 def _refused(message: str) -> ApplicationError:
-    return ApplicationError(message, type="EmailRefused", non_retryable=True)
+    return ApplicationError(message, type=FailureType.EMAIL_REFUSED, non_retryable=True)
 
 
 def _reasons(refused: dict[str, tuple[int, bytes]]) -> str:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from workflows.providers import provider_spec
+
 StorageKind = Literal["local", "s3", "off"]
 STORAGE_KINDS: tuple[StorageKind, ...] = ("local", "s3", "off")
 DEFAULT_THRESHOLD = 256 * 1024
@@ -23,14 +25,9 @@ class Endpoint:
 
 
 def is_configured(provider: str, endpoint: Endpoint | None) -> bool:
-    """Anthropic needs a key; OpenAI-style servers need a key or a base URL of their own."""
-    if provider == "mock":
-        return True
-    if endpoint is None:
-        return False
-    if provider == "anthropic":
-        return bool(endpoint.api_key)
-    return bool(endpoint.api_key or endpoint.base_url)
+    """What the provider table says it needs (a key, a base URL, nothing) is set."""
+    endpoint = endpoint or Endpoint()
+    return provider_spec(provider).configured(endpoint.api_key, endpoint.base_url)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from temporalio.exceptions import ApplicationError
 
 from workflows.actions import SaveToFileParams
 from workflows.contracts import ActionInput
+from workflows.errors import FailureType
 
 MAX_NAME_BYTES = 255
 """Of one path component, as on most file systems."""
@@ -74,7 +75,9 @@ def own_folder(runs: Path, workflow_id: str, chain: str) -> str:
 
 
 def _refused(message: str) -> ApplicationError:
-    return ApplicationError(f"save_to_file: {message}", type="PathRefused", non_retryable=True)
+    return ApplicationError(
+        f"save_to_file: {message}", type=FailureType.PATH_REFUSED, non_retryable=True
+    )
 
 
 class FileActions:

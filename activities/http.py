@@ -19,6 +19,7 @@ from activities.retry_after import retry_after
 from workflows.actions import HttpFetchParams, HttpPostParams
 from workflows.contracts import ActionInput
 from workflows.durations import parse_duration
+from workflows.errors import FailureType
 from workflows.payloads import MAX_DEPTH, json_depth
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -76,7 +77,9 @@ class AddressGuard:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ApplicationError(
-                f"refusing {url!r}: only http and https URLs", type="UrlRefused", non_retryable=True
+                f"refusing {url!r}: only http and https URLs",
+                type=FailureType.URL_REFUSED,
+                non_retryable=True,
             )
         host = parts.hostname.lower()
         if host in self.allowed_hosts:
@@ -88,7 +91,7 @@ class AddressGuard:
             )
         except socket.gaierror as exc:
             raise ApplicationError(
-                f"cannot resolve {host}: {exc.strerror}", type="DnsError"
+                f"cannot resolve {host}: {exc.strerror}", type=FailureType.DNS_ERROR
             ) from None
         for info in infos:
             address = ipaddress.ip_address(info[4][0])
@@ -100,7 +103,7 @@ class AddressGuard:
                 raise ApplicationError(
                     f"refusing {url!r}: {host} is a non-public address ({shown}); add it to "
                     "HTTP_ALLOWLIST on the worker to allow it",
-                    type="UrlRefused",
+                    type=FailureType.URL_REFUSED,
                     non_retryable=True,
                 )
         addresses = dict.fromkeys(str(info[4][0]) for info in infos)  # in order, once each
@@ -146,22 +149,24 @@ class HttpActions:
                         raise
         except httpx.TimeoutException:
             raise ApplicationError(
-                f"{method} {url}: timed out after {timeout}", type="HttpTimeout"
+                f"{method} {url}: timed out after {timeout}", type=FailureType.HTTP_TIMEOUT
             ) from None
         except httpx.TransportError as exc:
-            raise ApplicationError(f"{method} {url}: {exc}", type="HttpConnectError") from None
+            raise ApplicationError(
+                f"{method} {url}: {exc}", type=FailureType.HTTP_CONNECT_ERROR
+            ) from None
         text = raw.decode(response.encoding or "utf-8", errors="replace")
         status = response.status_code
         if status == 429 or status >= 500:
             raise ApplicationError(
                 f"{method} {url}: HTTP {status}: {text[:200]}",
-                type=f"HTTP{status}",
+                type=FailureType.http(status),
                 next_retry_delay=retry_after(response.headers),
             )
         if status >= 400:
             raise ApplicationError(
                 f"{method} {url}: HTTP {status}: {text[:200]}",
-                type=f"HTTP{status}",
+                type=FailureType.http(status),
                 non_retryable=True,
             )
         result: dict[str, Any] = {

@@ -10,6 +10,7 @@ from pathlib import Path
 from temporalio.exceptions import ApplicationError
 
 from activities.definitions import confined, quoted, usable_name
+from workflows.errors import FailureType
 
 MAX_IMAGE_BYTES = 5_000_000
 """Anthropic's limit per image; OpenAI's is higher."""
@@ -45,5 +46,5 @@ def _inline(name: str, input_dir: Path) -> str:
     else:
         return f"data:{media};base64,{base64.b64encode(path.read_bytes()).decode()}"
     raise ApplicationError(
-        f"image {quoted(name)} {problem}", type="InvalidImage", non_retryable=True
+        f"image {quoted(name)} {problem}", type=FailureType.INVALID_IMAGE, non_retryable=True
     )

@@ -13,54 +13,25 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.endpoints import Endpoint, is_configured
+from activities.endpoints import Endpoint as Endpoint  # the worker's import path
 from activities.heartbeat import heartbeating
 from activities.images import read_images
 from activities.pricing import DEFAULT_PRICES, Price, priced
 from activities.providers import Provider
-from activities.providers.anthropic_messages import AnthropicMessagesProvider
-from activities.providers.mock import MockProvider
-from activities.providers.openai_chat import OpenAIChatProvider
+from activities.providers.clients import build_providers as build_providers
 from activities.rate_limits import Gate, Pacer
 from activities.retry_after import retry_after
+from activities.scripted import ScriptedProvider
 from activities.structured_replies import parse_reply
 from activities.tracing import span
 from workflows.contracts import LLM_CALL, LlmCallInput, LlmCallResult, Usage
+from workflows.errors import FailureType
+from workflows.providers import provider_spec
 
 STREAM_EVERY_SECONDS = 0.2
 STREAM_TAIL = 16_000
 """A streamed reply's heartbeat carries its last this many characters (and their offset)."""
-SDK_TIMEOUT_SECONDS = 600.0
-"""Generous: the step's `timeout` (Temporal's start-to-close) is the limit that counts."""
 NON_RETRYABLE_STATUSES = {400, 401, 403, 404, 405, 413, 415, 422}
-
-
-def build_providers(endpoints: Mapping[str, Endpoint]) -> dict[str, Provider]:
-    """One SDK client per configured provider, built once and reused; SDK retries off."""
-    providers: dict[str, Provider] = {"mock": MockProvider()}
-    for name, endpoint in endpoints.items():
-        if not is_configured(name, endpoint):
-            continue
-        if name == "anthropic":
-            providers[name] = AnthropicMessagesProvider(
-                anthropic.AsyncAnthropic(
-                    api_key=endpoint.api_key,
-                    base_url=endpoint.base_url,
-                    max_retries=0,
-                    timeout=SDK_TIMEOUT_SECONDS,
-                )
-            )
-        else:
-            # A local OpenAI-compatible server usually needs no key, but the SDK wants one.
-            providers[name] = OpenAIChatProvider(
-                openai.AsyncOpenAI(
-                    api_key=endpoint.api_key or "not-needed",
-                    base_url=endpoint.base_url,
-                    max_retries=0,
-                    timeout=SDK_TIMEOUT_SECONDS,
-                )
-            )
-    return providers
 
 
 MAX_REPLY_BYTES = 8_000_000
@@ -122,18 +93,19 @@ class LlmActivities:
         return result
 
     async def _call(self, call: LlmCallInput, attempt: int) -> LlmCallResult:
-        provider = self._providers.get(call.provider)
+        scripted = call.scripted is not None  # a test's call: its script answers
+        provider = ScriptedProvider() if scripted else self._providers.get(call.provider)
         if provider is None:
             raise ApplicationError(
                 _not_configured(call.provider),
                 {"attempt": attempt},
-                type="ProviderNotConfigured",
+                type=FailureType.PROVIDER_NOT_CONFIGURED,
                 non_retryable=True,
             )
         where = f"{call.provider}/{call.model}"
         if call.images:
             call = call.model_copy(update={"images": read_images(call.images, self._input_dir)})
-        gate = self._pacer.gate(call.provider, call.model)
+        gate = None if scripted else self._pacer.gate(call.provider, call.model)
         if gate is not None:
             await self._wait_for_capacity(gate, call, where)
         try:
@@ -153,14 +125,14 @@ class LlmActivities:
             raise ApplicationError(
                 f"{where}: the model refused: {completion.refusal}",
                 {"attempt": attempt},
-                type="ProviderRefusal",
+                type=FailureType.PROVIDER_REFUSAL,
                 non_retryable=True,
             )
         if not completion.text.strip() and not completion.tool_calls:
             raise ApplicationError(
                 f"{where}: empty completion (finish reason {completion.finish_reason})",
                 {"attempt": attempt},
-                type="ProviderEmptyReply",
+                type=FailureType.PROVIDER_EMPTY_REPLY,
             )
         text = completion.text
         if len(text.encode()) > self._max_reply:
@@ -275,25 +247,31 @@ def provider_failure(exc: Exception, call: LlmCallInput, attempt: int) -> Applic
     where = f"{call.provider}/{call.model}"
     details = {"attempt": attempt}
     if isinstance(exc, openai.APITimeoutError | anthropic.APITimeoutError):
-        return ApplicationError(f"{where}: request timed out", details, type="ProviderTimeout")
+        return ApplicationError(
+            f"{where}: request timed out", details, type=FailureType.PROVIDER_TIMEOUT
+        )
     if isinstance(exc, openai.APIConnectionError | anthropic.APIConnectionError):
         return ApplicationError(
-            f"{where}: cannot connect: {exc.__cause__ or exc}", details, type="ProviderUnreachable"
+            f"{where}: cannot connect: {exc.__cause__ or exc}",
+            details,
+            type=FailureType.PROVIDER_UNREACHABLE,
         )
     if isinstance(exc, openai.APIStatusError | anthropic.APIStatusError):
         status = exc.status_code
         message = f"{where}: HTTP {status}: {_provider_message(exc)}"
         if status in NON_RETRYABLE_STATUSES:
             return ApplicationError(
-                message, details, type=f"ProviderHTTP{status}", non_retryable=True
+                message, details, type=FailureType.provider_http(status), non_retryable=True
             )
         return ApplicationError(
             message,
             details,
-            type=f"ProviderHTTP{status}",
+            type=FailureType.provider_http(status),
             next_retry_delay=retry_after(exc.response.headers),
         )
-    return ApplicationError(f"{where}: {exc}", details, type="ProviderError", non_retryable=True)
+    return ApplicationError(
+        f"{where}: {exc}", details, type=FailureType.PROVIDER_ERROR, non_retryable=True
+    )
 
 
 def _provider_message(exc: openai.APIStatusError | anthropic.APIStatusError) -> str:
@@ -306,17 +284,7 @@ def _provider_message(exc: openai.APIStatusError | anthropic.APIStatusError) -> 
 
 
 def _not_configured(provider: str) -> str:
-    if provider == "openai":
-        return (
-            "provider openai is not configured on the worker: set OPENAI_API_KEY (or "
-            "OPENAI_BASE_URL for a compatible server), or run with --offline"
-        )
-    if provider == "anthropic":
-        return (
-            "provider anthropic is not configured on the worker: set ANTHROPIC_API_KEY, "
-            "or run with --offline"
-        )
     return (
-        f"provider {provider} is not configured on the worker: set {provider.upper()}_BASE_URL "
-        "to its OpenAI-compatible endpoint, or run with --offline"
+        f"provider {provider} is not configured on the worker: set "
+        f"{provider_spec(provider).setup_hint()}, or run with --offline"
     )

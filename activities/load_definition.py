@@ -24,7 +24,7 @@ from activities.definitions import (
 from activities.pricing import DEFAULT_PRICES, Price
 from workflows.actions import ACTION_PARAMS
 from workflows.contracts import LOAD_DEFINITION, LoadDefinitionInput, LoadedDefinition
-from workflows.errors import DefinitionError
+from workflows.errors import DefinitionError, FailureType
 
 
 class DefinitionActivities:
@@ -74,4 +74,4 @@ class DefinitionActivities:
 
 
 def _failure(message: str) -> ApplicationError:
-    return ApplicationError(message, type="DefinitionError", non_retryable=True)
+    return ApplicationError(message, type=FailureType.DEFINITION, non_retryable=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from workflows.contracts import Usage
+from workflows.providers import MOCK
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ def price_of(prices: Mapping[str, Price], provider: str, model: str) -> Price | 
 def priced(usage: Usage, provider: str, model: str, prices: Mapping[str, Price]) -> Usage:
     """The usage with its estimated cost filled in."""
     price = price_of(prices, provider, model)
-    if price is None or provider == "mock":
+    if price is None or provider == MOCK:
         return usage
     cost = (usage.input_tokens * price.input + usage.output_tokens * price.output) / 1_000_000
     return usage.model_copy(update={"cost_usd": round(cost, 8)})

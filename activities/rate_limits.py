@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from workflows.providers import RATE_HEADER_PREFIXES, provider_spec
+
 if TYPE_CHECKING:
     from activities.pacing_memory import PacingMemory
 
@@ -239,7 +241,7 @@ class Pacer:
         self._gates: dict[str, Gate] = {}
 
     def gate(self, provider: str, model: str) -> Gate | None:
-        if not self.enabled or provider == "mock":
+        if not self.enabled or provider_spec(provider).rate_headers is None:
             return None
         key = f"{provider}/{model}"
         if key not in self._gates:
@@ -270,14 +272,15 @@ class RateHeaders:
     @classmethod
     def read(cls, headers: Mapping[str, str]) -> RateHeaders | None:
         lower = {key.lower(): value for key, value in headers.items()}
-        if "x-ratelimit-limit-requests" in lower or "x-ratelimit-limit-tokens" in lower:
-            get = lambda name: _number(lower.get(f"x-ratelimit-{name}"))  # noqa: E731
-            reset = lambda name: _duration(lower.get(f"x-ratelimit-reset-{name}"))  # noqa: E731
+        prefix = RATE_HEADER_PREFIXES["openai"]
+        if f"{prefix}limit-requests" in lower or f"{prefix}limit-tokens" in lower:
+            get = lambda name: _number(lower.get(prefix + name))  # noqa: E731
+            reset = lambda name: _duration(lower.get(f"{prefix}reset-{name}"))  # noqa: E731
             return cls(
                 get("limit-requests"), get("remaining-requests"), reset("requests"),
                 get("limit-tokens"), get("remaining-tokens"), reset("tokens"),
             )  # fmt: skip
-        prefix = "anthropic-ratelimit-"
+        prefix = RATE_HEADER_PREFIXES["anthropic"]
         if not any(key.startswith(prefix) for key in lower):
             return None
         get = lambda name: _number(lower.get(prefix + name))  # noqa: E731

@@ -47,7 +47,7 @@ class ValidatorSpec:
 
 def validator_spec(name: str, function: ValidatorFunction) -> ValidatorSpec:
     """A validator from a plain function, for registering one in code (`@validator` marks
-    one in a module instead); a worker runs it given to `build_worker(validators=...)`."""
+    one in a module instead); a worker runs it given to `EnginePlugin(validators=...)`."""
     if not isinstance(name, str) or name.split() != [name]:
         raise ValueError(f"a validator's name must be one word without spaces, not {name!r}")
     if not callable(function):

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 from workflows.contracts import SecretSlot
+from workflows.errors import FailureType
 
 ENV_PREFIX = "SECRET_"
 
@@ -56,7 +57,7 @@ def fill_slots(
                 raise _refused(
                     f"secret '{part}' is not declared on the worker: set {ENV_PREFIX}{part} in "
                     "its environment or add it to its SECRETS_FILE",
-                    "SecretMissing",
+                    FailureType.SECRET_MISSING,
                 )
             used[part] = secrets[part]
             text.append(secrets[part])
@@ -74,7 +75,8 @@ def _put(params: Any, path: list[str | int], value: str) -> None:
         target[last] = value
     except (KeyError, IndexError, TypeError):
         raise _refused(
-            f"a secret slot names no param at {'.'.join(map(str, path))}", "InvalidParams"
+            f"a secret slot names no param at {'.'.join(map(str, path))}",
+            FailureType.INVALID_PARAMS,
         ) from None
 
 

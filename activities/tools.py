@@ -26,6 +26,7 @@ from workflows.contracts import (
     ToolDef,
     ToolResult,
 )
+from workflows.errors import FailureType
 
 
 class ToolActivities:
@@ -47,7 +48,7 @@ class ToolActivities:
                 try:
                     tools += await heartbeating(list_tools(server))
                 except McpUnavailable as exc:
-                    raise ApplicationError(str(exc), type="McpUnavailable") from None
+                    raise ApplicationError(str(exc), type=FailureType.MCP_UNAVAILABLE) from None
         return DescribeToolsResult(tools=tools)
 
     @activity.defn(name=MCP_CALL)
@@ -58,7 +59,7 @@ class ToolActivities:
         try:
             text, is_error = await heartbeating(call_tool(server, request.tool, request.arguments))
         except McpUnavailable as exc:
-            raise ApplicationError(str(exc), type="McpUnavailable") from None
+            raise ApplicationError(str(exc), type=FailureType.MCP_UNAVAILABLE) from None
         return ToolResult(id="", name=request.tool, content=text, is_error=is_error)
 
     def _action_tool(self, step_id: str, entry: dict[str, Any]) -> ToolDef:
@@ -68,7 +69,7 @@ class ToolActivities:
             raise ApplicationError(
                 f"step '{step_id}': action {name!r} is not registered on this worker "
                 f"(actions: {', '.join(sorted(self._actions))})",
-                type="DefinitionError",
+                type=FailureType.DEFINITION,
                 non_retryable=True,
             )
         fixed: dict[str, Any] = entry.get("params") or {}
@@ -95,7 +96,7 @@ class ToolActivities:
             known = ", ".join(sorted(self._servers)) or "none is configured"
             raise ApplicationError(
                 f"step '{step_id}': no MCP server {name!r} on this worker (MCP_SERVERS: {known})",
-                type="DefinitionError",
+                type=FailureType.DEFINITION,
                 non_retryable=True,
             )
         return server

@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 from activities.failures import with_attempt
 from activities.registry import ValidatorFunction
 from workflows.contracts import VALIDATOR_PREFIX, ValidatorInput, ValidatorResult
+from workflows.errors import FailureType
 
 
 def validator_activity(name: str, handler: ValidatorFunction) -> Callable[..., Any]:
@@ -62,7 +63,7 @@ def _result(name: str, answer: Any, attempt: int) -> ValidatorResult:
         f"validator '{name}' returned {_short(answer)}: it must return (is_valid, errors), "
         "a bool and a list of strings",
         {"attempt": attempt},
-        type="InvalidValidatorResult",
+        type=FailureType.INVALID_VALIDATOR_RESULT,
         non_retryable=True,
     )
 

@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 import structlog  # noqa: E402
 from temporalio.client import Client, WorkflowHandle  # noqa: E402
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
+from temporalio.worker import Worker  # noqa: E402
 
 from activities.endpoints import Endpoint  # noqa: E402
 from activities.llm import build_providers  # noqa: E402
@@ -42,7 +43,8 @@ from bench import baselines, rate_limited, validation  # noqa: E402
 from bench import fan_out as s2_alone  # noqa: E402
 from bench.report import markdown  # noqa: E402
 from bench.stack import CpuMeter, DevServer, Provider, worker_process  # noqa: E402
-from worker import build_worker  # noqa: E402
+from engine.plugin import EnginePlugin  # noqa: E402
+from engine.settings import Settings  # noqa: E402
 from workflows.contracts import RunInput, RunResult  # noqa: E402
 from workflows.definition import Definition  # noqa: E402
 from workflows.interpreter import YamlWorkflow  # noqa: E402
@@ -82,10 +84,13 @@ class Engine:
 
     def worker(self, base_url: str) -> Any:
         providers = build_providers({"openai": Endpoint(api_key="k", base_url=base_url)})
-        return build_worker(
-            self.client, self.queue, providers, ROOT, pacer=self.pacer,
-            max_concurrent_activities=200,
-        )  # fmt: skip
+        settings = Settings(definitions_dir=ROOT)
+        plugin = EnginePlugin(
+            settings, providers=providers, actions={}, validators={}, pacer=self.pacer
+        )
+        return Worker(
+            self.client, task_queue=self.queue, plugins=[plugin], max_concurrent_activities=200
+        )
 
     async def start(self, run_id: str, kind: str, size: int) -> WorkflowHandle[Any, Any]:
         if (kind, size) not in self._parsed:

@@ -18,37 +18,28 @@ from typing import Any
 from temporalio.client import (
     Client,
     WorkflowExecutionDescription,
-    WorkflowFailureError,
     WorkflowHandle,
     WorkflowHistory,
-    WorkflowQueryFailedError,
-    WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import (
-    CancelledError,
-    TerminatedError,
-    TimeoutError,
-    WorkflowAlreadyStartedError,
-)
-from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 
 from activities.definitions import budget_prices, called_models
 from activities.endpoints import is_configured
 from engine.client_models import (
-    STATES,
-    VISIBILITY_NAMES,
     Execution,
     ExecutionStatus,
     Rerun,
     Signalled,
     Started,
     StreamedText,
+    state_of,
 )
 from engine.definition_files import load_file, load_yaml
 from engine.local_stack import ensure_server, ensure_worker, is_local_stack
+from engine.run_states import VISIBILITY_NAMES, RunState
 from engine.settings import Settings
+from engine.temporal_errors import Where, temporal_errors
 from workflows import search_attributes
 from workflows.contracts import (
     BudgetStatus,
@@ -66,16 +57,20 @@ from workflows.errors import (
     RunNotFound,
     SignalRefused,
     StatusUnavailable,
+    TemporalError,
+    TemporalUnavailable,
     UsageError,
+    WorkflowError,
 )
 from workflows.interpreter import YamlWorkflow
+from workflows.providers import MOCK, provider_spec
 from workflows.rerun import rerun_plan
 from workflows.routing import route
-from workflows.validation import read_text_value, resolve_variables
+from workflows.scripts import Script
+from workflows.validation import read_text_value, resolve_variables, typed_variables
 
 REFUSE_USED_IDS = WorkflowIDReusePolicy.REJECT_DUPLICATE
 """A new run's id must be one no run has (running, or ended and kept in history)."""
-UNREACHABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}
 RECONNECT_EVERY_SECONDS = 1.0
 RUN_SIGNALS = {"pause", "resume"}
 """Signals the run itself handles; every other name is a step's, sent as an update."""
@@ -121,6 +116,11 @@ class EngineClient:
         client = await ensure_server(settings, note or (lambda message: None), start_local)
         return cls(client, settings, note, start_worker=start_worker)
 
+    @classmethod
+    def offline(cls, settings: Settings) -> EngineClient:
+        """A client without a connection: loads definitions and replays history files."""
+        return cls(None, settings)  # type: ignore[arg-type]  # never asks Temporal
+
     # definitions
 
     def load_file(self, path: str | Path) -> LoadedDefinition:
@@ -141,6 +141,7 @@ class EngineClient:
         execution_id: str | None = None,
         offline: bool = False,
         reuse_id: bool = False,
+        script: Script | None = None,
     ) -> Started:
         """Validate and start a run; `definition` is a loaded bundle, a parsed model or a
         file path. Variables are checked against the definition before anything starts.
@@ -148,40 +149,43 @@ class EngineClient:
         unless `reuse_id`; a reused id's runs still never share idempotency keys or files
         (each run chain's first run id keys them), and a running run's id is never reused."""
         loaded = self._loaded(definition)
+        for warning in loaded.warnings:
+            self._note(str(warning))
         variables = dict(variables or {})
         resolve_variables(loaded.definition, variables)
-        mocked = self._mocked(loaded, offline)
+        mocked = self._mocked(loaded, offline) if script is None or offline else []
         prices = budget_prices(loaded, self.settings.prices)
         await self._ensure_worker()
         name = loaded.definition.workflow.name
         run_id = execution_id or f"{name}-{uuid.uuid4().hex[:12]}"
         policy = WorkflowIDReusePolicy.ALLOW_DUPLICATE if reuse_id else REFUSE_USED_IDS
         try:
-            await self.temporal.start_workflow(
-                YamlWorkflow.run,
-                RunInput(
-                    definition=loaded.definition,
-                    children=loaded.children,
-                    variables=variables,
-                    mock_providers=mocked,
-                    llm_task_queue=self.settings.llm_task_queue,
-                    action_task_queue=self.settings.action_task_queue,
-                    prices=prices,
-                ),
-                id=run_id,
-                task_queue=self.settings.task_queue,
-                id_reuse_policy=policy,
-            )
-        except WorkflowAlreadyStartedError:
+            with self._errors(run_id):
+                await self.temporal.start_workflow(
+                    YamlWorkflow.run,
+                    RunInput(
+                        definition=loaded.definition,
+                        children=loaded.children,
+                        variables=variables,
+                        mock_providers=mocked,
+                        llm_task_queue=self.settings.llm_task_queue,
+                        action_task_queue=self.settings.action_task_queue,
+                        prices=prices,
+                        script=script,
+                    ),
+                    id=run_id,
+                    task_queue=self.settings.task_queue,
+                    id_reuse_policy=policy,
+                )
+        except RunExists:
             raise RunExists(await self._taken(run_id, reuse_id)) from None
         return Started(execution_id=run_id, workflow_name=name, mocked_providers=mocked)
 
     async def _taken(self, execution_id: str, reuse_id: bool) -> str:
         """Why a new run cannot have `execution_id`, in one line."""
         try:
-            description = await self.temporal.get_workflow_handle(execution_id).describe()
-            state = STATES.get(description.status, "unknown") if description.status else "unknown"
-        except RPCError:
+            state = await self.state(execution_id)
+        except WorkflowError:
             state = "unknown"
         if state == "running" or reuse_id:
             return (
@@ -209,15 +213,12 @@ class EngineClient:
         lost = False
         while True:
             try:
-                result = await handle.result()
-            except WorkflowFailureError as exc:
-                raise RunFailed(execution_id, failure_reason(exc)) from None
-            except RPCError as exc:
-                if exc.status not in UNREACHABLE and "connect" not in exc.message:
-                    raise
+                with self._errors(execution_id):
+                    result = await handle.result()
+            except TemporalUnavailable as exc:
                 if not lost:
                     self._note(
-                        f"lost the Temporal server ({exc.message}); waiting for it to come back"
+                        f"lost the Temporal server ({exc.detail}); waiting for it to come back"
                     )
                     lost = True
                 await asyncio.sleep(RECONNECT_EVERY_SECONDS)
@@ -230,10 +231,12 @@ class EngineClient:
         """Steps done, running, outputs and usage so far (a worker answers, for ended runs
         too), with Temporal's state of the run."""
         handle = await self._handle(execution_id)
-        description = await handle.describe()
+        with self._errors(execution_id):
+            description = await handle.describe()
         await self._ensure_worker()
-        status = await _status_query(handle, execution_id, self.poller_wait)
-        state = STATES.get(description.status, "unknown") if description.status else "unknown"
+        where = Where(self.settings.address, self.settings.namespace, execution_id)
+        status = await _status_query(handle, where, self.poller_wait)
+        state = state_of(description.status)
         if state != "running":
             status.running = []  # what was running when it ended is not running now
         return ExecutionStatus(
@@ -288,27 +291,27 @@ class EngineClient:
         if started_before:
             query += f" AND StartTime < '{started_before.isoformat()}'"
         found = []
-        async for execution in self.temporal.list_workflows(query, limit=limit):
-            names = execution.typed_search_attributes
-            found.append(
-                Execution(
-                    execution_id=execution.id,
-                    workflow_name=names.get(search_attributes.DEFINITION_NAME),
-                    status=STATES.get(execution.status, "unknown")
-                    if execution.status
-                    else "unknown",
-                    steps_done=names.get(search_attributes.STEPS_DONE),
-                    started_at=execution.start_time,
-                    closed_at=execution.close_time,
+        with self._errors():
+            async for execution in self.temporal.list_workflows(query, limit=limit):
+                names = execution.typed_search_attributes
+                found.append(
+                    Execution(
+                        execution_id=execution.id,
+                        workflow_name=names.get(search_attributes.DEFINITION_NAME),
+                        status=state_of(execution.status),
+                        steps_done=names.get(search_attributes.STEPS_DONE),
+                        started_at=execution.start_time,
+                        closed_at=execution.close_time,
+                    )
                 )
-            )
         return found
 
     async def cancel(self, execution_id: str) -> ExecutionStatus:
         """Cancel a run and its running activities; waits until it has ended."""
         handle = await self._handle(execution_id)
-        await handle.cancel()
-        with contextlib.suppress(WorkflowFailureError):
+        with self._errors(execution_id):
+            await handle.cancel()
+        with contextlib.suppress(RunFailed), self._errors(execution_id):
             await handle.result()
         return await self.status(execution_id)
 
@@ -325,12 +328,12 @@ class EngineClient:
         handle = await self._handle(execution_id)
         request = RaiseBudget(max_cost_usd=max_cost_usd, max_tokens=max_tokens, step=step)
         try:
-            return await handle.execute_update("budget", request, result_type=BudgetStatus)
-        except WorkflowUpdateFailedError as exc:
-            reason = getattr(exc.cause, "message", None) or str(exc.cause)
-            raise UsageError(f"{execution_id} refused the budget: {reason}") from None
-        except RPCError as exc:
-            raise UsageError(f"{execution_id}: cannot change its budget: {exc}") from None
+            with self._errors(execution_id):
+                return await handle.execute_update("budget", request, result_type=BudgetStatus)
+        except SignalRefused as exc:
+            raise UsageError(f"{execution_id} refused the budget: {exc}") from None
+        except TemporalError as exc:
+            raise UsageError(f"{execution_id}: cannot change its budget: {exc.detail}") from None
 
     async def signal(self, execution_id: str, name: str, payload: Any = None) -> Signalled:
         """Send a step's signal as an update, so the run checks it against the waiting
@@ -339,29 +342,28 @@ class EngineClient:
         handle = await self._handle(execution_id)
         payload = {} if payload is None else payload
         try:
-            if name in RUN_SIGNALS:
-                await handle.signal(name, payload)
-                return Signalled(execution_id=execution_id, signal=name, answer="sent")
-            answer = await handle.execute_update(
-                name, payload, result_type=str, rpc_timeout=UPDATE_TIMEOUT
-            )
-        except WorkflowUpdateFailedError as exc:
-            reason = getattr(exc.cause, "message", None) or str(exc.cause)
-            raise SignalRefused(f"{execution_id} refused signal {name!r}: {reason}") from None
-        except RPCError as exc:
-            if exc.status in UNREACHABLE:
-                raise StatusUnavailable(
-                    f"{execution_id} did not answer signal {name!r} within "
-                    f"{UPDATE_TIMEOUT.total_seconds():.0f} s (no worker polls its task queue?)"
-                ) from None
-            await self._refuse_if_ended(handle, execution_id, name)
+            with self._errors(execution_id):
+                if name in RUN_SIGNALS:
+                    await handle.signal(name, payload)
+                    return Signalled(execution_id=execution_id, signal=name, answer="sent")
+                answer = await handle.execute_update(
+                    name, payload, result_type=str, rpc_timeout=UPDATE_TIMEOUT
+                )
+        except SignalRefused as exc:
+            raise SignalRefused(f"{execution_id} refused signal {name!r}: {exc}") from None
+        except TemporalUnavailable:
+            raise StatusUnavailable(
+                f"{execution_id} did not answer signal {name!r} within "
+                f"{UPDATE_TIMEOUT.total_seconds():.0f} s (no worker polls its task queue?)"
+            ) from None
+        except (TemporalError, RunEnded, RunNotFound):
+            await self._refuse_if_ended(execution_id, name)
             raise
         return Signalled(execution_id=execution_id, signal=name, answer=answer)
 
-    async def _refuse_if_ended(self, handle: WorkflowHandle, execution_id: str, name: str) -> None:
+    async def _refuse_if_ended(self, execution_id: str, name: str) -> None:
         """A signal to a run that has ended says how it ended, not Temporal's words."""
-        description = await handle.describe()
-        state = STATES.get(description.status, "unknown") if description.status else "unknown"
+        state = await self.state(execution_id)
         if state in ("running", "unknown"):
             return
         again = "" if state == "completed" else f"; run it again: starter.py resume {execution_id}"
@@ -375,37 +377,42 @@ class EngineClient:
         *,
         from_step: str | None = None,
         variables: dict[str, Any] | None = None,
+        variable_texts: Mapping[str, str] | None = None,
     ) -> Rerun:
         """A new run of the same input that takes the old run's finished steps (and the
         finished items of an unfinished for_each) as they are; `from_step` and every step
-        that waits for it run again; `variables` change what runs again."""
+        that waits for it run again; `variables` change what runs again, as do
+        `variable_texts` (the CLI's --var), read by the run's definition as `run` reads them."""
         old = await self._handle(execution_id)
         await self._ensure_worker()
-        history = await old.fetch_history()
+        with self._errors(execution_id):
+            history = await old.fetch_history()
         started = history.events[0].workflow_execution_started_event_attributes
         [previous] = await self.temporal.data_converter.decode(started.input.payloads, [RunInput])
+        variables = {**(variables or {}), **_read_texts(previous.definition, variable_texts or {})}
         status = await self.status(execution_id)
         try:
             plan = rerun_plan(previous, status, from_step)
         except ValueError as exc:
             raise UsageError(f"cannot rerun {execution_id} from {from_step}: {exc}") from None
         new_id = f"{execution_id}-resumed-{uuid.uuid4().hex[:6]}"
-        await self.temporal.start_workflow(
-            YamlWorkflow.run,
-            previous.model_copy(
-                update={
-                    "variables": {**previous.variables, **(variables or {})},
-                    "reuse": plan.reuse,
-                    "reuse_items": plan.reuse_items,
-                    "signals": {},
-                    "paused": False,
-                    "started_at": None,
-                    "budgets": {},  # a rerun starts from the definition's budgets
-                }
-            ),
-            id=new_id,
-            task_queue=self.settings.task_queue,
-        )
+        with self._errors(new_id):
+            await self.temporal.start_workflow(
+                YamlWorkflow.run,
+                previous.model_copy(
+                    update={
+                        "variables": {**previous.variables, **(variables or {})},
+                        "reuse": plan.reuse,
+                        "reuse_items": plan.reuse_items,
+                        "signals": {},
+                        "paused": False,
+                        "started_at": None,
+                        "budgets": {},  # a rerun starts from the definition's budgets
+                    }
+                ),
+                id=new_id,
+                task_queue=self.settings.task_queue,
+            )
         return Rerun(
             execution_id=new_id,
             rerun_of=execution_id,
@@ -417,17 +424,31 @@ class EngineClient:
     async def replay(self, history: WorkflowHistory | str) -> int:
         """Replay a run's history (or a run by id) against this code; raises on any
         nondeterminism. Returns the number of events replayed."""
-        from worker import workflow_runner
+        from engine.plugin import EnginePlugin
 
         if isinstance(history, str):
-            history = await (await self._handle(history)).fetch_history()
-        replayer = Replayer(
-            workflows=[YamlWorkflow],
-            data_converter=self.settings.data_converter,
-            workflow_runner=workflow_runner(),
-        )
+            handle = await self._handle(history)
+            with self._errors(history):
+                history = await handle.fetch_history()
+        # The worker's own wiring: workflow, converter, runner and failure types.
+        replayer = Replayer(workflows=[], plugins=[EnginePlugin(self.settings)])
         await replayer.replay_workflow(history)
         return len(history.events)
+
+    async def replay_checked(
+        self, execution_id: str | None, path: str | Path | None = None
+    ) -> tuple[str, int]:
+        """Replay a run by id, or a history file: its name and the events replayed. A
+        replay that fails is the answer asked for, a UsageError that says why."""
+        if not (path or execution_id):
+            raise UsageError("replay needs a run id or --file HISTORY.json")
+        name = Path(path).stem if path else str(execution_id)
+        try:
+            return name, await (self.replay_file(path) if path else self.replay(name))
+        except UsageError:  # the file is not a history
+            raise
+        except Exception as exc:
+            raise UsageError(f"replay of {name} failed: {exc}") from None
 
     async def replay_file(self, path: str | Path) -> int:
         """Replay a history exported with `temporal workflow show -o json`; the file's stem
@@ -442,7 +463,18 @@ class EngineClient:
         settings = self.settings
         return f"{settings.ui_url}/namespaces/{settings.namespace}/workflows/{execution_id}"
 
+    async def state(self, execution_id: str) -> RunState:
+        """Temporal's state of the run (the latest of its chain); RunNotFound if none."""
+        with self._errors(execution_id):
+            description = await self.temporal.get_workflow_handle(execution_id).describe()
+        return state_of(description.status)
+
     # helpers
+
+    def _errors(self, execution_id: str | None = None) -> contextlib.AbstractContextManager[None]:
+        """Temporal's errors inside leave as ours (engine/temporal_errors.py)."""
+        settings = self.settings
+        return temporal_errors(Where(settings.address, settings.namespace, execution_id))
 
     async def _ensure_worker(self) -> None:
         if self._start_worker:
@@ -450,14 +482,8 @@ class EngineClient:
 
     async def _handle(self, execution_id: str) -> WorkflowHandle[Any, RunResult]:
         handle = self.temporal.get_workflow_handle(execution_id, result_type=RunResult)
-        try:
+        with self._errors(execution_id):
             await handle.describe()
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                raise RunNotFound(
-                    f"no run {execution_id!r} in namespace {self.settings.namespace}"
-                ) from None
-            raise
         return handle
 
     def _loaded(self, definition: LoadedDefinition | Definition | str | Path) -> LoadedDefinition:
@@ -470,7 +496,7 @@ class EngineClient:
     def _mocked(self, loaded: LoadedDefinition, offline: bool) -> list[str]:
         """Providers whose calls go to the offline mock. Keys belong to the worker: against
         a server this machine did not start, only `offline` sends calls to the mock."""
-        providers = sorted({route(name).provider for name in called_models(loaded)} - {"mock"})
+        providers = sorted({route(name).provider for name in called_models(loaded)} - {MOCK})
         if offline:
             if providers:
                 self._note("--offline: every model call goes to the offline mock provider")
@@ -479,54 +505,43 @@ class EngineClient:
             return []
         missing = [p for p in providers if not is_configured(p, self.settings.endpoints.get(p))]
         for provider in missing:
+            hint = provider_spec(provider).setup_hint()
             self._note(
                 f"no key configured for provider {provider}: its calls go to the offline mock "
-                f"provider (replies are labelled). To call it, set {_key_hint(provider)}."
+                f"provider (replies are labelled). To call it, set {hint}."
             )
         return missing
 
 
 async def _status_query(
-    handle: WorkflowHandle[Any, Any], execution_id: str, poller_wait: float
+    handle: WorkflowHandle[Any, Any], where: Where, poller_wait: float
 ) -> RunStatus:
     """The run's `status` query. A worker that has just started may not have polled yet:
     with `poller_wait`, "no poller seen" is asked again for that many seconds."""
     deadline = asyncio.get_running_loop().time() + poller_wait
     while True:
         try:
-            return await handle.query("status", result_type=RunStatus, rpc_timeout=QUERY_TIMEOUT)
-        except (RPCError, WorkflowQueryFailedError) as exc:
+            with temporal_errors(where):
+                return await handle.query(
+                    "status", result_type=RunStatus, rpc_timeout=QUERY_TIMEOUT
+                )
+        except (StatusUnavailable, TemporalError) as exc:
             if "no poller seen" in str(exc) and asyncio.get_running_loop().time() < deadline:
                 await asyncio.sleep(0.25)
                 continue
+            if isinstance(exc, StatusUnavailable):
+                raise
             raise StatusUnavailable(
-                f"run {execution_id} did not answer the status query: {exc}"
+                f"run {where.execution_id} did not answer the status query: {exc.detail}"
             ) from None
 
 
-def failure_reason(exc: WorkflowFailureError) -> str:
-    cause = exc.cause
-    if isinstance(cause, CancelledError):
-        return "was cancelled"
-    if isinstance(cause, TerminatedError):
-        return f"was terminated: {cause.message}"
-    if isinstance(cause, TimeoutError):
-        return "timed out"
-    return f"failed: {cause.message if cause else exc}"
-
-
-def rerun_variables(texts: Mapping[str, str]) -> dict[str, Any]:
-    """`rerun` variables given as text (the CLI's --var), read as `--var` reads them for a
-    variable of no declared type (the run's definition types them on rerun)."""
-    return {name: read_text_value(text) for name, text in texts.items()}
-
-
-def _key_hint(provider: str) -> str:
-    if provider == "openai":
-        return "OPENAI_API_KEY (and OPENAI_BASE_URL for a compatible server)"
-    if provider == "anthropic":
-        return "ANTHROPIC_API_KEY"
-    return f"{provider.upper()}_BASE_URL to its OpenAI-compatible endpoint"
+def _read_texts(definition: Definition | None, texts: Mapping[str, str]) -> dict[str, Any]:
+    """Variables given as text, typed by the definition as `run` types them (a run the worker
+    started from a file name carries none: then read as for a variable of no declared type)."""
+    if definition is None:
+        return {name: read_text_value(text) for name, text in texts.items()}
+    return typed_variables(definition, dict(texts))
 
 
 def _quoted(value: str) -> str:

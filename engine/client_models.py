@@ -4,16 +4,13 @@ account and Temporal's), a signal's answer, a rerun."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel
 from temporalio.client import WorkflowExecutionStatus
 
+from engine.run_states import ExecutionState, RunState
 from workflows.contracts import RunStatus, Usage
 
-ExecutionState = Literal[
-    "running", "completed", "failed", "cancelled", "terminated", "timed_out", "continued_as_new"
-]
 STATES: dict[WorkflowExecutionStatus, ExecutionState] = {
     WorkflowExecutionStatus.RUNNING: "running",
     WorkflowExecutionStatus.COMPLETED: "completed",
@@ -23,15 +20,11 @@ STATES: dict[WorkflowExecutionStatus, ExecutionState] = {
     WorkflowExecutionStatus.TIMED_OUT: "timed_out",
     WorkflowExecutionStatus.CONTINUED_AS_NEW: "continued_as_new",
 }
-VISIBILITY_NAMES = {
-    "running": "Running",
-    "completed": "Completed",
-    "failed": "Failed",
-    "cancelled": "Canceled",
-    "canceled": "Canceled",
-    "terminated": "Terminated",
-    "timed_out": "TimedOut",
-}
+
+
+def state_of(status: WorkflowExecutionStatus | None) -> RunState:
+    """Temporal's state of a run (a description's, a listed run's) in our words."""
+    return STATES.get(status, "unknown") if status else "unknown"
 
 
 class Started(BaseModel):
@@ -46,7 +39,7 @@ class Execution(BaseModel):
 
     execution_id: str
     workflow_name: str | None
-    status: ExecutionState | Literal["unknown"]
+    status: RunState
     steps_done: int | None
     started_at: datetime
     closed_at: datetime | None = None
@@ -56,7 +49,7 @@ class ExecutionStatus(RunStatus):
     """The run's own account (its `status` query) and Temporal's state of it."""
 
     execution_id: str
-    execution_status: ExecutionState | Literal["unknown"]
+    execution_status: RunState
     started_at: datetime | None = None
     closed_at: datetime | None = None
     waiting_for: list[str] = []

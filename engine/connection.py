@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
@@ -9,7 +10,7 @@ from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
-from temporalio.client import Client
+from temporalio.client import Client, Plugin
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from engine.settings import Settings
@@ -34,9 +35,12 @@ async def register_search_attributes(client: Client, namespace: str) -> list[str
     return sorted(missing)
 
 
-async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
+async def connect(
+    settings: Settings, runtime: Runtime | None = None, plugins: Sequence[Plugin] = ()
+) -> Client:
     """The one way every front door connects: address, namespace, TLS and API key as
-    Temporal's environment configuration gave them (`Settings.from_env`)."""
+    Temporal's environment configuration gave them (`Settings.from_env`). The worker adds
+    the engine's plugin (engine/plugin.py), which every worker built from the client takes."""
     try:
         options = settings.connect_config()  # reads the TLS certificate and key files
     except OSError as exc:
@@ -45,7 +49,7 @@ async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
         **options,
         data_converter=settings.data_converter,
         runtime=runtime,
-        plugins=tracing_plugins(settings.otlp_endpoint),
+        plugins=[*tracing_plugins(settings.otlp_endpoint), *plugins],
     )
 
 

@@ -15,28 +15,19 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request, Security
 from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPBearer
 from pydantic import BeforeValidator
-from temporalio.service import RPCError, RPCStatusCode
 
 from engine.client import EngineClient
-from engine.client_models import STATES, ExecutionStatus, Rerun
+from engine.client_models import ExecutionStatus, Rerun
 from engine.rest_auth import ApiConfig, Gate, is_loopback
 from engine.rest_definitions import DefinitionLoader
-from engine.rest_errors import (
-    ENDED,
-    ApiError,
-    errors,
-    first_line,
-    handle_errors,
-    json_errors,
-    openapi,
-)
+from engine.rest_errors import ENDED, ApiError, errors, handle_errors, json_errors, openapi
 from engine.rest_events import STREAM_RETRY_AFTER_SECONDS, StatusHub, StreamSlots, progress
 from engine.rest_models import (
     EVENT_NAMES,
@@ -56,9 +47,11 @@ from engine.rest_models import (
     Validated,
     ValidateRequest,
 )
+from engine.run_states import ListedState
 from engine.settings import Settings
+from engine.temporal_errors import first_line
 from workflows.contracts import LoadedDefinition
-from workflows.errors import DefinitionError, RunFailed, RunNotFound, UsageError
+from workflows.errors import DefinitionError, RunFailed, TemporalUnavailable, UsageError
 
 ClientFactory = Callable[[], Awaitable[EngineClient]]
 CANCEL_WAIT_SECONDS = 10.0
@@ -102,10 +95,7 @@ class Connection:
                 try:
                     self._client = await self._factory()
                 except Exception as exc:
-                    raise ApiError(
-                        503, "temporal_unavailable", f"cannot reach Temporal at {self._address}: "
-                        f"{first_line(exc)}",
-                    ) from None  # fmt: skip
+                    raise TemporalUnavailable(self._address, first_line(exc)) from None
             return self._client
 
 
@@ -247,15 +237,16 @@ async def seed_status(execution_id: ExecutionId, client: Client) -> SeedStatus:
 async def cancel(execution_id: ExecutionId, client: Client) -> Cancelled:
     """Cancel a running run and its running activities (the seed's endpoint); waits up to
     10 s for it to end, else answers `cancelling`. A run that has ended: 409."""
-    state = await _state(client, execution_id)
+    state = await client.state(execution_id)
     if state != "running":
         raise ApiError(409, "conflict", f"run {execution_id} {ENDED} ({state}): nothing to cancel")
     try:
         status = await asyncio.wait_for(client.cancel(execution_id), CANCEL_WAIT_SECONDS)
     except TimeoutError:
         return Cancelled(execution_id=execution_id, status="cancelling", finished_steps=[])
-    finished = [step_id for step_id, step in status.steps.items() if step.status == "completed"]
-    return Cancelled(execution_id=execution_id, status="cancelled", finished_steps=finished)
+    return Cancelled(
+        execution_id=execution_id, status="cancelled", finished_steps=status.finished_steps
+    )
 
 
 @router.post("/workflows/execute-yaml", dependencies=Write,
@@ -278,7 +269,8 @@ async def validate(body: ValidateRequest, definitions: Definitions) -> Validated
             loaded = await definitions.file(body.workflow_file or "")
     except DefinitionError as exc:
         return Validated(valid=False, problems=[ProblemOut.of(p) for p in exc.problems])
-    return Validated(valid=True, workflow_name=loaded.definition.workflow.name)
+    warnings = [ProblemOut.of(warning) for warning in loaded.warnings]
+    return Validated(valid=True, workflow_name=loaded.definition.workflow.name, warnings=warnings)
 
 
 @router.get("/workflows", responses=errors())
@@ -287,8 +279,7 @@ async def list_runs(
     workflow: Annotated[
         str | None, Query(max_length=200, pattern=PRINTABLE, description="A definition's name")
     ] = None,
-    status: Literal["running", "completed", "failed", "cancelled", "terminated", "timed_out"]
-    | None = None,
+    status: ListedState | None = None,
     started_after: Moment | None = None,
     started_before: Moment | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
@@ -326,7 +317,7 @@ async def result(
     """Wait up to `timeout` seconds for the run's result. Always 200 for a run that
     exists: `status` says whether it completed (with `result`), ended otherwise (with
     `error`), or is still `running`."""
-    state = await _state(client, execution_id)
+    state = await client.state(execution_id)
     try:
         if state == "running":
             found = await asyncio.wait_for(client.result(execution_id), timeout)
@@ -335,8 +326,7 @@ async def result(
     except TimeoutError:
         return Outcome(execution_id=execution_id, status="running")
     except RunFailed as exc:
-        ended = await _state(client, execution_id)
-        return Outcome(execution_id=execution_id, status=ended, error=exc.reason)
+        return Outcome(execution_id=execution_id, status=exc.state, error=exc.reason)
     return Outcome(execution_id=execution_id, status="completed", result=found)
 
 
@@ -347,7 +337,7 @@ async def events(execution_id: ExecutionId, client: Client, request: Request) ->
     `step_finished` and `step_failed` (each with the run's tokens and cost so far), then one
     `end` with the outputs or the failure. Past API_MAX_STREAMS_PER_TOKEN streams open for
     the token, or API_MAX_STREAMS in all: 429 with `Retry-After`."""
-    await _state(client, execution_id)  # 404 before the stream starts
+    await client.state(execution_id)  # 404 before the stream starts
     slots: StreamSlots = request.app.state.streams
     token = getattr(request.state, "token_name", "-")
     refusal = slots.refusal(token)
@@ -429,17 +419,6 @@ async def _signal(
     (or a name no step waits for) is refused with 400 and the run keeps waiting."""
     answered = await client.signal(execution_id, name, payload)
     return Signalled(execution_id=execution_id, signal=name, answer=answered.answer)
-
-
-async def _state(client: EngineClient, execution_id: str) -> str:
-    """Temporal's state of the run (latest of its chain); RunNotFound when there is none."""
-    try:
-        description = await client.temporal.get_workflow_handle(execution_id).describe()
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise RunNotFound(f"no run {execution_id!r}") from None
-        raise
-    return STATES.get(description.status, "unknown") if description.status else "unknown"
 
 
 def _iso(value: Any) -> Any:

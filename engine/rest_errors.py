@@ -1,5 +1,7 @@
 """The REST API's errors: how each is answered (an `ErrorBody` with its status, never a
-traceback) and documented in the OpenAPI schema.
+traceback) and documented in the OpenAPI schema. The client API's errors are answered by
+their type (`ANSWERS`); Temporal's own exceptions are never read here, only turned into
+ours by engine/temporal_errors.py.
 
     400 bad_request           malformed request, file outside DEFINITIONS_DIR, variables
                               or a signal too deep or too big (workflows/payloads.py)
@@ -24,11 +26,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
 
-from engine.client import UNREACHABLE
 from engine.rest_models import EndEvent, ErrorBody, ProblemOut, StepEvent
+from engine.temporal_errors import TEMPORAL_EXCEPTIONS, Where, translate
 from workflows.errors import (
     DefinitionError,
     LocalStackError,
@@ -37,6 +37,9 @@ from workflows.errors import (
     RunFailed,
     RunNotFound,
     StatusUnavailable,
+    TemporalBusy,
+    TemporalError,
+    TemporalUnavailable,
     WorkflowError,
 )
 
@@ -89,10 +92,6 @@ def json_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:500]
-
-
 # errors
 
 
@@ -102,44 +101,32 @@ def _body(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
 
 
+ANSWERS: dict[type[WorkflowError], tuple[int, str]] = {
+    WorkflowError: (400, "bad_request"),
+    RunNotFound: (404, "not_found"),
+    RunFailed: (409, "run_failed"),
+    RunEnded: (409, "conflict"),
+    RunExists: (409, "conflict"),
+    TemporalError: (502, "temporal_error"),
+    TemporalUnavailable: (503, "temporal_unavailable"),
+    LocalStackError: (503, "temporal_unavailable"),
+    TemporalBusy: (503, "temporal_busy"),
+    StatusUnavailable: (503, "no_worker"),
+}
+"""The status and code of each error the client API raises: the nearest class wins."""
+HINTS: dict[type[WorkflowError], str] = {
+    StatusUnavailable: " (is a worker polling the task queue?)",
+}
+
+
 def classify(exc: Exception, address: str) -> tuple[int, str, str]:
     """The status, code and message of an error raised while serving a request."""
-    if isinstance(exc, RunNotFound):
-        return 404, "not_found", str(exc)
-    if isinstance(exc, RunFailed):
-        return 409, "run_failed", str(exc)
-    if isinstance(exc, RunEnded | RunExists):
-        return 409, "conflict", str(exc)
-    if isinstance(exc, StatusUnavailable):
-        return 503, "no_worker", f"{exc} (is a worker polling the task queue?)"
-    if isinstance(exc, LocalStackError):
-        return 503, "temporal_unavailable", str(exc)
-    if isinstance(exc, WorkflowAlreadyStartedError):
-        return 409, "conflict", f"a run with id {exc.workflow_id!r} exists already"
-    if isinstance(exc, WorkflowError):
-        return 400, "bad_request", str(exc)
-    if isinstance(exc, RPCError):
-        message = f"Temporal answered: {exc.message}"
-        if exc.status in UNREACHABLE or "connect" in exc.message.lower():
-            return 503, "temporal_unavailable", f"cannot reach Temporal at {address}: {exc.message}"
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            if "already completed" in exc.message:
-                return 409, "conflict", f"the run {ENDED}"
-            return 404, "not_found", message
-        if exc.status == RPCStatusCode.INVALID_ARGUMENT:
-            return 400, "bad_request", message
-        if exc.status == RPCStatusCode.ALREADY_EXISTS:
-            return 409, "conflict", message
-        if exc.status == RPCStatusCode.RESOURCE_EXHAUSTED:
-            return 503, "temporal_busy", message
-        return 502, "temporal_error", message
-    if isinstance(exc, RuntimeError) and "connect" in str(exc).lower():
-        return (
-            503,
-            "temporal_unavailable",
-            f"cannot reach Temporal at {address}: {first_line(exc)}",
-        )
-    return 500, "internal", "internal error; the server's log has the details"
+    ours = translate(exc, Where(address))
+    if ours is None:
+        return 500, "internal", "internal error; the server's log has the details"
+    kind = next(kind for kind in type(ours).__mro__ if kind in ANSWERS)
+    status, code = ANSWERS[kind]
+    return status, code, f"{ours}{HINTS.get(kind, '')}"
 
 
 def handle_errors(app: FastAPI) -> None:
@@ -179,7 +166,8 @@ def handle_errors(app: FastAPI) -> None:
     app.add_exception_handler(DefinitionError, definition_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(HTTPException, http_error)
-    for kind in (WorkflowError, RPCError, WorkflowAlreadyStartedError, RuntimeError, Exception):
+    kinds: tuple[type[Exception], ...] = (WorkflowError, *TEMPORAL_EXCEPTIONS, Exception)
+    for kind in kinds:
         app.add_exception_handler(kind, failure)
 
 

@@ -16,19 +16,17 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 
-from temporalio.service import RPCError
-
 from engine.client import EngineClient
 from engine.client_models import ExecutionStatus
 from engine.rest_models import EndEvent, StepEvent, TextEvent
-from workflows.errors import RunFailed, StatusUnavailable
+from workflows.errors import RunFailed, StatusUnavailable, TemporalError, WorkflowError
 
 POLL_SECONDS = 0.5
 KEEPALIVE_SECONDS = 15.0
 """A comment line this often keeps proxies from closing a quiet stream."""
 STREAM_RETRY_AFTER_SECONDS = 10
 """What a 429 for a stream over the cap asks to wait: streams end when runs do."""
-Unreachable = (StatusUnavailable, RPCError, RuntimeError)
+Unreachable = (StatusUnavailable, TemporalError, RuntimeError)
 """No worker, server away: look again later."""
 
 
@@ -230,7 +228,7 @@ async def _end(client: EngineClient, status: ExecutionStatus) -> EndEvent:
         result = await client.result(status.execution_id)
     except RunFailed as exc:
         end.error = exc.reason
-    except (RPCError, RuntimeError) as exc:  # the status above still says how it ended
+    except (WorkflowError, RuntimeError) as exc:  # the status above still says how it ended
         end.error = f"the result could not be read: {exc}"
     else:
         end.outputs, end.usage = result.outputs, result.usage

@@ -9,7 +9,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from activities.definitions import MAX_DEFINITION_BYTES, MAX_PATH_BYTES
-from engine.client_models import Execution, ExecutionState, ExecutionStatus
+from engine.client_models import Execution, ExecutionStatus
+from engine.run_states import RunState
 from workflows.contracts import RunResult, StepStatus, Usage
 from workflows.errors import Problem
 
@@ -106,7 +107,7 @@ class SeedStatus(BaseModel):
 
     execution_id: str
     workflow_name: str
-    status: ExecutionState | Literal["unknown"]
+    status: RunState
     current_step: str | None
     running_steps: list[str]
     completed_steps: int
@@ -124,7 +125,7 @@ class SeedStatus(BaseModel):
             status=status.execution_status,
             current_step=status.running[0] if status.running else None,
             running_steps=status.running,
-            completed_steps=sum(s.status == "completed" for s in status.steps.values()),
+            completed_steps=len(status.finished_steps),
             started_at=status.started_at,
             updated_at=status.closed_at or status.started_at,
             variables=status.variables,
@@ -146,7 +147,7 @@ class Outcome(BaseModel):
     """A run's result, or why there is none: `running` when the wait ran out."""
 
     execution_id: str
-    status: ExecutionState | Literal["unknown"]
+    status: RunState
     result: RunResult | None = None
     error: str | None = None
 
@@ -181,6 +182,8 @@ class Validated(BaseModel):
     valid: bool
     workflow_name: str | None = None
     problems: list[ProblemOut] = []
+    warnings: list[ProblemOut] = Field(default=[], exclude_if=lambda value: not value)
+    """Settings a valid definition's model calls will not send (e.g. a temperature)."""
 
 
 class ErrorBody(BaseModel):
@@ -217,7 +220,7 @@ class EndEvent(BaseModel):
     """The data of the last event, `end`."""
 
     execution_id: str
-    status: ExecutionState | Literal["unknown"]
+    status: RunState
     outputs: dict[str, Any]
     usage: Usage
     error: str | None = None

@@ -17,6 +17,7 @@ from activities.pricing import DEFAULT_PRICES, Price, read_prices
 from activities.rate_limits import Limit, read_limits
 from activities.secrets import declared_secrets
 from workflows.errors import UsageError
+from workflows.providers import PROVIDERS, provider_spec
 
 if TYPE_CHECKING:  # Temporal loads only when a command connects: `validate` stays quick
     from temporalio.converter import DataConverter
@@ -24,7 +25,6 @@ if TYPE_CHECKING:  # Temporal loads only when a command connects: `validate` sta
 
 ROOT = Path(__file__).resolve().parent.parent
 
-DEFAULT_OLLAMA_URL = "http://localhost:11434/v1"
 CLOUD_UI_URL = "https://cloud.temporal.io"
 
 
@@ -128,16 +128,7 @@ class Settings:
         connection at its defaults without loading Temporal, for commands that never connect."""
         env = os.environ if env is None else env
         temporal = _temporal_profile(env) if connection else _Connection()
-        names = {key.removesuffix("_BASE_URL").lower() for key in env if key.endswith("_BASE_URL")}
-        names |= {"openai", "anthropic", "ollama"}
-        endpoints = {
-            name: Endpoint(
-                api_key=env.get(f"{name.upper()}_API_KEY") or None,
-                base_url=env.get(f"{name.upper()}_BASE_URL")
-                or (DEFAULT_OLLAMA_URL if name == "ollama" else None),
-            )
-            for name in sorted(names)
-        }
+        endpoints = _endpoints(env)
         address = temporal.address or cls.address
         host, _, port = address.rpartition(":")
         ui_url = f"http://localhost:{int(port) + 1000}" if port.isdigit() else cls.ui_url
@@ -220,6 +211,22 @@ class Settings:
                 threshold=int(env.get("EXTERNAL_STORAGE_THRESHOLD") or DEFAULT_THRESHOLD),
             ),
         )
+
+
+def _endpoints(env: Mapping[str, str]) -> dict[str, Endpoint]:
+    """Each provider of the table that the environment can point at, and each
+    OpenAI-compatible server named by a `<NAME>_BASE_URL`, with its key and base URL."""
+    names = {key.removesuffix("_BASE_URL").lower() for key in env if key.endswith("_BASE_URL")}
+    names |= {spec.name for spec in PROVIDERS if spec.needs != "nothing"}
+    endpoints = {}
+    for name in sorted(names):
+        spec = provider_spec(name)
+        endpoints[name] = Endpoint(
+            api_key=(env.get(spec.key_env) if spec.key_env else None) or None,
+            base_url=(env.get(spec.base_url_env) if spec.base_url_env else None)
+            or spec.default_base_url,
+        )
+    return endpoints
 
 
 def _temporal_profile(env: Mapping[str, str]) -> ClientConfigProfile | _Connection:

@@ -30,8 +30,9 @@ from activities.mcp_servers import McpServer
 from activities.rate_limits import Pacer
 from activities.registry import ActionSpec, ValidatorSpec
 from engine.local_stack import TUNED_SERVER_FLAGS, temporal_cli
+from engine.plugin import EnginePlugin
+from engine.settings import Settings
 from tests.fake_llm import FakeLlmServer
-from worker import build_worker
 from workflows import search_attributes
 from workflows.contracts import RunInput, RunResult
 from workflows.interpreter import YamlWorkflow
@@ -83,18 +84,24 @@ async def new_worker(
     task_queue: str | None = None,
     mcp_servers: Mapping[str, McpServer] | None = None,
     input_dir: Path = Path("input"),
+    **options: Any,
 ) -> AsyncIterator[Worker]:
-    worker = build_worker(
-        client,
-        task_queue or f"test-{uuid.uuid4()}",
-        build_providers(endpoints),
-        definitions_dir,
-        actions,
-        secrets,
-        validators=validators,
-        pacer=pacer,
-        mcp_servers=mcp_servers,
+    """A worker built from the engine's plugin alone, with only the actions given."""
+    settings = Settings(
+        definitions_dir=definitions_dir,
+        secrets=secrets or {},
+        mcp_servers=mcp_servers or {},
         input_dir=input_dir,
+    )
+    plugin = EnginePlugin(
+        settings,
+        providers=build_providers(endpoints),
+        actions=actions or {},
+        validators=validators or {},
+        pacer=pacer,
+    )
+    worker = Worker(
+        client, task_queue=task_queue or f"test-{uuid.uuid4()}", plugins=[plugin], **options
     )
     async with worker:
         yield worker
@@ -169,7 +176,8 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A user's environment: no provider keys, an address where nothing listens yet."""
+    """A user's environment: no provider keys, an address where nothing listens yet, and
+    files a run saves (save_to_file, SQLite) kept out of the project's own `output/`."""
     dev_dir = tmp_path_factory.mktemp("dev")
     env = {
         key: value
@@ -180,6 +188,7 @@ def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
         "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
         "TEMPORAL_DEV_DIR": str(dev_dir),
         "TEMPORAL_TASK_QUEUE": f"cli-{uuid.uuid4()}",
+        "OUTPUT_DIR": str(tmp_path_factory.mktemp("output")),
     }
     yield env
     for name in ("worker.pid", "server.pid"):

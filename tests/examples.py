@@ -22,7 +22,9 @@ from workflows.definition import WaitForSignalStep
 from workflows.interpreter import YamlWorkflow
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = sorted((ROOT / "definitions").glob("*.yaml"))
+EXAMPLES = sorted(
+    p for p in (ROOT / "definitions").glob("*.yaml") if not p.name.endswith(".test.yaml")
+)
 SIGNAL_PAYLOADS: dict[str, Any] = {"approve": {"approved": True, "comment": "ship it"}}
 
 SMALL_HISTORIES = [

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import socket
 import sys
 import threading
@@ -183,6 +184,9 @@ class FakeLlmServer:
         anthropic = request.path.endswith("/messages")
         with self._lock:
             self.requests.append(request)
+            unsupported = None if anthropic else _unsupported_by_reasoning_model(request.body)
+            if unsupported is not None:
+                return 400, {}, json.dumps(unsupported).encode()
             limit_headers, refusal = self._charge(request, anthropic)
             if refusal is not None:  # refused at the door: no latency, no fault used up
                 return 429, limit_headers | refusal[0], refusal[1]
@@ -530,6 +534,34 @@ def _anthropic_events(body: dict, pieces: list[str]) -> list[str]:
         ("message_stop", {"type": "message_stop"}),
     ]
     return [f"event: {name}\ndata: {json.dumps(data)}\n\n" for name, data in events]
+
+
+REASONING_MODELS = re.compile(r"^(o[1-9]|gpt-5)")
+"""OpenAI's reasoning models, as the real Chat Completions API treats them (written here
+apart from the engine's provider table, so a test against this server checks the table)."""
+
+
+def _unsupported_by_reasoning_model(body: dict[str, Any]) -> dict | None:
+    """OpenAI's 400 for what its reasoning models refuse: `max_tokens` (they take
+    `max_completion_tokens`) and any `temperature` but the default 1."""
+    if not REASONING_MODELS.match(str(body.get("model"))):
+        return None
+    if "max_tokens" in body:
+        message = (
+            "Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead."
+        )
+        param, code = "max_tokens", "unsupported_parameter"
+    elif body.get("temperature", 1) != 1:
+        message = (
+            f"Unsupported value: 'temperature' does not support {body['temperature']} with "
+            "this model. Only the default (1) value is supported."
+        )
+        param, code = "temperature", "unsupported_value"
+    else:
+        return None
+    error = {"message": message, "type": "invalid_request_error", "param": param, "code": code}
+    return {"error": error}
 
 
 def _error_body(fault: Fault, anthropic: bool) -> dict:

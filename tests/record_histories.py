@@ -10,21 +10,37 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
+from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from activities.llm import build_providers
+from activities.registry import ActionSpec
 from engine.local_stack import TUNED_SERVER_FLAGS, temporal_cli
+from engine.plugin import EnginePlugin
+from engine.settings import Settings
 from tests.examples import EXAMPLES, LONG, ROOT, SMALL_HISTORIES, offline_actions, run_example
-from worker import build_worker
 from workflows import search_attributes
 from workflows.contracts import RunInput
 from workflows.interpreter import YamlWorkflow
 from workflows.validation import load_definition
 
 HISTORIES = ROOT / "tests" / "histories"
+
+
+def recording_worker(client: Client, actions: Mapping[str, ActionSpec] | None = None) -> Worker:
+    """The engine's worker, offline: only the mock provider, and only the actions given."""
+    plugin = EnginePlugin(
+        Settings(definitions_dir=ROOT),
+        providers=build_providers({}),
+        actions=actions or {},
+        validators={},
+    )
+    return Worker(client, task_queue="record", plugins=[plugin])
 
 
 async def record() -> None:
@@ -36,8 +52,7 @@ async def record() -> None:
     )
     with tempfile.TemporaryDirectory() as output:
         actions = offline_actions(Path(output))
-        worker = build_worker(env.client, "record", build_providers({}), ROOT, actions)
-        async with worker:
+        async with recording_worker(env.client, actions):
             for path in EXAMPLES:
                 # The file's stem is the run's workflow id, which replay needs.
                 handle, _ = await run_example(env.client, "record", path, path.stem)
@@ -55,7 +70,7 @@ async def record_continued() -> None:
         dev_server_extra_args=[*TUNED_SERVER_FLAGS, *SMALL_HISTORIES],
         search_attributes=search_attributes.ALL,
     )
-    async with build_worker(env.client, "record", build_providers({}), ROOT):
+    async with recording_worker(env.client):
         run_input = RunInput(
             definition=load_definition(LONG, "long.yaml"), mock_providers=["openai"]
         )

@@ -11,12 +11,12 @@ from pydantic import BaseModel
 from temporalio.client import Client, WorkflowFailureError
 
 from activities.actions import builtin_actions
-from activities.catalog import build_actions
 from activities.database import DatabaseActions
 from activities.email import EmailActions, SmtpSettings
 from activities.files import FileActions
 from activities.http import AddressGuard, HttpActions
 from activities.registry import action, params_models
+from engine.activity_catalog import build_actions
 from engine.settings import Settings
 from tests.conftest import definition, free_port, new_worker, smtp_server, start
 from tests.postgres import postgres_server

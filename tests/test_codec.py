@@ -13,10 +13,8 @@ from temporalio.client import Client
 
 from activities.codec import AesGcmCodec, codec_server, data_converter, new_key
 from activities.endpoints import Endpoint
-from activities.llm import build_providers
-from tests.conftest import ROOT, definition, free_port
+from tests.conftest import ROOT, definition, free_port, new_worker
 from tests.fake_llm import FakeLlmServer
-from worker import build_worker
 from workflows.contracts import RunInput, RunResult
 from workflows.interpreter import YamlWorkflow
 
@@ -30,7 +28,7 @@ async def test_history_holds_no_plaintext_prompt_and_the_codec_server_decrypts_i
     task_queue = f"codec-{uuid.uuid4()}"
     with FakeLlmServer() as llm:
         endpoints = {"openai": Endpoint(api_key="k", base_url=llm.openai_url)}
-        async with build_worker(encrypted, task_queue, build_providers(endpoints), ROOT):
+        async with new_worker(encrypted, endpoints, task_queue=task_queue):
             handle = await encrypted.start_workflow(
                 YamlWorkflow.run,
                 RunInput(definition=definition(HELLO), variables={"user_name": "Zanzibar"}),

@@ -11,6 +11,7 @@ from temporalio.exceptions import ApplicationError
 from activities.definitions import load_bundle
 from activities.load_definition import DefinitionActivities
 from workflows.contracts import LoadDefinitionInput
+from workflows.errors import FailureType
 
 SECRET = "do_not_show_me"
 DEFINITION = f"""
@@ -47,7 +48,7 @@ def folders(tmp_path: Path) -> tuple[Path, Path]:
 async def refusal(root: Path, name: str) -> ApplicationError:
     with pytest.raises(ApplicationError) as caught:
         await DefinitionActivities(root).load_definition(LoadDefinitionInput(path=name))
-    assert caught.value.type == "DefinitionError" and caught.value.non_retryable
+    assert caught.value.type == FailureType.DEFINITION and caught.value.non_retryable
     assert SECRET not in caught.value.message and "Outside" not in caught.value.message
     return caught.value
 

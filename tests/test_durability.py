@@ -17,11 +17,9 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities.endpoints import Endpoint
-from activities.llm import build_providers
 from engine.local_stack import TUNED_SERVER_FLAGS, search_attribute_flags, temporal_cli
-from tests.conftest import ROOT, definition, free_port, worker_env
+from tests.conftest import ROOT, definition, free_port, new_worker, worker_env
 from tests.fake_llm import FakeLlmServer, Request
-from worker import build_worker
 from workflows.contracts import RunInput, RunResult
 from workflows.interpreter import YamlWorkflow
 
@@ -138,8 +136,7 @@ async def test_server_restart_mid_run_loses_nothing(sqlite_server):
     task_queue = f"restart-{uuid.uuid4()}"
     with FakeLlmServer(reply=echo, latency=0.5) as llm:
         endpoints = {"openai": Endpoint(api_key="k", base_url=llm.openai_url)}
-        worker = build_worker(client, task_queue, build_providers(endpoints), ROOT)
-        async with worker:
+        async with new_worker(client, endpoints, task_queue=task_queue):
             handle = await start_until_step_two(client, task_queue, llm)
             processes[-1].terminate()  # the server goes away mid-run ...
             processes[-1].wait()

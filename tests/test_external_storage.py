@@ -7,7 +7,6 @@ import asyncio
 import json
 import socket
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,16 +19,15 @@ from temporalio.worker import Replayer
 
 from activities.codec import codec_from_key, data_converter, new_key
 from activities.endpoints import DEFAULT_THRESHOLD, Endpoint
-from activities.llm import build_providers
 from activities.payload_store import (
     LocalPayloadDriver,
     PayloadMissingError,
     s3_driver,
 )
+from engine.plugin import workflow_runner
 from engine.settings import Settings
-from tests.conftest import ROOT, definition, new_worker, start
+from tests.conftest import definition, new_worker, start
 from tests.fake_llm import FakeLlmServer, Request
-from worker import build_worker, workflow_runner
 from workflows.contracts import RunInput, RunResult, RunStatus
 from workflows.interpreter import YamlWorkflow
 
@@ -223,10 +221,7 @@ async def test_a_run_whose_blob_is_missing_waits_until_it_is_back(client, tmp_pa
     """No cache, so every workflow task replays from history and reads the first reply back."""
     big = storage_client(client, local_storage(tmp_path))
     with FakeLlmServer(reply=first_letter_repeated, latency=0.5) as llm:
-        worker = build_worker(
-            big, f"test-{uuid.uuid4()}", build_providers(openai(llm)), ROOT, max_cached_workflows=0
-        )
-        async with worker:
+        async with new_worker(big, openai(llm), max_cached_workflows=0) as worker:
             handle = await start(big, worker, RunInput(definition=definition(THREE_BIG)))
             while not blobs(tmp_path):
                 await asyncio.sleep(0.05)

@@ -14,6 +14,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.files import FileActions
 from workflows.actions import SaveToFileParams
 from workflows.contracts import ActionInput
+from workflows.errors import FailureType
 
 
 async def save(output: Path, workflow_id: str, **params: Any) -> dict[str, Any]:
@@ -29,7 +30,7 @@ async def save(output: Path, workflow_id: str, **params: Any) -> dict[str, Any]:
 async def refused(output: Path, **params: Any) -> ApplicationError:
     with pytest.raises(ApplicationError) as caught:
         await save(output, "wf", **params)
-    assert caught.value.type == "PathRefused" and caught.value.non_retryable
+    assert caught.value.type == FailureType.PATH_REFUSED and caught.value.non_retryable
     return caught.value
 
 

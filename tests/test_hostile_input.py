@@ -10,7 +10,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from tests.conftest import definition, new_worker, start
 from workflows.contracts import RunInput, RunResult, RunStatus
-from workflows.interpreter import MAX_BUFFERED_SIGNALS, MAX_SIGNAL_BYTES
+from workflows.signal_buffer import MAX_BUFFERED_SIGNALS, MAX_SIGNAL_BYTES
 from workflows.template_limits import MAX_OPERATIONS, MAX_SIZE
 
 
@@ -54,7 +54,10 @@ NESTED = LOOP * 3 + "{% endfor %}" * 3
 )
 async def test_a_template_bomb_fails_its_step_without_stalling(client, value, expected):
     message, handle = await ends_with(client, one_set(value))
-    assert "TemplateError: s: template exceeded" in message and expected in message
+    assert (
+        "TemplateError: step 's', field 'values.v': template exceeded" in message
+        and expected in message
+    )
     assert await failed_workflow_tasks(handle) == 0
 
 

@@ -12,9 +12,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from activities.endpoints import Endpoint
+from engine.plugin import workflow_runner
 from tests.conftest import definition, new_worker, run_offline, start
 from tests.fake_llm import FakeLlmServer, Fault, Request
-from worker import workflow_runner
 from workflows.contracts import RunInput, RunResult
 from workflows.interpreter import YamlWorkflow
 

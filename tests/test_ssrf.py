@@ -9,6 +9,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from activities.http import AddressGuard, _effective_address, _refused
+from workflows.errors import FailureType
 
 # (address, the IPv4 address it carries or None)
 EMBEDDED = [
@@ -69,7 +70,7 @@ def test_public_addresses_pass(text):
 async def test_a_nat64_literal_of_loopback_is_refused_naming_what_it_reaches():
     with pytest.raises(ApplicationError) as caught:
         await AddressGuard().check("http://[64:ff9b::7f00:1]:8080/admin")
-    assert caught.value.type == "UrlRefused" and caught.value.non_retryable
+    assert caught.value.type == FailureType.URL_REFUSED and caught.value.non_retryable
     assert "non-public address (64:ff9b::7f00:1, which reaches 127.0.0.1)" in str(caught.value)
 
 

@@ -18,7 +18,9 @@ from workflows.definition import Definition, json_schema
 from workflows.errors import DefinitionError, VariablesError
 from workflows.validation import load_definition, resolve_variables
 
-EXAMPLES = sorted((ROOT / "definitions").glob("*.yaml"))
+EXAMPLES = sorted(
+    p for p in (ROOT / "definitions").glob("*.yaml") if not p.name.endswith(".test.yaml")
+)
 INVALID = sorted((ROOT / "tests" / "invalid").glob("*.yaml"))
 
 

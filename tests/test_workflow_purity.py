@@ -1,5 +1,5 @@
 """Workflow code must make the same decisions when it is replayed. The worker runs it without
-Temporal's sandbox (worker.workflow_runner), so this is the guard instead: everything under
+Temporal's sandbox (engine.plugin.workflow_runner), so this is the guard instead: everything under
 workflows/ imports only modules that cannot reach the clock, the network, the filesystem or
 an unseeded random source, and calls no clock."""
 
@@ -30,7 +30,7 @@ EXCEPTIONS = {
 Validation pauses the cycle collector while it checks a file (never inside a run; it changes
 no result). The package's public names import only its own modules, on first use."""
 CLOCKS = {"now", "utcnow", "today", "time", "monotonic", "perf_counter"}
-MODULES = sorted((ROOT / "workflows").glob("*.py"))
+MODULES = sorted((ROOT / "workflows").rglob("*.py"))
 
 
 def imported(tree: ast.AST) -> set[str]:
@@ -43,7 +43,7 @@ def imported(tree: ast.AST) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(ROOT / "workflows")))
 def test_workflow_code_imports_only_deterministic_modules(path: Path):
     tree = ast.parse(path.read_text(), str(path))
     allowed = DETERMINISTIC | {module for file, module in EXCEPTIONS if file == path.name}
@@ -62,7 +62,7 @@ def clock_calls(tree: ast.AST) -> list[int]:
     ]
 
 
-@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(ROOT / "workflows")))
 def test_workflow_code_reads_no_clock(path: Path):
     """`workflow.now()` is the run's clock; datetime.now() and time.time() are not."""
     assert clock_calls(ast.parse(path.read_text(), str(path))) == []

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         RunResult,
     )
     from workflows.definition import BudgetSpec, Definition
+    from workflows.errors import FailureType
     from workflows.ledger import (
         ALLOWANCE,
         RUN,
@@ -44,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         exceeded,
         short_of,
     )
+    from workflows.providers import MOCK
 
 BOUNDS_PATCH = "budget-upper-bounds"
 """Runs from before it estimate at 3 characters a token and wait as they did."""
@@ -126,11 +128,11 @@ class Budgets:
         model without a price has been refused before the run started; one reached anyway
         fails the step here."""
         price = self.prices.get(f"{call.provider}/{call.model}")
-        if price is None and call.provider != "mock":
+        if price is None and call.provider != MOCK:
             raise ApplicationError(
                 f"step '{call.step_id}': model {call.provider}/{call.model} has no known price, "
                 "and the run has a budget: add the model to the starter's PRICES_FILE",
-                type="BudgetError",
+                type=FailureType.BUDGET,
                 non_retryable=True,
             )
         counted = input_bound(call) if self.bounded else _input_estimate(call)
@@ -171,7 +173,9 @@ class Budgets:
             meter = workflow.metric_meter()
             if short.on_exceed != "pause":
                 meter.create_counter("budget_exceeded", "runs a budget stopped").add(1)
-                raise ApplicationError(message, type="BudgetExceeded", non_retryable=True)
+                raise ApplicationError(
+                    message, type=FailureType.BUDGET_EXCEEDED, non_retryable=True
+                )
             meter.create_counter("budget_pauses", "runs a budget paused").add(1)
             short.waiting = (
                 f"paused: {message}; raise the budget (starter.py budget ID ...) or cancel the run"

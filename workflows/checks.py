@@ -8,7 +8,6 @@ a user sees every problem in one pass.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Collection, Mapping
 from graphlib import CycleError, TopologicalSorter
@@ -16,8 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from workflows.actions import ACTION_PARAMS, operator_params
-from workflows.definition import MAX_STEPS
+from workflows.actions import ACTION_PARAMS
+from workflows.definition_parts import MAX_STEPS
 from workflows.errors import Problem, TemplateError
 from workflows.graph import (
     INPUT_FIELDS,
@@ -31,27 +30,20 @@ from workflows.graph import (
     template_strings,
     templates_of,
 )
-from workflows.routing import route
 from workflows.source import Path, Source
+from workflows.step_types import BUILT_IN, StepTypes
+from workflows.suggest import suggest
 from workflows.templates import references, secrets_problem
 
 RESERVED_NAMES = {"steps", "run", "secrets", "loop"}
 MAX_COSTLY_SUGGESTIONS = 20
 
 
-def suggest(word: str, choices: set[str]) -> str:
-    close = difflib.get_close_matches(word, sorted(choices), n=1)
-    return f" — did you mean '{close[0]}'?" if close else ""
-
-
-IMAGE_PROVIDERS = {"openai", "anthropic", "mock"}
-"""Providers whose wire format the engine sends images in."""
-
-
 def cross_checks(
     source: Source,
     actions: Mapping[str, type[BaseModel]] = ACTION_PARAMS,
     validators: Collection[str] = (),
+    step_types: StepTypes = BUILT_IN,
 ) -> list[Problem]:
     spec = _dict(source.data.get("workflow")) if isinstance(source.data, dict) else {}
     raw_steps = spec.get("steps")
@@ -60,7 +52,9 @@ def cross_checks(
     variables = {str(name) for name in _dict(spec.get("variables"))}
     owners = output_owners(steps)
     step_ids = {s["id"] for s in steps if isinstance(s.get("id"), str)}
-    checker = _Checker(source, variables, set(owners), step_ids, actions, set(validators))
+    default_model = _dict(spec.get("defaults")).get("model")
+    checker = Checker(source, variables, set(owners), step_ids, actions, set(validators))
+    checker.default_model, checker.step_types = default_model, step_types
     checker.read = remembered()
     if isinstance(raw_steps, list) and len(raw_steps) > MAX_STEPS:
         checker.add(
@@ -70,7 +64,6 @@ def cross_checks(
         )
     checker.reserved_variables()
     checker.outputs(steps, index_of)
-    default_model = _dict(spec.get("defaults")).get("model")
     seen: set[str] = set()
     for step in steps:
         path: Path = ("workflow", "steps", index_of[id(step)])
@@ -79,7 +72,7 @@ def cross_checks(
             if step_id in seen:
                 checker.add((*path, "id"), f"duplicate step id '{step_id}'")
             seen.add(step_id)
-        checker.step(path, step, default_model)
+        checker.step(path, step)
     for name, value in _dict(spec.get("outputs")).items():
         for sub_path, template in template_strings(value, ("workflow", "outputs", name)):
             checker.template(sub_path, template, set())
@@ -88,7 +81,10 @@ def cross_checks(
     return checker.problems
 
 
-class _Checker:
+class Checker:
+    """What the checks of a definition share: where problems go, and the names, actions and
+    validators they check against (each step type's own checks are in workflows/step_types/)."""
+
     def __init__(
         self,
         source: Source,
@@ -107,6 +103,10 @@ class _Checker:
         self.problems: list[Problem] = []
         self.read: Read = references
         self.costly = 0
+        self.default_model: Any = None
+        """`defaults.model` as the file gives it (llm_call steps without a model use it)."""
+        self.step_types = BUILT_IN
+        """The step types the worker runs, whose own checks `step` runs."""
 
     def near(self, word: str, choices: set[str]) -> str:
         """`suggest` among many names costs a scan of them all: in a file with thousands
@@ -142,14 +142,9 @@ class _Checker:
                 else:
                     owner[name] = str(step.get("id"))
 
-    def step(self, path: Path, step: dict, default_model: Any) -> None:
-        kind = step.get("type")
-        if kind == "llm_call":
-            self._models(path, step, default_model)
-            self._validators(path, step)
-            self._tools(path, step)
-        elif kind == "action":
-            self._action(path, step)
+    def step(self, path: Path, step: dict) -> None:
+        step_type = self.step_types.model_of(step)
+        step_type.cross_check(self, path, step)
         for dep_index, dep in enumerate(_list(step.get("depends_on"))):
             if isinstance(dep, str) and dep not in self.step_ids:
                 message = f"unknown step '{dep}' in depends_on" + self.near(dep, self.step_ids)
@@ -158,121 +153,10 @@ class _Checker:
         if step.get("for_each") is not None:
             local.add(step.get("as") if isinstance(step.get("as"), str) else "item")
         own = set(raw_output_names(step))
-        secrets_allowed = kind == "action" and step.get("action") != "sleep"
         for sub_path, template in templates_of(step):
             extra = local | own if sub_path[0] == "validate" else local
-            allowed = secrets_allowed and sub_path[0] == "params"
-            allowed = allowed or (sub_path[0] == "tools" and "params" in sub_path[2:3])
+            allowed = step_type.secrets_allowed(step, sub_path)
             self.template((*path, *sub_path), template, extra, secrets_allowed=allowed)
-
-    def _models(self, path: Path, step: dict, default_model: Any) -> None:
-        if step.get("model") is None and default_model is None:
-            message = f"step '{step.get('id')}' has no model: set 'model' here or in defaults"
-            self.add(path, message)
-        named: list[tuple[Path, Any]] = [((*path, "model"), step.get("model"))]
-        named += [
-            ((*path, "fallback_models", i), name)
-            for i, name in enumerate(_list(step.get("fallback_models")))
-        ]
-        if step.get("model") is None:
-            named.append(((*path, "model"), default_model))
-        for model_path, name in named:
-            if isinstance(name, str):
-                try:
-                    target = route(name)
-                except ValueError as exc:
-                    if model_path[-1] != "model" or step.get("model") is not None:
-                        self.add(model_path, str(exc))
-                    continue
-                if _list(step.get("images")) and target.provider not in IMAGE_PROVIDERS:
-                    self.add(
-                        (*path, "images"),
-                        f"model {name!r} is served by {target.provider}, which is not sent "
-                        f"images: use a model of {', '.join(sorted(IMAGE_PROVIDERS - {'mock'}))}",
-                    )
-
-    def _validators(self, path: Path, step: dict) -> None:
-        for index, check in enumerate(_list(step.get("validate"))):
-            name = check.get("validator") if isinstance(check, dict) else None
-            if not isinstance(name, str) or name in self.validators:
-                continue
-            message = f"unknown validator '{name}'" + suggest(name, self.validators)
-            known = ", ".join(sorted(self.validators))
-            message += (
-                f" (validators: {known})"
-                if known
-                else " (none is registered: list the module that registers it in ACTION_MODULES)"
-            )
-            self.add((*path, "validate", index, "validator"), message)
-
-    def _tools(self, path: Path, step: dict) -> None:
-        """Tool targets must exist and their names must not clash (a child file's workflow
-        name and an MCP server's tools are checked when they are known)."""
-        seen: dict[str, int] = {}
-        for index, tool in enumerate(_list(step.get("tools"))):
-            if not isinstance(tool, dict):
-                continue
-            where: Path = (*path, "tools", index)
-            name = tool.get("action")
-            if isinstance(name, str):
-                if name == "sleep":
-                    self.add((*where, "action"), "'sleep' cannot be a tool (it is a timer)")
-                    continue
-                self._action(where, tool, as_tool=True)
-                self._offer(where, name, tool)
-                if name in seen:
-                    message = f"tool '{name}' is listed twice (entries {seen[name]} and {index})"
-                    self.add((*where, "action"), message)
-                seen[name] = index
-
-    def _offer(self, path: Path, name: str, tool: dict) -> None:
-        """A tool entry offers the model only the action's operator-level params."""
-        params_model = self.actions.get(name)
-        if params_model is None:
-            return
-        offerable = operator_params(params_model)
-        for index, param in enumerate(_list(tool.get("offer"))):
-            if param not in offerable:
-                others = ", ".join(sorted(offerable)) or "none"
-                message = (
-                    f"{param!r} is not an operator-level param of {name} (those: {others}); "
-                    "the model may set every other param unless 'params' fixes it"
-                )
-                self.add((*path, "offer", index), message)
-        offered = set(_list(tool.get("offer"))) | set(_dict(tool.get("params")))
-        for param, info in params_model.model_fields.items():
-            key = info.alias or param
-            if key in offerable and info.is_required() and key not in offered:
-                message = (
-                    f"{name} needs '{key}', which a model may not set: fix it in 'params' "
-                    f"or offer it ('offer: [{key}]')"
-                )
-                self.add((*path, "action"), message)
-
-    def _action(self, path: Path, step: dict, as_tool: bool = False) -> None:
-        """The action exists and its params fit; a tool's required params are the model's."""
-        name = step.get("action")
-        if not isinstance(name, str):
-            return
-        params_model = self.actions.get(name)
-        if params_model is None:
-            message = f"unknown action '{name}'" + suggest(name, set(self.actions))
-            known = ", ".join(sorted(self.actions))
-            hint = "; a custom action is found only when its module is named in ACTION_MODULES"
-            self.add((*path, "action"), f"{message} (actions: {known}{hint})")
-            return
-        params = _dict(step.get("params"))
-        fields = {info.alias or key: info for key, info in params_model.model_fields.items()}
-        open_params = params_model.model_config.get("extra") == "allow"  # any params go
-        for key in params:
-            if key not in fields and not open_params:
-                message = f"unknown param '{key}' for action {name}" + suggest(
-                    str(key), set(fields)
-                )
-                self.add((*path, "params", key), message, at_key=True)
-        for key, info in fields.items():
-            if info.is_required() and key not in params and not as_tool:
-                self.add((*path, "params"), f"action {name} needs param '{key}'")
 
     def template(
         self, path: Path, template: str, local: set[str], *, secrets_allowed: bool = False

@@ -11,6 +11,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from workflows.definition import BudgetSpec, Definition
+from workflows.errors import Problem
+from workflows.scripts import Script, Scripted
 
 StepStatus = Literal["completed", "skipped", "failed"]
 
@@ -119,6 +121,8 @@ class RunInput(BaseModel):
     """How many runs this one is below the top-level run (0: it is the top-level run)."""
     max_depth: int | None = Field(default=None, exclude_if=lambda value: value is None)
     """For a child run: the deepest its own children may be, as its ancestors' steps allow."""
+    script: Script | None = Field(default=None, exclude_if=lambda value: value is None)
+    """Scripted replies and action results (a test's, or `run --replies`): calls follow it."""
 
     @model_validator(mode="after")
     def _one_source(self) -> RunInput:
@@ -154,6 +158,11 @@ class RunStatus(BaseModel):
     """The latest signals refused because their payload did not fit the waiting step, and
     why (at most MAX_REJECTED_SHOWN)."""
 
+    @property
+    def finished_steps(self) -> list[str]:
+        """Steps that completed (not skipped, not failed): what a rerun takes as they are."""
+        return [step_id for step_id, step in self.steps.items() if step.status == "completed"]
+
 
 class RunResult(BaseModel):
     execution_id: str
@@ -182,6 +191,9 @@ class LoadedDefinition(BaseModel):
     prices: dict[str, ModelPrice] = Field(default={}, exclude_if=lambda value: not value)
     """The reader's price of each model a budgeted bundle may call, by `provider/model`: a
     run started by file name (Temporal's CLI or UI) reserves its calls at the worker's prices."""
+    warnings: list[Problem] = Field(default=[], exclude=True)
+    """What validation warns of (workflows/dropped_settings.py), for the one who loaded the
+    files to show; never sent anywhere, so no run's history holds it."""
 
 
 class ChatMessage(BaseModel):
@@ -277,6 +289,8 @@ class LlmCallInput(BaseModel):
     """What the model may call."""
     turns: list[Turn] = Field(default=[], exclude_if=lambda value: not value)
     """The tool loop so far: sent after the prompt (and before any re-ask)."""
+    scripted: list[Scripted] | None = Field(default=None, exclude_if=lambda value: value is None)
+    """Scripted: the answer of each attempt, in order (workflows/scripts.py)."""
 
 
 class LlmCallResult(BaseModel):
@@ -314,6 +328,8 @@ class ActionInput(BaseModel):
     first_run_id: str = Field(default="", exclude_if=lambda value: not value)
     """The run chain's first run id (kept through continue-as-new): two runs under one reused
     workflow id differ here. Empty in histories from before it was sent."""
+    scripted: list[Scripted] | None = Field(default=None, exclude_if=lambda value: value is None)
+    """Scripted: the result (or error) that stands in for running the action."""
 
 
 class ActionResult(BaseModel):

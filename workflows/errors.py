@@ -10,17 +10,78 @@
         ├── RunNotFound            no run with that id in the namespace
         ├── RunExists              a new run's id is taken (and reuse was not asked for)
         ├── RunFailed              the run ended without completing (failed, cancelled...)
+        ├── RunEnded               the run has ended: what was asked needs a running run
         ├── StatusUnavailable      the run did not answer the status query
         ├── SignalRefused          the run refused a signal's payload (it keeps waiting)
-        └── LocalStackError        the local dev server or worker cannot be started
+        ├── LocalStackError        the local dev server or worker cannot be started
+        └── TemporalError          Temporal refused a request, in its own words
+            ├── TemporalUnavailable    Temporal cannot be reached, or did not answer in time
+            └── TemporalBusy           Temporal is over a rate limit: try again later
 
 Inside a run the first three become ``ApplicationError`` (non-retryable): retrying cannot
-fix a file. Callers of the client API catch ``WorkflowError`` for all of them.
+fix a file. Callers of the client API catch ``WorkflowError`` for all of them; Temporal's own
+exceptions become these in one place (engine/temporal_errors.py). A run's or an activity's
+failure carries one of the ``FailureType`` names below as its ``type``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
+
+
+class FailureType:
+    """The `type` of every `ApplicationError` the engine raises: what a run's failure, a
+    step's error and the Temporal UI show, and what retry policies match. Stored histories
+    hold these values, so a value never changes; a new failure gets a new name here."""
+
+    # a run's own failures (workflows/)
+    DEFINITION: Final = "DefinitionError"
+    TEMPLATE: Final = "TemplateError"
+    VARIABLES: Final = "VariablesError"
+    SIGNAL_REFUSED: Final = "SignalRefused"
+    INPUT: Final = "InputError"
+    STEP_FAILED: Final = "StepFailed"
+    PAYLOAD_REFUSED: Final = "PayloadRefused"
+    BUDGET: Final = "BudgetError"
+    BUDGET_EXCEEDED: Final = "BudgetExceeded"
+    # model calls (activities/llm.py)
+    PROVIDER_NOT_CONFIGURED: Final = "ProviderNotConfigured"
+    PROVIDER_REFUSAL: Final = "ProviderRefusal"
+    PROVIDER_EMPTY_REPLY: Final = "ProviderEmptyReply"
+    PROVIDER_TIMEOUT: Final = "ProviderTimeout"
+    PROVIDER_UNREACHABLE: Final = "ProviderUnreachable"
+    PROVIDER_ERROR: Final = "ProviderError"
+    # actions, validators and tools (activities/)
+    UNKNOWN_ACTION: Final = "UnknownAction"
+    UNKNOWN_VALIDATOR: Final = "UnknownValidator"
+    INVALID_PARAMS: Final = "InvalidParams"
+    INVALID_IMAGE: Final = "InvalidImage"
+    INVALID_VALIDATOR_RESULT: Final = "InvalidValidatorResult"
+    URL_REFUSED: Final = "UrlRefused"
+    DNS_ERROR: Final = "DnsError"
+    HTTP_TIMEOUT: Final = "HttpTimeout"
+    HTTP_CONNECT_ERROR: Final = "HttpConnectError"
+    PATH_REFUSED: Final = "PathRefused"
+    SECRET_MISSING: Final = "SecretMissing"
+    EMAIL_REFUSED: Final = "EmailRefused"
+    UNKNOWN_CONNECTION: Final = "UnknownConnection"
+    DATABASE_UNAVAILABLE: Final = "DatabaseUnavailable"
+    DATABASE_ERROR: Final = "DatabaseError"
+    MCP_UNAVAILABLE: Final = "McpUnavailable"
+    # scripted replies in tests (activities/scripted.py)
+    SCRIPTED_ERROR: Final = "ScriptedError"
+    SCRIPT_MISSING: Final = "ScriptMissing"
+
+    @staticmethod
+    def http(status: int) -> str:
+        """An HTTP action answered with an error status: `HTTP404`."""
+        return f"HTTP{status}"
+
+    @staticmethod
+    def provider_http(status: int) -> str:
+        """A provider answered with an error status: `ProviderHTTP429`."""
+        return f"ProviderHTTP{status}"
 
 
 class WorkflowError(Exception):
@@ -84,12 +145,14 @@ class RunExists(ClientError):
 
 
 class RunFailed(ClientError):
-    """The run ended without completing; `reason` is Temporal's or the step's own words."""
+    """The run ended without completing; `reason` is Temporal's or the step's own words,
+    `state` how it ended (failed, cancelled, terminated, timed_out)."""
 
-    def __init__(self, execution_id: str, reason: str) -> None:
+    def __init__(self, execution_id: str, reason: str, state: str = "failed") -> None:
         super().__init__(f"run {execution_id} {reason}")
         self.execution_id = execution_id
         self.reason = reason
+        self.state = state
 
 
 class RunEnded(ClientError):
@@ -101,9 +164,35 @@ class StatusUnavailable(ClientError):
 
 
 class SignalRefused(ClientError):
-    """The run refused a signal sent as an update: no step waits for it, or its payload does
-    not fit the step's declared outputs. The run goes on waiting."""
+    """The run refused a signal sent as an update (or another update, a budget's): no step
+    waits for it, or its payload does not fit the step's declared outputs. The run goes on
+    waiting."""
 
 
 class LocalStackError(ClientError):
     """The local dev server or worker cannot be reached or started."""
+
+
+class TemporalError(ClientError):
+    """Temporal refused a request; `detail` is its own words, `address` the server's."""
+
+    def __init__(self, address: str, detail: str) -> None:
+        super().__init__(self.describe(address, detail))
+        self.address = address
+        self.detail = detail
+
+    @staticmethod
+    def describe(address: str, detail: str) -> str:
+        return f"Temporal at {address} answered: {detail}"
+
+
+class TemporalUnavailable(TemporalError):
+    """Temporal cannot be reached, or did not answer in time."""
+
+    @staticmethod
+    def describe(address: str, detail: str) -> str:
+        return f"cannot reach Temporal at {address}: {detail}"
+
+
+class TemporalBusy(TemporalError):
+    """Temporal is over one of its rate limits: the same request may pass later."""

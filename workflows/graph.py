@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from workflows.errors import TemplateError
-from workflows.source import Path
+from workflows.step_types import BUILT_IN
 from workflows.templates import references
 
 INPUT_FIELDS = (
@@ -95,20 +95,11 @@ def raw_output_names(step: dict[str, Any]) -> list[str]:
     return [name for _, name in output_paths((), step)]
 
 
-def output_paths(path: Path, step: dict[str, Any]) -> list[tuple[Path, str]]:
-    """A raw step's output names, each with where it is written (under `path`): a `set`
-    step's value keys, or its declared outputs (bare names or `{name: ...}`)."""
-    values = step.get("values")
-    if step.get("type") == "set" and isinstance(values, dict):
-        return [((*path, "values", name), str(name)) for name in values]
-    outputs = step.get("outputs")
-    found: list[tuple[Path, str]] = []
-    for index, output in enumerate(outputs if isinstance(outputs, list) else []):
-        if isinstance(output, str):
-            found.append(((*path, "outputs", index), output))
-        elif isinstance(output, dict) and isinstance(output.get("name"), str):
-            found.append(((*path, "outputs", index, "name"), output["name"]))
-    return found
+def output_paths(path: tuple[str | int, ...], step: dict[str, Any]) -> list[tuple[Any, str]]:
+    """A raw step's output names, each with where it is written (under `path`), as its step
+    type declares them (a `set` step's value keys, others' declared outputs; a step type
+    added to the built-in ones declares outputs)."""
+    return BUILT_IN.model_of(step).raw_output_paths(path, step)
 
 
 def dependencies(

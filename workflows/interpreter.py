@@ -7,16 +7,16 @@ each reply. Steps start as soon as what they wait for has finished (see graph.py
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import ValidationError
+from pydantic import ValidationError, create_model
 from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
-# The worker runs workflows without Temporal's sandbox (worker.workflow_runner); passed
+# The worker runs workflows without Temporal's sandbox (engine/plugin.py, workflow_runner); passed
 # through, these stay imported once should anyone replay under the sandbox instead.
 with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes
@@ -27,49 +27,50 @@ with workflow.unsafe.imports_passed_through():
         BudgetStatus,
         LoadDefinitionInput,
         LoadedDefinition,
+        ModelPrice,
         RaiseBudget,
         RunInput,
         RunResult,
         RunStatus,
+        StepResult,
         Usage,
     )
-    from workflows.definition import WaitForSignalStep, output_names
-    from workflows.errors import WorkflowError
-    from workflows.payloads import PayloadRefused
+    from workflows.definition import Definition, WorkflowSpec, definition_model
+    from workflows.definition_parts import StepFields
+    from workflows.errors import FailureType, WorkflowError
     from workflows.rerun import unfinished_items
     from workflows.schedule import Schedule
-    from workflows.signal_payloads import payload_problems
+    from workflows.scripts import SCRIPT_PATCH, ScriptPlayer
+    from workflows.signal_buffer import SignalBuffer
     from workflows.step_results import render_or_fail
-    from workflows.steps import StepRunner
+    from workflows.step_types import BUILT_IN, StepTypes
+    from workflows.steps import RUNNERS, Runner, StepRunner, missing_runners
     from workflows.template_limits import WORK
     from workflows.templates import SecretRefs
     from workflows.validation import resolve_variables
 
 
-SIGNAL_LIMITS_PATCH = "signal-limits"
-SIGNAL_PAYLOAD_PATCH = "signal-payload-checks"
-FAIR_SIGNAL_BUFFER_PATCH = "signal-buffer-fair-share"
-MAX_REJECTED_SHOWN = 20
-MAX_BUFFERED_SIGNALS = 100
-"""Signals received and not consumed yet, over all names; more are dropped and counted. When
-the buffer is full, the name holding most gives up its latest to a name holding fewer."""
-MAX_SIGNAL_BYTES = 32 * 1024
-"""A bigger signal payload is dropped and counted."""
-
-
 @workflow.defn(name="YamlWorkflow")
 class YamlWorkflow:
+    step_types: ClassVar[StepTypes] = BUILT_IN
+    """The step types this workflow runs; a subclass may add its own (docs/extending.md)."""
+    runners: ClassVar[Mapping[type[StepFields], Runner]] = RUNNERS
+    """How each of `step_types` runs."""
+    run_input_type: ClassVar[type[RunInput]] = RunInput
+    """The run's input, whose definitions hold steps of `step_types`."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass that adds a step type without its runner fails where it is defined
+        (when the worker starts), not in a run."""
+        super().__init_subclass__(**kwargs)
+        missing = missing_runners(cls.step_types, cls.runners)
+        if missing:
+            raise TypeError(f"{cls.__name__}: no runner for step type(s) {', '.join(missing)}")
+        cls.run_input_type = run_input_model(cls.step_types)
+
     def __init__(self) -> None:
-        self._signals: dict[str, list[Any]] = {}
         self._status = RunStatus()
-        self._wanted: set[str] | None = None
-        """Signal names the definition waits for, once it is known."""
-        self._limits: bool | None = None
-        self._checks: bool | None = None
-        self._fair: bool | None = None
-        self._waiting_steps: dict[str, list[WaitForSignalStep]] = {}
-        """The steps that wait for each signal name, once the definition is known."""
-        self._known = False
+        self._signals = SignalBuffer(self._status)
         self._budgets = Budgets()
 
     @workflow.query(name="status")
@@ -77,13 +78,7 @@ class YamlWorkflow:
         """Steps done so far, their outputs and usage, what runs now, whether paused, and
         each budget's spend against its limit."""
         update: dict[str, Any] = {}
-        running = set(self._status.running)
-        waiting = {
-            step.id: name
-            for name, steps in self._waiting_steps.items()
-            for step in steps
-            if step.id in running
-        }
+        waiting = self._signals.waiting(self._status.running)
         if waiting:
             update["waiting_signals"] = waiting
         if self._budgets:
@@ -111,32 +106,9 @@ class YamlWorkflow:
 
     @workflow.signal(dynamic=True)
     def on_signal(self, name: str, args: Sequence[RawValue]) -> None:
-        """Signals are buffered by name, so one sent before its step waits is not lost.
-        Signals no step waits for, payloads over MAX_SIGNAL_BYTES, payloads that do not
-        decode and anything past MAX_BUFFERED_SIGNALS are dropped and counted in `status`."""
-        if self._limits is None:
-            self._limits = workflow.patched(SIGNAL_LIMITS_PATCH)
-        if not self._limits:  # runs from before the limits replay as they ran
-            payload = workflow.payload_converter().from_payload(args[0].payload) if args else {}
-            self._signals.setdefault(name, []).append(payload)
-            return
-        payload = self._accepted(name, args)
-        if payload is None:
-            self._status.dropped_signals += 1
-            return
-        if self._checks is None:
-            self._checks = workflow.patched(SIGNAL_PAYLOAD_PATCH)
-        problems = payload_problems(self._waiting_steps.get(name, []), payload)
-        if self._checks and problems:  # the step keeps waiting; status says why
-            self._status.dropped_signals += 1
-            rejected = [*self._status.rejected_signals, f"{name}: {'; '.join(problems)}"]
-            self._status.rejected_signals = rejected[-MAX_REJECTED_SHOWN:]
-            return
-        if self._buffered() >= MAX_BUFFERED_SIGNALS:  # _accepted found it a fair share
-            crowded = max(sorted(self._signals), key=lambda n: len(self._signals[n]))
-            self._signals[crowded].pop()
-            self._status.dropped_signals += 1
-        self._signals.setdefault(name, []).append(payload)
+        """Signals are buffered by name, so one sent before its step waits is not lost
+        (workflows/signal_buffer.py says what is dropped and counted in `status`)."""
+        self._signals.receive(name, args)
 
     @workflow.update(dynamic=True)
     async def on_update(self, name: str, args: Sequence[RawValue]) -> str:
@@ -144,96 +116,73 @@ class YamlWorkflow:
         outputs, so a payload that does not fit is refused to its sender at once (by the
         validator; by the handler when the update came before the definition was read).
         Accepted, it is buffered as a signal would be."""
-        await workflow.wait_condition(lambda: self._known)
-        problem = self._update_problem(name, args)
+        await workflow.wait_condition(lambda: self._signals.known)
+        problem = self._signals.update_problem(name, args)
         if problem:
-            raise ApplicationError(problem, type="SignalRefused", non_retryable=True)
-        self._signals.setdefault(name, []).append(self._decoded(args))
-        steps = ", ".join(f"'{step.id}'" for step in self._waiting_steps.get(name, []))
-        return f"accepted by step {steps}"
+            raise ApplicationError(problem, type=FailureType.SIGNAL_REFUSED, non_retryable=True)
+        return self._signals.accept(name, args)
 
     @on_update.validator
     def _check_update(self, name: str, args: Sequence[RawValue]) -> None:
-        problem = self._update_problem(name, args) if self._known else None
+        problem = self._signals.update_problem(name, args) if self._signals.known else None
         if problem:
             raise ValueError(problem)
-
-    def _update_problem(self, name: str, args: Sequence[RawValue]) -> str | None:
-        if name not in self._waiting_steps:
-            waits = ", ".join(repr(n) for n in sorted(self._waiting_steps)) or "no signal"
-            return f"no step waits for {name!r} (the run waits for {waits})"
-        if self._buffered() >= MAX_BUFFERED_SIGNALS:
-            return f"the run holds {MAX_BUFFERED_SIGNALS} signals not used yet"
-        if args and args[0].payload.ByteSize() > MAX_SIGNAL_BYTES:
-            return f"the payload is over {MAX_SIGNAL_BYTES} bytes"
-        try:
-            payload = self._decoded(args)
-        except PayloadRefused as exc:  # too deep or too big (workflows/payloads.py)
-            return f"the payload is refused: {exc.message}"
-        except Exception:
-            return "the payload does not decode"
-        problems = payload_problems(self._waiting_steps[name], payload)
-        return "; ".join(problems) or None
-
-    @staticmethod
-    def _decoded(args: Sequence[RawValue]) -> Any:
-        if not args:
-            return {}
-        return workflow.payload_converter().from_payload(args[0].payload)
-
-    def _buffered(self) -> int:
-        return sum(len(buffered) for buffered in self._signals.values())
-
-    def _fair_share(self, name: str) -> bool:
-        """Whether a signal may take the place of the latest one of the name holding most.
-        Until the definition says which names a run waits for (signals can arrive before
-        its first line runs), a flood of one stray name must not crowd out an approval.
-        Runs from before this replay as they ran: the signal is dropped."""
-        if self._fair is None:
-            self._fair = workflow.patched(FAIR_SIGNAL_BUFFER_PATCH)
-        most = max(len(buffered) for buffered in self._signals.values())
-        return self._fair and len(self._signals.get(name, [])) + 1 < most
-
-    def _accepted(self, name: str, args: Sequence[RawValue]) -> Any | None:
-        if self._wanted is not None and name not in self._wanted:
-            return None
-        if self._buffered() >= MAX_BUFFERED_SIGNALS and not self._fair_share(name):
-            return None
-        if not args:
-            return {}
-        if args[0].payload.ByteSize() > MAX_SIGNAL_BYTES:
-            return None
-        try:
-            return workflow.payload_converter().from_payload(args[0].payload)
-        except Exception:  # not JSON, or an encoding this worker does not read
-            return None
 
     @workflow.run
     async def run(self, raw_input: Any) -> RunResult:
         """`raw_input` is a RunInput; it is decoded here, so input that does not fit fails
         the run with the reasons instead of failing every workflow task."""
-        run_input = _decode_input(raw_input)
-        definition, children = run_input.definition, run_input.children
-        prices = run_input.prices
-        if definition is None:
-            loaded = await self._load(run_input.definition_file or "")
-            definition, children = loaded.definition, loaded.children
-            prices = prices or loaded.prices  # started by file name: the worker's prices
+        run_input = _decode_input(raw_input, type(self).run_input_type)
+        definition, children, prices = await self._definition(run_input)
+        context, runner = self._prepare(run_input, definition, children)
+        self._budgets = runner.budgets = Budgets.for_run(
+            definition, prices, run_input.allowance, run_input.budgets, run_input.token_ratios
+        )
+        self._budgets.on_change = lambda: workflow.set_current_details(
+            self._budgets.waiting() or "going on: the budget was raised"
+        )
+        schedule = Schedule(definition, runner, context, self._status, run_input.reuse_items)
+        runner.draining = schedule.draining
+        results = await schedule.run(run_input.reuse)
+        if len(results) < len(definition.workflow.steps):  # drained: the history grew large
+            workflow.continue_as_new(
+                run_input.model_copy(
+                    update={
+                        "definition": definition,
+                        "definition_file": None,
+                        "children": children,
+                        "prices": prices,
+                        "reuse": results,
+                        "reuse_items": unfinished_items(
+                            run_input.reuse_items, self._status.items, results
+                        ),
+                        "signals": self._signals.by_name,
+                        "paused": self._status.paused,
+                        "started_at": context["run"]["started_at"],
+                        "budgets": self._budgets.status(),
+                        "token_ratios": self._budgets.ratios,
+                    }
+                )
+            )
+        return self._finish(definition.workflow, context, results)
+
+    async def _definition(
+        self, run_input: RunInput
+    ) -> tuple[Definition, dict[str, Definition], dict[str, ModelPrice]]:
+        """The run's definition, its children and prices: from the input, or loaded once
+        from the file it names (then the worker's prices, unless the input gave some)."""
+        if run_input.definition is not None:
+            return run_input.definition, run_input.children, run_input.prices
+        loaded = await self._load(run_input.definition_file or "")
+        return loaded.definition, loaded.children, run_input.prices or loaded.prices
+
+    def _prepare(
+        self, run_input: RunInput, definition: Definition, children: dict[str, Definition]
+    ) -> tuple[dict[str, Any], StepRunner]:
+        """Signals, status and search attributes set from the definition; the variables
+        checked; the templates' context and the step runner made."""
         spec = definition.workflow
-        for name, earlier in run_input.signals.items():  # kept from before continue-as-new
-            self._signals[name] = earlier + self._signals.get(name, [])
-        for step in spec.steps:
-            if isinstance(step, WaitForSignalStep):
-                self._waiting_steps.setdefault(step.signal, []).append(step)
-        waited = set(self._waiting_steps)
-        self._known = True
-        self._status.awaited_signals = sorted(waited)
-        if self._limits is None:
-            self._limits = workflow.patched(SIGNAL_LIMITS_PATCH)
-        if self._limits:
-            self._wanted = waited
-            for name in set(self._signals) - self._wanted:
-                self._status.dropped_signals += len(self._signals.pop(name))
+        self._signals.prepare(spec.steps, run_input.signals)
         self._status.paused = self._status.paused or run_input.paused
         self._status.workflow_name = spec.name
         self._status.total_steps = len(spec.steps)
@@ -247,14 +196,18 @@ class YamlWorkflow:
         try:
             variables = resolve_variables(definition, run_input.variables)
         except WorkflowError as exc:
-            raise ApplicationError(str(exc), type="VariablesError", non_retryable=True) from None
+            raise ApplicationError(
+                str(exc), type=FailureType.VARIABLES, non_retryable=True
+            ) from None
         self._status.variables = variables
         info = workflow.info()
-        started_at = run_input.started_at or info.start_time.isoformat()
         context: dict[str, Any] = {
             **variables,
             "steps": {},
-            "run": {"id": info.workflow_id, "started_at": started_at},
+            "run": {
+                "id": info.workflow_id,
+                "started_at": run_input.started_at or info.start_time.isoformat(),
+            },
             "secrets": SecretRefs(),
         }
         runner = StepRunner(
@@ -266,40 +219,20 @@ class YamlWorkflow:
             run_input.action_task_queue,
             depth=run_input.depth,
             max_depth=run_input.max_depth,
+            runners=type(self).runners,
         )
+        if run_input.script is not None and workflow.patched(SCRIPT_PATCH):
+            runner.script = ScriptPlayer(run_input.script)
         context[WORK] = runner.work
-        self._budgets = runner.budgets = Budgets.for_run(
-            definition, prices, run_input.allowance, run_input.budgets, run_input.token_ratios
-        )
-        self._budgets.on_change = lambda: workflow.set_current_details(
-            self._budgets.waiting() or "going on: the budget was raised"
-        )
-        schedule = Schedule(definition, runner, context, self._status, run_input.reuse_items)
-        runner.draining = schedule.draining
-        results = await schedule.run(run_input.reuse)
-        if len(results) < len(spec.steps):  # drained: the history grew large
-            workflow.continue_as_new(
-                run_input.model_copy(
-                    update={
-                        "definition": definition,
-                        "definition_file": None,
-                        "children": children,
-                        "prices": prices,
-                        "reuse": results,
-                        "reuse_items": unfinished_items(
-                            run_input.reuse_items, self._status.items, results
-                        ),
-                        "signals": self._signals,
-                        "paused": self._status.paused,
-                        "started_at": started_at,
-                        "budgets": self._budgets.status(),
-                        "token_ratios": self._budgets.ratios,
-                    }
-                )
-            )
+        return context, runner
+
+    def _finish(
+        self, spec: WorkflowSpec, context: dict[str, Any], results: dict[str, StepResult]
+    ) -> RunResult:
+        """The run's result: every step's outputs and the workflow's own, and its spend."""
         outputs: dict[str, Any] = {}
         for step in spec.steps:
-            for name in output_names(step):
+            for name in step.output_names():
                 outputs[name] = context.get(name)
         for name, template in spec.outputs.items():
             outputs[name] = render_or_fail(template, context, f"workflow output '{name}'")
@@ -309,7 +242,7 @@ class YamlWorkflow:
             "run_cost_usd", "estimated spend per completed run", "USD"
         ).record(usage.cost_usd)
         return RunResult(
-            execution_id=info.workflow_id,
+            execution_id=workflow.info().workflow_id,
             workflow_name=spec.name,
             status="completed",
             outputs=outputs,
@@ -330,15 +263,15 @@ class YamlWorkflow:
             )
         except ActivityError as exc:
             raise ApplicationError(
-                failure_reason(exc), type="DefinitionError", non_retryable=True
+                failure_reason(exc), type=FailureType.DEFINITION, non_retryable=True
             ) from None
 
 
-def _decode_input(raw: Any) -> RunInput:
+def _decode_input(raw: Any, model: type[RunInput]) -> RunInput:
     if isinstance(raw, RunInput):
         return raw
     try:
-        return RunInput.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in error['loc']) or 'input'}: {error['msg']}"
@@ -346,6 +279,19 @@ def _decode_input(raw: Any) -> RunInput:
         )
         raise ApplicationError(
             f"the run's input is not a valid RunInput: {problems}",
-            type="InputError",
+            type=FailureType.INPUT,
             non_retryable=True,
         ) from None
+
+
+def run_input_model(step_types: StepTypes) -> type[RunInput]:
+    """RunInput for runs whose definitions have steps of `step_types`."""
+    if step_types == BUILT_IN:
+        return RunInput
+    model = definition_model(step_types)
+    return create_model(
+        "RunInput",
+        __base__=RunInput,
+        definition=(model | None, None),
+        children=(dict[str, model], {}),
+    )

@@ -31,7 +31,7 @@ from temporalio.converter import (
 )
 from temporalio.exceptions import ApplicationError
 
-from workflows.errors import UsageError
+from workflows.errors import FailureType, UsageError
 
 MAX_DEPTH = 72
 """Levels of JSON arrays and objects a value entering a run may nest, counting the engine's
@@ -60,7 +60,7 @@ class PayloadRefused(ApplicationError, UsageError):
         # An activity's result is refused after the activity returned: say which attempt it
         # was, as the engine's activities do (workflows/activity_options.attempts_of).
         details = [{"attempt": activity.info().attempt}] if activity.in_activity() else []
-        super().__init__(message, *details, type="PayloadRefused", non_retryable=True)
+        super().__init__(message, *details, type=FailureType.PAYLOAD_REFUSED, non_retryable=True)
 
     def __str__(self) -> str:
         return self.message

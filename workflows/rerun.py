@@ -42,7 +42,7 @@ def rerun_plan(previous: RunInput, status: RunStatus, from_step: str | None = No
     """Reuse every completed step and every finished item of a step that did not finish
     (where the item is still the same, decided when the next run gets there); `from_step`
     and every step that waits for it run again. Raises ValueError for an unknown step."""
-    reuse = {step_id: step for step_id, step in status.steps.items() if step.status == "completed"}
+    reuse = {step_id: status.steps[step_id] for step_id in status.finished_steps}
     items = unfinished_items(previous.reuse_items, status.items, reuse)
     if from_step is not None:
         if previous.definition is None:

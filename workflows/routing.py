@@ -5,12 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-BUILTIN_PROVIDERS = ("openai", "anthropic", "mock", "ollama")
-_PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
-_PREFIXES = (
-    (re.compile(r"^(gpt-|chatgpt|o[1-9]|text-|davinci)"), "openai"),
-    (re.compile(r"^claude"), "anthropic"),
-    (re.compile(r"^mock$"), "mock"),
+from workflows.providers import PROVIDER_NAME, PROVIDERS
+
+_BARE_NAMES = tuple(
+    (re.compile(f"^(?:{spec.bare_names})"), spec.name) for spec in PROVIDERS if spec.bare_names
 )
 
 
@@ -31,14 +29,14 @@ def route(name: str) -> Route:
     """
     provider, slash, model = name.partition("/")
     if slash:
-        if not _PROVIDER_NAME.match(provider) or not model:
+        if not PROVIDER_NAME.match(provider) or not model:
             raise ValueError(f"invalid model name {name!r}: write 'provider/model'")
         return Route(provider, model)
-    for pattern, provider in _PREFIXES:
+    for pattern, provider in _BARE_NAMES:
         if pattern.match(name):
             return Route(provider, name)
     raise ValueError(
         f"cannot tell which provider serves model {name!r}: write it as 'provider/model', "
-        f"e.g. 'openai/{name}' (providers: {', '.join(BUILTIN_PROVIDERS)}, or any "
+        f"e.g. 'openai/{name}' (providers: {', '.join(spec.name for spec in PROVIDERS)}, or any "
         "OpenAI-compatible server named by the worker's <NAME>_BASE_URL)"
     )

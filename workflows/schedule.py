@@ -20,14 +20,8 @@ from temporalio.exceptions import ApplicationError
 
 from workflows import search_attributes
 from workflows.contracts import ItemResult, RunStatus, StepResult, Usage
-from workflows.definition import (
-    ActionStep,
-    Definition,
-    LlmCallStep,
-    SetStep,
-    Step,
-    output_names,
-)
+from workflows.definition import Definition, Step
+from workflows.errors import FailureType
 from workflows.graph import dependencies, output_owners
 from workflows.step_results import Drained, Once, StepFailed, render_or_fail
 from workflows.steps import StepRunner
@@ -125,7 +119,7 @@ class Schedule:
             if not running:
                 continue
             self._progress(running)
-            if self.throttled and any(_waits(self.steps[order[i]]) for i in running):
+            if self.throttled and any(self.steps[order[i]].may_wait_long() for i in running):
                 self._publish(force=True)
             done, _ = await workflow.wait(
                 list(running.values()), return_when=asyncio.FIRST_COMPLETED
@@ -136,6 +130,7 @@ class Schedule:
                 if isinstance(error, Drained):
                     continue
                 if error is not None:
+                    self._failed(step_id, str(error), 0, 0)
                     await self._cancel_siblings(running)
                     raise error
                 self._record(self.steps[order[step_id]], task.result())
@@ -158,7 +153,7 @@ class Schedule:
             if unknown:
                 raise ApplicationError(
                     f"step '{step_id}' waits for unknown step(s) {', '.join(unknown)}",
-                    type="DefinitionError",
+                    type=FailureType.DEFINITION,
                     non_retryable=True,
                 )
         sorter = TopologicalSorter(self.waits)
@@ -167,7 +162,7 @@ class Schedule:
         except CycleError as exc:
             raise ApplicationError(
                 f"dependency cycle: {' → '.join(exc.args[1])}",
-                type="DefinitionError",
+                type=FailureType.DEFINITION,
                 non_retryable=True,
             ) from None
         return sorter
@@ -186,10 +181,23 @@ class Schedule:
                 task.cancel()
         await asyncio.gather(*running.values(), return_exceptions=True)
 
+    def _failed(self, step_id: str, error: str, attempts: int, duration_ms: int) -> None:
+        """The step that fails the run shows in the status query with why (first word
+        wins). Only the query's state: nothing is recorded in history."""
+        if step_id not in self.status.steps:
+            self.status.steps[step_id] = StepResult(
+                status="failed",
+                outputs=None,
+                attempts=attempts,
+                duration_ms=duration_ms,
+                usage=Usage(),
+                error=error,
+            )
+
     def _record(self, step: Step, result: StepResult) -> None:
         self.results[step.id] = result
         self.context["steps"][step.id] = {"status": result.status, "outputs": result.outputs}
-        for name in output_names(step):
+        for name in step.output_names():
             value = None if result.outputs is None else result.outputs.get(name)
             self.context[name] = self.status.outputs[name] = value
         self.status.steps[step.id] = result
@@ -251,7 +259,10 @@ class Schedule:
                 once = await self._for_each(step, context)
         except StepFailed as exc:
             if step.on_error != "continue":
-                raise ApplicationError(str(exc), type="StepFailed", non_retryable=True) from None
+                self._failed(step.id, str(exc), exc.attempts, _elapsed_ms(started))
+                raise ApplicationError(
+                    str(exc), type=FailureType.STEP_FAILED, non_retryable=True
+                ) from None
             given = any(output.default is not None for output in step.outputs)
             defaults = {output.name: output.default for output in step.outputs}
             return StepResult(
@@ -275,14 +286,14 @@ class Schedule:
         if not isinstance(items, list):
             raise ApplicationError(
                 f"step '{step.id}': for_each must give a list, got {type(items).__name__}",
-                type="TemplateError",
+                type=FailureType.TEMPLATE,
                 non_retryable=True,
             )
         if len(items) > MAX_FOR_EACH_ITEMS and workflow.patched(FOR_EACH_LIMIT_PATCH):
             raise ApplicationError(
                 f"step '{step.id}': for_each gave {len(items)} items, over the limit of "
                 f"{MAX_FOR_EACH_ITEMS}: split the work into child runs (a `workflow` step)",
-                type="TemplateError",
+                type=FailureType.TEMPLATE,
                 non_retryable=True,
             )
         limit = asyncio.Semaphore(step.concurrency)
@@ -322,7 +333,8 @@ class Schedule:
             raise Drained()
         del self.status.items[step.id]
         found = sorted({name for result in results for name in result.outputs})
-        names = output_names(step) + [name for name in found if name not in output_names(step)]
+        declared = step.output_names()
+        names = declared + [name for name in found if name not in declared]
         return Once(
             {name: [result.outputs.get(name) for result in results] for name in names},
             sum(result.attempts for result in results),
@@ -332,14 +344,6 @@ class Schedule:
 
 def _elapsed_ms(started: Any) -> int:
     return int((workflow.now() - started).total_seconds() * 1000)
-
-
-def _waits(step: Step) -> bool:
-    """Steps that may wait for a long time (a signal, a timer, a child run): the run's
-    progress is published before them."""
-    if isinstance(step, ActionStep):
-        return step.action == "sleep"
-    return not isinstance(step, LlmCallStep | SetStep)
 
 
 def _same_item(carried: Any, item: Any) -> bool:

@@ -49,8 +49,9 @@ with workflow.unsafe.imports_passed_through():
         Usage,
     )
     from workflows.definition import DEFAULT_MAX_TOOL_CALLS, Definition, LlmCallStep, RetrySpec
-    from workflows.errors import WorkflowError
-    from workflows.step_results import StepFailed
+    from workflows.errors import FailureType, WorkflowError
+    from workflows.scripts import ScriptPlayer
+    from workflows.step_results import StepFailed, template_failure
     from workflows.templates import render_params
 
 MAX_RESULT_CHARACTERS = 16_000
@@ -103,7 +104,7 @@ async def describe_tools(
     if twice:
         raise ApplicationError(
             f"step '{step.id}': more than one tool is named {', '.join(map(repr, twice))}",
-            type="DefinitionError",
+            type=FailureType.DEFINITION,
             non_retryable=True,
         )
     return tools
@@ -143,8 +144,10 @@ class ToolLoop:
         call_models: CallModels,
         child_run: ChildRun,
         action_task_queue: str | None,
+        script: ScriptPlayer | None = None,
     ) -> None:
         self.step = step
+        self.script = script
         self.key = key
         self.context = context
         self.call_models = call_models
@@ -227,11 +230,7 @@ class ToolLoop:
         try:
             fixed, slots = render_params(tool.fixed, self.context)
         except WorkflowError as exc:
-            raise ApplicationError(
-                f"{self.step.id}.tools {tool.name} params: {exc}",
-                type="TemplateError",
-                non_retryable=True,
-            ) from None
+            raise template_failure(f"{self.step.id}.tools.{tool.name}.params", exc) from None
         idempotency_key, first_run_id = effect_key(where)
         result: ActionResult = await workflow.execute_activity(
             tool.target,
@@ -242,6 +241,7 @@ class ToolLoop:
                 secrets=[SecretSlot(path=list(path), parts=parts) for path, parts in slots],
                 idempotency_key=idempotency_key,
                 first_run_id=first_run_id,
+                scripted=self.script.action(self.step.id, self.key) if self.script else None,
             ),
             result_type=ActionResult,
             start_to_close_timeout=timeout_of(self.step.timeout),

@@ -14,18 +14,13 @@ from pydantic import BaseModel, ValidationError
 
 from workflows import definition as model
 from workflows.actions import ACTION_PARAMS
-from workflows.checks import cross_checks, suggest
-from workflows.definition import Definition
+from workflows.checks import cross_checks
+from workflows.definition import Definition, definition_model
 from workflows.errors import DefinitionError, Problem, VariablesError
 from workflows.source import Path, Source, parse_yaml
+from workflows.step_types import BUILT_IN, StepTypes
+from workflows.suggest import suggest
 
-STEP_MODELS: dict[str, type[BaseModel]] = {
-    "llm_call": model.LlmCallStep,
-    "action": model.ActionStep,
-    "set": model.SetStep,
-    "wait_for_signal": model.WaitForSignalStep,
-    "workflow": model.WorkflowStep,
-}
 _PARENTS: dict[str, type[BaseModel]] = {
     "retry": model.RetrySpec,
     "defaults": model.LlmDefaults,
@@ -35,7 +30,7 @@ _PARENTS: dict[str, type[BaseModel]] = {
 }
 
 
-def _model_at(data: Any, path: Path) -> tuple[type[BaseModel] | None, str]:
+def _model_at(data: Any, path: Path, step_types: StepTypes) -> tuple[type[BaseModel] | None, str]:
     """The model whose fields belong at `path`, and how to name it in a message."""
     if path == ():
         return model.Definition, "the file"
@@ -44,7 +39,7 @@ def _model_at(data: Any, path: Path) -> tuple[type[BaseModel] | None, str]:
     if len(path) == 3 and path[:2] == ("workflow", "steps"):
         step = data["workflow"]["steps"][path[2]]
         kind = step.get("type") if isinstance(step, dict) else None
-        found = STEP_MODELS.get(kind) if isinstance(kind, str) else None
+        found = step_types.by_name.get(kind) if isinstance(kind, str) else None
         return found, f"a step of type {kind}"
     for key in reversed(path):
         if isinstance(key, str) and key in _PARENTS:
@@ -61,12 +56,14 @@ def load_definition(
     file: str,
     actions: Mapping[str, type[BaseModel]] = ACTION_PARAMS,
     validators: Collection[str] = (),
+    step_types: StepTypes = BUILT_IN,
 ) -> Definition:
     """Parse and validate a definition; raise DefinitionError listing every problem.
 
     `actions` are the params models of the actions a worker runs (built-ins by default),
-    `validators` the names of the validators it runs (none by default)."""
-    return load_with_source(text, file, actions, validators)[1]
+    `validators` the names of the validators it runs (none by default), `step_types` the
+    step types it runs (the built-in ones by default)."""
+    return load_with_source(text, file, actions, validators, step_types)[1]
 
 
 def load_with_source(
@@ -74,15 +71,16 @@ def load_with_source(
     file: str,
     actions: Mapping[str, type[BaseModel]] = ACTION_PARAMS,
     validators: Collection[str] = (),
+    step_types: StepTypes = BUILT_IN,
 ) -> tuple[Source, Definition]:
     """Like load_definition, keeping the source so later problems can be located too."""
     with _collector_paused():
         source = parse_yaml(text, file)
-        problems = source.problems + cross_checks(source, actions, validators)
+        problems = source.problems + cross_checks(source, actions, validators, step_types)
         try:
-            definition = Definition.model_validate(source.data)
+            definition = definition_model(step_types).model_validate(source.data)
         except ValidationError as exc:
-            problems += _model_problems(source, exc)
+            problems += _model_problems(source, exc, step_types)
     if problems:
         raise DefinitionError(sorted(set(problems), key=lambda p: (p.line, p.col, p.message)))
     return source, definition
@@ -103,14 +101,14 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _model_problems(source: Source, exc: ValidationError) -> list[Problem]:
+def _model_problems(source: Source, exc: ValidationError, step_types: StepTypes) -> list[Problem]:
     problems = []
     for error in exc.errors():
         path, rest = _resolve(source.data, error["loc"])
         kind = error["type"]
         if kind == "extra_forbidden":
             key = str(path[-1])
-            found, where = _model_at(source.data, path[:-1])
+            found, where = _model_at(source.data, path[:-1], step_types)
             fields = _fields(found) if found else set()
             message = f"unknown field '{key}'" + (f" in {where}" if where else "")
             message += suggest(key, fields - {key})
@@ -120,8 +118,8 @@ def _model_problems(source: Source, exc: ValidationError) -> list[Problem]:
         elif kind == "union_tag_invalid":
             tag = error["ctx"]["tag"]
             shown = tag if len(tag) <= 40 else tag[:40] + "..."
-            message = f"unknown step type {shown!r}" + suggest(tag, set(model.STEP_TYPES))
-            message += f" (step types: {', '.join(model.STEP_TYPES)})"
+            message = f"unknown step type {shown!r}" + suggest(tag, set(step_types.names))
+            message += f" (step types: {', '.join(step_types.names)})"
             problems.append(source.problem((*path, "type"), message))
         elif kind == "string_pattern_mismatch":
             rule = _PATTERN_RULES.get(
@@ -273,8 +271,9 @@ def has_type(value: Any, type_name: str) -> bool:
 
 def typed_variables(definition: Definition, texts: dict[str, str]) -> dict[str, Any]:
     """Variables given as text (`--var name=value`): a variable declared as a string (or
-    defaulting to one) keeps the text as written; others are read by `read_text_value`, so
-    `3` is a number and `[a, b]` a list."""
+    defaulting to one) keeps the text as written, unless the whole text is one quoted string
+    (`"01234"` is `01234` for every variable, as a shell user expects); others are read by
+    `read_text_value`, so `3` is a number and `[a, b]` a list."""
     declared = definition.workflow.variables
     values: dict[str, Any] = {}
     for name, text in texts.items():
@@ -282,10 +281,24 @@ def typed_variables(definition: Definition, texts: dict[str, str]) -> dict[str, 
         if spec is not None and (
             spec.type == "string" or (spec.type is None and isinstance(spec.default, str))
         ):
-            values[name] = text
+            values[name] = _unquoted(text)
             continue
         values[name] = read_text_value(text)
     return values
+
+
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\']|\'\')*\'', re.DOTALL)
+
+
+def _unquoted(text: str) -> str:
+    """The text inside one quoted YAML string (`"a"`, `'it''s'`), or the text as written."""
+    if not _QUOTED.fullmatch(text):
+        return text
+    try:
+        value = yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError):
+        return text
+    return value if isinstance(value, str) else text
 
 
 _JSON_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from workflows.contracts import LlmCallInput, ToolCall, Usage
+from workflows.providers import RATE_HEADER_PREFIXES
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def rate_limit_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {
         key.lower(): value
         for key, value in headers.items()
-        if key.lower().startswith(("x-ratelimit-", "anthropic-ratelimit-"))
+        if key.lower().startswith(tuple(RATE_HEADER_PREFIXES.values()))
     }
 
 

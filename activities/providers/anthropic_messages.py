@@ -1,7 +1,7 @@
 """Anthropic through the official SDK's Messages API.
 
-The SDK's Messages API (anthropic 2.x) takes no ``temperature``; a step's temperature is
-therefore not sent to Anthropic models (documented in the README).
+What is sent of a step's settings is the provider table's (workflows/providers.py): the
+SDK's Messages API (anthropic 2.x) takes no ``temperature``, and requires ``max_tokens``.
 """
 
 from __future__ import annotations
@@ -21,16 +21,22 @@ from activities.providers import (
     streams,
 )
 from workflows.contracts import LlmCallInput, ToolCall, Usage
+from workflows.providers import BY_NAME, ProviderSpec
 
-DEFAULT_MAX_TOKENS = 1024
-"""Anthropic requires max_tokens; this is used when neither the step nor the defaults set it."""
 OUTPUTS_TOOL = "step_outputs"
 """Structured outputs are asked for by forcing a call to this tool, whose input is the JSON."""
 
 
 class AnthropicMessagesProvider:
-    def __init__(self, client: AsyncAnthropic) -> None:
+    def __init__(self, client: AsyncAnthropic, spec: ProviderSpec = BY_NAME["anthropic"]) -> None:
         self._client = client
+        self._spec = spec
+
+    def _max_tokens(self, call: LlmCallInput) -> int:
+        """The step's, else the table's default: the API requires one."""
+        most = call.max_tokens or self._spec.default_max_tokens
+        assert most is not None  # ProviderSpec requires it of a Messages API provider
+        return most
 
     async def complete(self, call: LlmCallInput, on_text: OnText | None = None) -> Completion:
         options: dict[str, Any] = {}
@@ -67,7 +73,7 @@ class AnthropicMessagesProvider:
             return await self._streamed(call, messages, options, on_text)
         raw = await self._client.messages.with_raw_response.create(
             model=call.model,
-            max_tokens=call.max_tokens or DEFAULT_MAX_TOKENS,
+            max_tokens=self._max_tokens(call),
             messages=messages,
             **options,
         )
@@ -107,7 +113,7 @@ class AnthropicMessagesProvider:
     ) -> Completion:
         raw = await self._client.messages.with_raw_response.create(
             model=call.model,
-            max_tokens=call.max_tokens or DEFAULT_MAX_TOKENS,
+            max_tokens=self._max_tokens(call),
             messages=messages,
             stream=True,
             **options,

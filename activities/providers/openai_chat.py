@@ -16,11 +16,13 @@ from activities.providers import (
     streams,
 )
 from workflows.contracts import LlmCallInput, ToolCall, Usage
+from workflows.providers import BY_NAME, ProviderSpec
 
 
 class OpenAIChatProvider:
-    def __init__(self, client: AsyncOpenAI) -> None:
+    def __init__(self, client: AsyncOpenAI, spec: ProviderSpec = BY_NAME["openai"]) -> None:
         self._client = client
+        self._spec = spec
 
     async def complete(self, call: LlmCallInput, on_text: OnText | None = None) -> Completion:
         messages: list[dict[str, Any]] = []
@@ -48,10 +50,11 @@ class OpenAIChatProvider:
                 }
                 for tool in call.tools
             ]
-        if call.temperature is not None:
+        family = self._spec.family(call.model)  # reasoning models take no temperature
+        if call.temperature is not None and family.temperature:
             options["temperature"] = call.temperature
         if call.max_tokens is not None:
-            options["max_tokens"] = call.max_tokens
+            options[family.max_tokens_param] = call.max_tokens
         if call.response_schema is not None:
             options["response_format"] = {
                 "type": "json_schema",
