@@ -74,7 +74,7 @@ class DatabaseActions:
 
 def _table(connection: sa.Connection, name: str, first_row: dict[str, Any]) -> sa.Table:
     if not sa.inspect(connection).has_table(name):
-        columns = [
+        columns: list[sa.Column[Any]] = [
             sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
             sa.Column(KEY_COLUMN, sa.String(512), unique=True),
         ]

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from workflows.contracts import ToolDef
 
@@ -184,7 +184,7 @@ async def _in_session(
 
 @asynccontextmanager
 async def _session(
-    server: McpServer, errlog: IO[str], timeout: float
+    server: McpServer, errlog: TextIO, timeout: float
 ) -> AsyncIterator[ClientSession]:
     """An initialized session. `errlog` gets the stdio server's stderr, or the HTTP statuses
     of failed requests (the SDK turns them into JSON-RPC errors without the status)."""

@@ -72,7 +72,7 @@ class PacingMemory:
         a file that cannot be written is said once in the log, and pacing goes on."""
         if self.path is None:
             return
-        entry = {
+        entry: dict[str, object] = {
             "requests_per_minute": limit.requests_per_minute,
             "tokens_per_minute": limit.tokens_per_minute,
             "seen": datetime.now(UTC).isoformat(timespec="microseconds"),

@@ -17,6 +17,9 @@ from workflows.contracts import ActionInput
 ActionFunction = Callable[[Any, ActionInput], Awaitable[Any] | Any]
 ValidatorFunction = Callable[[dict[str, Any]], Awaitable[Any] | Any]
 """``(outputs) -> (is_valid, errors)``, sync or async; errors is a list of strings."""
+ACTION_MARK = "__action__"
+VALIDATOR_MARK = "__validator__"
+"""The attributes that ``@action`` and ``@validator`` set on a function, for the module scan."""
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,7 @@ def action(name: str, params: type[BaseModel]) -> Callable[[ActionFunction], Act
     """Mark a function ``(params, request) -> value`` (sync or async) as a custom action."""
 
     def mark(function: ActionFunction) -> ActionFunction:
-        function.__action__ = ActionSpec(name, params, function)  # type: ignore[attr-defined]
+        setattr(function, ACTION_MARK, ActionSpec(name, params, function))
         return function
 
     return mark
@@ -57,7 +60,7 @@ def validator(name: str) -> Callable[[ValidatorFunction], ValidatorFunction]:
     that llm_call steps name in ``validate: [{validator: NAME}]``."""
 
     def mark(function: ValidatorFunction) -> ValidatorFunction:
-        function.__validator__ = validator_spec(name, function)  # type: ignore[attr-defined]
+        setattr(function, VALIDATOR_MARK, validator_spec(name, function))
         return function
 
     return mark
@@ -68,12 +71,12 @@ Spec = TypeVar("Spec", ActionSpec, ValidatorSpec)
 
 def load_custom_actions(module_names: Iterable[str]) -> dict[str, ActionSpec]:
     """Every function marked with @action in the named modules."""
-    return _marked(module_names, "__action__", ActionSpec)
+    return _marked(module_names, ACTION_MARK, ActionSpec)
 
 
 def load_custom_validators(module_names: Iterable[str]) -> dict[str, ValidatorSpec]:
     """Every function marked with @validator in the named modules."""
-    return _marked(module_names, "__validator__", ValidatorSpec)
+    return _marked(module_names, VALIDATOR_MARK, ValidatorSpec)
 
 
 def _marked(module_names: Iterable[str], attribute: str, kind: type[Spec]) -> dict[str, Spec]:

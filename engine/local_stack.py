@@ -20,10 +20,11 @@ import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from temporalio.api.enums.v1 import IndexedValueType, TaskQueueType
+from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
+from temporalio.common import SearchAttributeIndexedValueType
 
 from engine.connection import connect
 from engine.settings import ROOT, Settings
@@ -43,9 +44,9 @@ TUNED_SERVER_FLAGS = ["--dynamic-config-value", "history.transferProcessorMaxPol
 server the project starts (locally, in tests, in the bench) is tuned with this."""
 
 _SA_TYPES = {
-    IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD: "Keyword",
-    IndexedValueType.INDEXED_VALUE_TYPE_INT: "Int",
-    IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE: "Double",
+    SearchAttributeIndexedValueType.KEYWORD: "Keyword",
+    SearchAttributeIndexedValueType.INT: "Int",
+    SearchAttributeIndexedValueType.DOUBLE: "Double",
 }
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
 
 import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
 
 
-def _drop_colour(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+def _drop_colour(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
     """Uvicorn passes a coloured copy of each message as `color_message`: escape codes that
     a JSON line must not carry (the plain message is kept)."""
     event.pop("color_message", None)
@@ -19,7 +19,7 @@ def _drop_colour(logger: Any, method: str, event: dict[str, Any]) -> dict[str, A
 def configure_logging() -> None:
     """JSON lines (console in a terminal) for structlog and stdlib loggers alike, so the
     workflow's replay-safe `workflow.logger` lines carry the run's ids too."""
-    shared: list[Any] = [
+    shared: list[Processor] = [
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso"),
     ]

@@ -8,7 +8,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from engine.client import EngineClient, ExecutionStatus
+    from engine.client import EngineClient
+    from engine.client_models import ExecutionStatus
     from workflows.contracts import BudgetStatus, RunResult, RunStatus, StepResult
 
 PROGRESS_EVERY_SECONDS = 0.5

@@ -217,7 +217,9 @@ class Gate:
                 },
             )
 
-    async def _pass(self, scope: Scope, receive: Receive, send: Send, state: dict) -> None:
+    async def _pass(
+        self, scope: Scope, receive: Receive, send: Send, state: dict[str, Any]
+    ) -> None:
         if scope["path"] in PUBLIC_PATHS or scope["path"].startswith(PUBLIC_PREFIXES):
             await self.app(scope, receive, send)
             return
@@ -250,7 +252,9 @@ class Gate:
             return
         await self._limited(scope, receive, send, headers)
 
-    async def _limited(self, scope: Scope, receive: Receive, send: Send, headers: dict) -> None:
+    async def _limited(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]
+    ) -> None:
         limit = self.config.max_body_bytes
         length = headers.get("content-length", "")
         if length and (not length.isdigit() or int(length) > limit):

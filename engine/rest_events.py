@@ -16,7 +16,8 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 
-from engine.client import EngineClient, ExecutionStatus
+from engine.client import EngineClient
+from engine.client_models import ExecutionStatus
 from engine.rest_models import EndEvent, StepEvent, TextEvent
 from workflows.errors import RunFailed, StatusUnavailable, TemporalError, WorkflowError
 
@@ -160,10 +161,11 @@ async def progress(hub: StatusHub, client: EngineClient, execution_id: str) -> A
             seen = version
             status = watch.status
             if status is not None:
-                for event, data in [
+                events: list[tuple[str, StepEvent | TextEvent]] = [
                     *_step_events(status, started, finished),
                     *_text_events(status, shown),
-                ]:
+                ]
+                for event, data in events:
                     number += 1
                     quiet_since = time.monotonic()
                     yield sse(number, event, data)
@@ -177,16 +179,13 @@ async def progress(hub: StatusHub, client: EngineClient, execution_id: str) -> A
 def _step_events(
     status: ExecutionStatus, started: set[str], finished: set[str]
 ) -> list[tuple[str, StepEvent]]:
-    so_far = {
-        "steps_done": len(status.steps),
-        "total_steps": status.total_steps,
-        "usage": status.usage,
-    }
+    done, total, usage = len(status.steps), status.total_steps, status.usage
     events = []
     for step_id in status.running:
         if step_id not in started and step_id not in finished:
             started.add(step_id)
-            events.append(("step_started", StepEvent(step=step_id, **so_far)))
+            data = StepEvent(step=step_id, steps_done=done, total_steps=total, usage=usage)
+            events.append(("step_started", data))
     for step_id, step in status.steps.items():
         if step_id in finished:
             continue
@@ -198,7 +197,9 @@ def _step_events(
             duration_ms=step.duration_ms,
             step_usage=step.usage,
             error=step.error,
-            **so_far,
+            steps_done=done,
+            total_steps=total,
+            usage=usage,
         )
         events.append(("step_failed" if step.status == "failed" else "step_finished", data))
     return events

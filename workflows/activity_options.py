@@ -38,8 +38,9 @@ def attempts_of(exc: ActivityError, policy: RetryPolicy) -> int:
     cause = exc.cause
     if isinstance(cause, ApplicationError) and cause.details:
         detail = cause.details[0]
-        if isinstance(detail, dict) and isinstance(detail.get("attempt"), int):
-            return detail["attempt"]
+        attempt = detail.get("attempt") if isinstance(detail, dict) else None
+        if isinstance(attempt, int):
+            return attempt
     return policy.maximum_attempts
 
 

@@ -21,6 +21,7 @@ import json
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -166,7 +167,7 @@ class Budgets:
                 await workflow.wait_condition(lambda: can_go_on(ledgers, need))
                 continue
             if not self.bounded and short.fits(need, in_flight=False):
-                await workflow.wait_condition(lambda short=short: short.fits(need))
+                await workflow.wait_condition(partial(short.fits, need))
                 continue
             message = exceeded(short, need, what)
             meter = workflow.metric_meter()
@@ -180,7 +181,7 @@ class Budgets:
                 f"paused: {message}; raise the budget (starter.py budget ID ...) or cancel the run"
             )
             self.on_change()
-            await workflow.wait_condition(lambda short=short: short.fits(need, in_flight=False))
+            await workflow.wait_condition(partial(short.fits, need, in_flight=False))
             short.waiting = None
             self.on_change()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 from workflows.contracts import BudgetStatus, Usage
 from workflows.definition import BudgetSpec
@@ -35,6 +36,14 @@ class Spend:
         return cls(usage.cost_usd, usage.input_tokens + usage.output_tokens)
 
 
+@dataclass(frozen=True)
+class Room:
+    """What a budget has left: an unlimited part is infinite, so tokens are a float here."""
+
+    cost_usd: float
+    tokens: float
+
+
 @dataclass
 class Ledger:
     """One budget: its limits, what was spent, and the worst case of calls in flight."""
@@ -42,7 +51,7 @@ class Ledger:
     scope: str
     max_cost_usd: float | None
     max_tokens: int | None
-    on_exceed: str
+    on_exceed: Literal["fail", "pause"]
     spent: Spend = Spend()
     reserved: Spend = Spend()
     waiting: str | None = None
@@ -76,12 +85,12 @@ class Ledger:
         self.reserved = self.reserved - need
         self.spent = self.spent + used
 
-    def room(self) -> Spend:
+    def room(self) -> Room:
         """What is left, counting calls in flight; unlimited parts are infinite."""
         used = self.spent + self.reserved
         cost = math.inf if self.max_cost_usd is None else self.max_cost_usd - used.cost_usd
         tokens = math.inf if self.max_tokens is None else self.max_tokens - used.tokens
-        return Spend(cost, tokens)  # type: ignore[arg-type]  # tokens may be infinite here
+        return Room(cost, tokens)
 
     def name(self) -> str:
         if self.scope == RUN:
@@ -103,7 +112,7 @@ class Ledger:
             scope=self.scope,
             max_cost_usd=self.max_cost_usd,
             max_tokens=self.max_tokens,
-            on_exceed=self.on_exceed,  # type: ignore[arg-type]  # from a BudgetSpec
+            on_exceed=self.on_exceed,
             spent_usd=self.spent.cost_usd,
             spent_tokens=self.spent.tokens,
             reserved_usd=self.reserved.cost_usd,

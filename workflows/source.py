@@ -9,7 +9,8 @@ import yaml
 
 from workflows.errors import DefinitionError, Problem
 
-Path = tuple[str | int, ...]
+Path = tuple[str | int | float, ...]
+"""Keys and list indexes from the document's root; YAML allows numbers as mapping keys."""
 MAX_NODES = 100_000
 """Refuse alias bombs and monstrous files before they eat the worker's memory."""
 MAX_DEPTH = 64
@@ -98,12 +99,12 @@ def _syntax_problem(file: str, exc: yaml.MarkedYAMLError) -> Problem:
     """Where a YAML syntax error is: a scalar or key left open is shown where it opens (an
     unterminated quote on line 7 is found only at the end of the file), with PyYAML's words."""
     problem, mark = exc.problem or exc.context, exc.problem_mark or exc.context_mark
-    opened = exc.context_mark
-    scanning = bool(exc.context and exc.context.startswith("while scanning"))
+    opened, context = exc.context_mark, exc.context or ""
+    scanning = context.startswith("while scanning")
     if scanning and opened is not None and (mark is None or mark.line != opened.line):
         found = f" at line {mark.line + 1}" if mark is not None else ""
-        hint = " (is a closing quote missing?)" if "quoted scalar" in exc.context else ""
-        message = f"YAML syntax error {exc.context} that starts here: {problem}{found}{hint}"
+        hint = " (is a closing quote missing?)" if "quoted scalar" in context else ""
+        message = f"YAML syntax error {context} that starts here: {problem}{found}{hint}"
         return Problem(file, opened.line + 1, opened.column + 1, message)
     line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     return Problem(file, line, col, f"YAML syntax error: {problem}")
@@ -156,7 +157,8 @@ class _Builder:
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
-        self.source.styles[path] = node.style
+        if isinstance(node, yaml.ScalarNode):
+            self.source.styles[path] = node.style
         return self._scalar(node)
 
     def _scalar(self, node: yaml.Node) -> Any:
