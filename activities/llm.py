@@ -151,7 +151,13 @@ class LlmActivities:
             text=completion.text,
             provider=call.provider,
             model=call.model,
-            usage=priced(completion.usage, call.provider, call.model, self._prices),
+            usage=priced(
+                completion.usage,
+                call.provider,
+                call.model,
+                self._prices,
+                completion.service_tier,
+            ),
             attempt=attempt,
             finish_reason=completion.finish_reason,
             parsed=parsed,
@@ -239,6 +245,12 @@ def record_call(call: LlmCallInput, outcome: str, seconds: float, usage: Usage |
         )
         meter.create_counter("llm_cost_microdollars", "estimated spend").add(
             round(usage.cost_usd * 1_000_000), labels
+        )
+        meter.create_counter("llm_cache_read_tokens", "input tokens read from cache").add(
+            usage.cache_read_tokens, labels
+        )
+        meter.create_counter("llm_saved_microdollars", "saved by caching and tiers").add(
+            max(0, round(usage.saved_usd * 1_000_000)), labels
         )
 
 

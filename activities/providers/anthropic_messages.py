@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from anthropic import AsyncAnthropic
+from anthropic.types import Usage as AnthropicUsage
 
 from activities.providers import (
     Completion,
@@ -17,12 +18,15 @@ from activities.providers import (
     conversation,
     data_url_parts,
     last_user,
+    offered_tier,
     rate_limit_headers,
     streams,
 )
 from workflows.contracts import LlmCallInput, ToolCall, Usage
 from workflows.providers import BY_NAME, ProviderSpec
 
+EPHEMERAL = {"type": "ephemeral"}
+"""Anthropic's cache breakpoint (five minutes, renewed by every read)."""
 OUTPUTS_TOOL = "step_outputs"
 """Structured outputs are asked for by forcing a call to this tool, whose input is the JSON."""
 
@@ -42,6 +46,13 @@ class AnthropicMessagesProvider:
         options: dict[str, Any] = {}
         if call.system:
             options["system"] = call.system
+            if call.cache == "system":
+                options["system"] = [
+                    {"type": "text", "text": call.system, "cache_control": EPHEMERAL}
+                ]
+        tier = offered_tier(call, self._spec)
+        if tier is not None:
+            options["service_tier"] = tier
         tools = [
             {"name": tool.name, "description": tool.description, "input_schema": tool.parameters}
             for tool in call.tools
@@ -66,6 +77,8 @@ class AnthropicMessagesProvider:
             parts: list[dict[str, Any]] = [_image(url) for url in call.images]
             parts.append({"type": "text", "text": messages[last]["content"]})
             messages[last] = {"role": "user", "content": parts}
+        if call.cache == "messages":
+            _mark_cache(messages)
         messages += _turns(call)
         messages += [message.model_dump() for message in call.reasks]
         if streams(call, on_text):
@@ -86,10 +99,8 @@ class AnthropicMessagesProvider:
             text = "".join(block.text for block in response.content if block.type == "text")
         return Completion(
             text=text,
-            usage=Usage(
-                input_tokens=response.usage.input_tokens,
-                output_tokens=response.usage.output_tokens,
-            ),
+            usage=_usage(response.usage, response.usage.output_tokens),
+            service_tier=response.usage.service_tier,
             finish_reason=response.stop_reason,
             refusal="the model declined to answer" if response.stop_reason == "refusal" else None,
             truncated=response.stop_reason == "max_tokens",
@@ -119,10 +130,10 @@ class AnthropicMessagesProvider:
             **options,
         )
         parts: list[str] = []
-        stop, tokens_in, tokens_out = None, 0, 0
+        stop, started, tokens_out = None, None, 0
         async for event in await raw.parse():
             if event.type == "message_start":
-                tokens_in = event.message.usage.input_tokens
+                started = event.message.usage
             elif event.type == "content_block_delta" and event.delta.type == "text_delta":
                 parts.append(event.delta.text)
                 on_text(event.delta.text)
@@ -131,12 +142,35 @@ class AnthropicMessagesProvider:
                 tokens_out = event.usage.output_tokens
         return Completion(
             text="".join(parts),
-            usage=Usage(input_tokens=tokens_in, output_tokens=tokens_out),
+            usage=_usage(started, tokens_out) if started else Usage(output_tokens=tokens_out),
+            service_tier=started.service_tier if started else None,
             finish_reason=stop,
             refusal="the model declined to answer" if stop == "refusal" else None,
             truncated=stop == "max_tokens",
             headers=rate_limit_headers(raw.headers),
         )
+
+
+def _usage(usage: AnthropicUsage, output_tokens: int) -> Usage:
+    """Anthropic counts cache reads and writes apart from `input_tokens`; ours holds all."""
+    read = usage.cache_read_input_tokens or 0
+    written = usage.cache_creation_input_tokens or 0
+    return Usage(
+        input_tokens=usage.input_tokens + read + written,
+        output_tokens=output_tokens,
+        cache_read_tokens=read,
+        cache_write_tokens=written,
+    )
+
+
+def _mark_cache(messages: list[dict[str, Any]]) -> None:
+    """A cache breakpoint on the last block of the last user message: everything up to it
+    (tools, system, the conversation) is the cached prefix."""
+    last = last_user(messages)
+    content = messages[last]["content"]
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+    blocks[-1] = {**blocks[-1], "cache_control": EPHEMERAL}
+    messages[last] = {"role": "user", "content": blocks}
 
 
 def _image(url: str) -> dict[str, Any]:

@@ -6,12 +6,14 @@ import json
 from typing import Any
 
 from openai import AsyncOpenAI
+from openai.types import CompletionUsage
 
 from activities.providers import (
     Completion,
     OnText,
     conversation,
     last_user,
+    offered_tier,
     rate_limit_headers,
     streams,
 )
@@ -55,6 +57,13 @@ class OpenAIChatProvider:
             options["temperature"] = call.temperature
         if call.max_tokens is not None:
             options[family.max_tokens_param] = call.max_tokens
+        if call.cache is not None and self._spec.prompt_caching == "automatic":
+            # OpenAI caches long prefixes by itself (the system prompt and the conversation
+            # come first); one key per step sends its calls where that prefix is cached.
+            options["prompt_cache_key"] = call.step_id
+        tier = offered_tier(call, self._spec)
+        if tier is not None:
+            options["service_tier"] = tier
         if call.response_schema is not None:
             options["response_format"] = {
                 "type": "json_schema",
@@ -68,13 +77,10 @@ class OpenAIChatProvider:
         )
         response = raw.parse()
         choice = response.choices[0]
-        usage = response.usage
         return Completion(
             text=choice.message.content or "",
-            usage=Usage(
-                input_tokens=usage.prompt_tokens if usage else 0,
-                output_tokens=usage.completion_tokens if usage else 0,
-            ),
+            usage=_usage(response.usage),
+            service_tier=response.service_tier,
             finish_reason=choice.finish_reason,
             refusal=getattr(choice.message, "refusal", None),
             truncated=choice.finish_reason == "length",
@@ -97,9 +103,10 @@ class OpenAIChatProvider:
             **options,
         )
         parts: list[str] = []
-        finish, usage, refusal = None, None, None
+        finish, usage, refusal, tier = None, None, None, None
         async for chunk in raw.parse():
             usage = chunk.usage or usage
+            tier = chunk.service_tier or tier
             for choice in chunk.choices:
                 if choice.delta.content:
                     parts.append(choice.delta.content)
@@ -108,15 +115,25 @@ class OpenAIChatProvider:
                 finish = choice.finish_reason or finish
         return Completion(
             text="".join(parts),
-            usage=Usage(
-                input_tokens=usage.prompt_tokens if usage else 0,
-                output_tokens=usage.completion_tokens if usage else 0,
-            ),
+            usage=_usage(usage),
+            service_tier=tier,
             finish_reason=finish,
             refusal=refusal,
             truncated=finish == "length",
             headers=rate_limit_headers(raw.headers),
         )
+
+
+def _usage(usage: CompletionUsage | None) -> Usage:
+    """Tokens as the reply counts them: `prompt_tokens` includes those read from the cache."""
+    if usage is None:
+        return Usage()
+    details = usage.prompt_tokens_details
+    return Usage(
+        input_tokens=usage.prompt_tokens,
+        output_tokens=usage.completion_tokens,
+        cache_read_tokens=(details.cached_tokens or 0) if details else 0,
+    )
 
 
 def _turns(call: LlmCallInput) -> list[dict[str, Any]]:

@@ -9,6 +9,12 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from workflows.actions import operator_params
+from workflows.cost_options import (
+    CACHE_DESCRIPTION,
+    SERVICE_TIER_DESCRIPTION,
+    CacheMode,
+    cost_option_problems,
+)
 from workflows.definition_parts import (
     MAX_DEPTH_LIMIT,
     MAX_TOOL_CALLS_LIMIT,
@@ -156,6 +162,12 @@ class LlmCallStep(StepFields):
         description="Longest reply, in tokens. Default: defaults.max_tokens, else the "
         "provider's (Anthropic: 1024).",
     )
+    cache: CacheMode | None = Field(
+        default=None, description=CACHE_DESCRIPTION + " Default: defaults.cache."
+    )
+    service_tier: str | None = Field(
+        default=None, description=SERVICE_TIER_DESCRIPTION + " Default: defaults.service_tier."
+    )
     validate_: Annotated[list[ValidateSpec], Field(alias="validate")] = Field(
         default=[],
         description="Checks on the reply's outputs; a failed one re-asks the model with the "
@@ -200,6 +212,7 @@ class LlmCallStep(StepFields):
     @classmethod
     def cross_check(cls, checker: Checker, path: Path, raw: dict[str, Any]) -> None:
         _check_models(checker, path, raw)
+        _check_cost_options(checker, path, raw)
         _check_validators(checker, path, raw)
         _check_tools(checker, path, raw)
 
@@ -230,6 +243,14 @@ def _check_models(checker: Checker, path: Path, step: dict[str, Any]) -> None:
                     f"model {name!r} is served by {target.provider}, which is not sent "
                     f"images: use a model of {', '.join(IMAGE_PROVIDERS)}",
                 )
+
+
+def _check_cost_options(checker: Checker, path: Path, step: dict[str, Any]) -> None:
+    """The step's own `cache` and `service_tier` against its model's provider (those it
+    takes from `defaults` are checked there, against `defaults.model`)."""
+    model = step.get("model") if step.get("model") is not None else checker.default_model
+    for field, message in cost_option_problems(model, step.get("cache"), step.get("service_tier")):
+        checker.add((*path, field), message)
 
 
 def _check_validators(checker: Checker, path: Path, step: dict[str, Any]) -> None:

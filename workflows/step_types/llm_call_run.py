@@ -69,6 +69,8 @@ async def run(step: LlmCallStep, runner: StepRunner, context: dict[str, Any], ke
         temperature=_first(step.temperature, runner.defaults.temperature),
         max_tokens=_first(step.max_tokens, runner.defaults.max_tokens),
         response_schema=outputs_schema(step) if is_structured(step) else None,
+        cache=_first(step.cache, runner.defaults.cache),
+        service_tier=_first(step.service_tier, runner.defaults.service_tier),
     )
     loop = None
     if step.tools:  # a loop of turns and tool calls until the model answers
