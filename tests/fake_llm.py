@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.fake_batches import FakeBatches
 from tests.fake_cache import PromptCache, block_text
 from tests.fake_limits import Bucket, Limit, limit_headers, limit_message
 
@@ -149,6 +150,8 @@ class FakeLlmServer:
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), self._handler())
+        self.batches = FakeBatches(self._batched, self.url)
+        """The providers' batch endpoints (tests/fake_batches.py)."""
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -202,6 +205,12 @@ class FakeLlmServer:
                 self.in_flight -= 1
         status, headers, data = self._respond(request, fault, anthropic)
         return status, limit_headers | headers, data
+
+    def _batched(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A batched request's answer: as the realtime endpoint answers, but not paced."""
+        status, _, data = self._respond(Request(path, {}, body), None, path.endswith("/messages"))
+        assert status == 200 and isinstance(data, bytes)
+        return json.loads(data)
 
     def _respond(
         self, request: Request, fault: Fault | None, anthropic: bool
@@ -333,9 +342,20 @@ class FakeLlmServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                status, answer = server.batches.get(self.path)
+                data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
+                self._reply(status, {}, data)
+
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 length = int(self.headers.get("content-length", 0))
-                body = json.loads(self.rfile.read(length) or b"{}")
+                raw = self.rfile.read(length)
+                if server.batches.handles(self.path):
+                    headers = {k.lower(): v for k, v in self.headers.items()}
+                    status, answer = server.batches.post(self.path, headers, raw)
+                    self._reply(status, {}, json.dumps(answer).encode())
+                    return
+                body = json.loads(raw or b"{}")
                 if self.path == CONTROL_PATH:
                     self._reply(200, {}, json.dumps(server._control(body)).encode())
                     return
