@@ -176,7 +176,8 @@ def budget_prices(loaded: LoadedDefinition, prices: Mapping[str, Price]) -> dict
         target = route(name)
         price = price_of(prices, target.provider, target.model)
         if price is not None:
-            tiers = provider_spec(target.provider).service_tiers
+            spec = provider_spec(target.provider)
+            tiers = (*spec.service_tiers, *(("batch",) if spec.batch else ()))
             found[f"{target.provider}/{target.model}"] = ModelPrice(
                 input=price.input,
                 output=price.output,

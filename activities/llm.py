@@ -17,7 +17,7 @@ from activities.endpoints import Endpoint as Endpoint  # the worker's import pat
 from activities.heartbeat import heartbeating
 from activities.images import read_images
 from activities.pricing import DEFAULT_PRICES, Price, priced
-from activities.providers import Provider
+from activities.providers import Completion, Provider
 from activities.providers.clients import build_providers as build_providers
 from activities.rate_limits import Gate, Pacer
 from activities.retry_after import retry_after
@@ -121,49 +121,7 @@ class LlmActivities:
                 gate.ended()
         if gate is not None:
             gate.observe(completion.headers)
-        if completion.refusal:
-            raise ApplicationError(
-                f"{where}: the model refused: {completion.refusal}",
-                {"attempt": attempt},
-                type=FailureType.PROVIDER_REFUSAL,
-                non_retryable=True,
-            )
-        if not completion.text.strip() and not completion.tool_calls:
-            raise ApplicationError(
-                f"{where}: empty completion (finish reason {completion.finish_reason})",
-                {"attempt": attempt},
-                type=FailureType.PROVIDER_EMPTY_REPLY,
-            )
-        text = completion.text
-        if len(text.encode()) > self._max_reply:
-            cut = text.encode()[: self._max_reply].decode(errors="ignore")
-            text = f"{cut}\n[truncated: reply over {self._max_reply} bytes]"
-            completion = replace(completion, text=text, truncated=True)
-        parsed, invalid = None, None
-        if call.response_schema is not None and not completion.tool_calls:
-            parsed, invalid = parse_reply(completion.text, call.response_schema)
-            if invalid and completion.truncated:
-                invalid = (
-                    "the reply was cut off at max_tokens before the JSON was complete; "
-                    "answer more briefly"
-                )
-        return LlmCallResult(
-            text=completion.text,
-            provider=call.provider,
-            model=call.model,
-            usage=priced(
-                completion.usage,
-                call.provider,
-                call.model,
-                self._prices,
-                completion.service_tier,
-            ),
-            attempt=attempt,
-            finish_reason=completion.finish_reason,
-            parsed=parsed,
-            invalid=invalid,
-            tool_calls=completion.tool_calls,
-        )
+        return reply_of(call, completion, attempt, self._prices, self._max_reply)
 
     async def _wait_for_capacity(self, gate: Gate, call: LlmCallInput, where: str) -> None:
         """Wait at the model's gate; the wait shows in the activity's heartbeat details
@@ -217,6 +175,63 @@ class Streamer:
             activity.heartbeat(
                 {"stream": {"step": self.step_id, "offset": offset, "text": self.text[offset:]}}
             )
+
+
+def reply_of(
+    call: LlmCallInput,
+    completion: Completion,
+    attempt: int,
+    prices: Mapping[str, Price],
+    max_reply: int = MAX_REPLY_BYTES,
+    tier: str | None = None,
+) -> LlmCallResult:
+    """A provider's completion as the step reads it: refusals and empty replies raised,
+    a reply over `max_reply` cut, structured replies parsed, usage priced (at `tier`, else
+    at the tier the reply was served at). A realtime call's and a batch's replies alike."""
+    where = f"{call.provider}/{call.model}"
+    if completion.refusal:
+        raise ApplicationError(
+            f"{where}: the model refused: {completion.refusal}",
+            {"attempt": attempt},
+            type=FailureType.PROVIDER_REFUSAL,
+            non_retryable=True,
+        )
+    if not completion.text.strip() and not completion.tool_calls:
+        raise ApplicationError(
+            f"{where}: empty completion (finish reason {completion.finish_reason})",
+            {"attempt": attempt},
+            type=FailureType.PROVIDER_EMPTY_REPLY,
+        )
+    text = completion.text
+    if len(text.encode()) > max_reply:
+        cut = text.encode()[:max_reply].decode(errors="ignore")
+        text = f"{cut}\n[truncated: reply over {max_reply} bytes]"
+        completion = replace(completion, text=text, truncated=True)
+    parsed, invalid = None, None
+    if call.response_schema is not None and not completion.tool_calls:
+        parsed, invalid = parse_reply(completion.text, call.response_schema)
+        if invalid and completion.truncated:
+            invalid = (
+                "the reply was cut off at max_tokens before the JSON was complete; "
+                "answer more briefly"
+            )
+    return LlmCallResult(
+        text=completion.text,
+        provider=call.provider,
+        model=call.model,
+        usage=priced(
+            completion.usage,
+            call.provider,
+            call.model,
+            prices,
+            tier or completion.service_tier,
+        ),
+        attempt=attempt,
+        finish_reason=completion.finish_reason,
+        parsed=parsed,
+        invalid=invalid,
+        tool_calls=completion.tool_calls,
+    )
 
 
 def estimated_tokens(call: LlmCallInput) -> int:

@@ -173,6 +173,8 @@ class RunStatus(BaseModel):
     """Signals refused: no step waits for them, too big, undecodable, or too many buffered."""
     budgets: dict[str, BudgetStatus] = Field(default={}, exclude_if=lambda value: not value)
     """The run's budgets by scope, spent against limit."""
+    batches: dict[str, str] = Field(default={}, exclude_if=lambda value: not value)
+    """How each batched for_each's provider batch is doing, by step id."""
     rejected_signals: list[str] = Field(default=[], exclude_if=lambda value: not value)
     """The latest signals refused because their payload did not fit the waiting step, and
     why (at most MAX_REJECTED_SHOWN)."""

@@ -5,8 +5,13 @@ refused with the field's line."""
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import timedelta
+from typing import Any, Literal
 
+from pydantic import Field
+
+from workflows.definition_parts import CheckedDuration, DefinitionModel
+from workflows.durations import parse_duration
 from workflows.providers import MOCK, PROVIDERS, provider_spec
 from workflows.routing import route
 
@@ -29,14 +34,74 @@ SERVICE_TIER_DESCRIPTION = (
 )
 
 
+BATCH_DESCRIPTION = (
+    "With for_each: send every item's call to the provider's batch API as one batch "
+    "(OpenAI's Batch API, Anthropic's Message Batches), at about half price, and wait for "
+    "it durably (minutes to hours). Items the batch fails, or that are not answered by the "
+    "deadline, go through the normal path. true, or {deadline: '6h'}. Default: false."
+)
+DEFAULT_BATCH_DEADLINE = timedelta(hours=24)
+"""The providers' own completion window."""
+
+
+class BatchSpec(DefinitionModel):
+    """How a batched for_each waits for its batch."""
+
+    deadline: CheckedDuration | None = Field(
+        default=None,
+        description="How long to wait for the batch before cancelling it and sending the "
+        "items it has not answered through the normal path. Default: 24h.",
+    )
+
+
+def batch_deadline(batch: bool | BatchSpec | None) -> timedelta | None:
+    """None: the step is not batched."""
+    if not batch:
+        return None
+    if isinstance(batch, BatchSpec) and batch.deadline is not None:
+        return parse_duration(batch.deadline)
+    return DEFAULT_BATCH_DEADLINE
+
+
+def batch_problems(model: object, step: dict[str, Any]) -> list[tuple[str, str]]:
+    """What stops a step's `batch` from being sent as one: no for_each, tools (each turn
+    waits on the last), or a provider without a batch API."""
+    if not step.get("batch"):
+        return []
+    problems: list[tuple[str, str]] = []
+    if step.get("for_each") is None:
+        problems.append(("batch", "batch sends a for_each's items as one batch: add for_each"))
+    if step.get("tools"):
+        problems.append(
+            ("batch", "a step with tools cannot be batched (each turn waits on the last)")
+        )
+    provider = _provider(model)
+    if provider is not None and provider != MOCK and not provider_spec(provider).batch:
+        batching = ", ".join(sorted(p.name for p in PROVIDERS if p.batch))
+        problems.append(
+            (
+                "batch",
+                f"model {model!r} is served by {provider}, which has no batch API: remove "
+                f"'batch' or use a model of {batching}",
+            )
+        )
+    return problems
+
+
+def _provider(model: object) -> str | None:
+    if not isinstance(model, str):
+        return None
+    try:
+        return route(model).provider
+    except ValueError:
+        return None
+
+
 def cost_option_problems(model: object, cache: object, tier: object) -> list[tuple[str, str]]:
     """(field, message) for each option the model's provider does not offer; a model that
     does not route is another check's to report."""
-    if not isinstance(model, str):
-        return []
-    try:
-        provider = route(model).provider
-    except ValueError:
+    provider = _provider(model)
+    if provider is None:
         return []
     spec = provider_spec(provider)
     problems: list[tuple[str, str]] = []

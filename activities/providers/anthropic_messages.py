@@ -7,9 +7,11 @@ SDK's Messages API (anthropic 2.x) takes no ``temperature``, and requires ``max_
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from anthropic import AsyncAnthropic
+from anthropic.types import Message
 from anthropic.types import Usage as AnthropicUsage
 
 from activities.providers import (
@@ -36,6 +38,11 @@ class AnthropicMessagesProvider:
         self._client = client
         self._spec = spec
 
+    @property
+    def client(self) -> AsyncAnthropic:
+        """The SDK client, which the provider's batch API (providers/batches.py) shares."""
+        return self._client
+
     def _max_tokens(self, call: LlmCallInput) -> int:
         """The step's, else the table's default: the API requires one."""
         most = call.max_tokens or self._spec.default_max_tokens
@@ -43,6 +50,15 @@ class AnthropicMessagesProvider:
         return most
 
     async def complete(self, call: LlmCallInput, on_text: OnText | None = None) -> Completion:
+        body = self.request(call)
+        if streams(call, on_text):
+            assert on_text is not None
+            return await self._streamed(body, on_text)
+        raw = await self._client.messages.with_raw_response.create(**body)
+        return message_completion(await raw.parse(), raw.headers)
+
+    def request(self, call: LlmCallInput) -> dict[str, Any]:
+        """The Messages API request body for `call` (a batch sends it too)."""
         options: dict[str, Any] = {}
         if call.system:
             options["system"] = call.system
@@ -81,54 +97,15 @@ class AnthropicMessagesProvider:
             _mark_cache(messages)
         messages += _turns(call)
         messages += [message.model_dump() for message in call.reasks]
-        if streams(call, on_text):
-            assert on_text is not None
-            return await self._streamed(call, messages, options, on_text)
-        raw = await self._client.messages.with_raw_response.create(
-            model=call.model,
-            max_tokens=self._max_tokens(call),
-            messages=messages,
+        return {
+            "model": call.model,
+            "max_tokens": self._max_tokens(call),
+            "messages": messages,
             **options,
-        )
-        response = await raw.parse()
-        uses = [block for block in response.content if block.type == "tool_use"]
-        answers = [block.input for block in uses if block.name == OUTPUTS_TOOL]
-        if answers:
-            text, uses = json.dumps(answers[0]), []
-        else:
-            text = "".join(block.text for block in response.content if block.type == "text")
-        return Completion(
-            text=text,
-            usage=_usage(response.usage, response.usage.output_tokens),
-            service_tier=response.usage.service_tier,
-            finish_reason=response.stop_reason,
-            refusal="the model declined to answer" if response.stop_reason == "refusal" else None,
-            truncated=response.stop_reason == "max_tokens",
-            headers=rate_limit_headers(raw.headers),
-            tool_calls=[
-                ToolCall(
-                    id=block.id,
-                    name=block.name,
-                    arguments=block.input if isinstance(block.input, dict) else {},
-                )
-                for block in uses
-            ],
-        )
+        }
 
-    async def _streamed(
-        self,
-        call: LlmCallInput,
-        messages: list[dict[str, Any]],
-        options: dict[str, Any],
-        on_text: OnText,
-    ) -> Completion:
-        raw = await self._client.messages.with_raw_response.create(
-            model=call.model,
-            max_tokens=self._max_tokens(call),
-            messages=messages,
-            stream=True,
-            **options,
-        )
+    async def _streamed(self, body: dict[str, Any], on_text: OnText) -> Completion:
+        raw = await self._client.messages.with_raw_response.create(**body, stream=True)
         parts: list[str] = []
         stop, started, tokens_out = None, None, 0
         async for event in await raw.parse():
@@ -149,6 +126,33 @@ class AnthropicMessagesProvider:
             truncated=stop == "max_tokens",
             headers=rate_limit_headers(raw.headers),
         )
+
+
+def message_completion(response: Message, headers: Mapping[str, str]) -> Completion:
+    """A reply (realtime, or one result of a batch) as the engine reads it."""
+    uses = [block for block in response.content if block.type == "tool_use"]
+    answers = [block.input for block in uses if block.name == OUTPUTS_TOOL]
+    if answers:
+        text, uses = json.dumps(answers[0]), []
+    else:
+        text = "".join(block.text for block in response.content if block.type == "text")
+    return Completion(
+        text=text,
+        usage=_usage(response.usage, response.usage.output_tokens),
+        service_tier=response.usage.service_tier,
+        finish_reason=response.stop_reason,
+        refusal="the model declined to answer" if response.stop_reason == "refusal" else None,
+        truncated=response.stop_reason == "max_tokens",
+        headers=rate_limit_headers(headers),
+        tool_calls=[
+            ToolCall(
+                id=block.id,
+                name=block.name,
+                arguments=block.input if isinstance(block.input, dict) else {},
+            )
+            for block in uses
+        ],
+    )
 
 
 def _usage(usage: AnthropicUsage, output_tokens: int) -> Usage:

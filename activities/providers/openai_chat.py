@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from openai import AsyncOpenAI
 from openai.types import CompletionUsage
+from openai.types.chat import ChatCompletion
 
 from activities.providers import (
     Completion,
@@ -26,7 +28,21 @@ class OpenAIChatProvider:
         self._client = client
         self._spec = spec
 
+    @property
+    def client(self) -> AsyncOpenAI:
+        """The SDK client, which the provider's batch API (providers/batches.py) shares."""
+        return self._client
+
     async def complete(self, call: LlmCallInput, on_text: OnText | None = None) -> Completion:
+        body = self.request(call)
+        if streams(call, on_text):
+            assert on_text is not None
+            return await self._streamed(body, on_text)
+        raw = await self._client.chat.completions.with_raw_response.create(**body)
+        return completion_of(raw.parse(), raw.headers)
+
+    def request(self, call: LlmCallInput) -> dict[str, Any]:
+        """The Chat Completions request body for `call` (a batch sends it too)."""
         messages: list[dict[str, Any]] = []
         if call.system:
             messages.append({"role": "system", "content": call.system})
@@ -69,38 +85,11 @@ class OpenAIChatProvider:
                 "type": "json_schema",
                 "json_schema": {"name": "step_outputs", "schema": call.response_schema},
             }
-        if streams(call, on_text):
-            assert on_text is not None
-            return await self._streamed(call.model, messages, options, on_text)
-        raw = await self._client.chat.completions.with_raw_response.create(
-            model=call.model, messages=messages, **options
-        )
-        response = raw.parse()
-        choice = response.choices[0]
-        return Completion(
-            text=choice.message.content or "",
-            usage=_usage(response.usage),
-            service_tier=response.service_tier,
-            finish_reason=choice.finish_reason,
-            refusal=getattr(choice.message, "refusal", None),
-            truncated=choice.finish_reason == "length",
-            headers=rate_limit_headers(raw.headers),
-            tool_calls=[
-                ToolCall(id=called.id, name=called.function.name, arguments=_arguments(called))
-                for called in choice.message.tool_calls or []
-                if called.type == "function"
-            ],
-        )
+        return {"model": call.model, "messages": messages, **options}
 
-    async def _streamed(
-        self, model: str, messages: list[dict[str, Any]], options: dict[str, Any], on_text: OnText
-    ) -> Completion:
+    async def _streamed(self, body: dict[str, Any], on_text: OnText) -> Completion:
         raw = await self._client.chat.completions.with_raw_response.create(
-            model=model,
-            messages=messages,
-            stream=True,
-            stream_options={"include_usage": True},
-            **options,
+            **body, stream=True, stream_options={"include_usage": True}
         )
         parts: list[str] = []
         finish, usage, refusal, tier = None, None, None, None
@@ -122,6 +111,25 @@ class OpenAIChatProvider:
             truncated=finish == "length",
             headers=rate_limit_headers(raw.headers),
         )
+
+
+def completion_of(response: ChatCompletion, headers: Mapping[str, str]) -> Completion:
+    """A reply (realtime, or one line of a batch's results) as the engine reads it."""
+    choice = response.choices[0]
+    return Completion(
+        text=choice.message.content or "",
+        usage=_usage(response.usage),
+        service_tier=response.service_tier,
+        finish_reason=choice.finish_reason,
+        refusal=getattr(choice.message, "refusal", None),
+        truncated=choice.finish_reason == "length",
+        headers=rate_limit_headers(headers),
+        tool_calls=[
+            ToolCall(id=called.id, name=called.function.name, arguments=_arguments(called))
+            for called in choice.message.tool_calls or []
+            if called.type == "function"
+        ],
+    )
 
 
 def _usage(usage: CompletionUsage | None) -> Usage:

@@ -10,9 +10,12 @@ from pydantic import ConfigDict, Field, model_validator
 
 from workflows.actions import operator_params
 from workflows.cost_options import (
+    BATCH_DESCRIPTION,
     CACHE_DESCRIPTION,
     SERVICE_TIER_DESCRIPTION,
+    BatchSpec,
     CacheMode,
+    batch_problems,
     cost_option_problems,
 )
 from workflows.definition_parts import (
@@ -168,6 +171,7 @@ class LlmCallStep(StepFields):
     service_tier: str | None = Field(
         default=None, description=SERVICE_TIER_DESCRIPTION + " Default: defaults.service_tier."
     )
+    batch: bool | BatchSpec = Field(default=False, description=BATCH_DESCRIPTION)
     validate_: Annotated[list[ValidateSpec], Field(alias="validate")] = Field(
         default=[],
         description="Checks on the reply's outputs; a failed one re-asks the model with the "
@@ -246,10 +250,11 @@ def _check_models(checker: Checker, path: Path, step: dict[str, Any]) -> None:
 
 
 def _check_cost_options(checker: Checker, path: Path, step: dict[str, Any]) -> None:
-    """The step's own `cache` and `service_tier` against its model's provider (those it
-    takes from `defaults` are checked there, against `defaults.model`)."""
+    """The step's own `cache`, `service_tier` and `batch` against its model's provider (what
+    it takes from `defaults` is checked there, against `defaults.model`)."""
     model = step.get("model") if step.get("model") is not None else checker.default_model
-    for field, message in cost_option_problems(model, step.get("cache"), step.get("service_tier")):
+    problems = cost_option_problems(model, step.get("cache"), step.get("service_tier"))
+    for field, message in [*problems, *batch_problems(model, step)]:
         checker.add((*path, field), message)
 
 

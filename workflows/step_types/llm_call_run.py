@@ -51,8 +51,10 @@ VALIDATOR_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_att
 """A validator that raises is retried twice; its (False, errors) answer is not an error."""
 
 
-async def run(step: LlmCallStep, runner: StepRunner, context: dict[str, Any], key: str) -> Once:
-    call = LlmCallInput(
+def request_of(step: LlmCallStep, runner: StepRunner, context: dict[str, Any]) -> LlmCallInput:
+    """The step's call with its templates rendered in `context` (provider and model are
+    chosen per model tried); a batch sends each item's."""
+    return LlmCallInput(
         step_id=step.id,
         provider="",
         model="",
@@ -72,6 +74,10 @@ async def run(step: LlmCallStep, runner: StepRunner, context: dict[str, Any], ke
         cache=_first(step.cache, runner.defaults.cache),
         service_tier=_first(step.service_tier, runner.defaults.service_tier),
     )
+
+
+async def run(step: LlmCallStep, runner: StepRunner, context: dict[str, Any], key: str) -> Once:
+    call = request_of(step, runner, context)
     loop = None
     if step.tools:  # a loop of turns and tool calls until the model answers
         tools = await describe_tools(step, runner.children, runner.action_task_queue)
@@ -174,7 +180,11 @@ async def _validator(
 async def call_models(
     runner: StepRunner, step: LlmCallStep, call: LlmCallInput, key: str
 ) -> LlmCallResult:
-    """The step's model, then its fallbacks in order, each with Temporal's retries."""
+    """The step's model, then its fallbacks in order, each with Temporal's retries; an
+    item's first call that its step's batch answered is not made again."""
+    prepared = runner.prepared.pop(key, None)
+    if prepared is not None:
+        return prepared
     policy = retry_policy(step.retry or runner.defaults.retry)
     timeout = timeout_of(step.timeout or runner.defaults.timeout)
     attempts = 0

@@ -1,0 +1,97 @@
+"""A `for_each` of llm_calls with `batch: true`: one provider batch for every item, waited
+for durably, priced at the batch price, and items the batch fails sent the normal way."""
+
+from __future__ import annotations
+
+import pytest
+
+from activities.pricing import DEFAULT_PRICES
+from tests.conftest import definition, new_worker, start
+from workflows.contracts import RunInput
+from workflows.errors import DefinitionError
+from workflows.validation import load_definition
+
+BATCHED = """
+workflow:
+  name: batched
+  steps:
+    - id: label
+      type: llm_call
+      model: "{model}"
+      batch: true
+      max_tokens: 20
+      for_each: "{{{{ range({items}) | list }}}}"
+      prompt: "Label item {{{{ item }}}}"
+      outputs:
+        - {{name: label, type: string}}
+        - {{name: score, type: integer}}
+"""
+
+
+def labelled(request) -> str:
+    """A JSON answer naming the item the prompt asked about."""
+    item = request.prompt_text.rsplit(" ", 1)[-1]
+    return f'{{"label": "item {item}", "score": {item}}}'
+
+
+@pytest.mark.parametrize("model", ["openai/gpt-4o-mini", "anthropic/claude-haiku-4-5"])
+async def test_a_batched_fan_out_is_one_batch_at_half_price(client, endpoints, fake_llm, model):
+    fake_llm.reply = labelled
+    text = BATCHED.format(model=model, items=6)
+    async with new_worker(client, endpoints) as worker:
+        handle = await start(client, worker, RunInput(definition=definition(text)))
+        result = await handle.result()
+        status = await handle.query("status")
+    assert len(fake_llm.batches.created) == 1
+    assert len(fake_llm.batches.created[0].requests) == 6
+    assert fake_llm.requests == []  # nothing went realtime
+    step = result.steps["label"]
+    assert step.outputs["label"] == [f"item {n}" for n in range(6)]  # back in item order
+    assert step.outputs["score"] == list(range(6))
+    price = DEFAULT_PRICES[model.split("/")[1]]
+    usage = step.usage
+    full = (usage.input_tokens * price.input + usage.output_tokens * price.output) / 1e6
+    assert usage.cost_usd == pytest.approx(full / 2, rel=0.01)  # each call rounded to 1e-8
+    assert "answered 6 of 6 items" in status["batches"]["label"]
+
+
+async def test_items_the_batch_fails_go_the_normal_way_with_the_reason(client, endpoints, fake_llm):
+    fake_llm.reply = labelled
+    fake_llm.batches.item_error = lambda custom_id: (
+        "malformed request" if custom_id in ("2", "4") else None
+    )
+    text = BATCHED.format(model="openai/gpt-4o-mini", items=5)
+    async with new_worker(client, endpoints) as worker:
+        handle = await start(client, worker, RunInput(definition=definition(text)))
+        result = await handle.result()
+        status = await handle.query("status")
+    assert result.steps["label"].outputs["score"] == [0, 1, 2, 3, 4]
+    realtime = sorted(r.prompt_text.rsplit(" ", 1)[-1] for r in fake_llm.requests)
+    assert realtime == ["2", "4"]
+    assert "2 run realtime (item 2: malformed request)" in status["batches"]["label"]
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        (
+            "model: ollama/llama3\n      for_each: [1]\n      batch: true",
+            "ollama, which has no batch API",
+        ),
+        ("model: gpt-4o\n      batch: true", "add for_each"),
+    ],
+)
+def test_a_batch_that_cannot_be_sent_is_refused_with_its_line(step, message):
+    text = f"""
+workflow:
+  name: t
+  steps:
+    - id: a
+      type: llm_call
+      {step}
+      prompt: hi
+"""
+    with pytest.raises(DefinitionError) as refused:
+        load_definition(text, "t.yaml")
+    assert "t.yaml:" in str(refused.value)
+    assert message in str(refused.value)
