@@ -3,12 +3,19 @@ for durably, priced at the batch price, and items the batch fails sent the norma
 
 from __future__ import annotations
 
+import asyncio
+import signal
+import uuid
+
 import pytest
 
 from activities.pricing import DEFAULT_PRICES
 from tests.conftest import definition, new_worker, start
-from workflows.contracts import RunInput
+from tests.fake_llm import FakeLlmServer
+from tests.test_durability import spawn_worker, wait_for
+from workflows.contracts import RunInput, RunResult
 from workflows.errors import DefinitionError
+from workflows.interpreter import YamlWorkflow
 from workflows.validation import load_definition
 
 BATCHED = """
@@ -95,3 +102,34 @@ workflow:
         load_definition(text, "t.yaml")
     assert "t.yaml:" in str(refused.value)
     assert message in str(refused.value)
+
+
+@pytest.mark.slow  # real worker processes: ~40 s on a loaded machine
+async def test_a_batch_of_100_completes_through_a_worker_killed_mid_wait_submitted_once(
+    temporal_env,
+):
+    client = temporal_env.client
+    task_queue = f"batch-crash-{uuid.uuid4()}"
+    address = client.service_client.config.target_host
+    with FakeLlmServer(reply=labelled) as llm:
+        llm.batches.delay = 4.0  # the batch is in flight when the worker dies
+        first = spawn_worker(address, task_queue, llm)
+        handle = await client.start_workflow(
+            YamlWorkflow.run,
+            RunInput(definition=definition(BATCHED.format(model="openai/gpt-4o-mini", items=100))),
+            id=f"batch-crash-{uuid.uuid4()}",
+            task_queue=task_queue,
+        )
+        await wait_for(lambda: len(llm.batches.created) == 1)
+        await asyncio.sleep(0.5)  # the submission's result is in history: the run waits
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        second = spawn_worker(address, task_queue, llm)
+        try:
+            result: RunResult = await asyncio.wait_for(handle.result(), 60)
+        finally:
+            second.terminate()
+            second.wait()
+    assert len(llm.batches.created) == 1  # exactly one batch submitted
+    assert result.steps["label"].outputs["score"] == list(range(100))
+    assert llm.requests == []  # and no item paid for again in realtime

@@ -52,7 +52,7 @@ POLL_MOST = timedelta(minutes=5)
 """Polls start a second apart and double up to this: a day-long batch costs ~300 polls."""
 SUBMIT_TIMEOUT = timedelta(minutes=10)
 """Uploading a file of thousands of requests."""
-POLL_TIMEOUT = timedelta(minutes=1)
+POLL_TIMEOUT = timedelta(seconds=30)
 RESULTS_TIMEOUT = timedelta(minutes=10)
 BATCH_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
