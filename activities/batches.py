@@ -26,6 +26,7 @@ from workflows.batch_contracts import (
     BatchResultsInput,
     BatchState,
     BatchSubmit,
+    with_system,
 )
 from workflows.contracts import LlmCallInput
 from workflows.errors import FailureType
@@ -54,10 +55,9 @@ class BatchActivities:
     @activity.defn(name=LLM_BATCH_SUBMIT)
     async def submit(self, batch: BatchSubmit) -> BatchRef:
         """One batch for every call; a retry finds the batch an earlier attempt submitted."""
-        first = next(iter(batch.calls.values()))
-        with _sorted_errors(first):
+        with _sorted_errors(_call_of(batch.step_id, batch.provider, batch.model)):
             batch_id = await self._batcher(batch.provider).submit(
-                batch.calls, batch.idempotency_key
+                with_system(batch), batch.idempotency_key
             )
         activity.logger.info("submitted batch %s of %d calls", batch_id, len(batch.calls))
         return BatchRef(
@@ -66,12 +66,12 @@ class BatchActivities:
 
     @activity.defn(name=LLM_BATCH_POLL)
     async def poll(self, ref: BatchRef) -> BatchState:
-        with _sorted_errors(_call_of(ref)):
+        with _sorted_errors(_call_of(ref.step_id, ref.provider, ref.model)):
             return await self._batcher(ref.provider).poll(ref.batch_id)
 
     @activity.defn(name=LLM_BATCH_CANCEL)
     async def cancel(self, ref: BatchRef) -> None:
-        with _sorted_errors(_call_of(ref)):
+        with _sorted_errors(_call_of(ref.step_id, ref.provider, ref.model)):
             await self._batcher(ref.provider).cancel(ref.batch_id)
 
     @activity.defn(name=LLM_BATCH_RESULTS)
@@ -79,10 +79,13 @@ class BatchActivities:
         """Each item's reply, read and priced as a realtime reply is (at the batch price);
         an item the provider failed, or whose reply a realtime call would refuse, carries
         why, and goes through the normal path."""
-        with _sorted_errors(_call_of(request.batch)):
-            answers = await self._batcher(request.batch.provider).results(request.batch.batch_id)
+        ref = request.batch
+        with _sorted_errors(_call_of(ref.step_id, ref.provider, ref.model)):
+            answers = await self._batcher(ref.provider).results(ref.batch_id)
+        call = _call_of(ref.step_id, ref.provider, ref.model)
+        call.response_schema = request.response_schema
         items: dict[int, BatchItem] = {}
-        for index, call in request.calls.items():
+        for index in request.items:
             answer = answers.get(index, "the batch did not answer it")
             if isinstance(answer, str):
                 items[index] = BatchItem(error=answer)
@@ -96,9 +99,9 @@ class BatchActivities:
         return BatchResults(items=items)
 
 
-def _call_of(ref: BatchRef) -> LlmCallInput:
-    """Enough of a call for an error message to name its step and model."""
-    return LlmCallInput(step_id=ref.step_id, provider=ref.provider, model=ref.model, prompt="")
+def _call_of(step_id: str, provider: str, model: str) -> LlmCallInput:
+    """Enough of a call to name its step and model in errors, and to read and price a reply."""
+    return LlmCallInput(step_id=step_id, provider=provider, model=model, prompt="")
 
 
 @contextmanager

@@ -5,6 +5,8 @@ and their inputs and results. The run waits between polls on its own timers
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 from workflows.contracts import LlmCallInput, LlmCallResult
@@ -16,11 +18,16 @@ LLM_BATCH_CANCEL = "llm_batch_cancel"
 
 
 class BatchSubmit(BaseModel):
+    """Every item's call, to submit as one batch."""
+
     step_id: str
     provider: str
     model: str
     calls: dict[int, LlmCallInput]
-    """By item index (the request's custom id)."""
+    """By item index (the request's custom id); without the shared system prompt."""
+    system: str | None = Field(default=None, exclude_if=lambda value: value is None)
+    """The system prompt every call shares (a long instruction is in history once, not
+    once per item: a thousand items stay far under Temporal's payload limit)."""
     idempotency_key: str
     """Stable across retries and worker restarts (workflows/activity_options.py
     `effect_key`): a retried submission finds the batch an earlier attempt made."""
@@ -46,8 +53,10 @@ class BatchState(BaseModel):
 
 class BatchResultsInput(BaseModel):
     batch: BatchRef
-    calls: dict[int, LlmCallInput]
-    """The calls again: how each reply is read (its schema) and priced (its model)."""
+    items: list[int]
+    """The item indexes submitted."""
+    response_schema: dict[str, Any] | None = None
+    """The step's outputs' schema, which each reply is read against."""
 
 
 class BatchItem(BaseModel):
@@ -59,3 +68,19 @@ class BatchItem(BaseModel):
 class BatchResults(BaseModel):
     items: dict[int, BatchItem]
     """By item index; an item the provider never mentions is missing."""
+
+
+def shared_system(calls: dict[int, LlmCallInput]) -> tuple[str | None, dict[int, LlmCallInput]]:
+    """The system prompt all `calls` share, and the calls without it (unchanged if they
+    differ)."""
+    systems = {call.system for call in calls.values()}
+    if len(systems) != 1 or None in systems:
+        return None, calls
+    return systems.pop(), {i: c.model_copy(update={"system": None}) for i, c in calls.items()}
+
+
+def with_system(submit: BatchSubmit) -> dict[int, LlmCallInput]:
+    """The calls as the step made them, shared system prompt restored."""
+    if submit.system is None:
+        return submit.calls
+    return {i: c.model_copy(update={"system": submit.system}) for i, c in submit.calls.items()}

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         BatchResultsInput,
         BatchState,
         BatchSubmit,
+        shared_system,
     )
     from workflows.budget import DEFAULT_MAX_TOKENS
     from workflows.contracts import LlmCallInput, LlmCallResult, Usage
@@ -102,20 +103,23 @@ async def batched_replies(
             need += runner.budgets.worst_case(call.model_copy(update={"service_tier": BATCH_TIER}))
         hold = await runner.budgets.reserve(ledgers, need, f"the {where}")
     key, _ = effect_key(f"{step.id}/batch")
+    system, compact = shared_system(calls)
     submit = BatchSubmit(
         step_id=step.id,
         provider=target.provider,
         model=target.model,
-        calls=calls,
+        calls=compact,
+        system=system,
         idempotency_key=key,
     )
+    schema = next(iter(calls.values())).response_schema
     try:
         ref = await _activity(LLM_BATCH_SUBMIT, submit, BatchRef, SUBMIT_TIMEOUT, step.id)
         tell(f"{where}: {ref.batch_id} submitted, {len(calls)} items")
         await _wait(ref, workflow.now() + deadline, tell, where)
         results = await _activity(
             LLM_BATCH_RESULTS,
-            BatchResultsInput(batch=ref, calls=calls),
+            BatchResultsInput(batch=ref, items=sorted(calls), response_schema=schema),
             BatchResults,
             RESULTS_TIMEOUT,
             step.id,
