@@ -13,7 +13,7 @@ from activities.pricing import DEFAULT_PRICES
 from tests.conftest import definition, new_worker, start
 from tests.fake_llm import FakeLlmServer
 from tests.test_durability import spawn_worker, wait_for
-from workflows.contracts import RunInput, RunResult
+from workflows.contracts import ModelPrice, RunInput, RunResult
 from workflows.errors import DefinitionError
 from workflows.interpreter import YamlWorkflow
 from workflows.validation import load_definition
@@ -133,3 +133,38 @@ async def test_a_batch_of_100_completes_through_a_worker_killed_mid_wait_submitt
     assert len(llm.batches.created) == 1  # exactly one batch submitted
     assert result.steps["label"].outputs["score"] == list(range(100))
     assert llm.requests == []  # and no item paid for again in realtime
+
+
+async def test_a_batched_reply_that_does_not_fit_is_re_asked_the_normal_way(
+    client, endpoints, fake_llm
+):
+    def answer(request) -> str:
+        if "Your reply was not accepted" in request.prompt_text:
+            return '{"label": "item 3", "score": 3}'
+        return "no JSON here" if request.prompt_text.endswith(" 3") else labelled(request)
+
+    fake_llm.reply = answer
+    text = BATCHED.format(model="anthropic/claude-haiku-4-5", items=5)
+    async with new_worker(client, endpoints) as worker:
+        handle = await start(client, worker, RunInput(definition=definition(text)))
+        result = await handle.result()
+    assert result.steps["label"].outputs["score"] == [0, 1, 2, 3, 4]
+    assert len(fake_llm.batches.created) == 1
+    assert len(fake_llm.requests) == 1  # only the re-ask went realtime
+
+
+async def test_a_budget_counts_a_batch_at_what_it_cost(client, endpoints, fake_llm):
+    fake_llm.reply = labelled
+    text = BATCHED.format(model="openai/gpt-4o-mini", items=5).replace(
+        "  steps:", "  budget: {max_cost_usd: 1.0}\n  steps:"
+    )
+    price = ModelPrice(input=0.15, output=0.60, tier_factors={"batch": 0.5})
+    run_input = RunInput(definition=definition(text), prices={"openai/gpt-4o-mini": price})
+    async with new_worker(client, endpoints) as worker:
+        handle = await start(client, worker, run_input)
+        result = await handle.result()
+        status = await handle.query("status")
+    assert len(fake_llm.batches.created) == 1
+    spent = status["budgets"]["run"]["spent_usd"]
+    assert spent == pytest.approx(result.steps["label"].usage.cost_usd)
+    assert status["budgets"]["run"]["reserved_usd"] == 0
