@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from activities.pricing import DEFAULT_PRICES, priced
+from engine.cli_output import usage_note
 from tests.conftest import definition, new_worker, start
-from workflows.contracts import RunInput, Usage
+from workflows.contracts import RunInput, RunResult, Usage
 from workflows.errors import DefinitionError
 from workflows.validation import load_definition
 
@@ -146,3 +147,18 @@ workflow:
 
 def test_an_offline_run_of_a_caching_definition_is_not_refused():
     load_definition(FAN_OUT.format(model="mock", shared="short"), "t.yaml")
+
+
+def test_the_run_line_tells_tokens_read_from_cache_and_what_they_saved():
+    usage = Usage(
+        input_tokens=8000, output_tokens=20, cost_usd=0.0025, cache_read_tokens=6000,
+        saved_usd=0.0075,
+    )  # fmt: skip
+    result = RunResult(
+        execution_id="r", workflow_name="w", status="completed", outputs={}, steps={},
+        usage=usage,
+    )  # fmt: skip
+    assert usage_note(result) == (
+        "completed 0 step(s), 8000 input (6000 read from cache) and 20 output tokens, "
+        "estimated $0.002500, saved $0.007500"
+    )
