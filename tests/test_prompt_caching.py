@@ -8,6 +8,7 @@ import pytest
 from activities.pricing import DEFAULT_PRICES, priced
 from engine.cli_output import usage_note
 from tests.conftest import definition, new_worker, start
+from tests.fake_llm import Fault
 from workflows.contracts import RunInput, RunResult, Usage
 from workflows.errors import DefinitionError
 from workflows.validation import load_definition
@@ -162,3 +163,35 @@ def test_the_run_line_tells_tokens_read_from_cache_and_what_they_saved():
         "completed 0 step(s), 8000 input (6000 read from cache) and 20 output tokens, "
         "estimated $0.002500, saved $0.007500"
     )
+
+
+async def test_a_flex_call_without_capacity_goes_standard_after_the_stated_wait(
+    client, endpoints, fake_llm
+):
+    text = """
+workflow:
+  name: flexed
+  steps:
+    - id: ask
+      type: llm_call
+      model: openai/gpt-4o
+      service_tier: {tier: flex, standard_after: "2s"}
+      retry: {initial_interval: "200ms", backoff: 1.0}
+      prompt: "one two three"
+"""
+    unavailable = Fault(status=429, message="Resource unavailable")
+    fake_llm.fault_for = lambda r: unavailable if r.body.get("service_tier") == "flex" else None
+    async with new_worker(client, endpoints) as worker:
+        handle = await start(client, worker, RunInput(definition=definition(text)))
+        result = await handle.result()
+    tiers = [r.body.get("service_tier") for r in fake_llm.requests]
+    assert tiers[0] == "flex" and len(tiers) > 2  # flex was retried for the stated wait
+    assert tiers[-1] is None  # then the call was made at the standard tier
+    usage = result.steps["ask"].usage
+    standard = priced(
+        Usage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens),
+        "openai",
+        "gpt-4o",
+        DEFAULT_PRICES,
+    )
+    assert usage.cost_usd == pytest.approx(standard.cost_usd)

@@ -30,7 +30,8 @@ SERVICE_TIER_DESCRIPTION = (
     "The provider's service tier: OpenAI's 'flex' (about half price, slower, may answer "
     "429 'resource unavailable': give the step a longer timeout and retries), 'priority', "
     "'default', 'auto'; Anthropic's 'auto' or 'standard_only'. Priced at the tier the reply "
-    "says it was served at."
+    "says it was served at. Long form: {tier: flex, standard_after: '10m'} makes the call at "
+    "the standard tier when the tier has not answered in that time."
 )
 
 
@@ -52,6 +53,34 @@ class BatchSpec(DefinitionModel):
         description="How long to wait for the batch before cancelling it and sending the "
         "items it has not answered through the normal path. Default: 24h.",
     )
+
+
+class TierSpec(DefinitionModel):
+    """A service tier, and when to give up on it for the standard one."""
+
+    tier: str = Field(description="The tier to ask for first, e.g. flex.")
+    standard_after: CheckedDuration | None = Field(
+        default=None,
+        description="If the call has no answer at this tier after this long (retries and "
+        "429s 'resource unavailable' included), it is made once more at the standard tier. "
+        "Default: never.",
+    )
+
+
+ServiceTier = str | TierSpec
+
+
+def tier_name(value: object) -> object:
+    """The tier a raw or parsed `service_tier` names (the long form's `tier`)."""
+    if isinstance(value, TierSpec):
+        return value.tier
+    return value.get("tier") if isinstance(value, dict) else value
+
+
+def standard_after(value: ServiceTier | None) -> timedelta | None:
+    if isinstance(value, TierSpec) and value.standard_after is not None:
+        return parse_duration(value.standard_after)
+    return None
 
 
 def batch_deadline(batch: bool | BatchSpec | None) -> timedelta | None:
@@ -113,6 +142,7 @@ def cost_option_problems(model: object, cache: object, tier: object) -> list[tup
                 f"engine knows: remove 'cache' or use a model of {', '.join(caching_providers())}",
             )
         )
+    tier = tier_name(tier)
     if tier is not None and provider != MOCK and tier not in spec.service_tiers:
         offered = ", ".join(spec.service_tiers) or "none"
         problems.append(

@@ -11,6 +11,7 @@ from workflows.cost_options import (
     CACHE_DESCRIPTION,
     SERVICE_TIER_DESCRIPTION,
     CacheMode,
+    ServiceTier,
     cost_option_problems,
 )
 from workflows.definition_parts import (
@@ -112,7 +113,7 @@ class LlmDefaults(DefinitionModel):
         default=None,
         description=CACHE_DESCRIPTION + " Steps whose provider cannot cache send nothing.",
     )
-    service_tier: str | None = Field(
+    service_tier: ServiceTier | None = Field(
         default=None,
         description=SERVICE_TIER_DESCRIPTION + " Steps whose provider lacks it send none.",
     )

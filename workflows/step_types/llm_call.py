@@ -15,6 +15,7 @@ from workflows.cost_options import (
     SERVICE_TIER_DESCRIPTION,
     BatchSpec,
     CacheMode,
+    ServiceTier,
     batch_problems,
     cost_option_problems,
 )
@@ -168,7 +169,7 @@ class LlmCallStep(StepFields):
     cache: CacheMode | None = Field(
         default=None, description=CACHE_DESCRIPTION + " Default: defaults.cache."
     )
-    service_tier: str | None = Field(
+    service_tier: ServiceTier | None = Field(
         default=None, description=SERVICE_TIER_DESCRIPTION + " Default: defaults.service_tier."
     )
     batch: bool | BatchSpec = Field(default=False, description=BATCH_DESCRIPTION)
