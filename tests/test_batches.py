@@ -168,3 +168,41 @@ async def test_a_budget_counts_a_batch_at_what_it_cost(client, endpoints, fake_l
     spent = status["budgets"]["run"]["spent_usd"]
     assert spent == pytest.approx(result.steps["label"].usage.cost_usd)
     assert status["budgets"]["run"]["reserved_usd"] == 0
+
+
+async def test_an_expired_batch_sends_every_item_the_normal_way(client, endpoints, fake_llm):
+    fake_llm.reply = labelled
+    fake_llm.batches.outcome = "expired"
+    text = BATCHED.format(model="anthropic/claude-haiku-4-5", items=3)
+    async with new_worker(client, endpoints) as worker:
+        handle = await start(client, worker, RunInput(definition=definition(text)))
+        result = await handle.result()
+        status = await handle.query("status")
+    assert result.steps["label"].outputs["score"] == [0, 1, 2]
+    assert len(fake_llm.requests) == 3
+    assert "3 run realtime (item 0: the batch's request was expired)" in status["batches"]["label"]
+
+
+async def test_a_batch_past_its_deadline_is_cancelled_and_its_items_run_realtime(
+    client, endpoints, fake_llm
+):
+    fake_llm.reply = labelled
+    fake_llm.batches.delay = 600.0  # never ends by itself
+    text = BATCHED.format(model="openai/gpt-4o-mini", items=3).replace(
+        "batch: true", 'batch: {deadline: "2s"}'
+    )
+    async with new_worker(client, endpoints) as worker:
+        handle = await start(client, worker, RunInput(definition=definition(text)))
+        result = await handle.result()
+    assert fake_llm.batches.created[0].cancelled
+    assert result.steps["label"].outputs["score"] == [0, 1, 2]
+    assert len(fake_llm.requests) == 3
+
+
+async def test_an_offline_run_of_a_batched_step_calls_item_by_item(client, fake_llm):
+    text = BATCHED.format(model="openai/gpt-4o-mini", items=3)
+    run_input = RunInput(definition=definition(text), mock_providers=["openai"])
+    async with new_worker(client, {}) as worker:
+        result = await (await start(client, worker, run_input)).result()
+    assert len(result.steps["label"].outputs["score"]) == 3
+    assert fake_llm.batches.created == []
