@@ -81,11 +81,11 @@ class FakeBatches:
         if path == "/v1/messages/batches":
             return 200, self._anthropic(self._create(True, body["requests"]))
         if path.endswith("/cancel"):
-            batch = self._find(path.split("/")[-2])
-            if batch is None:
+            found = self._find(path.split("/")[-2])
+            if found is None:
                 return 404, _not_found(path)
-            batch.cancelled = True
-            return 200, self._anthropic(batch) if batch.anthropic else self._openai(batch)
+            found.cancelled = True
+            return 200, self._anthropic(found) if found.anthropic else self._openai(found)
         return 404, _not_found(path)
 
     def _get(self, path: str) -> tuple[int, Any]:
@@ -111,7 +111,8 @@ class FakeBatches:
         content = b""
         for part in form.iter_parts():
             if part.get_param("name", header="content-disposition") == "file":
-                content = part.get_payload(decode=True) or b""
+                payload = part.get_payload(decode=True)
+                content = payload if isinstance(payload, bytes) else b""
         file_id = f"file-{len(self.files) + 1}"
         self.files[file_id] = content
         return _file(file_id, content, "batch")

@@ -70,11 +70,14 @@ class TierSpec(DefinitionModel):
 ServiceTier = str | TierSpec
 
 
-def tier_name(value: object) -> object:
-    """The tier a raw or parsed `service_tier` names (the long form's `tier`)."""
+def tier_name(value: object) -> str | None:
+    """The tier a raw or parsed `service_tier` names (the long form's `tier`); None for no
+    tier, or for a value of the wrong type (which the model's own check reports)."""
     if isinstance(value, TierSpec):
         return value.tier
-    return value.get("tier") if isinstance(value, dict) else value
+    if isinstance(value, dict):
+        value = value.get("tier")
+    return value if isinstance(value, str) else None
 
 
 def standard_after(value: ServiceTier | None) -> timedelta | None:
