@@ -187,6 +187,7 @@ async def call_models(
     item's first call that its step's batch answered is not made again."""
     prepared = runner.prepared.pop(key, None)
     if prepared is not None:
+        await runner.pace()  # thousands of answered items are work inside the workflow
         return prepared
     policy = retry_policy(step.retry or runner.defaults.retry)
     timeout = timeout_of(step.timeout or runner.defaults.timeout)
