@@ -3,6 +3,8 @@ cache price from the second call on, and cheaper service tiers, declared in YAML
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from activities.pricing import DEFAULT_PRICES, priced
@@ -195,3 +197,44 @@ workflow:
         DEFAULT_PRICES,
     )
     assert usage.cost_usd == pytest.approx(standard.cost_usd)
+
+
+async def test_a_marked_message_is_the_cached_prefix_of_every_item(client, endpoints, fake_llm):
+    text = f"""
+workflow:
+  name: marked
+  steps:
+    - id: ask
+      type: llm_call
+      model: anthropic/claude-haiku-4-5
+      for_each: ["who", "when", "where"]
+      concurrency: 1
+      messages:
+        - {{role: user, content: "Read this: {SHARED}", cache: true}}
+        - {{role: assistant, content: "Read."}}
+        - {{role: user, content: "{{{{ item }}}}?"}}
+"""
+    async with new_worker(client, endpoints) as worker:
+        handle = await start(client, worker, RunInput(definition=definition(text)))
+        result = await handle.result()
+    first = fake_llm.requests[0].body["messages"][0]["content"]
+    assert first[-1]["cache_control"] == {"type": "ephemeral"}
+    assert "cache_control" not in json.dumps(fake_llm.requests[0].body["messages"][1:])
+    usage = result.steps["ask"].usage
+    marked = fake_llm.tokens_of(f"Read this: {SHARED}")
+    assert (usage.cache_write_tokens, usage.cache_read_tokens) == (marked, 2 * marked)
+
+
+def test_a_marked_message_for_a_provider_that_cannot_cache_is_refused():
+    text = """
+workflow:
+  name: t
+  steps:
+    - id: a
+      type: llm_call
+      model: ollama/llama3
+      messages:
+        - {role: user, content: "doc", cache: true}
+"""
+    with pytest.raises(DefinitionError, match="ollama, which has no prompt caching"):
+        load_definition(text, "t.yaml")

@@ -220,6 +220,8 @@ class LoadedDefinition(BaseModel):
 class ChatMessage(BaseModel):
     role: Literal["user", "assistant"]
     content: str
+    cache: bool = Field(default=False, exclude_if=lambda value: not value)
+    """The conversation up to and including this message is a prefix to cache."""
 
 
 LLM_CALL = "llm_call"

@@ -19,6 +19,9 @@ CacheMode = Literal["system", "messages"]
 """system: the system prompt is the cached prefix; messages: the conversation up to its last
 user message (the system prompt with it)."""
 
+MAX_MARKED_MESSAGES = 3
+"""Messages a step may mark `cache: true`: Anthropic takes 4 breakpoints, `cache` one more."""
+
 CACHE_DESCRIPTION = (
     "Prompt caching: 'system' (the system prompt is a prefix reused by many calls) or "
     "'messages' (the conversation up to its last user message). Anthropic models get "

@@ -94,7 +94,10 @@ class AnthropicMessagesProvider:
             parts.append({"type": "text", "text": messages[last]["content"]})
             messages[last] = {"role": "user", "content": parts}
         if call.cache == "messages":
-            _mark_cache(messages)
+            _mark_cache(messages, last_user(messages))
+        for index, message in enumerate(call.messages):
+            if message.cache:  # a marked prefix: the conversation up to this message
+                _mark_cache(messages, index)
         messages += _turns(call)
         messages += [message.model_dump() for message in call.reasks]
         return {
@@ -167,14 +170,13 @@ def _usage(usage: AnthropicUsage, output_tokens: int) -> Usage:
     )
 
 
-def _mark_cache(messages: list[dict[str, Any]]) -> None:
-    """A cache breakpoint on the last block of the last user message: everything up to it
-    (tools, system, the conversation) is the cached prefix."""
-    last = last_user(messages)
-    content = messages[last]["content"]
+def _mark_cache(messages: list[dict[str, Any]], at: int) -> None:
+    """A cache breakpoint on the last block of message `at`: everything up to it (tools,
+    system, the conversation) is the cached prefix."""
+    content = messages[at]["content"]
     blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
     blocks[-1] = {**blocks[-1], "cache_control": EPHEMERAL}
-    messages[last] = {"role": "user", "content": blocks}
+    messages[at] = {**messages[at], "content": blocks}
 
 
 def _image(url: str) -> dict[str, Any]:

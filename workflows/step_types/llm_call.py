@@ -12,6 +12,7 @@ from workflows.actions import operator_params
 from workflows.cost_options import (
     BATCH_DESCRIPTION,
     CACHE_DESCRIPTION,
+    MAX_MARKED_MESSAGES,
     SERVICE_TIER_DESCRIPTION,
     BatchSpec,
     CacheMode,
@@ -125,6 +126,13 @@ class MessageSpec(DefinitionModel):
 
     role: Literal["user", "assistant"] = Field(description="user or assistant.")
     content: str = Field(description="The message's text (a template).")
+    cache: bool = Field(
+        default=False,
+        description="Cache the conversation up to and including this message (a marked "
+        "prefix, e.g. a long document every call shares, in a first user message): "
+        "Anthropic gets a cache_control breakpoint after it; OpenAI caches by itself. At "
+        "most 3 messages. Default: false.",
+    )
 
 
 class LlmCallStep(StepFields):
@@ -254,9 +262,20 @@ def _check_cost_options(checker: Checker, path: Path, step: dict[str, Any]) -> N
     """The step's own `cache`, `service_tier` and `batch` against its model's provider (what
     it takes from `defaults` is checked there, against `defaults.model`)."""
     model = step.get("model") if step.get("model") is not None else checker.default_model
-    problems = cost_option_problems(model, step.get("cache"), step.get("service_tier"))
+    marked = [m for m in _list(step.get("messages")) if isinstance(m, dict) and m.get("cache")]
+    cache = step.get("cache") or (True if marked else None)
+    problems = cost_option_problems(model, cache, step.get("service_tier"))
+    if len(marked) > MAX_MARKED_MESSAGES:
+        problems.append(
+            (
+                "messages",
+                f"{len(marked)} messages are marked 'cache: true': at most "
+                f"{MAX_MARKED_MESSAGES} (Anthropic takes 4 cache breakpoints a request)",
+            )
+        )
     for field, message in [*problems, *batch_problems(model, step)]:
-        checker.add((*path, field), message)
+        at = "messages" if field == "cache" and step.get("cache") is None else field
+        checker.add((*path, at), message)
 
 
 def _check_validators(checker: Checker, path: Path, step: dict[str, Any]) -> None:

@@ -66,6 +66,7 @@ def request_of(step: LlmCallStep, runner: StepRunner, context: dict[str, Any]) -
             ChatMessage(
                 role=message.role,
                 content=str(render_or_fail(message.content, context, f"{step.id}.messages")),
+                cache=message.cache,
             )
             for message in step.messages or []
         ],
