@@ -113,6 +113,7 @@ async def batched_replies(
         idempotency_key=key,
     )
     schema = next(iter(calls.values())).response_schema
+    ref = None
     try:
         ref = await _activity(LLM_BATCH_SUBMIT, submit, BatchRef, SUBMIT_TIMEOUT, step.id)
         tell(f"{where}: {ref.batch_id} submitted, {len(calls)} items")
@@ -127,7 +128,8 @@ async def batched_replies(
     except ActivityError as exc:
         if hold is not None:
             runner.budgets.settle(hold, Spend())
-        tell(f"{where}: not submitted ({failure_reason(exc)}): every item runs realtime")
+        what = "not submitted" if ref is None else f"{ref.batch_id} not read"
+        tell(f"{where}: {what} ({failure_reason(exc)}): every item runs realtime")
         return {}
     answered = {i: item.result for i, item in results.items.items() if item.result is not None}
     if hold is not None:
