@@ -111,6 +111,6 @@ def queue_activities(
             *action_activities,
             *(validator_activity(name, spec.run) for name, spec in validators.items()),
         ],
-        llm=[llm.llm_call, *batch_activities],
+        llm=[llm.llm_call],
         actions=action_activities,
     )
