@@ -201,6 +201,12 @@ async def cmd_test(args: argparse.Namespace, settings: Settings) -> int:
     )
 
 
+async def cmd_record(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.test_recorder import record_command
+
+    return await record_command(await _client(settings), args, _note)
+
+
 async def cmd_stop(args: argparse.Namespace, settings: Settings) -> int:
     from engine.local_stack import stop_local_stack
 
@@ -303,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     tests.add_argument("-k", metavar="PATTERN", help="only cases whose FILE::NAME contains it")
     tests.add_argument("--junit", metavar="FILE", help="also write JUnit XML here")
     tests.add_argument("--json", action="store_true", help="machine-readable output")
+    rec = add("record", cmd_record, "write an ended run as a test case (*.test.yaml)", "id")
+    rec.add_argument("-o", "--output", required=True, help="the test file (new, or added to)")
+    rec.add_argument("--definition", help="the definition it tests (default: found by name)")
     add("stop", cmd_stop, "stop the dev server and worker that run/start started in the background")
     return parser
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import ipaddress
 import json
@@ -16,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from temporalio.api.enums.v1 import IndexedValueType, TaskQueueType
@@ -33,6 +34,8 @@ _SERVER_START_SECONDS = 60.0
 _WORKER_START_SECONDS = 60.0
 _POLLER_FRESH_SECONDS = 70.0
 """Pollers long-poll for up to a minute, so a live worker was seen within this window."""
+_LOCK_WAIT_SECONDS = _SERVER_START_SECONDS + _WORKER_START_SECONDS + 30.0
+"""The longest another process may hold the stack's lock: starting a server or a worker."""
 
 
 TUNED_SERVER_FLAGS = ["--dynamic-config-value", "history.transferProcessorMaxPollRPS=10000"]
@@ -70,27 +73,64 @@ async def ensure_server(
     if not await _listening(host, port):
         if not _is_loopback(host) or not start_local:
             raise LocalStackError(f"nothing answers at TEMPORAL_ADDRESS={settings.address}")
-        _start_dev_server(settings, host, port)
-        note(
-            f"started a local Temporal dev server on {settings.address} (UI {settings.ui_url}, "
-            f"HTTP API on port {port + 10}, "
-            f"data {settings.dev_dir / 'temporal.db'}, log {settings.dev_dir / 'server.log'})"
-        )
-        deadline = time.monotonic() + _SERVER_START_SECONDS
-        while not await _listening(host, port):
-            if time.monotonic() > deadline:
-                raise LocalStackError(
-                    f"the dev server did not start; see {settings.dev_dir / 'server.log'}"
-                )
-            await asyncio.sleep(0.2)
+        async with stack_lock(settings):
+            await _start_server(settings, host, port, note)
     try:
         return await connect(settings)
     except RuntimeError as exc:
         raise LocalStackError(f"cannot connect to Temporal at {settings.address}: {exc}") from None
 
 
+async def _start_server(
+    settings: Settings, host: str, port: int, note: Callable[[str], None]
+) -> None:
+    if await _listening(host, port):  # another process started it meanwhile
+        return
+    _start_dev_server(settings, host, port)
+    note(
+        f"started a local Temporal dev server on {settings.address} (UI {settings.ui_url}, "
+        f"HTTP API on port {port + 10}, "
+        f"data {settings.dev_dir / 'temporal.db'}, log {settings.dev_dir / 'server.log'})"
+    )
+    deadline = time.monotonic() + _SERVER_START_SECONDS
+    while not await _listening(host, port):
+        if time.monotonic() > deadline:
+            raise LocalStackError(
+                f"the dev server did not start; see {settings.dev_dir / 'server.log'}"
+            )
+        await asyncio.sleep(0.2)
+
+
+@contextlib.asynccontextmanager
+async def stack_lock(settings: Settings) -> AsyncIterator[None]:
+    """One process at a time checks for and starts the local server or worker: commands
+    started at the same moment would each start their own. An OS lock on a file in the dev
+    directory, so a process that dies holding it lets go at once."""
+    settings.dev_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.dev_dir / "stack.lock"
+    deadline = time.monotonic() + _LOCK_WAIT_SECONDS
+    with path.open("a+b") as lock:
+        while True:
+            try:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise LocalStackError(f"another process holds {path}: try again") from None
+                await asyncio.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
 async def ensure_worker(client: Client, settings: Settings, note: Callable[[str], None]) -> None:
     """Make sure a worker polls the task queue, starting (or refreshing) our own if needed."""
+    async with stack_lock(settings):
+        await _ensure_worker(client, settings, note)
+
+
+async def _ensure_worker(client: Client, settings: Settings, note: Callable[[str], None]) -> None:
     pid_file = settings.dev_dir / "worker.pid"
     stamp_file = settings.dev_dir / "worker.stamp"
     stamp = _worker_stamp(settings)
@@ -108,6 +148,7 @@ async def ensure_worker(client: Client, settings: Settings, note: Callable[[str]
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, str(ROOT / "worker.py")],
+            env={**os.environ, "ACTION_MODULES": ",".join(settings.action_modules)},
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,

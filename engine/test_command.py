@@ -9,7 +9,7 @@ from collections.abc import Callable
 from engine.client import EngineClient
 from engine.local_stack import ensure_worker
 from engine.settings import Settings
-from engine.test_files import LoadedTests, find_test_files, load_tests
+from engine.test_files import LoadedTests, find_test_files, load_tests, with_action_modules
 from engine.test_report import (
     case_line,
     failure_text,
@@ -54,6 +54,8 @@ async def test(
     if not any(selected(tests, pattern) for tests in files):
         raise UsageError(f"no case matches -k {pattern!r}")
     if client is None:
+        modules = [name for tests in files for name in tests.action_modules]
+        settings = with_action_modules(settings, modules)  # the worker's too
         client = await EngineClient.connect(settings, note=note)
         await ensure_worker(client.temporal, settings, note)  # once, before cases start runs
     began = time.monotonic()

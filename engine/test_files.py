@@ -4,6 +4,8 @@ definition, every problem located as FILE:LINE:COL, and each case's script built
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -42,7 +44,8 @@ class Expect(_Strict):
     calls: dict[str, int] = {}
     """Model calls (not attempts) per step id."""
     prompts: dict[str, str | list[str]] = {}
-    """Text the step's rendered prompt (system and messages included) must contain."""
+    """Text the step's calls must have sent (system, messages, tool results and re-asks
+    included)."""
     error: str | None = None
     """Text the run's failure must contain."""
     budget: dict[Literal["max_cost_usd", "max_tokens"], float] = {}
@@ -65,6 +68,9 @@ class Case(_Strict):
 class TestFile(_Strict):
     __test__ = False  # not a pytest class
     definition: str
+    action_modules: list[str] = []
+    """Modules of the custom actions the definition uses, as ACTION_MODULES names them: the
+    test command loads them, and so does the local worker it starts."""
     cases: list[Case] = Field(min_length=1)
 
 
@@ -82,6 +88,7 @@ class LoadedTests:
     path: Path
     loaded: LoadedDefinition
     cases: list[LoadedCase]
+    action_modules: list[str]
 
 
 def find_test_files(paths: list[str]) -> list[Path]:
@@ -112,12 +119,34 @@ def load_tests(path: Path, settings: Settings) -> LoadedTests:
     if not target.is_file():
         where = source.problem(("definition",), f"no definition file {tests.definition!r} here")
         raise DefinitionError([where])
-    loaded = load_file(target, settings)
+    missing = [
+        source.problem(("action_modules", n), f"no module {name!r} to import here")
+        for n, name in enumerate(tests.action_modules)
+        if not _importable(name)
+    ]
+    if missing:
+        raise DefinitionError(missing)
+    loaded = load_file(target, with_action_modules(settings, tests.action_modules))
     problems: list[Problem] = list(source.problems)
     cases = [_case(source, index, case, loaded, problems) for index, case in enumerate(tests.cases)]
     if problems:
         raise DefinitionError(problems)
-    return LoadedTests(path, loaded, cases)
+    return LoadedTests(path, loaded, cases, tests.action_modules)
+
+
+def with_action_modules(settings: Settings, modules: list[str]) -> Settings:
+    """The settings with these custom action modules loaded too."""
+    added = [name for name in modules if name not in settings.action_modules]
+    if not added:
+        return settings
+    return dataclasses.replace(settings, action_modules=(*settings.action_modules, *added))
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def script_of(
@@ -132,7 +161,7 @@ def script_of(
     case did not give fails instead of reaching a provider (or the world)."""
     script = Script()
     acts, real = actions or {}, real_actions or []
-    for step_id, step in _steps(loaded).items():
+    for step_id, step in all_steps(loaded).items():
         if isinstance(step, LlmCallStep) and step_id in replies:
             script.replies[step_id] = _step_script(step, replies[step_id])
         elif isinstance(step, LlmCallStep) and complete:
@@ -169,7 +198,7 @@ def _step_script(step: Step, given: Any) -> StepScript:
     )
 
 
-def _steps(loaded: LoadedDefinition) -> dict[str, Step]:
+def all_steps(loaded: LoadedDefinition) -> dict[str, Step]:
     """Every step of the definition and of the child definitions its runs start."""
     steps: dict[str, Step] = {}
     for definition in [*loaded.children.values(), loaded.definition]:
@@ -181,7 +210,7 @@ def _case(
     source: Source, index: int, case: Case, loaded: LoadedDefinition, problems: list[Problem]
 ) -> LoadedCase:
     at = ("cases", index)
-    steps = _steps(loaded)
+    steps = all_steps(loaded)
     definition = loaded.definition
 
     def problem(path: tuple[str | int, ...], message: str, at_key: bool = True) -> None:
@@ -297,7 +326,7 @@ def load_replies(path: Path, loaded: LoadedDefinition) -> Script:
     if not isinstance(source.data, dict):
         raise DefinitionError([Problem(shown, 1, 1, "write replies as a mapping: STEP_ID: reply")])
     problems: list[Problem] = []
-    steps = _steps(loaded)
+    steps = all_steps(loaded)
     for step_id, given in source.data.items():
         step = steps.get(step_id)
         if not isinstance(step, LlmCallStep):

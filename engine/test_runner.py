@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio.client import WorkflowHandle
+from temporalio.exceptions import ApplicationError
 
 from engine.client import EngineClient
+from engine.run_history import read_runs
 from engine.temporal_errors import Where, temporal_errors
 from engine.test_files import LoadedCase, LoadedTests
-from workflows.contracts import LLM_CALL, LlmCallInput, RunResult, RunStatus, StepResult, Usage
+from workflows.contracts import LlmCallInput, RunResult, RunStatus, StepResult, Usage
 from workflows.definition import WaitForSignalStep
 from workflows.errors import FailureType, RunFailed, WorkflowError
 
@@ -170,13 +172,8 @@ async def _watched(
         run, error = None, exc.reason
         state = "cancelled" if exc.state == "cancelled" else "failed"
     status = None if run is not None else await handle.query("status", result_type=RunStatus)
-    calls, prompts, missing = await _calls(client, handle)
+    calls, prompts, missing = await _calls(client, handle.id)
     steps = dict(run.steps if run is not None else status.steps if status else {})
-    named = re.match(r"failed: step '([^']+)'", error or "")
-    if named and named.group(1) not in steps:  # the step that failed the run
-        steps[named.group(1)] = StepResult(
-            status="failed", outputs=None, attempts=0, duration_ms=0, usage=Usage(), error=error
-        )
     missing += [s.error for s in steps.values() if s.error and MISSING in s.error]
     if error and MISSING in error:
         missing.append(error)
@@ -193,28 +190,27 @@ async def _watched(
 
 
 async def _calls(
-    client: EngineClient, handle: WorkflowHandle[Any, Any]
+    client: EngineClient, execution_id: str
 ) -> tuple[dict[str, int], dict[str, list[str]], list[str]]:
     """Model calls and their rendered prompts by step, and calls the script did not cover,
-    read from the run's history."""
+    read from the run's history and its child runs'."""
     calls: dict[str, int] = {}
     prompts: dict[str, list[str]] = {}
     missing: list[str] = []
-    converter = client.temporal.data_converter
-    history = await handle.fetch_history()
-    for event in history.events:
-        if event.HasField("activity_task_scheduled_event_attributes"):
-            scheduled = event.activity_task_scheduled_event_attributes
-            if scheduled.activity_type.name != LLM_CALL:
-                continue
-            [call] = await converter.decode(scheduled.input.payloads, [LlmCallInput])
-            calls[call.step_id] = calls.get(call.step_id, 0) + 1
-            texts = [call.system or "", call.prompt, *(m.content for m in call.messages)]
-            prompts.setdefault(call.step_id, []).append("\n".join(texts))
-        elif event.HasField("activity_task_failed_event_attributes"):
-            failure = event.activity_task_failed_event_attributes.failure
-            if failure.application_failure_info.type == FailureType.SCRIPT_MISSING:
+    for run in await read_runs(client.temporal, execution_id):
+        for call in run.calls:
+            failure = call.failure
+            if isinstance(failure, ApplicationError) and failure.type == FailureType.SCRIPT_MISSING:
                 missing.append(failure.message)
+            if not isinstance(call.request, LlmCallInput):
+                continue
+            sent = call.request
+            calls[call.step_id] = calls.get(call.step_id, 0) + 1
+            texts = [sent.system or "", sent.prompt, *(m.content for m in sent.messages)]
+            for turn in sent.turns:  # what tools answered, and what a re-ask said
+                texts += [turn.text, *(result.content for result in turn.results)]
+            texts += [message.content for message in sent.reasks]
+            prompts.setdefault(call.step_id, []).append("\n".join(texts))
     return calls, prompts, missing
 
 

@@ -560,6 +560,7 @@ async def test_openapi_documents_every_endpoint_error_and_token(api: Api):
     assert "HTTPValidationError" not in json.dumps(schema)
 
 
+@pytest.mark.timeout(360)  # every route's examples, coverage and stateful phases: minutes
 async def test_schemathesis_finds_no_server_error_and_no_schema_violation(api: Api):
     failures = await asyncio.to_thread(fuzz, api.url)
     assert not failures, "\n\n".join(sorted(set(failures))[:10])

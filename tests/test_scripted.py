@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -14,15 +15,17 @@ from engine.activity_catalog import build_actions
 from engine.client import EngineClient
 from engine.settings import Settings
 from engine.test_command import test as run_tests
+from engine.test_files import script_of
 from tests.conftest import ROOT, new_worker
-from workflows.errors import DefinitionError
+from workflows.errors import DefinitionError, RunFailed
 
 TRIAGE = (ROOT / "definitions" / "ticket_triage.yaml").read_text()
 
 
 @pytest.fixture
 async def engine(client):
-    actions = build_actions(Settings.from_env({}))  # stubbed actions still check their params
+    # Stubbed actions still check their params; the examples' custom ones are loaded too.
+    actions = build_actions(Settings.from_env({"ACTION_MODULES": "activities.example_actions"}))
     async with new_worker(client, {}, definitions_dir=ROOT, actions=actions) as worker:
         settings = dataclasses.replace(
             Settings.from_env({}),
@@ -169,3 +172,38 @@ def test_a_test_file_naming_a_missing_definition_is_located(tmp_path):
         DefinitionError, match=r"x.test.yaml:1:13: no definition file 'nowhere.yaml'"
     ):
         load_tests(path, Settings.from_env({}, connection=False))
+
+
+async def test_the_status_of_a_failed_run_shows_the_step_that_failed_it(engine):
+    loaded = engine.load_file(ROOT / "definitions" / "hello_world.yaml")
+    script = script_of(loaded, {"greet": {"error": 400}})
+    started = await engine.start(loaded, {}, script=script)
+    with pytest.raises(RunFailed):
+        await engine.result(started.execution_id)
+    status = await engine.status(started.execution_id)
+    greet = status.steps["greet"]
+    assert greet.status == "failed" and greet.attempts == 1
+    assert "HTTP 400" in (greet.error or "")
+
+
+async def test_a_budget_expectation_fails_when_the_run_spent_more(engine, tmp_path):
+    labels = (ROOT / "definitions" / "label_tickets.yaml").read_text()
+    body = """\
+  - name: tight
+    replies: {label: [a, b, c]}
+    expect: {budget: {max_tokens: 5}}
+"""
+    code, text = await run(engine, write_case(tmp_path, body, labels))
+    assert code == 1
+    assert "budget.max_tokens:" in text and "expected: 'at most 5'" in text
+
+
+async def test_the_language_references_test_file_example_passes(engine, tmp_path):
+    docs = (ROOT / "docs" / "language.md").read_text()
+    [example] = re.findall(r"^```yaml test\n(.*?)^```", docs, re.MULTILINE | re.DOTALL)
+    agent = (ROOT / "definitions" / "support_agent.yaml").read_text()
+    (tmp_path / "support_agent.yaml").write_text(agent)
+    (tmp_path / "agent.test.yaml").write_text(example)
+    code, text = await run(engine, tmp_path / "agent.test.yaml")
+    assert code == 0, text
+    assert text.count("PASS") == 3

@@ -7,7 +7,7 @@ import json
 import re
 
 from engine.settings import Settings
-from engine.test_files import TestFile, load_tests, script_of
+from engine.test_files import Case, Expect, TestFile, load_tests, script_of
 from tests.conftest import ROOT
 from workflows.scripts import ScriptPlayer
 
@@ -55,3 +55,28 @@ def test_a_for_each_steps_list_gives_each_item_its_own_calls_and_errors_take_att
     assert [e.value for e in player.replies("translate", "translate/1") or []] == ["c"]
     assert [e.value for e in player.replies("translate", "translate/0") or []] == ["a"]
     assert player.replies("translate", "translate/2") == []  # no reply: the call fails
+
+
+def test_a_tool_calling_steps_replies_and_tool_results_are_counted_apart():
+    tests = load_tests(
+        ROOT / "definitions" / "research_agent.test.yaml",
+        Settings.from_env({}, connection=False),
+    )
+    player = ScriptPlayer(tests.cases[0].script)
+    [turn] = player.replies("research", "research") or []
+    assert turn.tool_calls[0].name == "http_fetch"
+    player.used("research", "research", 1)  # the model's turn is over...
+    [fetched] = player.action("research", "research") or []
+    assert fetched.value["status"] == 200  # ...and the tool still gets its first result
+    [answer] = player.replies("research", "research") or []
+    assert answer.value["citations"]
+
+
+def test_the_language_reference_names_every_key_of_a_test_file():
+    text = (ROOT / "docs" / "language.md").read_text()
+    section = text.split("## Test files", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"^\| `([^`]+)` \|", section, re.MULTILINE))
+    keys = {*TestFile.model_fields}
+    keys |= {f"cases[].{name}" for name in Case.model_fields if name != "expect"}
+    keys |= {f"cases[].expect.{name}" for name in Expect.model_fields}
+    assert named == keys

@@ -132,6 +132,7 @@ class Schedule:
                 if isinstance(error, Drained):
                     continue
                 if error is not None:
+                    self._failed(step_id, str(error), 0, 0)
                     await self._cancel_siblings(running)
                     raise error
                 self._record(self.steps[order[step_id]], task.result())
@@ -181,6 +182,19 @@ class Schedule:
             if steps[step_id].on_error != "continue":
                 task.cancel()
         await asyncio.gather(*running.values(), return_exceptions=True)
+
+    def _failed(self, step_id: str, error: str, attempts: int, duration_ms: int) -> None:
+        """The step that fails the run shows in the status query with why (first word
+        wins). Only the query's state: nothing is recorded in history."""
+        if step_id not in self.status.steps:
+            self.status.steps[step_id] = StepResult(
+                status="failed",
+                outputs=None,
+                attempts=attempts,
+                duration_ms=duration_ms,
+                usage=Usage(),
+                error=error,
+            )
 
     def _record(self, step: Step, result: StepResult) -> None:
         self.results[step.id] = result
@@ -247,6 +261,7 @@ class Schedule:
                 once = await self._for_each(step, context)
         except StepFailed as exc:
             if step.on_error != "continue":
+                self._failed(step.id, str(exc), exc.attempts, _elapsed_ms(started))
                 raise ApplicationError(
                     str(exc), type=FailureType.STEP_FAILED, non_retryable=True
                 ) from None

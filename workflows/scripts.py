@@ -52,7 +52,9 @@ class ScriptPlayer:
 
     def __init__(self, script: Script) -> None:
         self.script = script
-        self._used: dict[tuple[str, str], int] = {}
+        self._used: dict[tuple[str, str, str], int] = {}
+        """Entries used by kind ("replies", "actions"), step and key: a tool-calling step
+        uses both kinds under one id."""
         self._waits: dict[str, int] = {}
 
     def replies(self, step_id: str, key: str) -> list[Scripted] | None:
@@ -66,9 +68,9 @@ class ScriptPlayer:
                 return entries[:end]
         return entries
 
-    def used(self, step_id: str, key: str, attempts: int) -> None:
+    def used(self, step_id: str, key: str, attempts: int, kind: str = "replies") -> None:
         """The call of `key` is over after `attempts` attempts."""
-        self._used[(step_id, key)] = self._used.get((step_id, key), 0) + attempts
+        self._used[(kind, step_id, key)] = self._used.get((kind, step_id, key), 0) + attempts
 
     def action(self, step_id: str, key: str) -> list[Scripted] | None:
         """The entry for the next action call of `key` (every attempt gets it): a list of
@@ -76,7 +78,7 @@ class ScriptPlayer:
         entries = self._remaining("actions", step_id, key)
         if entries is None:
             return None
-        self.used(step_id, key, 1)
+        self.used(step_id, key, 1, "actions")
         return entries[:1]
 
     def times_out(self, signal: str) -> bool:
@@ -92,13 +94,13 @@ class ScriptPlayer:
             return None
         if step.every is not None:
             return [step.every]
-        item = _item_of(step_id, key)
+        item = item_of(step_id, key)
         if item >= len(step.by_item):
             return []
-        return step.by_item[item][self._used.get((step_id, key), 0) :]
+        return step.by_item[item][self._used.get((kind, step_id, key), 0) :]
 
 
-def _item_of(step_id: str, key: str) -> int:
+def item_of(step_id: str, key: str) -> int:
     """The for_each item a key names (`step/3` is item 3; a plain step is item 0)."""
     rest = key.removeprefix(step_id).lstrip("/").split("/", 1)[0]
     return int(rest) if rest.isdigit() else 0
