@@ -12,7 +12,7 @@ import openai
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.llm import provider_failure, reply_of
+from activities.llm import provider_failure, record_call, reply_of
 from activities.pricing import DEFAULT_PRICES, Price
 from activities.providers.batches import Batcher
 from workflows.batch_contracts import (
@@ -91,11 +91,12 @@ class BatchActivities:
                 items[index] = BatchItem(error=answer)
                 continue
             try:
-                items[index] = BatchItem(
-                    result=reply_of(call, answer, 1, self._prices, tier=BATCH_TIER)
-                )
+                reply = reply_of(call, answer, 1, self._prices, tier=BATCH_TIER)
             except ApplicationError as exc:
                 items[index] = BatchItem(error=exc.message)
+                continue
+            items[index] = BatchItem(result=reply)
+            record_call(call, "batched", None, reply.usage)
         return BatchResults(items=items)
 
 

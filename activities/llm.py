@@ -245,14 +245,18 @@ def estimated_tokens(call: LlmCallInput) -> int:
     return characters // 4 + 1 + (call.max_tokens or 0)
 
 
-def record_call(call: LlmCallInput, outcome: str, seconds: float, usage: Usage | None) -> None:
-    """The worker's metrics (exported on METRICS_PORT): calls, latency, tokens, cost."""
+def record_call(
+    call: LlmCallInput, outcome: str, seconds: float | None, usage: Usage | None
+) -> None:
+    """The worker's metrics (exported on METRICS_PORT): calls, latency, tokens, cost (a
+    batch's calls have no latency of their own: None)."""
     meter = activity.metric_meter()
     labels = {"provider": call.provider, "model": call.model}
     meter.create_counter("llm_calls", "LLM calls by outcome").add(1, {**labels, "outcome": outcome})
-    meter.create_histogram_float("llm_latency_seconds", "LLM call latency", "s").record(
-        seconds, labels
-    )
+    if seconds is not None:
+        meter.create_histogram_float("llm_latency_seconds", "LLM call latency", "s").record(
+            seconds, labels
+        )
     if usage is not None:
         meter.create_counter("llm_input_tokens", "tokens sent").add(usage.input_tokens, labels)
         meter.create_counter("llm_output_tokens", "tokens received").add(
