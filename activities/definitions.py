@@ -17,13 +17,13 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from activities.pricing import Price, price_of
+from activities.pricing import TIER_FACTORS, Price, price_of
 from workflows.actions import ACTION_PARAMS
 from workflows.contracts import LoadedDefinition, ModelPrice
 from workflows.definition import Definition, LlmCallStep, WorkflowStep
 from workflows.dropped_settings import dropped_settings
 from workflows.errors import DefinitionError, Problem
-from workflows.providers import MOCK
+from workflows.providers import MOCK, provider_spec
 from workflows.routing import route
 from workflows.source import Source
 from workflows.validation import load_with_source
@@ -176,8 +176,13 @@ def budget_prices(loaded: LoadedDefinition, prices: Mapping[str, Price]) -> dict
         target = route(name)
         price = price_of(prices, target.provider, target.model)
         if price is not None:
+            spec = provider_spec(target.provider)
+            tiers = (*spec.service_tiers, *(("batch",) if spec.batch else ()))
             found[f"{target.provider}/{target.model}"] = ModelPrice(
-                input=price.input, output=price.output
+                input=price.input,
+                output=price.output,
+                cache_write=price.cache_write if (price.cache_write or 0) > price.input else None,
+                tier_factors={k: v for k, v in TIER_FACTORS.items() if k in tiers},
             )
     return found
 

@@ -17,7 +17,7 @@ from activities.endpoints import Endpoint as Endpoint  # the worker's import pat
 from activities.heartbeat import heartbeating
 from activities.images import read_images
 from activities.pricing import DEFAULT_PRICES, Price, priced
-from activities.providers import Provider
+from activities.providers import Completion, Provider
 from activities.providers.clients import build_providers as build_providers
 from activities.rate_limits import Gate, Pacer
 from activities.retry_after import retry_after
@@ -121,43 +121,7 @@ class LlmActivities:
                 gate.ended()
         if gate is not None:
             gate.observe(completion.headers)
-        if completion.refusal:
-            raise ApplicationError(
-                f"{where}: the model refused: {completion.refusal}",
-                {"attempt": attempt},
-                type=FailureType.PROVIDER_REFUSAL,
-                non_retryable=True,
-            )
-        if not completion.text.strip() and not completion.tool_calls:
-            raise ApplicationError(
-                f"{where}: empty completion (finish reason {completion.finish_reason})",
-                {"attempt": attempt},
-                type=FailureType.PROVIDER_EMPTY_REPLY,
-            )
-        text = completion.text
-        if len(text.encode()) > self._max_reply:
-            cut = text.encode()[: self._max_reply].decode(errors="ignore")
-            text = f"{cut}\n[truncated: reply over {self._max_reply} bytes]"
-            completion = replace(completion, text=text, truncated=True)
-        parsed, invalid = None, None
-        if call.response_schema is not None and not completion.tool_calls:
-            parsed, invalid = parse_reply(completion.text, call.response_schema)
-            if invalid and completion.truncated:
-                invalid = (
-                    "the reply was cut off at max_tokens before the JSON was complete; "
-                    "answer more briefly"
-                )
-        return LlmCallResult(
-            text=completion.text,
-            provider=call.provider,
-            model=call.model,
-            usage=priced(completion.usage, call.provider, call.model, self._prices),
-            attempt=attempt,
-            finish_reason=completion.finish_reason,
-            parsed=parsed,
-            invalid=invalid,
-            tool_calls=completion.tool_calls,
-        )
+        return reply_of(call, completion, attempt, self._prices, self._max_reply)
 
     async def _wait_for_capacity(self, gate: Gate, call: LlmCallInput, where: str) -> None:
         """Wait at the model's gate; the wait shows in the activity's heartbeat details
@@ -213,6 +177,63 @@ class Streamer:
             )
 
 
+def reply_of(
+    call: LlmCallInput,
+    completion: Completion,
+    attempt: int,
+    prices: Mapping[str, Price],
+    max_reply: int = MAX_REPLY_BYTES,
+    tier: str | None = None,
+) -> LlmCallResult:
+    """A provider's completion as the step reads it: refusals and empty replies raised,
+    a reply over `max_reply` cut, structured replies parsed, usage priced (at `tier`, else
+    at the tier the reply was served at). A realtime call's and a batch's replies alike."""
+    where = f"{call.provider}/{call.model}"
+    if completion.refusal:
+        raise ApplicationError(
+            f"{where}: the model refused: {completion.refusal}",
+            {"attempt": attempt},
+            type=FailureType.PROVIDER_REFUSAL,
+            non_retryable=True,
+        )
+    if not completion.text.strip() and not completion.tool_calls:
+        raise ApplicationError(
+            f"{where}: empty completion (finish reason {completion.finish_reason})",
+            {"attempt": attempt},
+            type=FailureType.PROVIDER_EMPTY_REPLY,
+        )
+    text = completion.text
+    if len(text.encode()) > max_reply:
+        cut = text.encode()[:max_reply].decode(errors="ignore")
+        text = f"{cut}\n[truncated: reply over {max_reply} bytes]"
+        completion = replace(completion, text=text, truncated=True)
+    parsed, invalid = None, None
+    if call.response_schema is not None and not completion.tool_calls:
+        parsed, invalid = parse_reply(completion.text, call.response_schema)
+        if invalid and completion.truncated:
+            invalid = (
+                "the reply was cut off at max_tokens before the JSON was complete; "
+                "answer more briefly"
+            )
+    return LlmCallResult(
+        text=completion.text,
+        provider=call.provider,
+        model=call.model,
+        usage=priced(
+            completion.usage,
+            call.provider,
+            call.model,
+            prices,
+            tier or completion.service_tier,
+        ),
+        attempt=attempt,
+        finish_reason=completion.finish_reason,
+        parsed=parsed,
+        invalid=invalid,
+        tool_calls=completion.tool_calls,
+    )
+
+
 def estimated_tokens(call: LlmCallInput) -> int:
     """What a provider counts against its tokens-per-minute limit before the call: about
     four characters per prompt token, plus the max_tokens it may answer with."""
@@ -224,14 +245,18 @@ def estimated_tokens(call: LlmCallInput) -> int:
     return characters // 4 + 1 + (call.max_tokens or 0)
 
 
-def record_call(call: LlmCallInput, outcome: str, seconds: float, usage: Usage | None) -> None:
-    """The worker's metrics (exported on METRICS_PORT): calls, latency, tokens, cost."""
+def record_call(
+    call: LlmCallInput, outcome: str, seconds: float | None, usage: Usage | None
+) -> None:
+    """The worker's metrics (exported on METRICS_PORT): calls, latency, tokens, cost (a
+    batch's calls have no latency of their own: None)."""
     meter = activity.metric_meter()
     labels = {"provider": call.provider, "model": call.model}
     meter.create_counter("llm_calls", "LLM calls by outcome").add(1, {**labels, "outcome": outcome})
-    meter.create_histogram_float("llm_latency_seconds", "LLM call latency", "s").record(
-        seconds, labels
-    )
+    if seconds is not None:
+        meter.create_histogram_float("llm_latency_seconds", "LLM call latency", "s").record(
+            seconds, labels
+        )
     if usage is not None:
         meter.create_counter("llm_input_tokens", "tokens sent").add(usage.input_tokens, labels)
         meter.create_counter("llm_output_tokens", "tokens received").add(
@@ -239,6 +264,12 @@ def record_call(call: LlmCallInput, outcome: str, seconds: float, usage: Usage |
         )
         meter.create_counter("llm_cost_microdollars", "estimated spend").add(
             round(usage.cost_usd * 1_000_000), labels
+        )
+        meter.create_counter("llm_cache_read_tokens", "input tokens read from cache").add(
+            usage.cache_read_tokens, labels
+        )
+        meter.create_counter("llm_saved_microdollars", "saved by caching and tiers").add(
+            max(0, round(usage.saved_usd * 1_000_000)), labels
         )
 
 

@@ -2,12 +2,13 @@
 beside plain Temporal, the physical floor (plain asyncio) and a peer (LangGraph + SQLite);
 then S6, a fan-out against a rate-limited provider (bench/rate_limited.py).
 
-    python bench/run.py [--quick] [--only S6|S2|V1] [--out bench/results]
+    python bench/run.py [--quick] [--only S6|S2|V1|S7] [--out bench/results]
 
 Writes results.json and results.md under --out (results-S6.* with --only S6, results-S2.*
 with --only S2: the fan-out alone, engine and plain Temporal side by side, bench/fan_out.py;
-results-V1.* with --only V1: validating 2,000-16,000 steps, bench/validation.py) and prints
-the tables.
+results-V1.* with --only V1: validating 2,000-16,000 steps, bench/validation.py;
+results-S7.* with --only S7: the cost of one job in each way of paying, bench/cost.py) and
+prints the tables.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from temporalio.worker import Worker  # noqa: E402
 from activities.endpoints import Endpoint  # noqa: E402
 from activities.llm import build_providers  # noqa: E402
 from activities.rate_limits import Pacer  # noqa: E402
-from bench import baselines, rate_limited, validation  # noqa: E402
+from bench import baselines, cost, rate_limited, validation  # noqa: E402
 from bench import fan_out as s2_alone  # noqa: E402
 from bench.report import markdown  # noqa: E402
 from bench.stack import CpuMeter, DevServer, Provider, worker_process  # noqa: E402
@@ -256,7 +257,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        choices=["S6", "S2", "V1"],
+        choices=["S6", "S2", "V1", "S7"],
         help="run this scenario alone (S1-S5 share their setup)",
     )
     parser.add_argument("--rounds", type=int, default=5, help="--only S2: rounds of each")
@@ -272,6 +273,9 @@ def main() -> None:
     if args.only == "S6":
         s6 = asyncio.run(rate_limited.measure(args.port + 2, peer=not args.no_peer))
         results, name = {"cores": os.cpu_count() or 1, "S6": s6}, "results-S6"
+    elif args.only == "S7":
+        s7 = asyncio.run(cost.measure(args.port + 4, args.quick))
+        results, name = {"cores": os.cpu_count() or 1, "S7": s7}, "results-S7"
     elif args.only == "V1":
         results, name = {"cores": os.cpu_count() or 1, "V1": validation.measure()}, "results-V1"
     elif args.only == "S2":
@@ -283,7 +287,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
-    tables = markdown(results)
+    tables = cost.table(results["S7"]) if args.only == "S7" else markdown(results)
     (out / f"{name}.md").write_text(tables)
     print(tables)
     sys.stdout.flush()

@@ -82,12 +82,16 @@ def queue_activities(
 ) -> QueueActivities:
     """Each activity built once; the queues share them, so LLM calls share one pacer."""
     from activities.actions import action_activity, unknown_action
+    from activities.batches import BatchActivities
     from activities.llm import LlmActivities
+    from activities.providers.clients import build_batchers
     from activities.validators import validator_activity
 
     llm = LlmActivities(
         providers, prices=settings.prices, pacer=pacer, input_dir=settings.input_dir
     )
+    batches = BatchActivities(build_batchers(providers), settings.prices)
+    batch_activities = [batches.submit, batches.poll, batches.results, batches.cancel]
     definitions = DefinitionActivities(
         settings.definitions_dir, params_models(actions), set(validators), settings.prices
     )
@@ -101,6 +105,7 @@ def queue_activities(
     return QueueActivities(
         main=[
             llm.llm_call,
+            *batch_activities,
             definitions.load_definition,
             pace,
             *action_activities,

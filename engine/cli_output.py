@@ -41,9 +41,11 @@ def result_lines(result: RunResult) -> list[str]:
 
 def usage_note(result: RunResult) -> str:
     usage = result.usage
+    cached = f" ({usage.cache_read_tokens} read from cache)" if usage.cache_read_tokens else ""
+    saved = f", saved ${usage.saved_usd:.6f}" if usage.saved_usd > 0 else ""
     return (
-        f"completed {len(result.steps)} step(s), {usage.input_tokens} input and "
-        f"{usage.output_tokens} output tokens, estimated ${usage.cost_usd:.6f}"
+        f"completed {len(result.steps)} step(s), {usage.input_tokens} input{cached} and "
+        f"{usage.output_tokens} output tokens, estimated ${usage.cost_usd:.6f}{saved}"
     )
 
 
@@ -55,6 +57,7 @@ def status_lines(execution_id: str, status: ExecutionStatus) -> list[str]:
             f"  {step_id}: {step.status}, {step.attempts} attempt(s), {step.duration_ms} ms"
             + (f" — {step.error}" if step.error else "")
         )
+    lines += [f"  {step_id}: {text}" for step_id, text in status.batches.items()]
     lines += [f"  {name} = {shown(value)}" for name, value in status.outputs.items()]
     return lines
 

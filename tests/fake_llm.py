@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.fake_batches import FakeBatches
+from tests.fake_cache import PromptCache, block_text
 from tests.fake_limits import Bucket, Limit, limit_headers, limit_message
 
 
@@ -46,10 +48,8 @@ class Request:
     @property
     def prompt_text(self) -> str:
         """Every message's text, system included, joined: what the model was sent."""
-        parts = [self.body.get("system") or ""]
-        for message in self.body.get("messages", []):
-            content = message.get("content")
-            parts.append(content if isinstance(content, str) else json.dumps(content))
+        parts = [block_text(self.body.get("system") or "")]
+        parts += [block_text(message.get("content")) for message in self.body.get("messages", [])]
         return "\n".join(parts)
 
     @property
@@ -143,11 +143,15 @@ class FakeLlmServer:
         self.tokens_of: Callable[[str], int] = words
         """How usage counts a prompt's or a reply's tokens: words, or a stricter tokenizer
         (`utf8_bytes`, the most any byte-level BPE tokenizer counts)."""
+        self.cache = PromptCache(lambda text: self.tokens_of(text))
+        """Prompt caching as the providers count it (tests/fake_cache.py)."""
         self.hidden_prompt_tokens = 0
         """Input tokens usage adds to every request, as a provider's own tool prompt does."""
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), self._handler())
+        self.batches = FakeBatches(self._batched, self.url)
+        """The providers' batch endpoints (tests/fake_batches.py)."""
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -202,6 +206,12 @@ class FakeLlmServer:
         status, headers, data = self._respond(request, fault, anthropic)
         return status, limit_headers | headers, data
 
+    def _batched(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A batched request's answer: as the realtime endpoint answers, but not paced."""
+        status, _, data = self._respond(Request(path, {}, body), None, path.endswith("/messages"))
+        assert status == 200 and isinstance(data, bytes)
+        return json.loads(data)
+
     def _respond(
         self, request: Request, fault: Fault | None, anthropic: bool
     ) -> tuple[int, dict[str, str], bytes | StreamBody | None]:
@@ -221,13 +231,24 @@ class FakeLlmServer:
         if kind == "length":
             text = text[: max(len(text) // 2, 1)]
         usage_in, usage_out = self._usage_in(request), self.tokens_of(text)
+        with self._lock:
+            cached = self.cache.use(request.body, anthropic)
         if anthropic:
             body = _anthropic_message(request, text, usage_in, usage_out)
+            body["usage"] |= {
+                "input_tokens": usage_in - cached.read - cached.written,
+                "cache_read_input_tokens": cached.read,
+                "cache_creation_input_tokens": cached.written,
+                "service_tier": "standard",
+            }
             if kind in ("refusal", "length"):
                 body["stop_reason"] = "refusal" if kind == "refusal" else "max_tokens"
                 body["content"] = [] if kind == "refusal" else body["content"]
         else:
             body = _openai_completion(request, text, usage_in, usage_out)
+            body["usage"]["prompt_tokens_details"] = {"cached_tokens": cached.read}
+            tier = request.body.get("service_tier")
+            body["service_tier"] = tier if tier in ("flex", "priority") else "default"
             choice = body["choices"][0]
             if kind == "refusal":
                 choice["message"] |= {"content": None, "refusal": "I can't help with that."}
@@ -314,15 +335,27 @@ class FakeLlmServer:
                 for counter in (self.served, self.refused, self.tokens_refused):
                     counter.clear()
                 self._buckets.clear()
+                self.cache.clear()
         return answer
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                status, answer = server.batches.get(self.path)
+                data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
+                self._reply(status, {}, data)
+
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 length = int(self.headers.get("content-length", 0))
-                body = json.loads(self.rfile.read(length) or b"{}")
+                raw = self.rfile.read(length)
+                if server.batches.handles(self.path):
+                    headers = {k.lower(): v for k, v in self.headers.items()}
+                    status, answer = server.batches.post(self.path, headers, raw)
+                    self._reply(status, {}, json.dumps(answer).encode())
+                    return
+                body = json.loads(raw or b"{}")
                 if self.path == CONTROL_PATH:
                     self._reply(200, {}, json.dumps(server._control(body)).encode())
                     return
@@ -471,6 +504,7 @@ def _openai_chunks(body: dict, pieces: list[str]) -> list[str]:
         "object": "chat.completion.chunk",
         "created": 0,
         "model": body["model"],
+        "service_tier": body.get("service_tier"),
     }
     finish = body["choices"][0]["finish_reason"]
     chunks = [
@@ -498,7 +532,7 @@ def _openai_chunks(body: dict, pieces: list[str]) -> list[str]:
 def _anthropic_events(body: dict, pieces: list[str]) -> list[str]:
     """Anthropic's Messages stream: message_start, one text block's deltas, message_delta."""
     start = body | {"content": [], "stop_reason": None}
-    start["usage"] = {"input_tokens": body["usage"]["input_tokens"], "output_tokens": 1}
+    start["usage"] = body["usage"] | {"output_tokens": 1}
     events: list[tuple[str, dict]] = [
         ("message_start", {"type": "message_start", "message": start}),
         (

@@ -41,7 +41,7 @@ def _environment(spec: ProviderSpec) -> str:
 def capabilities() -> str:
     columns = [
         "provider", "temperature", "`max_tokens` sent as", "structured output", "streaming",
-        "images", "tools", "prompt caching", "batch API", "paced by",
+        "images", "tools", "prompt caching", "batch API", "service tiers", "paced by",
     ]  # fmt: skip
     lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
     for spec in ROWS:
@@ -55,6 +55,7 @@ def capabilities() -> str:
             _yes(spec.tools),
             spec.prompt_caching,
             _yes(spec.batch),
+            ", ".join(f"`{tier}`" for tier in spec.service_tiers) or "none",
             f"`{spec.rate_headers}` rate-limit headers" if spec.rate_headers else "not paced",
         ]
         lines.append("| " + " | ".join(cells) + " |")

@@ -140,7 +140,8 @@ class Budgets:
         tokens_in = math.ceil(counted * ratio) if ratio > 1 else counted
         tokens_out = call.max_tokens or DEFAULT_MAX_TOKENS
         price = price or ModelPrice(input=0, output=0)
-        cost = (tokens_in * price.input + tokens_out * price.output) / 1_000_000
+        cost = (tokens_in * input_price(price, call) + tokens_out * price.output) / 1_000_000
+        cost *= price.tier_factors.get(call.service_tier or "", 1.0)
         cost = _up(cost) if self.bounded else round(cost, 8)
         return Spend(cost, tokens_in + tokens_out), counted
 
@@ -281,6 +282,14 @@ def _input_estimate(call: LlmCallInput) -> int:
 
 def _json(value: object) -> str:
     return json.dumps(value, sort_keys=True, default=str)
+
+
+def input_price(price: ModelPrice, call: LlmCallInput) -> float:
+    """The most an input token of `call` can cost: a call that caches may write every one of
+    them to the cache, which Anthropic bills above the input price."""
+    if call.cache is not None and price.cache_write is not None:
+        return max(price.input, price.cache_write)
+    return price.input
 
 
 def _up(cost: float) -> float:

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from workflows.cost_options import CacheMode
 from workflows.definition import BudgetSpec, Definition
 from workflows.errors import Problem
 from workflows.scripts import Script, Scripted
@@ -17,17 +18,31 @@ from workflows.scripts import Script, Scripted
 StepStatus = Literal["completed", "skipped", "failed"]
 
 
+def _zero(value: float) -> bool:
+    return not value
+
+
 class Usage(BaseModel):
     input_tokens: int = 0
+    """Every input token, those read from and written to the provider's cache included."""
     output_tokens: int = 0
     cost_usd: float = 0.0
     """Estimated from the worker's price table (0 for unknown models and the mock)."""
+    cache_read_tokens: int = Field(default=0, exclude_if=_zero)
+    """Input tokens the provider read from its prompt cache (billed at the cache price)."""
+    cache_write_tokens: int = Field(default=0, exclude_if=_zero)
+    """Input tokens written to the cache (Anthropic bills them above the input price)."""
+    saved_usd: float = Field(default=0.0, exclude_if=_zero)
+    """What the cache and a cheaper service tier saved against the standard input price."""
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
             cost_usd=round(self.cost_usd + other.cost_usd, 8),
+            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            saved_usd=round(self.saved_usd + other.saved_usd, 8),
         )
 
 
@@ -56,6 +71,10 @@ class ModelPrice(BaseModel):
 
     input: float
     output: float
+    cache_write: float | None = Field(default=None, exclude_if=lambda value: value is None)
+    """Set when writing the cache costs more than input: a call that caches reserves at it."""
+    tier_factors: dict[str, float] = Field(default={}, exclude_if=lambda value: not value)
+    """Service tiers priced apart from the standard one (flex: 0.5): reserved at them."""
 
 
 class BudgetStatus(BaseModel):
@@ -154,6 +173,8 @@ class RunStatus(BaseModel):
     """Signals refused: no step waits for them, too big, undecodable, or too many buffered."""
     budgets: dict[str, BudgetStatus] = Field(default={}, exclude_if=lambda value: not value)
     """The run's budgets by scope, spent against limit."""
+    batches: dict[str, str] = Field(default={}, exclude_if=lambda value: not value)
+    """How each batched for_each's provider batch is doing, by step id."""
     rejected_signals: list[str] = Field(default=[], exclude_if=lambda value: not value)
     """The latest signals refused because their payload did not fit the waiting step, and
     why (at most MAX_REJECTED_SHOWN)."""
@@ -199,6 +220,8 @@ class LoadedDefinition(BaseModel):
 class ChatMessage(BaseModel):
     role: Literal["user", "assistant"]
     content: str
+    cache: bool = Field(default=False, exclude_if=lambda value: not value)
+    """The conversation up to and including this message is a prefix to cache."""
 
 
 LLM_CALL = "llm_call"
@@ -291,6 +314,10 @@ class LlmCallInput(BaseModel):
     """The tool loop so far: sent after the prompt (and before any re-ask)."""
     scripted: list[Scripted] | None = Field(default=None, exclude_if=lambda value: value is None)
     """Scripted: the answer of each attempt, in order (workflows/scripts.py)."""
+    cache: CacheMode | None = Field(default=None, exclude_if=lambda value: value is None)
+    """What the provider is asked to cache (workflows/cost_options.py)."""
+    service_tier: str | None = Field(default=None, exclude_if=lambda value: value is None)
+    """The provider's service tier to ask for (only sent where the provider offers it)."""
 
 
 class LlmCallResult(BaseModel):

@@ -5,8 +5,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Union
 
-from pydantic import BeforeValidator, Field, create_model
+from pydantic import BeforeValidator, Field, create_model, model_validator
 
+from workflows.cost_options import (
+    CACHE_DESCRIPTION,
+    SERVICE_TIER_DESCRIPTION,
+    CacheMode,
+    ServiceTier,
+    cost_option_problems,
+)
 from workflows.definition_parts import (
     DEFAULT_MAX_DEPTH,
     DEFAULT_MAX_TOOL_CALLS,
@@ -102,6 +109,21 @@ class LlmDefaults(DefinitionModel):
         default=None,
         description="Retry policy of model calls. Default: 5 attempts, 1s, backoff 2, at most 1m.",
     )
+    cache: CacheMode | None = Field(
+        default=None,
+        description=CACHE_DESCRIPTION + " Steps whose provider cannot cache send nothing.",
+    )
+    service_tier: ServiceTier | None = Field(
+        default=None,
+        description=SERVICE_TIER_DESCRIPTION + " Steps whose provider lacks it send none.",
+    )
+
+    @model_validator(mode="after")
+    def _offered(self) -> LlmDefaults:
+        problems = cost_option_problems(self.model, self.cache, self.service_tier)
+        if problems:
+            raise ValueError("; ".join(f"{field}: {message}" for field, message in problems))
+        return self
 
 
 class WorkflowSpec(DefinitionModel):

@@ -23,7 +23,7 @@ StructuredOutput = Literal["json_schema", "forced tool", "sample"]
 model must call, or the offline mock's simplest fitting JSON."""
 Caching = Literal["automatic", "on request", "none"]
 """Prompt caching on the provider's side: it caches long prefixes itself, it caches only
-what a request marks (the engine marks nothing yet), or none known."""
+what a request marks (the engine marks what a step's `cache` names), or none known."""
 RateHeaderStyle = Literal["openai", "anthropic"]
 """Which rate-limit headers a provider sends with every reply (activities/rate_limits.py)."""
 MaxTokensParam = Literal["max_tokens", "max_completion_tokens"]
@@ -86,6 +86,8 @@ class ProviderSpec:
     prompt_caching: Caching = "none"
     batch: bool = False
     """The provider offers a batch API (the engine does not use one yet: DSL v1.2)."""
+    service_tiers: tuple[str, ...] = ()
+    """The `service_tier` values its API takes; a step may ask only for one of these."""
     rate_headers: RateHeaderStyle | None = None
     """How its replies tell the rate limit; None: calls to it are not paced."""
 
@@ -138,6 +140,7 @@ PROVIDERS: tuple[ProviderSpec, ...] = (
         images=True,
         prompt_caching="automatic",
         batch=True,
+        service_tiers=("auto", "default", "flex", "priority"),
         rate_headers="openai",
     ),
     ProviderSpec(
@@ -158,6 +161,7 @@ PROVIDERS: tuple[ProviderSpec, ...] = (
         images=True,
         prompt_caching="on request",
         batch=True,
+        service_tiers=("auto", "standard_only"),
         rate_headers="anthropic",
     ),
     ProviderSpec(

@@ -19,11 +19,13 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 from workflows import search_attributes
+from workflows.batch_run import BATCH_PATCH, batched_replies
 from workflows.contracts import ItemResult, RunStatus, StepResult, Usage
 from workflows.definition import Definition, Step
 from workflows.errors import FailureType
 from workflows.graph import dependencies, output_owners
 from workflows.step_results import Drained, Once, StepFailed, render_or_fail
+from workflows.step_types.llm_call import LlmCallStep
 from workflows.steps import StepRunner
 from workflows.tracing import step_span
 
@@ -303,17 +305,18 @@ class Schedule:
             if index < len(items) and _same_item(done.item, items[index])
         }
         self.status.items[step.id] = finished  # the status query shows items as they finish
+        if isinstance(step, LlmCallStep) and step.batch and workflow.patched(BATCH_PATCH):
+            await self._batch(step, context, items, finished)
 
         async def one(index: int, item: Any) -> Once | None:
             if index in finished:  # an earlier run did this item
                 done = finished[index]
                 return Once(done.outputs, done.attempts, done.usage)
-            loop = {"index": index + 1, "index0": index, "length": len(items)}
             async with limit, self.running:
                 if self.draining():
                     return None
                 once = await self.runner.run_once(
-                    step, {**context, step.as_: item, "loop": loop}, f"{step.id}/{index}"
+                    step, _item_context(step, context, items, index), f"{step.id}/{index}"
                 )
             finished[index] = ItemResult(
                 item=item, outputs=once.outputs, attempts=once.attempts, usage=once.usage
@@ -340,6 +343,29 @@ class Schedule:
             sum(result.attempts for result in results),
             sum((result.usage for result in results), Usage()),
         )
+
+    async def _batch(
+        self, step: LlmCallStep, context: dict[str, Any], items: list[Any], finished: dict
+    ) -> None:
+        """The items' first calls answered by one provider batch (workflows/batch_run.py)."""
+        contexts = {
+            index: _item_context(step, context, items, index)
+            for index in range(len(items))
+            if index not in finished
+        }
+
+        def tell(text: str) -> None:
+            self.status.batches[step.id] = text
+
+        self.runner.prepared.update(await batched_replies(step, self.runner, contexts, tell))
+
+
+def _item_context(
+    step: Step, context: dict[str, Any], items: list[Any], index: int
+) -> dict[str, Any]:
+    """What an item's templates see: the loop variable and `loop`."""
+    loop = {"index": index + 1, "index0": index, "length": len(items)}
+    return {**context, step.as_: items[index], "loop": loop}
 
 
 def _elapsed_ms(started: Any) -> int:

@@ -14,7 +14,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from workflows.budget import Budgets
-    from workflows.contracts import PACE
+    from workflows.contracts import PACE, LlmCallResult
     from workflows.definition import Definition, LlmDefaults
     from workflows.definition_parts import StepFields
     from workflows.scripts import ScriptPlayer
@@ -83,6 +83,8 @@ class StepRunner:
     """How each step type runs (YamlWorkflow.runners)."""
     script: ScriptPlayer | None = None
     """A test's script (workflows/scripts.py); None for every other run."""
+    prepared: dict[str, LlmCallResult] = field(default_factory=dict)
+    """First replies a batched for_each's batch gave, by step id/item (workflows/batch_run.py)."""
     _spent: int = 0
     _starts: int = 0
     _break: asyncio.Future[None] | None = None

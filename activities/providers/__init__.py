@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from workflows.contracts import LlmCallInput, ToolCall, Usage
-from workflows.providers import RATE_HEADER_PREFIXES
+from workflows.providers import RATE_HEADER_PREFIXES, ProviderSpec
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,8 @@ class Completion:
     """The reply's rate-limit headers, for pacing (activities/rate_limits.py)."""
     tool_calls: list[ToolCall] = field(default_factory=list)
     """The tools the model asks to call (the text, if any, comes with them)."""
+    service_tier: str | None = None
+    """The tier the provider says it served the call at (priced at it)."""
 
 
 OnText = Callable[[str], None]
@@ -39,6 +41,12 @@ class Provider(Protocol):
 def streams(call: LlmCallInput, on_text: OnText | None) -> bool:
     """Whether to stream this call: someone listens, and the reply is text for people."""
     return on_text is not None and not call.tools and call.response_schema is None
+
+
+def offered_tier(call: LlmCallInput, spec: ProviderSpec) -> str | None:
+    """The step's service tier if the provider takes it (a fallback model of another
+    provider is sent none)."""
+    return call.service_tier if call.service_tier in spec.service_tiers else None
 
 
 def rate_limit_headers(headers: Mapping[str, str]) -> dict[str, str]:

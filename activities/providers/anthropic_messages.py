@@ -7,9 +7,12 @@ SDK's Messages API (anthropic 2.x) takes no ``temperature``, and requires ``max_
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from anthropic import AsyncAnthropic
+from anthropic.types import Message
+from anthropic.types import Usage as AnthropicUsage
 
 from activities.providers import (
     Completion,
@@ -17,12 +20,15 @@ from activities.providers import (
     conversation,
     data_url_parts,
     last_user,
+    offered_tier,
     rate_limit_headers,
     streams,
 )
 from workflows.contracts import LlmCallInput, ToolCall, Usage
 from workflows.providers import BY_NAME, ProviderSpec
 
+EPHEMERAL = {"type": "ephemeral"}
+"""Anthropic's cache breakpoint (five minutes, renewed by every read)."""
 OUTPUTS_TOOL = "step_outputs"
 """Structured outputs are asked for by forcing a call to this tool, whose input is the JSON."""
 
@@ -32,6 +38,11 @@ class AnthropicMessagesProvider:
         self._client = client
         self._spec = spec
 
+    @property
+    def client(self) -> AsyncAnthropic:
+        """The SDK client, which the provider's batch API (providers/batches.py) shares."""
+        return self._client
+
     def _max_tokens(self, call: LlmCallInput) -> int:
         """The step's, else the table's default: the API requires one."""
         most = call.max_tokens or self._spec.default_max_tokens
@@ -39,9 +50,25 @@ class AnthropicMessagesProvider:
         return most
 
     async def complete(self, call: LlmCallInput, on_text: OnText | None = None) -> Completion:
+        body = self.request(call)
+        if streams(call, on_text):
+            assert on_text is not None
+            return await self._streamed(body, on_text)
+        raw = await self._client.messages.with_raw_response.create(**body)
+        return message_completion(await raw.parse(), raw.headers)
+
+    def request(self, call: LlmCallInput) -> dict[str, Any]:
+        """The Messages API request body for `call` (a batch sends it too)."""
         options: dict[str, Any] = {}
         if call.system:
             options["system"] = call.system
+            if call.cache == "system":
+                options["system"] = [
+                    {"type": "text", "text": call.system, "cache_control": EPHEMERAL}
+                ]
+        tier = offered_tier(call, self._spec)
+        if tier is not None:
+            options["service_tier"] = tier
         tools = [
             {"name": tool.name, "description": tool.description, "input_schema": tool.parameters}
             for tool in call.tools
@@ -66,63 +93,27 @@ class AnthropicMessagesProvider:
             parts: list[dict[str, Any]] = [_image(url) for url in call.images]
             parts.append({"type": "text", "text": messages[last]["content"]})
             messages[last] = {"role": "user", "content": parts}
+        if call.cache == "messages":
+            _mark_cache(messages, last_user(messages))
+        for index, message in enumerate(call.messages):
+            if message.cache:  # a marked prefix: the conversation up to this message
+                _mark_cache(messages, index)
         messages += _turns(call)
         messages += [message.model_dump() for message in call.reasks]
-        if streams(call, on_text):
-            assert on_text is not None
-            return await self._streamed(call, messages, options, on_text)
-        raw = await self._client.messages.with_raw_response.create(
-            model=call.model,
-            max_tokens=self._max_tokens(call),
-            messages=messages,
+        return {
+            "model": call.model,
+            "max_tokens": self._max_tokens(call),
+            "messages": messages,
             **options,
-        )
-        response = await raw.parse()
-        uses = [block for block in response.content if block.type == "tool_use"]
-        answers = [block.input for block in uses if block.name == OUTPUTS_TOOL]
-        if answers:
-            text, uses = json.dumps(answers[0]), []
-        else:
-            text = "".join(block.text for block in response.content if block.type == "text")
-        return Completion(
-            text=text,
-            usage=Usage(
-                input_tokens=response.usage.input_tokens,
-                output_tokens=response.usage.output_tokens,
-            ),
-            finish_reason=response.stop_reason,
-            refusal="the model declined to answer" if response.stop_reason == "refusal" else None,
-            truncated=response.stop_reason == "max_tokens",
-            headers=rate_limit_headers(raw.headers),
-            tool_calls=[
-                ToolCall(
-                    id=block.id,
-                    name=block.name,
-                    arguments=block.input if isinstance(block.input, dict) else {},
-                )
-                for block in uses
-            ],
-        )
+        }
 
-    async def _streamed(
-        self,
-        call: LlmCallInput,
-        messages: list[dict[str, Any]],
-        options: dict[str, Any],
-        on_text: OnText,
-    ) -> Completion:
-        raw = await self._client.messages.with_raw_response.create(
-            model=call.model,
-            max_tokens=self._max_tokens(call),
-            messages=messages,
-            stream=True,
-            **options,
-        )
+    async def _streamed(self, body: dict[str, Any], on_text: OnText) -> Completion:
+        raw = await self._client.messages.with_raw_response.create(**body, stream=True)
         parts: list[str] = []
-        stop, tokens_in, tokens_out = None, 0, 0
+        stop, started, tokens_out = None, None, 0
         async for event in await raw.parse():
             if event.type == "message_start":
-                tokens_in = event.message.usage.input_tokens
+                started = event.message.usage
             elif event.type == "content_block_delta" and event.delta.type == "text_delta":
                 parts.append(event.delta.text)
                 on_text(event.delta.text)
@@ -131,12 +122,61 @@ class AnthropicMessagesProvider:
                 tokens_out = event.usage.output_tokens
         return Completion(
             text="".join(parts),
-            usage=Usage(input_tokens=tokens_in, output_tokens=tokens_out),
+            usage=_usage(started, tokens_out) if started else Usage(output_tokens=tokens_out),
+            service_tier=started.service_tier if started else None,
             finish_reason=stop,
             refusal="the model declined to answer" if stop == "refusal" else None,
             truncated=stop == "max_tokens",
             headers=rate_limit_headers(raw.headers),
         )
+
+
+def message_completion(response: Message, headers: Mapping[str, str]) -> Completion:
+    """A reply (realtime, or one result of a batch) as the engine reads it."""
+    uses = [block for block in response.content if block.type == "tool_use"]
+    answers = [block.input for block in uses if block.name == OUTPUTS_TOOL]
+    if answers:
+        text, uses = json.dumps(answers[0]), []
+    else:
+        text = "".join(block.text for block in response.content if block.type == "text")
+    return Completion(
+        text=text,
+        usage=_usage(response.usage, response.usage.output_tokens),
+        service_tier=response.usage.service_tier,
+        finish_reason=response.stop_reason,
+        refusal="the model declined to answer" if response.stop_reason == "refusal" else None,
+        truncated=response.stop_reason == "max_tokens",
+        headers=rate_limit_headers(headers),
+        tool_calls=[
+            ToolCall(
+                id=block.id,
+                name=block.name,
+                arguments=block.input if isinstance(block.input, dict) else {},
+            )
+            for block in uses
+        ],
+    )
+
+
+def _usage(usage: AnthropicUsage, output_tokens: int) -> Usage:
+    """Anthropic counts cache reads and writes apart from `input_tokens`; ours holds all."""
+    read = usage.cache_read_input_tokens or 0
+    written = usage.cache_creation_input_tokens or 0
+    return Usage(
+        input_tokens=usage.input_tokens + read + written,
+        output_tokens=output_tokens,
+        cache_read_tokens=read,
+        cache_write_tokens=written,
+    )
+
+
+def _mark_cache(messages: list[dict[str, Any]], at: int) -> None:
+    """A cache breakpoint on the last block of message `at`: everything up to it (tools,
+    system, the conversation) is the cached prefix."""
+    content = messages[at]["content"]
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+    blocks[-1] = {**blocks[-1], "cache_control": EPHEMERAL}
+    messages[at] = {**messages[at], "content": blocks}
 
 
 def _image(url: str) -> dict[str, Any]:

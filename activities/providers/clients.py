@@ -11,6 +11,7 @@ import openai
 from activities.endpoints import Endpoint, is_configured
 from activities.providers import Provider
 from activities.providers.anthropic_messages import AnthropicMessagesProvider
+from activities.providers.batches import AnthropicBatcher, Batcher, OpenAIBatcher
 from activities.providers.mock import MockProvider
 from activities.providers.openai_chat import OpenAIChatProvider
 from workflows.providers import MOCK, ProviderSpec, Wire, provider_spec
@@ -61,3 +62,17 @@ def build_providers(endpoints: Mapping[str, Endpoint]) -> dict[str, Provider]:
         if is_configured(name, endpoint) and spec.wire != "mock":
             providers[name] = FACTORIES[spec.wire](spec, endpoint)
     return providers
+
+
+def build_batchers(providers: Mapping[str, Provider]) -> dict[str, Batcher]:
+    """The batch API of each configured provider the table says has one, on the provider's
+    own SDK client."""
+    batchers: dict[str, Batcher] = {}
+    for name, provider in providers.items():
+        if not provider_spec(name).batch:
+            continue
+        if isinstance(provider, OpenAIChatProvider):
+            batchers[name] = OpenAIBatcher(provider.client, provider)
+        elif isinstance(provider, AnthropicMessagesProvider):
+            batchers[name] = AnthropicBatcher(provider.client, provider)
+    return batchers

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from openai import AsyncOpenAI
+from openai.types import CompletionUsage
+from openai.types.chat import ChatCompletion
 
 from activities.providers import (
     Completion,
     OnText,
     conversation,
     last_user,
+    offered_tier,
     rate_limit_headers,
     streams,
 )
@@ -24,7 +28,21 @@ class OpenAIChatProvider:
         self._client = client
         self._spec = spec
 
+    @property
+    def client(self) -> AsyncOpenAI:
+        """The SDK client, which the provider's batch API (providers/batches.py) shares."""
+        return self._client
+
     async def complete(self, call: LlmCallInput, on_text: OnText | None = None) -> Completion:
+        body = self.request(call)
+        if streams(call, on_text):
+            assert on_text is not None
+            return await self._streamed(body, on_text)
+        raw = await self._client.chat.completions.with_raw_response.create(**body)
+        return completion_of(raw.parse(), raw.headers)
+
+    def request(self, call: LlmCallInput) -> dict[str, Any]:
+        """The Chat Completions request body for `call` (a batch sends it too)."""
         messages: list[dict[str, Any]] = []
         if call.system:
             messages.append({"role": "system", "content": call.system})
@@ -55,51 +73,29 @@ class OpenAIChatProvider:
             options["temperature"] = call.temperature
         if call.max_tokens is not None:
             options[family.max_tokens_param] = call.max_tokens
+        if call.cache is not None and self._spec.prompt_caching == "automatic":
+            # OpenAI caches long prefixes by itself (the system prompt and the conversation
+            # come first); one key per step sends its calls where that prefix is cached.
+            options["prompt_cache_key"] = call.step_id
+        tier = offered_tier(call, self._spec)
+        if tier is not None:
+            options["service_tier"] = tier
         if call.response_schema is not None:
             options["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": "step_outputs", "schema": call.response_schema},
             }
-        if streams(call, on_text):
-            assert on_text is not None
-            return await self._streamed(call.model, messages, options, on_text)
-        raw = await self._client.chat.completions.with_raw_response.create(
-            model=call.model, messages=messages, **options
-        )
-        response = raw.parse()
-        choice = response.choices[0]
-        usage = response.usage
-        return Completion(
-            text=choice.message.content or "",
-            usage=Usage(
-                input_tokens=usage.prompt_tokens if usage else 0,
-                output_tokens=usage.completion_tokens if usage else 0,
-            ),
-            finish_reason=choice.finish_reason,
-            refusal=getattr(choice.message, "refusal", None),
-            truncated=choice.finish_reason == "length",
-            headers=rate_limit_headers(raw.headers),
-            tool_calls=[
-                ToolCall(id=called.id, name=called.function.name, arguments=_arguments(called))
-                for called in choice.message.tool_calls or []
-                if called.type == "function"
-            ],
-        )
+        return {"model": call.model, "messages": messages, **options}
 
-    async def _streamed(
-        self, model: str, messages: list[dict[str, Any]], options: dict[str, Any], on_text: OnText
-    ) -> Completion:
+    async def _streamed(self, body: dict[str, Any], on_text: OnText) -> Completion:
         raw = await self._client.chat.completions.with_raw_response.create(
-            model=model,
-            messages=messages,
-            stream=True,
-            stream_options={"include_usage": True},
-            **options,
+            **body, stream=True, stream_options={"include_usage": True}
         )
         parts: list[str] = []
-        finish, usage, refusal = None, None, None
+        finish, usage, refusal, tier = None, None, None, None
         async for chunk in raw.parse():
             usage = chunk.usage or usage
+            tier = chunk.service_tier or tier
             for choice in chunk.choices:
                 if choice.delta.content:
                     parts.append(choice.delta.content)
@@ -108,15 +104,44 @@ class OpenAIChatProvider:
                 finish = choice.finish_reason or finish
         return Completion(
             text="".join(parts),
-            usage=Usage(
-                input_tokens=usage.prompt_tokens if usage else 0,
-                output_tokens=usage.completion_tokens if usage else 0,
-            ),
+            usage=_usage(usage),
+            service_tier=tier,
             finish_reason=finish,
             refusal=refusal,
             truncated=finish == "length",
             headers=rate_limit_headers(raw.headers),
         )
+
+
+def completion_of(response: ChatCompletion, headers: Mapping[str, str]) -> Completion:
+    """A reply (realtime, or one line of a batch's results) as the engine reads it."""
+    choice = response.choices[0]
+    return Completion(
+        text=choice.message.content or "",
+        usage=_usage(response.usage),
+        service_tier=response.service_tier,
+        finish_reason=choice.finish_reason,
+        refusal=getattr(choice.message, "refusal", None),
+        truncated=choice.finish_reason == "length",
+        headers=rate_limit_headers(headers),
+        tool_calls=[
+            ToolCall(id=called.id, name=called.function.name, arguments=_arguments(called))
+            for called in choice.message.tool_calls or []
+            if called.type == "function"
+        ],
+    )
+
+
+def _usage(usage: CompletionUsage | None) -> Usage:
+    """Tokens as the reply counts them: `prompt_tokens` includes those read from the cache."""
+    if usage is None:
+        return Usage()
+    details = usage.prompt_tokens_details
+    return Usage(
+        input_tokens=usage.prompt_tokens,
+        output_tokens=usage.completion_tokens,
+        cache_read_tokens=(details.cached_tokens or 0) if details else 0,
+    )
 
 
 def _turns(call: LlmCallInput) -> list[dict[str, Any]]:

@@ -9,6 +9,17 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from workflows.actions import operator_params
+from workflows.cost_options import (
+    BATCH_DESCRIPTION,
+    CACHE_DESCRIPTION,
+    MAX_MARKED_MESSAGES,
+    SERVICE_TIER_DESCRIPTION,
+    BatchSpec,
+    CacheMode,
+    ServiceTier,
+    batch_problems,
+    cost_option_problems,
+)
 from workflows.definition_parts import (
     MAX_DEPTH_LIMIT,
     MAX_TOOL_CALLS_LIMIT,
@@ -115,6 +126,13 @@ class MessageSpec(DefinitionModel):
 
     role: Literal["user", "assistant"] = Field(description="user or assistant.")
     content: str = Field(description="The message's text (a template).")
+    cache: bool = Field(
+        default=False,
+        description="Cache the conversation up to and including this message (a marked "
+        "prefix, e.g. a long document every call shares, in a first user message): "
+        "Anthropic gets a cache_control breakpoint after it; OpenAI caches by itself. At "
+        "most 3 messages. Default: false.",
+    )
 
 
 class LlmCallStep(StepFields):
@@ -156,6 +174,13 @@ class LlmCallStep(StepFields):
         description="Longest reply, in tokens. Default: defaults.max_tokens, else the "
         "provider's (Anthropic: 1024).",
     )
+    cache: CacheMode | None = Field(
+        default=None, description=CACHE_DESCRIPTION + " Default: defaults.cache."
+    )
+    service_tier: ServiceTier | None = Field(
+        default=None, description=SERVICE_TIER_DESCRIPTION + " Default: defaults.service_tier."
+    )
+    batch: bool | BatchSpec = Field(default=False, description=BATCH_DESCRIPTION)
     validate_: Annotated[list[ValidateSpec], Field(alias="validate")] = Field(
         default=[],
         description="Checks on the reply's outputs; a failed one re-asks the model with the "
@@ -200,6 +225,7 @@ class LlmCallStep(StepFields):
     @classmethod
     def cross_check(cls, checker: Checker, path: Path, raw: dict[str, Any]) -> None:
         _check_models(checker, path, raw)
+        _check_cost_options(checker, path, raw)
         _check_validators(checker, path, raw)
         _check_tools(checker, path, raw)
 
@@ -230,6 +256,26 @@ def _check_models(checker: Checker, path: Path, step: dict[str, Any]) -> None:
                     f"model {name!r} is served by {target.provider}, which is not sent "
                     f"images: use a model of {', '.join(IMAGE_PROVIDERS)}",
                 )
+
+
+def _check_cost_options(checker: Checker, path: Path, step: dict[str, Any]) -> None:
+    """The step's own `cache`, `service_tier` and `batch` against its model's provider (what
+    it takes from `defaults` is checked there, against `defaults.model`)."""
+    model = step.get("model") if step.get("model") is not None else checker.default_model
+    marked = [m for m in _list(step.get("messages")) if isinstance(m, dict) and m.get("cache")]
+    cache = step.get("cache") or (True if marked else None)
+    problems = cost_option_problems(model, cache, step.get("service_tier"))
+    if len(marked) > MAX_MARKED_MESSAGES:
+        problems.append(
+            (
+                "messages",
+                f"{len(marked)} messages are marked 'cache: true': at most "
+                f"{MAX_MARKED_MESSAGES} (Anthropic takes 4 cache breakpoints a request)",
+            )
+        )
+    for field, message in [*problems, *batch_problems(model, step)]:
+        at = "messages" if field == "cache" and step.get("cache") is None else field
+        checker.add((*path, at), message)
 
 
 def _check_validators(checker: Checker, path: Path, step: dict[str, Any]) -> None:

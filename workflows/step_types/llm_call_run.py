@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         ValidatorInput,
         ValidatorResult,
     )
+    from workflows.cost_options import standard_after, tier_name
     from workflows.errors import FailureType, WorkflowError
     from workflows.ledger import Spend
     from workflows.providers import MOCK
@@ -46,13 +47,17 @@ with workflow.unsafe.imports_passed_through():
 if TYPE_CHECKING:  # annotations only: steps.py dispatches to this module
     from workflows.steps import StepRunner
 
+TIER_PATCH = "service-tier-standard-after"
+"""A step whose service tier gives way to the standard one after a wait (new in v1.2)."""
 VALIDATOR_TIMEOUT = timedelta(seconds=30)
 VALIDATOR_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
 """A validator that raises is retried twice; its (False, errors) answer is not an error."""
 
 
-async def run(step: LlmCallStep, runner: StepRunner, context: dict[str, Any], key: str) -> Once:
-    call = LlmCallInput(
+def request_of(step: LlmCallStep, runner: StepRunner, context: dict[str, Any]) -> LlmCallInput:
+    """The step's call with its templates rendered in `context` (provider and model are
+    chosen per model tried); a batch sends each item's."""
+    return LlmCallInput(
         step_id=step.id,
         provider="",
         model="",
@@ -61,6 +66,7 @@ async def run(step: LlmCallStep, runner: StepRunner, context: dict[str, Any], ke
             ChatMessage(
                 role=message.role,
                 content=str(render_or_fail(message.content, context, f"{step.id}.messages")),
+                cache=message.cache,
             )
             for message in step.messages or []
         ],
@@ -69,7 +75,13 @@ async def run(step: LlmCallStep, runner: StepRunner, context: dict[str, Any], ke
         temperature=_first(step.temperature, runner.defaults.temperature),
         max_tokens=_first(step.max_tokens, runner.defaults.max_tokens),
         response_schema=outputs_schema(step) if is_structured(step) else None,
+        cache=_first(step.cache, runner.defaults.cache),
+        service_tier=tier_name(_first(step.service_tier, runner.defaults.service_tier)),
     )
+
+
+async def run(step: LlmCallStep, runner: StepRunner, context: dict[str, Any], key: str) -> Once:
+    call = request_of(step, runner, context)
     loop = None
     if step.tools:  # a loop of turns and tool calls until the model answers
         tools = await describe_tools(step, runner.children, runner.action_task_queue)
@@ -172,7 +184,12 @@ async def _validator(
 async def call_models(
     runner: StepRunner, step: LlmCallStep, call: LlmCallInput, key: str
 ) -> LlmCallResult:
-    """The step's model, then its fallbacks in order, each with Temporal's retries."""
+    """The step's model, then its fallbacks in order, each with Temporal's retries; an
+    item's first call that its step's batch answered is not made again."""
+    prepared = runner.prepared.pop(key, None)
+    if prepared is not None:
+        await runner.pace()  # thousands of answered items are work inside the workflow
+        return prepared
     policy = retry_policy(step.retry or runner.defaults.retry)
     timeout = timeout_of(step.timeout or runner.defaults.timeout)
     attempts = 0
@@ -192,17 +209,23 @@ async def call_models(
         if ledgers:  # reserve the call's worst case (workflows/budget.py)
             sent.max_tokens = sent.max_tokens or DEFAULT_MAX_TOKENS
             hold = await runner.budgets.reserve_call(ledgers, sent, _call_of(step.id, key))
+        call_once = partial(_call_activity, runner, timeout, policy, key)
+        give_up = standard_after(_first(step.service_tier, runner.defaults.service_tier))
         try:
-            reply: LlmCallResult = await workflow.execute_activity(
-                LLM_CALL,
-                sent,
-                result_type=LlmCallResult,
-                start_to_close_timeout=timeout,
-                heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                retry_policy=policy,
-                task_queue=runner.llm_task_queue,
-                summary=f"{key}: {provider}/{target.model}",  # key: step id/item
-            )
+            if give_up is not None and sent.service_tier and workflow.patched(TIER_PATCH):
+                try:
+                    reply = await call_once(sent, give_up)
+                except ActivityError as exc:  # the tier did not answer in time: standard
+                    attempts += attempts_of(exc, policy)
+                    errors.append(f"{model_name} at {sent.service_tier}: {failure_reason(exc)}")
+                    sent = sent.model_copy(update={"service_tier": None})
+                    if ledgers:  # reserve again, at the standard price
+                        runner.budgets.settle(hold, Spend())
+                        what = _call_of(step.id, key)
+                        hold = await runner.budgets.reserve_call(ledgers, sent, what)
+                    reply = await call_once(sent, None)
+            else:
+                reply = await call_once(sent, None)
         except ActivityError as exc:
             if sent.scripted is not None and runner.script is not None:
                 runner.script.used(step.id, key, attempts_of(exc, policy))
@@ -224,6 +247,29 @@ async def call_models(
     raise StepFailed(
         f"step '{step.id}' failed after {attempts} attempt(s): " + "; then ".join(errors),
         attempts,
+    )
+
+
+async def _call_activity(
+    runner: StepRunner,
+    timeout: timedelta,
+    policy: RetryPolicy,
+    key: str,
+    sent: LlmCallInput,
+    give_up: timedelta | None,
+) -> LlmCallResult:
+    """One model call with Temporal's retries; `give_up` bounds them all (schedule to close)."""
+    return await workflow.execute_activity(
+        LLM_CALL,
+        sent,
+        result_type=LlmCallResult,
+        start_to_close_timeout=timeout,
+        schedule_to_close_timeout=give_up,
+        heartbeat_timeout=HEARTBEAT_TIMEOUT,
+        retry_policy=policy,
+        task_queue=runner.llm_task_queue,
+        summary=f"{key}: {sent.provider}/{sent.model}"  # key: step id/item
+        + (f" ({sent.service_tier})" if sent.service_tier else ""),
     )
 
 
