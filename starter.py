@@ -25,6 +25,7 @@ from engine.cli_output import (
     status_lines,
     usage_note,
 )
+from engine.cli_schedules import add_schedule_commands
 from engine.run_states import FILTER_NAMES
 
 if TYPE_CHECKING:  # the heavy imports wait for a command that needs them (`--help` is fast)
@@ -304,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     tests.add_argument("--junit", metavar="FILE", help="also write JUnit XML here")
     tests.add_argument("--json", action="store_true", help="machine-readable output")
     add("stop", cmd_stop, "stop the dev server and worker that run/start started in the background")
+    add_schedule_commands(commands)
     return parser
 
 
