@@ -108,7 +108,6 @@ class Schedules:
         policy = _policy(overlap, catchup_window)
         run_input = self.engine.run_input(definition, variables, offline=offline)
         assert run_input.definition is not None
-        await self.engine._ensure_worker()  # a local stack's worker, as `start` has
         action = ScheduleActionStartWorkflow(
             YamlWorkflow.run,
             run_input,
@@ -130,6 +129,7 @@ class Schedules:
                 f"a schedule named {name!r} exists already: delete it first "
                 f"(starter.py schedule delete {name}) or choose another name"
             ) from None
+        await self.engine._ensure_worker()  # a local stack's worker for its runs, as `start`
         return await self.describe(name)
 
     async def list(self) -> list[ScheduleView]:
