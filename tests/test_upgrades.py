@@ -98,6 +98,12 @@ async def test_a_waiting_run_finishes_on_its_build_while_new_runs_go_to_the_next
                 assert result.outputs["line"] == f"approved: {run.execution_id}"
             assert await build_of(client, old.execution_id) == "A"
 
+    async def on_a() -> list[str]:  # the query docs/operations.md drains a build with
+        query = f"TemporalWorkerDeploymentVersion = '{deployment}:A'"
+        return [run.id async for run in client.list_workflows(query)]
+
+    assert await until(on_a) == [old.execution_id]
+
     old_history = await client.get_workflow_handle(old.execution_id).fetch_history()
     new_history = await client.get_workflow_handle(new.execution_id).fetch_history()
     timers = EventType.EVENT_TYPE_TIMER_STARTED
