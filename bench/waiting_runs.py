@@ -20,7 +20,7 @@ from typing import Any
 
 from temporalio.client import Client
 
-from bench.stack import DevServer, worker_process
+from bench.stack import DevServer, cpu_seconds, worker_process
 from workflows import search_attributes
 from workflows.contracts import RunInput
 from workflows.interpreter import YamlWorkflow
@@ -97,12 +97,14 @@ async def one_size(n: int, cache: int | None) -> dict[str, Any]:
                 YamlWorkflow.run, run_input, id=run_id, task_queue=queue
             )
 
+        cpu = _cpu(worker.pid, server.process.pid)
         began = time.perf_counter()
         await _in_batches([start(run_id) for run_id in ids])
         accepted = time.perf_counter() - began
         await _until(client, name, "Running", n, 60 + n / 5)
         # every run has upserted its attributes: its first task ran and it now waits
         to_waiting = time.perf_counter() - began
+        start_cpu = _spent(cpu, _cpu(worker.pid, server.process.pid))
         await asyncio.sleep(2)
         held = {"worker": rss_mib(worker.pid), "server": rss_mib(server.process.pid)}
 
@@ -110,11 +112,13 @@ async def one_size(n: int, cache: int | None) -> dict[str, Any]:
             handle = client.get_workflow_handle(run_id)
             return lambda: handle.signal("approve", {"answer": "yes"})
 
+        cpu = _cpu(worker.pid, server.process.pid)
         began = time.perf_counter()
         await _in_batches([signal(run_id) for run_id in ids])
         signalled = time.perf_counter() - began
         await _until(client, name, "Completed", n, 60 + n / 5)
         to_completed = time.perf_counter() - began
+        signal_cpu = _spent(cpu, _cpu(worker.pid, server.process.pid))
         return {
             "runs": n,
             "cache": cache or n,
@@ -122,6 +126,8 @@ async def one_size(n: int, cache: int | None) -> dict[str, Any]:
             "start_to_all_waiting_s": to_waiting,
             "signals_sent_s": signalled,
             "signal_to_all_completed_s": to_completed,
+            "cpu_ms_per_run_start": {k: v * 1000 / n for k, v in start_cpu.items()},
+            "cpu_ms_per_run_signal": {k: v * 1000 / n for k, v in signal_cpu.items()},
             "idle_rss_mib": idle,
             "waiting_rss_mib": held,
             "worker_kib_per_waiting_run": (held["worker"] - idle["worker"]) * 1024 / n,
@@ -131,6 +137,15 @@ async def one_size(n: int, cache: int | None) -> dict[str, Any]:
         worker.terminate()
         worker.wait()
         server.stop()
+
+
+def _cpu(worker: int, server: int) -> dict[str, float]:
+    return {"worker": cpu_seconds(worker), "server": cpu_seconds(server),
+            "client": time.process_time()}  # fmt: skip
+
+
+def _spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {name: after[name] - before[name] for name in before}
 
 
 async def measure(sizes: tuple[int, ...] = SIZES, cache: int | None = None) -> dict[str, Any]:
@@ -154,4 +169,17 @@ def table(s8: dict[str, Any]) -> str:
             f"| {row['waiting_rss_mib']['server']:.0f} MiB "
             f"({row['server_kib_per_waiting_run']:.0f} KiB) |"
         )
+    lines += [
+        "",
+        "| S8 CPU per run (ms) | start: worker | server | client | signal: worker | server "
+        "| client |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in s8.values():
+        if "cpu_ms_per_run_start" in row:
+            a, b = row["cpu_ms_per_run_start"], row["cpu_ms_per_run_signal"]
+            lines.append(
+                f"| {row['runs']:,} | {a['worker']:.1f} | {a['server']:.1f} | {a['client']:.1f} "
+                f"| {b['worker']:.1f} | {b['server']:.1f} | {b['client']:.1f} |"
+            )
     return "\n".join(lines) + "\n"
