@@ -280,7 +280,9 @@ def _overlap_name(policy: ScheduleOverlapPolicy) -> str:
     return names.get(policy, "skip")  # unspecified is Temporal's skip
 
 
-def _seconds(window: timedelta) -> str:
+def _seconds(window: timedelta | None) -> str:
+    if window is None:
+        return "1y"  # Temporal's default
     seconds = int(window.total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds and seconds % size == 0:

@@ -78,11 +78,11 @@ class Trigger:
         """Whether the sender holds the key: the signature of `body`, or the token, compared
         in constant time."""
         if self.spec.token_secret is not None:
-            given = headers.get(TOKEN_HEADER.lower(), "").encode()
-            return hmac.compare_digest(hashlib.sha256(given).digest(), _digest(self.key))
-        given = headers.get(self.spec.signature_header.lower(), "").removeprefix("sha256=")
+            token = headers.get(TOKEN_HEADER.lower(), "").encode()
+            return hmac.compare_digest(hashlib.sha256(token).digest(), _digest(self.key))
+        signature = headers.get(self.spec.signature_header.lower(), "").removeprefix("sha256=")
         expected = hmac.new(self.key, body, hashlib.sha256).hexdigest()
-        return hmac.compare_digest(given.strip().lower().encode(), expected.encode())
+        return hmac.compare_digest(signature.strip().lower().encode(), expected.encode())
 
     def delivery_id(self, headers: Mapping[str, str]) -> str:
         given = headers.get(self.spec.delivery_header.lower(), "").strip()

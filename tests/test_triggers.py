@@ -156,11 +156,12 @@ async def test_schedules_over_rest_need_a_token_and_refuse_bad_input_with_400(
     auth = {"Authorization": f"Bearer {TOKEN}"}
     async with api_for(engine) as http:
         assert (await http.post("/schedules", json=create)).status_code == 401
-        for change, words in [
+        changes: list[tuple[dict[str, Any], str]] = [
             ({"variables": {"title": "x", "votes": "many"}}, "votes"),
             ({"variables": {"titel": "x"}}, "did you mean 'title'"),
             ({"variables": {"title": "x"}, "cron": "0 9 * *", "every": None}, "does not parse"),
-        ]:
+        ]
+        for change, words in changes:
             answer = await http.post("/schedules", json={**create, **change}, headers=auth)
             assert answer.status_code == 400 and words in answer.json()["message"], answer.text
         ok = {**create, "variables": {"title": "daily"}, "paused": True}
