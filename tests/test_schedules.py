@@ -84,6 +84,7 @@ async def test_a_schedule_from_the_cli_runs_on_time_and_pauses_triggers_and_dele
         assert created["workflow_name"] == "tick" and created["when"] == "every 2s"
         assert created["overlap"] == "skip" and created["catchup_window"] == "1m"
         assert not created["paused"] and created["next_runs"]
+        file.write_text("workflow: {name: tick, steps: [{id: say, type: teleport}]}")  # later edits
 
         async def two_runs() -> list:
             view = await engine.schedules.describe(name)
@@ -93,7 +94,7 @@ async def test_a_schedule_from_the_cli_runs_on_time_and_pauses_triggers_and_dele
         assert len(runs) >= 2, "the schedule did not start two runs in 15 s"
         gap = (runs[1].scheduled_at - runs[0].scheduled_at).total_seconds()
         assert gap == pytest.approx(2, abs=0.5)
-        for run in runs[:2]:  # on time, and each ran the validated definition with its variable
+        for run in runs[:2]:  # on time, each running what was validated, with its variable
             assert (run.started_at - run.scheduled_at).total_seconds() < 2
             assert run.execution_id.startswith(f"{name}-")
             result = await engine.result(run.execution_id)
