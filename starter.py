@@ -25,6 +25,7 @@ from engine.cli_output import (
     status_lines,
     usage_note,
 )
+from engine.cli_schedules import add_schedule_commands
 from engine.run_states import FILTER_NAMES
 
 if TYPE_CHECKING:  # the heavy imports wait for a command that needs them (`--help` is fast)
@@ -313,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("-o", "--output", required=True, help="the test file (new, or added to)")
     rec.add_argument("--definition", help="the definition it tests (default: found by name)")
     add("stop", cmd_stop, "stop the dev server and worker that run/start started in the background")
+    add_schedule_commands(commands)
     return parser
 
 

@@ -22,6 +22,8 @@ from engine.connection import connect, metrics_runtime, register_search_attribut
 from engine.logs import configure_logging
 from engine.plugin import EnginePlugin
 from engine.settings import Settings
+from engine.versioning import deployment_config
+from workflows.errors import WorkflowError
 
 
 async def serve(settings: Settings) -> None:
@@ -37,6 +39,7 @@ async def serve(settings: Settings) -> None:
         "max_concurrent_activities": settings.max_concurrent_activities,
         "max_concurrent_workflow_tasks": settings.max_concurrent_workflow_tasks,
         "max_cached_workflows": settings.max_cached_workflows,
+        "deployment_config": deployment_config(settings),  # None: not versioned
     }
     workers = [Worker(client, task_queue=q, **options) for q in dict.fromkeys(filter(None, queues))]
     stop = asyncio.Event()
@@ -67,7 +70,7 @@ def main() -> None:
     code = 0
     try:
         asyncio.run(serve(settings))
-    except RuntimeError as exc:  # e.g. the server cannot be reached
+    except (RuntimeError, WorkflowError) as exc:  # e.g. the server cannot be reached
         structlog.get_logger("worker").error("worker failed", error=str(exc))
         code = 1
     if settings.otlp_endpoint:  # flush the last spans; os._exit skips atexit hooks

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench import validation
+from bench import validation, waiting_runs
 
 
 def _ms(value: float, floor: float | None = None) -> str:
@@ -133,6 +133,8 @@ def markdown(r: dict[str, Any]) -> str:
         parts.append(s6_table(r["S6"]))
     if "V1" in r:
         parts.append(validation.table(r["V1"]))
+    if "S8" in r:
+        parts.append(waiting_runs.table(r["S8"]))
     if "S2" in r:
         from bench.fan_out import table
 

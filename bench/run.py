@@ -7,8 +7,9 @@ then S6, a fan-out against a rate-limited provider (bench/rate_limited.py).
 Writes results.json and results.md under --out (results-S6.* with --only S6, results-S2.*
 with --only S2: the fan-out alone, engine and plain Temporal side by side, bench/fan_out.py;
 results-V1.* with --only V1: validating 2,000-16,000 steps, bench/validation.py;
-results-S7.* with --only S7: the cost of one job in each way of paying, bench/cost.py) and
-prints the tables.
+results-S7.* with --only S7: the cost of one job in each way of paying, bench/cost.py;
+results-S8.* with --only S8: 1,000-10,000 runs waiting for a signal, bench/waiting_runs.py)
+and prints the tables.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from temporalio.worker import Worker  # noqa: E402
 from activities.endpoints import Endpoint  # noqa: E402
 from activities.llm import build_providers  # noqa: E402
 from activities.rate_limits import Pacer  # noqa: E402
-from bench import baselines, cost, rate_limited, validation  # noqa: E402
+from bench import baselines, cost, rate_limited, validation, waiting_runs  # noqa: E402
 from bench import fan_out as s2_alone  # noqa: E402
 from bench.report import markdown  # noqa: E402
 from bench.stack import CpuMeter, DevServer, Provider, worker_process  # noqa: E402
@@ -257,10 +258,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        choices=["S6", "S2", "V1", "S7"],
+        choices=["S6", "S2", "V1", "S7", "S8"],
         help="run this scenario alone (S1-S5 share their setup)",
     )
     parser.add_argument("--rounds", type=int, default=5, help="--only S2: rounds of each")
+    parser.add_argument("--sizes", default="1000,5000,10000", help="--only S8: runs waiting")
+    parser.add_argument("--cache", type=int, help="--only S8: the worker's workflow cache")
     parser.add_argument(
         "--forget", action="store_true",
         help="--only S2: engine workers remember no limit (each starts as the first ever)",
@@ -278,6 +281,10 @@ def main() -> None:
         results, name = {"cores": os.cpu_count() or 1, "S7": s7}, "results-S7"
     elif args.only == "V1":
         results, name = {"cores": os.cpu_count() or 1, "V1": validation.measure()}, "results-V1"
+    elif args.only == "S8":
+        sizes = tuple(int(size) for size in args.sizes.split(","))
+        s8 = asyncio.run(waiting_runs.measure(sizes, args.cache))
+        results, name = {"cores": os.cpu_count() or 1, "S8": s8}, "results-S8"
     elif args.only == "S2":
         s2 = asyncio.run(s2_alone.measure(args.port + 3, args.rounds, remember=not args.forget))
         results, name = {"cores": os.cpu_count() or 1, "S2": s2}, "results-S2"

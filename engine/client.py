@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio.client import (
     Client,
@@ -69,6 +69,9 @@ from workflows.routing import route
 from workflows.scripts import Script
 from workflows.validation import read_text_value, resolve_variables, typed_variables
 
+if TYPE_CHECKING:
+    from engine.schedules import Schedules
+
 REFUSE_USED_IDS = WorkflowIDReusePolicy.REJECT_DUPLICATE
 """A new run's id must be one no run has (running, or ended and kept in history)."""
 RECONNECT_EVERY_SECONDS = 1.0
@@ -121,6 +124,13 @@ class EngineClient:
         """A client without a connection: loads definitions and replays history files."""
         return cls(None, settings)  # type: ignore[arg-type]  # never asks Temporal
 
+    @property
+    def schedules(self) -> Schedules:
+        """Runs on a cron or an interval, as Temporal Schedules (engine/schedules.py)."""
+        from engine.schedules import Schedules
+
+        return Schedules(self)
+
     # definitions
 
     def load_file(self, path: str | Path) -> LoadedDefinition:
@@ -149,12 +159,7 @@ class EngineClient:
         unless `reuse_id`; a reused id's runs still never share idempotency keys or files
         (each run chain's first run id keys them), and a running run's id is never reused."""
         loaded = self._loaded(definition)
-        for warning in loaded.warnings:
-            self._note(str(warning))
-        variables = dict(variables or {})
-        resolve_variables(loaded.definition, variables)
-        mocked = self._mocked(loaded, offline) if script is None or offline else []
-        prices = budget_prices(loaded, self.settings.prices)
+        run_input = self.run_input(loaded, variables, offline=offline, script=script)
         await self._ensure_worker()
         name = loaded.definition.workflow.name
         run_id = execution_id or f"{name}-{uuid.uuid4().hex[:12]}"
@@ -163,23 +168,41 @@ class EngineClient:
             with self._errors(run_id):
                 await self.temporal.start_workflow(
                     YamlWorkflow.run,
-                    RunInput(
-                        definition=loaded.definition,
-                        children=loaded.children,
-                        variables=variables,
-                        mock_providers=mocked,
-                        llm_task_queue=self.settings.llm_task_queue,
-                        action_task_queue=self.settings.action_task_queue,
-                        prices=prices,
-                        script=script,
-                    ),
+                    run_input,
                     id=run_id,
                     task_queue=self.settings.task_queue,
                     id_reuse_policy=policy,
                 )
         except RunExists:
             raise RunExists(await self._taken(run_id, reuse_id)) from None
+        mocked = run_input.mock_providers
         return Started(execution_id=run_id, workflow_name=name, mocked_providers=mocked)
+
+    def run_input(
+        self,
+        definition: LoadedDefinition | Definition | str | Path,
+        variables: dict[str, Any] | None = None,
+        *,
+        offline: bool = False,
+        script: Script | None = None,
+    ) -> RunInput:
+        """What a run of `definition` starts from, checked (variables against the definition)
+        but not started: `start`, schedules and triggers all start from it."""
+        loaded = self._loaded(definition)
+        for warning in loaded.warnings:
+            self._note(str(warning))
+        variables = dict(variables or {})
+        resolve_variables(loaded.definition, variables)
+        return RunInput(
+            definition=loaded.definition,
+            children=loaded.children,
+            variables=variables,
+            mock_providers=self._mocked(loaded, offline) if script is None or offline else [],
+            llm_task_queue=self.settings.llm_task_queue,
+            action_task_queue=self.settings.action_task_queue,
+            prices=budget_prices(loaded, self.settings.prices),
+            script=script,
+        )
 
     async def _taken(self, execution_id: str, reuse_id: bool) -> str:
         """Why a new run cannot have `execution_id`, in one line."""

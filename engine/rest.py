@@ -132,6 +132,9 @@ def create_app(
     app.state.hub = StatusHub()
     app.state.streams = StreamSlots(config.max_streams_per_token, config.max_streams)
     app.include_router(router)
+    from engine.rest_schedules import include_schedules  # it imports this module's pieces
+
+    include_schedules(app, settings)
     app.add_api_route("/health", health, methods=["GET"])
     handle_errors(app)
     app.add_middleware(Gate, config=config)  # type: ignore[arg-type]

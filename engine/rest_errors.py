@@ -19,6 +19,7 @@ ours by engine/temporal_errors.py.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -129,6 +130,18 @@ def classify(exc: Exception, address: str) -> tuple[int, str, str]:
     return status, code, f"{ours}{HINTS.get(kind, '')}"
 
 
+def _allowed(request: Request) -> list[str]:
+    """Every method the API documents at the request's path (GET /schedules, POST too)."""
+    paths = request.app.openapi()["paths"]
+    if request.url.path in paths:  # /workflows/validate, not /workflows/{execution_id}
+        return sorted(method.upper() for method in paths[request.url.path])
+    methods: set[str] = set()
+    for path, operations in paths.items():
+        if re.fullmatch(re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(path)), request.url.path):
+            methods |= {method.upper() for method in operations}
+    return sorted(methods)
+
+
 def handle_errors(app: FastAPI) -> None:
     async def api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
@@ -152,7 +165,11 @@ def handle_errors(app: FastAPI) -> None:
         assert isinstance(exc, HTTPException)
         codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
         code = codes.get(exc.status_code, "bad_request")
-        return _body(exc.status_code, code, str(exc.detail), headers=exc.headers)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names one route's methods; the path has more
+            headers = {k: v for k, v in headers.items() if k.lower() != "allow"}
+            headers["allow"] = ", ".join(_allowed(request))
+        return _body(exc.status_code, code, str(exc.detail), headers=headers or None)
 
     async def failure(request: Request, exc: Exception) -> JSONResponse:
         status_code, code, message = classify(exc, request.app.state.settings.address)

@@ -77,6 +77,12 @@ class Settings:
     """Where a worker keeps what replies told of each model's limit, to pace from it when it
     restarts (LLM_PACING_MEMORY; `pacing.json` in the dev dir by default, off: nowhere)."""
     action_task_queue: str | None = None
+    worker_deployment: str | None = None
+    worker_build_id: str | None = None
+    """The worker's Worker Deployment and build (engine/versioning.py): runs stay pinned to
+    the build they started on (WORKER_DEPLOYMENT_NAME, WORKER_BUILD_ID)."""
+    triggers_file: Path | None = None
+    """Webhooks the REST API serves at /triggers/NAME (TRIGGERS_FILE, engine/triggers.py)."""
     otlp_endpoint: str | None = None
     """Send traces here (OTEL_EXPORTER_OTLP_ENDPOINT); off when unset."""
     metrics_port: int | None = None
@@ -192,6 +198,9 @@ class Settings:
             llm_pacing=env.get("LLM_PACING", "on").lower() not in _OFF,
             llm_pacing_memory=pacing_memory,
             action_task_queue=env.get("TEMPORAL_ACTION_TASK_QUEUE") or None,
+            worker_deployment=env.get("WORKER_DEPLOYMENT_NAME") or None,
+            worker_build_id=env.get("WORKER_BUILD_ID") or None,
+            triggers_file=Path(env["TRIGGERS_FILE"]) if env.get("TRIGGERS_FILE") else None,
             otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
             metrics_port=int(env["METRICS_PORT"]) if env.get("METRICS_PORT") else None,
             metrics_bind=env.get("METRICS_BIND") or cls.metrics_bind,
