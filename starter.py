@@ -26,6 +26,7 @@ from engine.cli_output import (
     usage_note,
 )
 from engine.cli_schedules import add_schedule_commands
+from engine.cli_testing import add_testing_commands
 from engine.run_states import FILTER_NAMES
 
 if TYPE_CHECKING:  # the heavy imports wait for a command that needs them (`--help` is fast)
@@ -194,20 +195,6 @@ async def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def cmd_test(args: argparse.Namespace, settings: Settings) -> int:
-    from engine.test_command import test
-
-    return await test(
-        args.paths, settings, pattern=args.k, junit=args.junit, as_json=args.json, note=_note
-    )
-
-
-async def cmd_record(args: argparse.Namespace, settings: Settings) -> int:
-    from engine.test_recorder import record_command
-
-    return await record_command(await _client(settings), args, _note)
-
-
 async def cmd_stop(args: argparse.Namespace, settings: Settings) -> int:
     from engine.local_stack import stop_local_stack
 
@@ -305,16 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("files", nargs="+")
     schema = add("schema", cmd_schema, "print (or write) the definitions' JSON Schema")
     schema.add_argument("-o", "--output", help="write to this file instead of stdout")
-    tests = add("test", cmd_test, "run *.test.yaml files (scripted replies)")
-    tests.add_argument("paths", nargs="+", help="test files, or directories to search")
-    tests.add_argument("-k", metavar="PATTERN", help="only cases whose FILE::NAME contains it")
-    tests.add_argument("--junit", metavar="FILE", help="also write JUnit XML here")
-    tests.add_argument("--json", action="store_true", help="machine-readable output")
-    rec = add("record", cmd_record, "write an ended run as a test case (*.test.yaml)", "id")
-    rec.add_argument("-o", "--output", required=True, help="the test file (new, or added to)")
-    rec.add_argument("--definition", help="the definition it tests (default: found by name)")
     add("stop", cmd_stop, "stop the dev server and worker that run/start started in the background")
     add_schedule_commands(commands)
+    add_testing_commands(commands)
     return parser
 
 
