@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from engine.cli_eval import add_eval
 from engine.cli_input import json_input, parse_vars, run_input
 from engine.cli_output import (
     as_json,
@@ -303,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     tests.add_argument("-k", metavar="PATTERN", help="only cases whose FILE::NAME contains it")
     tests.add_argument("--junit", metavar="FILE", help="also write JUnit XML here")
     tests.add_argument("--json", action="store_true", help="machine-readable output")
+    add_eval(add)
     add("stop", cmd_stop, "stop the dev server and worker that run/start started in the background")
     return parser
 

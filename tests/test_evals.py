@@ -1,0 +1,84 @@
+"""Evaluations (`starter.py eval`): a definition run once per dataset row as children of one
+durable evaluation run, scored by evaluators, reported with confidence intervals, cost and
+latency, gated by `--fail-under`; variants side by side."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from engine.client import EngineClient
+from engine.eval_command import EvalRequest, evaluate
+from engine.eval_output import gate_failures, junit, terminal
+from engine.settings import Settings
+from tests.conftest import ROOT, new_worker
+from tests.fake_llm import Request
+
+HERE = ROOT / "tests" / "evals"
+
+
+def keyword_label(request: Request) -> str:
+    """A classifier that is right on 15 of the 20 labelled tickets."""
+    text = request.prompt_text.split(":", 1)[-1]
+    model = request.body.get("model")
+    if "refund" in text:
+        return "billing"
+    if "crash" in text:
+        return "bug" if model != "gpt-4o" else "other"
+    return "other"
+
+
+@pytest.fixture
+async def engine(client, fake_llm, endpoints):
+    fake_llm.reply = keyword_label
+    async with new_worker(client, endpoints, definitions_dir=ROOT) as worker:
+        settings = dataclasses.replace(
+            Settings.from_env({}),
+            address=client.service_client.config.target_host,
+            task_queue=worker.task_queue,
+        )
+        yield EngineClient(client, settings, start_worker=False)
+
+
+def request(**given) -> EvalRequest:
+    return EvalRequest(
+        str(HERE / "classify.yaml"),
+        str(HERE / "tickets.jsonl"),
+        str(HERE / "evaluators.yaml"),
+        **given,
+    )
+
+
+async def test_twenty_labelled_rows_report_the_accuracy_they_imply(engine, fake_llm):
+    report = await evaluate(engine, request(concurrency=5), note=lambda line: None)
+    accuracy = report["metrics"]["accuracy"]
+    assert accuracy["mean"] == 0.75
+    assert accuracy["pass_rate"] == 0.75
+    low, high = accuracy["ci95"]
+    assert low < 0.75 < high and high - low < 0.5
+    assert len(report["rows"]) == 20 and len(fake_llm.requests) == 20
+    base = report["variants"]["base"]
+    assert base["rows_failed"] == 0 and base["tokens_per_row"] > 0
+    assert base["latency_ms"]["p50"] is not None
+    scores = [(r["line"], r["variants"]["base"]["scores"]["accuracy"]) for r in report["rows"]]
+    wrong = [line for line, score in scores if not score["passed"]]
+    assert wrong == [16, 17, 18, 19, 20]
+    assert gate_failures(report, {"accuracy": 0.8}) == [
+        "accuracy: mean 0.750 is below --fail-under 0.8"
+    ]
+    assert gate_failures(report, {"accuracy": 0.7}) == []
+    assert "accuracy" in terminal(report)
+    assert junit(report).count("<failure") == 5 + 5  # accuracy and mentions_label
+    json.dumps(report)  # the report is JSON as it stands
+
+
+async def test_two_variants_show_their_difference_and_the_rows_they_disagree_on(engine):
+    given = request(concurrency=10, variants=["big:model=gpt-4o"])
+    report = await evaluate(engine, given, note=lambda line: None)
+    assert report["variants"]["base"]["metrics"]["accuracy"]["mean"] == 0.75
+    assert report["variants"]["big"]["metrics"]["accuracy"]["mean"] == 0.5
+    compared = report["comparisons"]["big - base"]["accuracy"]
+    assert compared["difference"] == -0.25
+    assert [d["line"] for d in compared["disagree"]] == [6, 7, 8, 9, 10]
