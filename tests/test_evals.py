@@ -14,7 +14,7 @@ from engine.eval_command import EvalRequest, evaluate
 from engine.eval_output import gate_failures, junit, terminal
 from engine.settings import Settings
 from tests.conftest import ROOT, new_worker
-from tests.fake_llm import Request
+from tests.fake_llm import Fault, Request
 
 HERE = ROOT / "tests" / "evals"
 
@@ -82,3 +82,57 @@ async def test_two_variants_show_their_difference_and_the_rows_they_disagree_on(
     compared = report["comparisons"]["big - base"]["accuracy"]
     assert compared["difference"] == -0.25
     assert [d["line"] for d in compared["disagree"]] == [6, 7, 8, 9, 10]
+
+
+async def test_a_row_whose_run_fails_is_reported_and_stops_no_other(engine, fake_llm):
+    fake_llm.fault_for = lambda r: Fault(400, "bad row") if "(#3)" in r.prompt_text else None
+    report = await evaluate(engine, request(), note=lambda line: None)
+    failed = [r for r in report["rows"] if r["variants"]["base"]["status"] == "failed"]
+    assert [r["line"] for r in failed] == [4]
+    assert "bad row" in failed[0]["variants"]["base"]["error"]
+    assert report["variants"]["base"]["rows_failed"] == 1
+    assert report["metrics"]["accuracy"]["mean"] == 14 / 20  # a failed row scores 0
+
+
+async def test_row_text_is_data_never_a_template(engine, fake_llm, tmp_path):
+    data = tmp_path / "rows.jsonl"
+    data.write_text(json.dumps({"ticket": "{{ 6 * 7 }} crash", "label": "bug"}) + "\n")
+    given = dataclasses.replace(request(), data=str(data))
+    report = await evaluate(engine, given, note=lambda line: None)
+    assert "{{ 6 * 7 }} crash" in fake_llm.requests[0].prompt_text
+    assert report["metrics"]["accuracy"]["mean"] == 1.0
+
+
+JUDGE = """
+evaluators:
+  - name: helpful
+    type: llm_judge
+    model: claude-haiku-4-5
+    rubric: "The category names the team that must act."
+    scale: [1, 5]
+    pass_at: 4
+"""
+
+
+async def test_an_llm_judge_scores_each_row_on_its_scale_and_keeps_its_reasons(
+    engine, fake_llm, tmp_path
+):
+    def reply(r: Request) -> str:
+        if "rubric" not in r.prompt_text.lower():
+            return keyword_label(r)
+        if '"billing"' in r.prompt_text:
+            return json.dumps({"score": 9, "reasons": "off the scale"})  # re-asked, then fails
+        good = '"bug"' in r.prompt_text
+        return json.dumps({"score": 5 if good else 2, "reasons": "bug is for engineers"})
+
+    fake_llm.reply = reply
+    (tmp_path / "judge.yaml").write_text(JUDGE)
+    given = dataclasses.replace(request(limit=10), evaluators=str(tmp_path / "judge.yaml"))
+    report = await evaluate(engine, given, note=lambda line: None)
+    helpful = report["metrics"]["helpful"]
+    assert helpful["mean"] == 5.0 and helpful["n"] == 5 and helpful["errors"] == 5
+    assert helpful["pass_rate"] == 1.0
+    row = report["rows"][5]["variants"]["base"]["scores"]["helpful"]
+    assert row == {"score": 5.0, "passed": True, "detail": "bug is for engineers", "error": None}
+    refused = report["rows"][0]["variants"]["base"]["scores"]["helpful"]
+    assert refused["score"] is None and "llm_judge failed" in refused["error"]
