@@ -15,6 +15,9 @@ from workflows.definition import Definition
 from workflows.errors import DefinitionError, Problem, VariablesError
 from workflows.validation import resolve_variables
 
+MAX_PROBLEMS = 20
+"""Problems shown at most: a column missing from every row is said once, not per row."""
+
 
 @dataclass
 class Row:
@@ -109,19 +112,37 @@ def row_variables(
                 )
             ]
         )
-    found, problems = [], []
+    columns = {column for row in rows for column in row.values}
+    problems = []
+    for name, spec in declared.items():
+        column = mapping.get(name, name)
+        if spec.required and column not in columns:
+            hint = "" if name in mapping else f" (or --map {name}=COLUMN)"
+            known = ", ".join(sorted(columns)) or "none"
+            message = f"no column {column!r} for variable {name!r}{hint}; the columns: {known}"
+            problems.append(Problem(shown, 1, 1, message))
+    if problems:
+        raise DefinitionError(problems)
+    found = []
     for row in rows:
         given = {}
         for name, spec in declared.items():
             column = mapping.get(name, name)
             if column in row.values:
                 given[name] = _typed(row.values[column], spec.type)
-            elif name in mapping:
-                problems.append(Problem(shown, row.line, 1, f"no column {column!r} (--map {name})"))
+            elif spec.required:
+                problems.append(Problem(shown, row.line, 1, f"no {column!r} in this row"))
         try:
             found.append(resolve_variables(definition, given))
         except VariablesError as exc:
-            problems.append(Problem(shown, row.line, 1, str(exc)))
+            if given.keys() >= {n for n, v in declared.items() if v.required}:
+                problems.append(Problem(shown, row.line, 1, str(exc)))
+    if len(problems) > MAX_PROBLEMS:
+        more = len(problems) - MAX_PROBLEMS
+        last = problems[MAX_PROBLEMS - 1]
+        problems = problems[: MAX_PROBLEMS - 1] + [
+            Problem(last.file, last.line, last.col, f"{last.message} (and {more} more problems)")
+        ]
     if problems:
         raise DefinitionError(problems)
     return found

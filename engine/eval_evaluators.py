@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.test_files import _model_problems
 from workflows.errors import DefinitionError, Problem, WorkflowError
-from workflows.source import parse_yaml
+from workflows.source import Source, parse_yaml
+from workflows.suggest import suggest
 from workflows.templates import render
 
 NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -99,6 +100,9 @@ def load_evaluators(path: Path) -> list[Evaluator]:
     source = parse_yaml(text, shown)
     if source.problems:
         raise DefinitionError(list(source.problems))
+    problems = _unknown_types(source)
+    if problems:
+        raise DefinitionError(problems)
     try:
         evaluators = EvaluatorFile.model_validate(source.data).evaluators
     except ValidationError as exc:
@@ -119,6 +123,25 @@ def load_evaluators(path: Path) -> list[Evaluator]:
     if problems:
         raise DefinitionError(problems)
     return evaluators
+
+
+TYPES = {
+    kind.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
+    for kind in (ExactMatch, Contains, Regex, JsonMatch, Numeric, LlmJudge, WorkflowEvaluator)
+}
+
+
+def _unknown_types(source: Source) -> list[Problem]:
+    """An unknown `type` named with its line and the nearest known type."""
+    listed = source.data.get("evaluators") if isinstance(source.data, dict) else None
+    problems = []
+    for index, given in enumerate(listed if isinstance(listed, list) else []):
+        kind = given.get("type") if isinstance(given, dict) else None
+        if isinstance(kind, str) and kind not in TYPES:
+            known = ", ".join(sorted(TYPES))
+            message = f"unknown evaluator type {kind!r}{suggest(kind, TYPES)} (the types: {known})"
+            problems.append(source.problem(("evaluators", index, "type"), message))
+    return problems
 
 
 @dataclass
