@@ -17,7 +17,7 @@ from engine.client import EngineClient
 from engine.definition_files import load_file
 from engine.eval_data import pick, read_rows, row_variables
 from engine.eval_evaluators import Evaluator, WorkflowEvaluator, load_evaluators
-from engine.eval_plan import Plan, Variant, default_output, plan, with_model
+from engine.eval_plan import SHARD_ROWS, Plan, Variant, default_output, plan, with_model
 from engine.eval_report import report
 from engine.eval_run import start, wait
 from engine.settings import Settings
@@ -43,6 +43,7 @@ class EvalRequest:
     concurrency: int = 10
     budget_usd: float | None = None
     execution_id: str | None = None
+    shard_rows: int = SHARD_ROWS
 
 
 def prepare(request: EvalRequest, settings: Settings) -> tuple[Plan, str]:
@@ -85,6 +86,7 @@ def prepare(request: EvalRequest, settings: Settings) -> tuple[Plan, str]:
         meta,
         request.concurrency,
         request.budget_usd,
+        request.shard_rows,
     )
     return built, request.execution_id or f"eval-{name}-{uuid.uuid4().hex[:8]}"
 

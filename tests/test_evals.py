@@ -75,13 +75,15 @@ async def test_twenty_labelled_rows_report_the_accuracy_they_imply(engine, fake_
 
 
 async def test_two_variants_show_their_difference_and_the_rows_they_disagree_on(engine):
-    given = request(concurrency=10, variants=["big:model=gpt-4o"])
+    given = request(concurrency=10, variants=["big:model=gpt-4o"], shard_rows=8)
     report = await evaluate(engine, given, note=lambda line: None)
     assert report["variants"]["base"]["metrics"]["accuracy"]["mean"] == 0.75
     assert report["variants"]["big"]["metrics"]["accuracy"]["mean"] == 0.5
     compared = report["comparisons"]["big - base"]["accuracy"]
     assert compared["difference"] == -0.25
     assert [d["line"] for d in compared["disagree"]] == [6, 7, 8, 9, 10]
+    shards = [await engine.status(f"{report['id']}/shard{n}") for n in range(3)]
+    assert [s.total_steps for s in shards] == [16, 16, 8]  # 8, 8 and 4 rows, two variants
 
 
 async def test_a_row_whose_run_fails_is_reported_and_stops_no_other(engine, fake_llm):
@@ -136,3 +138,27 @@ async def test_an_llm_judge_scores_each_row_on_its_scale_and_keeps_its_reasons(
     assert row == {"score": 5.0, "passed": True, "detail": "bug is for engineers", "error": None}
     refused = report["rows"][0]["variants"]["base"]["scores"]["helpful"]
     assert refused["score"] is None and "llm_judge failed" in refused["error"]
+
+
+async def test_the_command_gates_writes_reports_and_resumes_by_id(engine, tmp_path, capsys):
+    from engine.cli_eval import cmd_eval
+    from starter import build_parser
+
+    async def run(*argv: str) -> int:
+        return await cmd_eval(build_parser().parse_args(["eval", *argv]), engine.settings)
+
+    base = [str(HERE / "classify.yaml"), "--data", str(HERE / "tickets.jsonl")]
+    base += ["--evaluators", str(HERE / "evaluators.yaml"), "--id", f"eval-{tmp_path.name}"]
+    page, xml = tmp_path / "report.html", tmp_path / "junit.xml"
+    gate = ["--fail-under", "accuracy=0.8"]
+    code = await run(*base, *gate, "--report", str(page), "--junit", str(xml))
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "gate failed: accuracy: mean 0.750 is below --fail-under 0.8" in err
+    assert "accuracy" in out and "0.750" in out
+    assert "<table>" in page.read_text() and "<script" not in page.read_text()
+    assert xml.read_text().count("<testcase") == 40
+    code = await run("--resume", f"eval-{tmp_path.name}", "--json", "--fail-under", "accuracy=0.7")
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["metrics"]["accuracy"]["mean"] == 0.75
+    assert set(report) >= {"id", "definition", "rows", "metrics", "variants", "usage"}
