@@ -46,13 +46,24 @@ class EvalRequest:
     shard_rows: int = SHARD_ROWS
 
 
-def prepare(request: EvalRequest, settings: Settings) -> tuple[Plan, str]:
-    """The evaluation run's plan and id; every problem is raised before anything starts."""
+Load = Callable[[str], LoadedDefinition]
+"""Reads a definition file by name: the CLI's reads any, the REST API's only its own."""
+
+
+def prepare(
+    request: EvalRequest,
+    settings: Settings,
+    load: Load | None = None,
+    place: Callable[[str], Path] = Path,
+) -> tuple[Plan, str]:
+    """The evaluation run's plan and id; every problem is raised before anything starts.
+    `place` turns the data and evaluator file names into paths (the REST API confines them)."""
     if request.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
-    base = load_file(request.definition, settings)
-    loaded = [(BASE, base, {})] + _variants(request, base, settings)
-    data = Path(request.data)
+    load = load or (lambda name: load_file(name, settings))
+    base = load(request.definition)
+    loaded = [(BASE, base, {})] + _variants(request, base, load)
+    data = place(request.data)
     rows = pick(read_rows(data), request.limit, request.sample, request.seed)
     if not rows:
         raise UsageError(f"{request.data}: no rows to evaluate")
@@ -63,12 +74,13 @@ def prepare(request: EvalRequest, settings: Settings) -> tuple[Plan, str]:
     evaluators: list[Evaluator] = []
     judges: dict[str, LoadedDefinition] = {}
     if request.evaluators:
-        path = Path(request.evaluators)
+        path = place(request.evaluators)
         evaluators = load_evaluators(path)
         for evaluator in evaluators:
             _check_output(evaluator, variants)
             if isinstance(evaluator, WorkflowEvaluator):
-                judges[evaluator.name] = load_file(path.parent / evaluator.definition, settings)
+                file = str(Path(request.evaluators).parent / evaluator.definition)
+                judges[evaluator.name] = load(file)
     name = base.definition.workflow.name
     meta = {
         "definition": request.definition,
@@ -114,7 +126,7 @@ async def resume(
 
 
 def _variants(
-    request: EvalRequest, base: LoadedDefinition, settings: Settings
+    request: EvalRequest, base: LoadedDefinition, load: Load
 ) -> list[tuple[str, LoadedDefinition, dict[str, Any]]]:
     found: dict[str, tuple[LoadedDefinition, dict[str, Any]]] = {}
     for given in request.variants:
@@ -123,7 +135,7 @@ def _variants(
             name, equals, file = given.partition("=")
             if not equals or not name or name in found or name == BASE:
                 raise UsageError(f"--variant {given!r}: write NAME=FILE or NAME:model=MODEL")
-            found[name] = (load_file(file, settings), {})
+            found[name] = (load(file), {})
             continue
         key, equals, value = change.partition("=")
         bundle, overrides = found.get(name, (base, {}))

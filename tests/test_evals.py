@@ -4,6 +4,7 @@ latency, gated by `--fail-under`; variants side by side."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 
@@ -162,3 +163,30 @@ async def test_the_command_gates_writes_reports_and_resumes_by_id(engine, tmp_pa
     report = json.loads(capsys.readouterr().out)
     assert code == 0 and report["metrics"]["accuracy"]["mean"] == 0.75
     assert set(report) >= {"id", "definition", "rows", "metrics", "variants", "usage"}
+
+
+async def test_the_rest_api_starts_an_evaluation_and_returns_its_report(engine):
+    from engine.rest import create_app
+    from engine.rest_auth import ApiConfig
+    from tests.test_rest_api import CI, TOKENS, asgi, factory
+
+    settings = dataclasses.replace(engine.settings, definitions_dir=ROOT)
+    app = create_app(settings, ApiConfig(tokens=TOKENS), factory(engine))
+    body = {
+        "definition": "tests/evals/classify.yaml",
+        "data": "tests/evals/tickets.jsonl",
+        "evaluators": "tests/evals/evaluators.yaml",
+        "limit": 10,
+    }
+    async with asgi(app, **CI) as http:
+        outside = await http.post("/evaluations", json={**body, "data": "/etc/passwd"})
+        assert outside.status_code == 400 and "inside DEFINITIONS_DIR" in outside.text
+        started = (await http.post("/evaluations", json=body)).json()
+        for _ in range(100):
+            answer = await http.get(started["report"])
+            if answer.status_code != 409:
+                break
+            await asyncio.sleep(0.2)
+    report = answer.json()
+    assert answer.status_code == 200 and report["id"] == started["execution_id"]
+    assert report["metrics"]["accuracy"]["mean"] == 1.0 and len(report["rows"]) == 10
