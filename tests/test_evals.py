@@ -190,3 +190,14 @@ async def test_the_rest_api_starts_an_evaluation_and_returns_its_report(engine):
     report = answer.json()
     assert answer.status_code == 200 and report["id"] == started["execution_id"]
     assert report["metrics"]["accuracy"]["mean"] == 1.0 and len(report["rows"]) == 10
+
+
+async def test_a_workflow_evaluator_scores_each_row_in_the_evaluation_run(engine, tmp_path):
+    flow = HERE / "label_check.yaml"
+    (tmp_path / "evaluators.yaml").write_text(
+        f"evaluators:\n  - {{name: flow, type: workflow, definition: {flow}}}\n"
+    )
+    given = dataclasses.replace(request(), evaluators=str(tmp_path / "evaluators.yaml"))
+    report = await evaluate(engine, given, note=lambda line: None)
+    assert report["metrics"]["flow"]["mean"] == 0.75
+    assert report["metrics"]["flow"]["pass_rate"] == 0.75
