@@ -86,3 +86,14 @@ def test_a_row_with_template_text_in_expected_is_compared_as_text():
     evaluator = ExactMatch(name="e", type="exact_match", expected="{{ row.label }}")
     assert compare(evaluator, "{{ 6 * 7 }}", row).passed
     assert not compare(evaluator, "42", row).passed
+
+
+def test_the_docs_evaluator_example_is_valid(tmp_path):
+    from engine.eval_evaluators import load_evaluators
+
+    text = (ROOT / "docs" / "evaluations.md").read_text()
+    block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "evaluators.yaml").write_text(block)
+    (tmp_path / "label_check.yaml").write_text((ROOT / "tests/evals/label_check.yaml").read_text())
+    names = [e.name for e in load_evaluators(tmp_path / "evaluators.yaml")]
+    assert names == ["accuracy", "amount", "fields", "format", "helpful", "flow"]
