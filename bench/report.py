@@ -133,6 +133,10 @@ def markdown(r: dict[str, Any]) -> str:
         parts.append(s6_table(r["S6"]))
     if "V1" in r:
         parts.append(validation.table(r["V1"]))
+    if "S9" in r:
+        from bench.evaluation import table as s9_table
+
+        parts.append(s9_table(r["S9"]))
     if "S2" in r:
         from bench.fan_out import table
 

@@ -39,7 +39,7 @@ from temporalio.worker import Worker  # noqa: E402
 from activities.endpoints import Endpoint  # noqa: E402
 from activities.llm import build_providers  # noqa: E402
 from activities.rate_limits import Pacer  # noqa: E402
-from bench import baselines, rate_limited, validation  # noqa: E402
+from bench import baselines, evaluation, rate_limited, validation  # noqa: E402
 from bench import fan_out as s2_alone  # noqa: E402
 from bench.report import markdown  # noqa: E402
 from bench.stack import CpuMeter, DevServer, Provider, worker_process  # noqa: E402
@@ -256,7 +256,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        choices=["S6", "S2", "V1"],
+        choices=["S6", "S2", "V1", "S9"],
         help="run this scenario alone (S1-S5 share their setup)",
     )
     parser.add_argument("--rounds", type=int, default=5, help="--only S2: rounds of each")
@@ -272,6 +272,9 @@ def main() -> None:
     if args.only == "S6":
         s6 = asyncio.run(rate_limited.measure(args.port + 2, peer=not args.no_peer))
         results, name = {"cores": os.cpu_count() or 1, "S6": s6}, "results-S6"
+    elif args.only == "S9":  # evaluation on a dataset: bench/evaluation.py (its options too)
+        s9 = asyncio.run(evaluation.measure(1000, 300, [1000, 10_000], args.port + 4))
+        results, name = {"cores": os.cpu_count() or 1, "S9": s9}, "results-S9"
     elif args.only == "V1":
         results, name = {"cores": os.cpu_count() or 1, "V1": validation.measure()}, "results-V1"
     elif args.only == "S2":
