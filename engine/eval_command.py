@@ -75,7 +75,7 @@ def prepare(
     judges: dict[str, LoadedDefinition] = {}
     if request.evaluators:
         path = place(request.evaluators)
-        evaluators = load_evaluators(path)
+        evaluators = load_evaluators(path, _python_evaluators(settings))
         for evaluator in evaluators:
             _check_output(evaluator, variants)
             if isinstance(evaluator, WorkflowEvaluator):
@@ -162,3 +162,13 @@ def _check_output(evaluator: Evaluator, variants: list[Variant]) -> None:
                 f"evaluator {evaluator.name!r}: no output {evaluator.output!r} in variant "
                 f"{variant.name!r} (its outputs: {', '.join(sorted(names)) or 'none'})"
             )
+
+
+def _python_evaluators(settings: Settings) -> set[str]:
+    """The Python evaluators of ACTION_MODULES, by the name an evaluator file gives."""
+    from activities.registry import EVALUATOR_PREFIX, load_custom_actions
+
+    actions = load_custom_actions(settings.action_modules)
+    return {
+        name.removeprefix(EVALUATOR_PREFIX) for name in actions if name.startswith(EVALUATOR_PREFIX)
+    }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -77,11 +78,25 @@ class WorkflowEvaluator(_Evaluator):
     )
 
 
+class PythonEvaluator(_Evaluator):
+    type: Literal["python"]
+    function: str = Field(
+        pattern=NAME, description="A function marked @evaluator(NAME) in ACTION_MODULES."
+    )
+
+
 Evaluator = Annotated[
-    ExactMatch | Contains | Regex | JsonMatch | Numeric | LlmJudge | WorkflowEvaluator,
+    ExactMatch
+    | Contains
+    | Regex
+    | JsonMatch
+    | Numeric
+    | LlmJudge
+    | WorkflowEvaluator
+    | PythonEvaluator,
     Field(discriminator="type"),
 ]
-IN_RUN = (LlmJudge, WorkflowEvaluator)
+IN_RUN = (LlmJudge, WorkflowEvaluator, PythonEvaluator)
 """Evaluators that run as steps of the evaluation run (they call models or definitions)."""
 
 
@@ -90,8 +105,9 @@ class EvaluatorFile(BaseModel):
     evaluators: list[Evaluator] = Field(min_length=1)
 
 
-def load_evaluators(path: Path) -> list[Evaluator]:
-    """The evaluators of a file; DefinitionError lists every problem as FILE:LINE:COL."""
+def load_evaluators(path: Path, functions: Collection[str] | None = None) -> list[Evaluator]:
+    """The evaluators of a file; DefinitionError lists every problem as FILE:LINE:COL.
+    `functions`: the Python evaluators the worker has (None: not checked)."""
     shown = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -120,6 +136,16 @@ def load_evaluators(path: Path) -> list[Evaluator]:
         ):
             at = ("evaluators", index, "definition")
             problems.append(source.problem(at, f"no definition file {evaluator.definition!r}"))
+        if (
+            isinstance(evaluator, PythonEvaluator)
+            and functions is not None
+            and evaluator.function not in functions
+        ):
+            at = ("evaluators", index, "function")
+            known = ", ".join(sorted(functions)) or "none: mark one @evaluator in ACTION_MODULES"
+            near = suggest(evaluator.function, set(functions))
+            message = f"no Python evaluator {evaluator.function!r}{near} (there are: {known})"
+            problems.append(source.problem(at, message))
     if problems:
         raise DefinitionError(problems)
     return evaluators
@@ -127,7 +153,16 @@ def load_evaluators(path: Path) -> list[Evaluator]:
 
 TYPES = {
     kind.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
-    for kind in (ExactMatch, Contains, Regex, JsonMatch, Numeric, LlmJudge, WorkflowEvaluator)
+    for kind in (
+        ExactMatch,
+        Contains,
+        Regex,
+        JsonMatch,
+        Numeric,
+        LlmJudge,
+        WorkflowEvaluator,
+        PythonEvaluator,
+    )  # fmt: skip
 }
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from engine.eval_evaluators import IN_RUN, Evaluator, LlmJudge, WorkflowEvaluator
+from activities.registry import EVALUATOR_PREFIX
+from engine.eval_evaluators import IN_RUN, Evaluator, LlmJudge, PythonEvaluator, WorkflowEvaluator
 from workflows.contracts import LoadedDefinition
 from workflows.definition import Definition, LlmCallStep
 
@@ -202,6 +203,16 @@ def _judge(
         "when": f"{{{{ steps.{run_id}.status == 'completed' }}}}",
         "on_error": "continue",
     }
+    if isinstance(evaluator, PythonEvaluator):
+        return step | {
+            "type": "action",
+            "action": EVALUATOR_PREFIX + evaluator.function,
+            "params": {
+                "row": f"{{{{ rows[{index}]['row'] }}}}",
+                "outputs": f"{{{{ steps.{run_id}.outputs }}}}",
+            },
+            "outputs": [{"name": "result", "type": "object"}],
+        }
     if isinstance(evaluator, WorkflowEvaluator):
         return step | {
             "type": "workflow",

@@ -14,6 +14,7 @@ from engine.eval_evaluators import (
     IN_RUN,
     EvaluatorFile,
     LlmJudge,
+    PythonEvaluator,
     Score,
     WorkflowEvaluator,
     compare,
@@ -88,6 +89,8 @@ def _score(
     if judged is None or judged.status != "completed" or not judged.outputs:
         why = judged.error if judged is not None else "not run"
         return Score(None, error=f"{evaluator.type} failed: {why}")
+    if isinstance(evaluator, PythonEvaluator):
+        return _python_score(judged.outputs.get("result"))
     value = judged.outputs.get("score")
     if not isinstance(value, int | float):
         return Score(None, error=f"{evaluator.type} returned no number `score`: {value!r}")
@@ -97,6 +100,25 @@ def _score(
         return Score(float(value), passed, judged.outputs.get("reasons"))
     assert isinstance(evaluator, WorkflowEvaluator)
     return Score(float(value), passed if isinstance(passed, bool) else None)
+
+
+def _python_score(answer: Any) -> Score:
+    """What a Python evaluator returned: a number, (score, passed) or {score, passed, detail}."""
+    if isinstance(answer, bool):
+        return Score(1.0 if answer else 0.0, answer)
+    if isinstance(answer, int | float):
+        return Score(float(answer))
+    if isinstance(answer, list) and len(answer) == 2 and isinstance(answer[0], int | float):
+        return Score(float(answer[0]), bool(answer[1]))
+    if isinstance(answer, dict) and isinstance(answer.get("score"), int | float):
+        passed = answer.get("passed")
+        detail = answer.get("detail")
+        return Score(
+            float(answer["score"]),
+            passed if isinstance(passed, bool) else None,
+            str(detail) if detail is not None else None,
+        )
+    return Score(None, error=f"python evaluator returned {answer!r}, not a score")
 
 
 def _variant_summary(scores: dict[str, list[Score]], runs: list[RowRun]) -> dict[str, Any]:

@@ -96,4 +96,4 @@ def test_the_docs_evaluator_example_is_valid(tmp_path):
     (tmp_path / "evaluators.yaml").write_text(block)
     (tmp_path / "label_check.yaml").write_text((ROOT / "tests/evals/label_check.yaml").read_text())
     names = [e.name for e in load_evaluators(tmp_path / "evaluators.yaml")]
-    assert names == ["accuracy", "amount", "fields", "format", "helpful", "flow"]
+    assert names == ["accuracy", "amount", "fields", "format", "helpful", "flow", "same_label"]

@@ -16,6 +16,7 @@ from engine.eval_output import gate_failures, junit, terminal
 from engine.settings import Settings
 from tests.conftest import ROOT, new_worker
 from tests.fake_llm import Fault, Request
+from workflows.errors import DefinitionError
 
 HERE = ROOT / "tests" / "evals"
 
@@ -201,3 +202,32 @@ async def test_a_workflow_evaluator_scores_each_row_in_the_evaluation_run(engine
     report = await evaluate(engine, given, note=lambda line: None)
     assert report["metrics"]["flow"]["mean"] == 0.75
     assert report["metrics"]["flow"]["pass_rate"] == 0.75
+
+
+async def test_a_python_evaluator_runs_on_the_worker_for_each_row(
+    client, endpoints, fake_llm, tmp_path
+):
+    from activities.registry import load_custom_actions
+
+    fake_llm.reply = keyword_label
+    actions = load_custom_actions(["tests.eval_functions"])
+    (tmp_path / "evaluators.yaml").write_text(
+        "evaluators:\n  - {name: py, type: python, function: same_labl}\n"
+    )
+    async with new_worker(client, endpoints, actions=actions) as worker:
+        settings = dataclasses.replace(
+            Settings.from_env({}),
+            address=client.service_client.config.target_host,
+            task_queue=worker.task_queue,
+            action_modules=("tests.eval_functions",),
+        )
+        engine = EngineClient(client, settings, start_worker=False)
+        given = dataclasses.replace(request(), evaluators=str(tmp_path / "evaluators.yaml"))
+        with pytest.raises(DefinitionError, match="did you mean 'same_label'"):
+            await evaluate(engine, given, note=lambda line: None)
+        (tmp_path / "evaluators.yaml").write_text(
+            "evaluators:\n  - {name: py, type: python, function: same_label}\n"
+        )
+        report = await evaluate(engine, given, note=lambda line: None)
+    assert report["metrics"]["py"]["mean"] == 0.75
+    assert report["rows"][19]["variants"]["base"]["scores"]["py"]["detail"] == "wanted billing"
