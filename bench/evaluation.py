@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from bench.rate_limited import counted  # noqa: E402
 from bench.stack import DevServer, Provider, worker_process  # noqa: E402
 from engine.client import EngineClient  # noqa: E402
+from engine.connection import connect  # noqa: E402
 from engine.eval_command import EvalRequest, evaluate  # noqa: E402
 from engine.settings import Settings  # noqa: E402
 from workflows.contracts import LoadedDefinition, RunInput  # noqa: E402
@@ -82,7 +84,8 @@ async def run_evaluation(
     (folder / "two_calls.yaml").write_text(DEFINITION)
     (folder / "evaluators.yaml").write_text(EVALUATORS)
     settings = dataclasses.replace(Settings.from_env({}), address=address, task_queue=queue)
-    engine = EngineClient(client, settings, start_worker=False)
+    # The project's converter: a large status (10,000 rows) comes back from external storage.
+    engine = EngineClient(await connect(settings), settings, start_worker=False)
     request = EvalRequest(
         str(folder / "two_calls.yaml"), str(data), str(folder / "evaluators.yaml"),
         concurrency=CONCURRENCY,
@@ -138,7 +141,11 @@ async def subject(
 
 
 async def measure(
-    rows: int, overhead_rows: int, memory_rows: list[int], port: int
+    rows: int,
+    overhead_rows: int,
+    memory_rows: list[int],
+    port: int,
+    save: Callable[[dict[str, Any]], None] = lambda out: None,
 ) -> dict[str, Any]:
     server, provider = DevServer(tuned=True, port=port), Provider(latency=LATENCY)
     out: dict[str, Any] = {
@@ -170,6 +177,7 @@ async def measure(
                         "worker_peak_rss_mib": peak_rss_mib(process.pid),
                     }  # fmt: skip
                     out["rate_limited"] = result
+                    save(out)
                 finally:
                     process.terminate()
                     process.wait()
@@ -188,6 +196,7 @@ async def measure(
                         "evaluation_ms_per_row": 1000 * evaluated["wall_s"] / overhead_rows,
                         "ratio": evaluated["wall_s"] / plain,
                     }
+                    save(out)
                 finally:
                     process.terminate()
                     process.wait()
@@ -198,6 +207,7 @@ async def measure(
                     result = await run_evaluation(client, server.address, queue, folder, count)
                     result["worker_peak_rss_mib"] = peak_rss_mib(process.pid)
                     out["memory"][str(count)] = result
+                    save(out)
                 finally:
                     process.terminate()
                     process.wait()
@@ -241,11 +251,15 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = parser.parse_args()
     memory = [int(n) for n in args.memory_rows.split(",") if n]
-    results = asyncio.run(measure(args.rows, args.overhead_rows, memory, args.port))
-    results["cores"] = os.cpu_count() or 1
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results-S9.json").write_text(json.dumps(results, indent=2) + "\n")
+
+    def save(results: dict[str, Any]) -> None:
+        results["cores"] = os.cpu_count() or 1
+        (out / "results-S9.json").write_text(json.dumps(results, indent=2) + "\n")
+
+    results = asyncio.run(measure(args.rows, args.overhead_rows, memory, args.port, save))
+    save(results)
     print(table(results))
     sys.stdout.flush()
     os._exit(0)
