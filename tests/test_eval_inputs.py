@@ -97,3 +97,20 @@ def test_the_docs_evaluator_example_is_valid(tmp_path):
     (tmp_path / "label_check.yaml").write_text((ROOT / "tests/evals/label_check.yaml").read_text())
     names = [e.name for e in load_evaluators(tmp_path / "evaluators.yaml")]
     assert names == ["accuracy", "amount", "fields", "format", "helpful", "flow", "same_label"]
+
+
+def test_a_child_run_gets_only_the_definitions_it_can_start():
+    from tests.conftest import definition
+    from workflows.step_types.child_workflow_run import needed_children
+
+    def one(name: str, child: str | None = None) -> object:
+        step = (
+            f"{{id: c, type: workflow, definition: {child}}}"
+            if child
+            else "{id: s, type: set, values: {x: 1}}"
+        )
+        return definition(f"workflow:\n  name: {name}\n  steps:\n    - {step}\n")
+
+    children = {"a.yaml": one("A", "b.yaml"), "b.yaml": one("B"), "shard.yaml": one("Shard")}
+    assert set(needed_children(children["a.yaml"], children)) == {"b.yaml"}
+    assert needed_children(children["b.yaml"], children) == {}
