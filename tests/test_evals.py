@@ -231,3 +231,14 @@ async def test_a_python_evaluator_runs_on_the_worker_for_each_row(
         report = await evaluate(engine, given, note=lambda line: None)
     assert report["metrics"]["py"]["mean"] == 0.75
     assert report["rows"][19]["variants"]["base"]["scores"]["py"]["detail"] == "wanted billing"
+
+
+async def test_a_budget_stops_the_rows_it_cannot_pay_for_and_the_report_says_so(engine):
+    report = await evaluate(
+        engine, request(concurrency=1, budget_usd=0.00003), note=lambda line: None
+    )
+    base = report["variants"]["base"]
+    assert 0 < base["rows_failed"] < 20
+    assert report["usage"]["cost_usd"] <= 0.00003
+    stopped = [r for r in report["rows"] if r["variants"]["base"]["status"] != "completed"]
+    assert "budget" in (stopped[0]["variants"]["base"]["error"] or "")
