@@ -40,7 +40,10 @@ from workflows.interpreter import YamlWorkflow  # noqa: E402
 from workflows.validation import load_definition  # noqa: E402
 
 REQUESTS_PER_MINUTE, TOKENS_PER_MINUTE = 600, 60_000
-LATENCY, MAX_TOKENS, CONCURRENCY = 0.05, 20, 10
+LATENCY, MAX_TOKENS = 0.05, 20
+CONCURRENCY = 10
+"""Rows at once (`--concurrency`): ten lanes cannot keep 600 requests a minute busy when a
+row's own run costs more than a second of workflow tasks (bench/RESULTS.md, S9)."""
 TEXT = "item {n}: the red fox ran far"
 DEFINITION = f"""
 workflow:
@@ -77,7 +80,7 @@ def peak_rss_mib(pid: int) -> float:
 
 
 async def run_evaluation(
-    client: Client, address: str, queue: str, folder: Path, rows: int
+    client: Client, address: str, queue: str, folder: Path, rows: int, concurrency: int
 ) -> dict[str, Any]:
     data = folder / f"rows-{rows}.jsonl"
     data.write_text("".join(json.dumps({"text": TEXT.format(n=n)}) + "\n" for n in range(rows)))
@@ -88,7 +91,7 @@ async def run_evaluation(
     engine = EngineClient(await connect(settings), settings, start_worker=False)
     request = EvalRequest(
         str(folder / "two_calls.yaml"), str(data), str(folder / "evaluators.yaml"),
-        concurrency=CONCURRENCY,
+        concurrency=concurrency,
     )  # fmt: skip
     began = time.perf_counter()
     report = await evaluate(engine, request, note=lambda line: None)
@@ -145,11 +148,12 @@ async def measure(
     overhead_rows: int,
     memory_rows: list[int],
     port: int,
+    concurrency: int = CONCURRENCY,
     save: Callable[[dict[str, Any]], None] = lambda out: None,
 ) -> dict[str, Any]:
     server, provider = DevServer(tuned=True, port=port), Provider(latency=LATENCY)
     out: dict[str, Any] = {
-        "rows": rows, "concurrency": CONCURRENCY, "latency_s": LATENCY,
+        "rows": rows, "concurrency": concurrency, "latency_s": LATENCY,
         "requests_per_minute": REQUESTS_PER_MINUTE, "tokens_per_minute": TOKENS_PER_MINUTE,
         "minimum_s": minimum_seconds(rows),
     }  # fmt: skip
@@ -166,7 +170,9 @@ async def measure(
                                                LLM_RATE_LIMITS=rates)  # fmt: skip
                 try:
                     async with counted(provider) as tally:
-                        result = await run_evaluation(client, server.address, queue, folder, rows)
+                        result = await run_evaluation(
+                            client, server.address, queue, folder, rows, concurrency
+                        )
                     counts = tally["counts"]
                     served = sum(counts["served"].values())
                     refused = sum(counts["refused"].values())
@@ -188,7 +194,7 @@ async def measure(
                 try:
                     plain = await run_for_each(client, queue, overhead_rows)
                     evaluated = await run_evaluation(
-                        client, server.address, queue, folder, overhead_rows
+                        client, server.address, queue, folder, overhead_rows, CONCURRENCY
                     )
                     out["overhead"] = {
                         "rows": overhead_rows,
@@ -204,7 +210,9 @@ async def measure(
             for count in memory_rows:
                 queue, process = await subject(server, client, provider, folder)
                 try:
-                    result = await run_evaluation(client, server.address, queue, folder, count)
+                    result = await run_evaluation(
+                        client, server.address, queue, folder, count, concurrency
+                    )
                     result["worker_peak_rss_mib"] = peak_rss_mib(process.pid)
                     out["memory"][str(count)] = result
                     save(out)
@@ -248,6 +256,7 @@ def main() -> None:
     parser.add_argument("--overhead-rows", type=int, default=300)
     parser.add_argument("--memory-rows", default="1000,10000")
     parser.add_argument("--port", type=int, default=17653)
+    parser.add_argument("--concurrency", type=int, default=CONCURRENCY)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = parser.parse_args()
     memory = [int(n) for n in args.memory_rows.split(",") if n]
@@ -258,7 +267,9 @@ def main() -> None:
         results["cores"] = os.cpu_count() or 1
         (out / "results-S9.json").write_text(json.dumps(results, indent=2) + "\n")
 
-    results = asyncio.run(measure(args.rows, args.overhead_rows, memory, args.port, save))
+    results = asyncio.run(
+        measure(args.rows, args.overhead_rows, memory, args.port, args.concurrency, save)
+    )
     save(results)
     print(table(results))
     sys.stdout.flush()
