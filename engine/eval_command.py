@@ -62,7 +62,8 @@ def prepare(
         raise UsageError("--concurrency must be at least 1")
     load = load or (lambda name: load_file(name, settings))
     base = load(request.definition)
-    loaded = [(BASE, base, {})] + _variants(request, base, load)
+    loaded: list[tuple[str, LoadedDefinition, dict[str, Any]]] = [(BASE, base, {})]
+    loaded += _variants(request, base, load)
     data = place(request.data)
     rows = pick(read_rows(data), request.limit, request.sample, request.seed)
     if not rows:
