@@ -114,3 +114,14 @@ def test_a_child_run_gets_only_the_definitions_it_can_start():
     children = {"a.yaml": one("A", "b.yaml"), "b.yaml": one("B"), "shard.yaml": one("Shard")}
     assert set(needed_children(children["a.yaml"], children)) == {"b.yaml"}
     assert needed_children(children["b.yaml"], children) == {}
+
+
+def test_the_progress_line_shows_rows_failures_tokens_cost_and_eta():
+    from engine.eval_run import _progress_line
+    from workflows.contracts import Usage
+
+    usage = Usage(input_tokens=1200, output_tokens=300, cost_usd=0.0123)
+    line = _progress_line((25, 2, usage), 100, 10.0)
+    assert line == (
+        "[######..................] 25/100 rows, 2 failed, 1,500 tokens, $0.0123, ETA 30s"
+    )
