@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from engine.cli_eval import add_eval
 from engine.cli_input import json_input, parse_vars, run_input
 from engine.cli_output import (
     as_json,
@@ -292,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("files", nargs="+")
     schema = add("schema", cmd_schema, "print (or write) the definitions' JSON Schema")
     schema.add_argument("-o", "--output", help="write to this file instead of stdout")
+    add_eval(add)
     add("stop", cmd_stop, "stop the dev server and worker that run/start started in the background")
     add_schedule_commands(commands)
     add_testing_commands(commands)

@@ -5,6 +5,7 @@ the modules named by ``ACTION_MODULES``."""
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -34,6 +35,37 @@ def action(name: str, params: type[BaseModel]) -> Callable[[ActionFunction], Act
 
     def mark(function: ActionFunction) -> ActionFunction:
         setattr(function, ACTION_MARK, ActionSpec(name, params, function))
+        return function
+
+    return mark
+
+
+EVALUATOR_PREFIX = "evaluate_"
+"""A Python evaluator NAME runs on the worker as the action `evaluate_NAME`."""
+EvaluatorFunction = Callable[[dict[str, Any], dict[str, Any] | None], Any]
+"""``(row, outputs) -> score | (score, passed) | {"score", "passed", "detail"}``."""
+
+
+class EvaluatorParams(BaseModel):
+    row: dict[str, Any]
+    outputs: dict[str, Any] | None = None
+
+
+def evaluator(name: str) -> Callable[[EvaluatorFunction], EvaluatorFunction]:
+    """Mark a function ``(row, outputs) -> score`` (sync or async) as the evaluator that
+    `type: python, function: NAME` names in an evaluator file (docs/evaluations.md). It runs
+    as an action, so on the worker, durably, once per row."""
+
+    def mark(function: EvaluatorFunction) -> EvaluatorFunction:
+        def run(params: EvaluatorParams, request: ActionInput) -> Any:
+            return function(params.row, params.outputs)
+
+        async def run_async(params: EvaluatorParams, request: ActionInput) -> Any:
+            return await function(params.row, params.outputs)
+
+        chosen = run_async if inspect.iscoroutinefunction(function) else run
+        spec = ActionSpec(EVALUATOR_PREFIX + name, EvaluatorParams, chosen)
+        function.__action__ = spec  # type: ignore[attr-defined]
         return function
 
     return mark

@@ -135,6 +135,10 @@ def markdown(r: dict[str, Any]) -> str:
         parts.append(validation.table(r["V1"]))
     if "S8" in r:
         parts.append(waiting_runs.table(r["S8"]))
+    if "S9" in r:
+        from bench.evaluation import table as s9_table
+
+        parts.append(s9_table(r["S9"]))
     if "S2" in r:
         from bench.fan_out import table
 

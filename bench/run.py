@@ -2,14 +2,15 @@
 beside plain Temporal, the physical floor (plain asyncio) and a peer (LangGraph + SQLite);
 then S6, a fan-out against a rate-limited provider (bench/rate_limited.py).
 
-    python bench/run.py [--quick] [--only S6|S2|V1|S7] [--out bench/results]
+    python bench/run.py [--quick] [--only S6|S2|V1|S7|S8|S9] [--out bench/results]
 
 Writes results.json and results.md under --out (results-S6.* with --only S6, results-S2.*
 with --only S2: the fan-out alone, engine and plain Temporal side by side, bench/fan_out.py;
 results-V1.* with --only V1: validating 2,000-16,000 steps, bench/validation.py;
 results-S7.* with --only S7: the cost of one job in each way of paying, bench/cost.py;
-results-S8.* with --only S8: 1,000-10,000 runs waiting for a signal, bench/waiting_runs.py)
-and prints the tables.
+results-S8.* with --only S8: 1,000-10,000 runs waiting for a signal, bench/waiting_runs.py;
+results-S9.* with --only S9: an evaluation on a dataset, bench/evaluation.py) and prints the
+tables.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from temporalio.worker import Worker  # noqa: E402
 from activities.endpoints import Endpoint  # noqa: E402
 from activities.llm import build_providers  # noqa: E402
 from activities.rate_limits import Pacer  # noqa: E402
-from bench import baselines, cost, rate_limited, validation, waiting_runs  # noqa: E402
+from bench import baselines, cost, evaluation, rate_limited, validation, waiting_runs  # noqa: E402
 from bench import fan_out as s2_alone  # noqa: E402
 from bench.report import markdown  # noqa: E402
 from bench.stack import CpuMeter, DevServer, Provider, worker_process  # noqa: E402
@@ -258,7 +259,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        choices=["S6", "S2", "V1", "S7", "S8"],
+        choices=["S6", "S2", "V1", "S7", "S8", "S9"],
         help="run this scenario alone (S1-S5 share their setup)",
     )
     parser.add_argument("--rounds", type=int, default=5, help="--only S2: rounds of each")
@@ -279,6 +280,9 @@ def main() -> None:
     elif args.only == "S7":
         s7 = asyncio.run(cost.measure(args.port + 4, args.quick))
         results, name = {"cores": os.cpu_count() or 1, "S7": s7}, "results-S7"
+    elif args.only == "S9":  # evaluation on a dataset: bench/evaluation.py (its options too)
+        s9 = asyncio.run(evaluation.measure(1000, 300, [1000, 10_000], args.port + 5))
+        results, name = {"cores": os.cpu_count() or 1, "S9": s9}, "results-S9"
     elif args.only == "V1":
         results, name = {"cores": os.cpu_count() or 1, "V1": validation.measure()}, "results-V1"
     elif args.only == "S8":

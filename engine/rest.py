@@ -28,6 +28,12 @@ from engine.client_models import ExecutionStatus, Rerun
 from engine.rest_auth import ApiConfig, Gate, is_loopback
 from engine.rest_definitions import DefinitionLoader
 from engine.rest_errors import ENDED, ApiError, errors, handle_errors, json_errors, openapi
+from engine.rest_evals import (
+    EvaluationRequest,
+    EvaluationStarted,
+    evaluation_report,
+    start_evaluation,
+)
 from engine.rest_events import STREAM_RETRY_AFTER_SECONDS, StatusHub, StreamSlots, progress
 from engine.rest_models import (
     EVENT_NAMES,
@@ -229,6 +235,20 @@ EVENTS_DOC = {
 async def execute(body: ExecuteRequest, client: Client, definitions: Definitions) -> Started:
     """Start a run of a definition file under DEFINITIONS_DIR (the seed's endpoint)."""
     return await _start(client, await definitions.file(body.workflow_file), body)
+
+
+@router.post("/evaluations", dependencies=Write, responses=errors(400, 403, 409, 422))
+async def evaluate(
+    body: EvaluationRequest, client: Client, settings: AppSettings
+) -> EvaluationStarted:
+    """Start an evaluation of a definition on a dataset (files under DEFINITIONS_DIR)."""
+    return await start_evaluation(client, body, settings)
+
+
+@router.get("/evaluations/{execution_id}", responses=errors(404, 409))
+async def evaluation(execution_id: ExecutionId, client: Client) -> dict[str, Any]:
+    """An ended evaluation's report (docs/evaluations.md); 409 while it runs."""
+    return await evaluation_report(client, execution_id)
 
 
 @router.get("/workflows/status/{execution_id}", responses=errors(404), tags=SEED)

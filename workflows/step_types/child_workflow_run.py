@@ -12,9 +12,11 @@ from temporalio.exceptions import ApplicationError, ChildWorkflowError
 with workflow.unsafe.imports_passed_through():
     from workflows.activity_options import failure_reason
     from workflows.contracts import RunInput, RunResult
-    from workflows.definition import DEFAULT_MAX_DEPTH, MAX_DEPTH_LIMIT
+    from workflows.definition import DEFAULT_MAX_DEPTH, MAX_DEPTH_LIMIT, Definition
     from workflows.step_results import Once, StepFailed, render_or_fail
+    from workflows.step_types import BUILT_IN
     from workflows.step_types.child_workflow import WorkflowStep
+    from workflows.step_types.llm_call import LlmCallStep
 
 if TYPE_CHECKING:  # annotations only: steps.py dispatches to this module
     from workflows.errors import FailureType
@@ -78,7 +80,7 @@ async def child_run(
             "YamlWorkflow",
             RunInput(
                 definition=definition,
-                children=runner.children,
+                children=needed_children(definition, runner.children),
                 variables=variables,
                 mock_providers=runner.mock_providers,
                 llm_task_queue=runner.llm_task_queue,
@@ -101,3 +103,28 @@ async def child_run(
     if hold is not None:
         runner.budgets.settle(hold, runner.budgets.spent_by_child(result))
     return result
+
+
+def needed_children(
+    definition: Definition, children: dict[str, Definition]
+) -> dict[str, Definition]:
+    """The definitions a child run can start, and theirs: not every definition loaded with
+    its parent (an evaluation's shards would otherwise travel in each row's input). A step
+    of a type not built in may start any of them: it gets them all."""
+    needed: dict[str, Definition] = {}
+    waiting = [definition]
+    while waiting:
+        for step in waiting.pop().workflow.steps:
+            if isinstance(step, WorkflowStep):
+                files = [step.definition]
+            elif isinstance(step, LlmCallStep):
+                files = [tool.workflow for tool in step.tools if tool.workflow]
+            elif isinstance(step, BUILT_IN.models):
+                continue
+            else:
+                return children
+            for file in files:
+                if file not in needed and file in children:
+                    needed[file] = children[file]
+                    waiting.append(children[file])
+    return needed

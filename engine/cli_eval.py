@@ -1,0 +1,108 @@
+"""`starter.py eval`: its arguments and its handler (the work: engine/eval_command.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from engine.settings import Settings
+
+
+def add_eval(add: Callable[..., argparse.ArgumentParser]) -> None:
+    """Register `eval` with starter.py's command table."""
+    sub = add("eval", cmd_eval, "evaluate a definition on a dataset (rows run durably)")
+    sub.add_argument("definition", nargs="?", help="the definition under test (YAML)")
+    sub.add_argument("--data", metavar="FILE", help="the dataset: JSONL, CSV or a JSON list")
+    sub.add_argument("--evaluators", metavar="FILE", help="a YAML list under `evaluators:`")
+    sub.add_argument("--map", action="append", default=[], metavar="VARIABLE=COLUMN")
+    sub.add_argument(
+        "--variant", action="append", default=[],
+        metavar="NAME=FILE|NAME:model=M|NAME:var.X=V", help="also run this variant on the rows",
+    )  # fmt: skip
+    sub.add_argument("--limit", type=int, help="only the first N rows (after --sample)")
+    sub.add_argument("--sample", type=int, help="N rows drawn at random (--seed)")
+    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--concurrency", type=int, default=10, help="rows run at once")
+    sub.add_argument("--budget", type=float, metavar="USD", help="the most it may spend")
+    sub.add_argument("--id", help="the evaluation run's id")
+    sub.add_argument("--resume", metavar="ID", help="wait for (or re-read) an evaluation run")
+    sub.add_argument(
+        "--fail-under", action="append", default=[], metavar="EVALUATOR=VALUE",
+        help="exit 1 when the evaluator's mean is below VALUE (repeatable)",
+    )  # fmt: skip
+    sub.add_argument("--json", action="store_true", help="print the report as JSON")
+    sub.add_argument("--report", metavar="FILE", help="also write the report (.md, .html, .json)")
+    sub.add_argument("--junit", metavar="FILE", help="also write JUnit XML (row x evaluator)")
+
+
+def _pairs(given: list[str], option: str) -> dict[str, str]:
+    from workflows.errors import UsageError
+
+    found = {}
+    for text in given:
+        name, equals, value = text.partition("=")
+        if not equals or not name or not value:
+            raise UsageError(f"{option} {text!r}: write NAME=VALUE")
+        found[name] = value
+    return found
+
+
+async def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.client import EngineClient
+    from engine.eval_command import EvalRequest, evaluate, prepare, resume
+    from engine.eval_output import gate_failures, html_page, junit, markdown, terminal
+    from engine.test_report import write
+    from workflows.errors import UsageError
+
+    def note(message: str) -> None:
+        print(message, file=sys.stderr)
+
+    gates: dict[str, float] = {}
+    for name, value in _pairs(args.fail_under, "--fail-under").items():
+        try:
+            gates[name] = float(value)
+        except ValueError:
+            raise UsageError(f"--fail-under {name}={value}: VALUE is a number") from None
+    tty = sys.stderr.isatty()
+
+    def progress(line: str) -> None:
+        sys.stderr.write(f"\r{line}" if tty else f"{line}\n")
+        sys.stderr.flush()
+
+    if args.resume:
+        client = await EngineClient.connect(settings, note=note)
+        result: dict[str, Any] = await resume(client, args.resume, progress)
+    else:
+        if not args.definition or not args.data:
+            raise UsageError("eval needs DEFINITION and --data FILE (or --resume ID)")
+        request = EvalRequest(
+            args.definition, args.data, args.evaluators, _pairs(args.map, "--map"),
+            args.variant, args.limit, args.sample, args.seed, args.concurrency, args.budget,
+            args.id,
+        )  # fmt: skip
+        prepare(request, settings)  # every problem before connecting
+        client = await EngineClient.connect(settings, note=note)
+        result = await evaluate(client, request, note, progress)
+    if tty:
+        sys.stderr.write("\n")
+    unknown = sorted(set(gates) - set(result["metrics"]))
+    if unknown:
+        raise UsageError(f"--fail-under {unknown[0]}: no such evaluator")
+    shown = json.dumps(result, indent=2, default=str) + "\n" if args.json else terminal(result)
+    print(shown, end="")
+    if args.report:
+        kinds = {".md": markdown, ".html": html_page, ".htm": html_page}
+        kind = next((f for s, f in kinds.items() if args.report.endswith(s)), None)
+        text = kind(result) if kind else json.dumps(result, indent=2, default=str) + "\n"
+        write(args.report, text)
+        note(f"wrote {args.report}")
+    if args.junit:
+        write(args.junit, junit(result))
+        note(f"wrote {args.junit}")
+    failed = gate_failures(result, gates)
+    for line in failed:
+        note(f"gate failed: {line}")
+    return 1 if failed else 0

@@ -1,0 +1,175 @@
+"""`starter.py eval` and the REST API's evaluations: read the definition, its variants, the
+dataset and the evaluators, all checked before anything is paid; start the evaluation run;
+wait for it; report. The pieces: eval_data, eval_evaluators, eval_plan, eval_run,
+eval_report, eval_output."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine.client import EngineClient
+from engine.definition_files import load_file
+from engine.eval_data import pick, read_rows, row_variables
+from engine.eval_evaluators import Evaluator, WorkflowEvaluator, load_evaluators
+from engine.eval_plan import SHARD_ROWS, Plan, Variant, default_output, plan, with_model
+from engine.eval_report import report
+from engine.eval_run import start, wait
+from engine.settings import Settings
+from workflows.contracts import LoadedDefinition
+from workflows.errors import UsageError
+
+BASE = "base"
+"""The variant name of the definition under test itself."""
+
+
+@dataclass
+class EvalRequest:
+    definition: str
+    data: str
+    evaluators: str | None = None
+    maps: dict[str, str] = field(default_factory=dict)
+    """Variable name to column name, where they differ."""
+    variants: list[str] = field(default_factory=list)
+    """`NAME=FILE`, `NAME:model=MODEL` or `NAME:var.X=VALUE` (repeatable per NAME)."""
+    limit: int | None = None
+    sample: int | None = None
+    seed: int = 0
+    concurrency: int = 10
+    budget_usd: float | None = None
+    execution_id: str | None = None
+    shard_rows: int = SHARD_ROWS
+
+
+Load = Callable[[str], LoadedDefinition]
+"""Reads a definition file by name: the CLI's reads any, the REST API's only its own."""
+
+
+def prepare(
+    request: EvalRequest,
+    settings: Settings,
+    load: Load | None = None,
+    place: Callable[[str], Path] = Path,
+) -> tuple[Plan, str]:
+    """The evaluation run's plan and id; every problem is raised before anything starts.
+    `place` turns the data and evaluator file names into paths (the REST API confines them)."""
+    if request.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    load = load or (lambda name: load_file(name, settings))
+    base = load(request.definition)
+    loaded: list[tuple[str, LoadedDefinition, dict[str, Any]]] = [(BASE, base, {})]
+    loaded += _variants(request, base, load)
+    data = place(request.data)
+    rows = pick(read_rows(data), request.limit, request.sample, request.seed)
+    if not rows:
+        raise UsageError(f"{request.data}: no rows to evaluate")
+    variants = []
+    for name, bundle, overrides in loaded:
+        typed = row_variables(rows, str(data), bundle.definition, request.maps)
+        variants.append(Variant(name, bundle, [{**row, **overrides} for row in typed]))
+    evaluators: list[Evaluator] = []
+    judges: dict[str, LoadedDefinition] = {}
+    if request.evaluators:
+        path = place(request.evaluators)
+        evaluators = load_evaluators(path, _python_evaluators(settings))
+        for evaluator in evaluators:
+            _check_output(evaluator, variants)
+            if isinstance(evaluator, WorkflowEvaluator):
+                file = str(Path(request.evaluators).parent / evaluator.definition)
+                judges[evaluator.name] = load(file)
+    name = base.definition.workflow.name
+    meta = {
+        "definition": request.definition,
+        "dataset": request.data,
+        "lines": [row.line for row in rows],
+        "variants": [variant.name for variant in variants],
+        "evaluators": [evaluator.model_dump(mode="json") for evaluator in evaluators],
+        "outputs": [default_output(v.loaded.definition) for v in variants],
+    }
+    built = plan(
+        variants,
+        [row.values for row in rows],
+        evaluators,
+        judges,
+        meta,
+        request.concurrency,
+        request.budget_usd,
+        request.shard_rows,
+    )
+    return built, request.execution_id or f"eval-{name}-{uuid.uuid4().hex[:8]}"
+
+
+async def evaluate(
+    client: EngineClient,
+    request: EvalRequest,
+    note: Callable[[str], None] = print,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    built, execution_id = prepare(request, client.settings)
+    await start(client, built, execution_id)
+    note(f"started evaluation {execution_id}: {client.ui_link(execution_id)}")
+    return report(await wait(client, execution_id, progress))
+
+
+async def resume(
+    client: EngineClient, execution_id: str, progress: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """An evaluation run started before (running or ended): its report, once it has ended."""
+    status = await client.status(execution_id)
+    if status.workflow_name != "Evaluation":
+        raise UsageError(f"run {execution_id!r} is not an evaluation ({status.workflow_name})")
+    return report(await wait(client, execution_id, progress))
+
+
+def _variants(
+    request: EvalRequest, base: LoadedDefinition, load: Load
+) -> list[tuple[str, LoadedDefinition, dict[str, Any]]]:
+    found: dict[str, tuple[LoadedDefinition, dict[str, Any]]] = {}
+    for given in request.variants:
+        name, colon, change = given.partition(":")
+        if not colon:
+            name, equals, file = given.partition("=")
+            if not equals or not name or name in found or name == BASE:
+                raise UsageError(f"--variant {given!r}: write NAME=FILE or NAME:model=MODEL")
+            found[name] = (load(file), {})
+            continue
+        key, equals, value = change.partition("=")
+        bundle, overrides = found.get(name, (base, {}))
+        if not equals or not name or name == BASE:
+            raise UsageError(f"--variant {given!r}: write NAME:model=MODEL or NAME:var.X=VALUE")
+        if key == "model":
+            definition = with_model(bundle.definition, value)
+            bundle = bundle.model_copy(update={"definition": definition})
+        elif key.startswith("var.") and key[4:] in bundle.definition.workflow.variables:
+            overrides = {**overrides, key[4:]: yaml.safe_load(value)}
+        else:
+            known = ", ".join(f"var.{v}" for v in bundle.definition.workflow.variables)
+            raise UsageError(f"--variant {given!r}: {key!r} is not model or one of: {known}")
+        found[name] = (bundle, overrides)
+    return [(name, bundle, overrides) for name, (bundle, overrides) in found.items()]
+
+
+def _check_output(evaluator: Evaluator, variants: list[Variant]) -> None:
+    for variant in variants:
+        workflow = variant.loaded.definition.workflow
+        names = {n for step in workflow.steps for n in step.output_names()} | set(workflow.outputs)
+        if evaluator.output is not None and evaluator.output not in names:
+            raise UsageError(
+                f"evaluator {evaluator.name!r}: no output {evaluator.output!r} in variant "
+                f"{variant.name!r} (its outputs: {', '.join(sorted(names)) or 'none'})"
+            )
+
+
+def _python_evaluators(settings: Settings) -> set[str]:
+    """The Python evaluators of ACTION_MODULES, by the name an evaluator file gives."""
+    from activities.registry import EVALUATOR_PREFIX, load_custom_actions
+
+    actions = load_custom_actions(settings.action_modules)
+    return {
+        name.removeprefix(EVALUATOR_PREFIX) for name in actions if name.startswith(EVALUATOR_PREFIX)
+    }

@@ -1,0 +1,151 @@
+"""Starting an evaluation run, showing its progress, and reading back what each row's run
+and in-run evaluator did, from the evaluation run and its shard runs alone: the run's
+variables hold the rows and the evaluation's settings, so `eval --resume ID` needs no files."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporalio.client import WorkflowExecutionStatus
+
+from engine.client import EngineClient
+from engine.eval_plan import Plan, judge_step, row_step, shard_step
+from workflows.contracts import RunResult, RunStatus, StepResult, Usage
+from workflows.errors import RunFailed
+
+POLL_SECONDS = 1.0
+
+
+@dataclass
+class RowRun:
+    """One row's run of one variant, and what its in-run evaluators returned."""
+
+    status: str
+    """completed, failed, or pending (its shard never reached it)."""
+    outputs: dict[str, Any] | None = None
+    error: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    duration_ms: int = 0
+    judged: dict[int, StepResult] = field(default_factory=dict)
+    """By evaluator index."""
+
+
+@dataclass
+class Collected:
+    execution_id: str
+    meta: dict[str, Any]
+    rows: list[dict[str, Any]]
+    """The dataset rows, as the evaluation run holds them."""
+    runs: list[list[RowRun]]
+    """By row, then variant."""
+    usage: Usage
+    seconds: float
+
+
+async def start(client: EngineClient, plan: Plan, execution_id: str) -> str:
+    started = await client.start(plan.loaded, plan.variables, execution_id=execution_id)
+    return started.execution_id
+
+
+async def wait(
+    client: EngineClient, execution_id: str, progress: Callable[[str], None] | None = None
+) -> Collected:
+    """Wait for the evaluation run (through worker crashes and server restarts: it is a
+    run like any other), showing progress, then read every shard's rows."""
+    parent = client.temporal.get_workflow_handle(execution_id, result_type=RunResult)
+    status = await parent.query("status", result_type=RunStatus)
+    variables = status.variables
+    meta, shards = variables.get("evaluation", {}), variables.get("shards", [])
+    total = sum(len(shard) for shard in shards) * max(1, len(meta.get("variants", [])))
+    began = time.monotonic()
+    done: dict[int, RunStatus] = {}
+    waiting = asyncio.ensure_future(client.result(execution_id))
+    try:
+        while not waiting.done():
+            await asyncio.wait([waiting], timeout=POLL_SECONDS)
+            if progress is not None and not waiting.done():
+                counts = await _counts(client, execution_id, len(shards), done)
+                progress(_progress_line(counts, total, time.monotonic() - began))
+        with contextlib.suppress(RunFailed):
+            await waiting
+    finally:
+        waiting.cancel()
+    described = await parent.describe()
+    seconds = 0.0
+    if described.close_time and described.start_time:
+        seconds = (described.close_time - described.start_time).total_seconds()
+    variants = len(meta.get("variants", [])) or 1
+    evaluators = len(meta.get("evaluators", []))
+    rows: list[dict[str, Any]] = []
+    runs: list[list[RowRun]] = []
+    usage = Usage()
+    for number, shard in enumerate(shards):
+        steps = (await _shard_status(client, execution_id, number)).steps
+        for index, row in enumerate(shard):
+            rows.append(row["row"])
+            found = []
+            for variant in range(variants):
+                run = _row_run(steps.get(row_step(index, variant)))
+                for evaluator in range(evaluators):
+                    judged = steps.get(judge_step(index, variant, evaluator))
+                    if judged is not None:
+                        run.judged[evaluator] = judged
+                        usage += judged.usage
+                usage += run.usage
+                found.append(run)
+            runs.append(found)
+    return Collected(execution_id, meta, rows, runs, usage, seconds)
+
+
+def _row_run(step: StepResult | None) -> RowRun:
+    if step is None:
+        return RowRun("pending", error="not run: the evaluation stopped before this row")
+    return RowRun(step.status, step.outputs, step.error, step.usage, step.duration_ms)
+
+
+async def _shard_status(client: EngineClient, execution_id: str, number: int) -> RunStatus:
+    handle = client.temporal.get_workflow_handle(f"{execution_id}/{shard_step(number)}")
+    try:
+        return await handle.query("status", result_type=RunStatus)
+    except Exception:  # never started: its rows are pending
+        return RunStatus()
+
+
+async def _counts(
+    client: EngineClient, execution_id: str, shards: int, done: dict[int, RunStatus]
+) -> tuple[int, int, Usage]:
+    """Rows finished, rows failed, usage so far; shards that have ended are read once."""
+    finished, failed, usage = 0, 0, Usage()
+    for number in range(shards):
+        status = done.get(number)
+        if status is None:
+            handle = client.temporal.get_workflow_handle(f"{execution_id}/{shard_step(number)}")
+            try:
+                described = await handle.describe()
+            except Exception:
+                break  # shards run in order: the later ones have not started
+            status = await _shard_status(client, execution_id, number)
+            if described.status != WorkflowExecutionStatus.RUNNING:
+                done[number] = status
+        rows = [s for i, s in status.steps.items() if i.startswith("row") and i.count("_") == 1]
+        finished += sum(s.status != "skipped" for s in rows)
+        failed += sum(s.status == "failed" for s in rows)
+        usage += status.usage
+    return finished, failed, usage
+
+
+def _progress_line(counts: tuple[int, int, Usage], total: int, elapsed: float) -> str:
+    finished, failed, usage = counts
+    width = 24
+    filled = int(width * finished / total) if total else width
+    eta = f"{elapsed / finished * (total - finished):.0f}s" if finished else "?"
+    tokens = usage.input_tokens + usage.output_tokens
+    return (
+        f"[{'#' * filled}{'.' * (width - filled)}] {finished}/{total} rows, {failed} failed, "
+        f"{tokens:,} tokens, ${usage.cost_usd:.4f}, ETA {eta}"
+    )

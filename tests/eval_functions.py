@@ -1,0 +1,13 @@
+"""A Python evaluator for tests/test_evals.py (ACTION_MODULES=tests.eval_functions)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from activities.registry import evaluator
+
+
+@evaluator("same_label")
+def same_label(row: dict[str, Any], outputs: dict[str, Any] | None) -> dict[str, Any]:
+    right = (outputs or {}).get("category") == row["label"]
+    return {"score": 1 if right else 0, "passed": right, "detail": f"wanted {row['label']}"}
