@@ -124,7 +124,7 @@ class Checker:
         for name in sorted(self.variables & RESERVED_NAMES):
             self.add(("workflow", "variables", name), f"'{name}' is a reserved name", at_key=True)
 
-    def outputs(self, steps: list[dict], index_of: dict[int, int]) -> None:
+    def outputs(self, steps: list[dict[str, Any]], index_of: dict[int, int]) -> None:
         owner: dict[str, str] = {}
         for step in steps:
             path: Path = ("workflow", "steps", index_of[id(step)])
@@ -142,16 +142,17 @@ class Checker:
                 else:
                     owner[name] = str(step.get("id"))
 
-    def step(self, path: Path, step: dict) -> None:
+    def step(self, path: Path, step: dict[str, Any]) -> None:
         step_type = self.step_types.model_of(step)
         step_type.cross_check(self, path, step)
         for dep_index, dep in enumerate(_list(step.get("depends_on"))):
             if isinstance(dep, str) and dep not in self.step_ids:
                 message = f"unknown step '{dep}' in depends_on" + self.near(dep, self.step_ids)
                 self.add((*path, "depends_on", dep_index), message)
-        local = set()
+        local: set[str] = set()
         if step.get("for_each") is not None:
-            local.add(step.get("as") if isinstance(step.get("as"), str) else "item")
+            as_name = step.get("as")
+            local.add(as_name if isinstance(as_name, str) else "item")
         own = set(raw_output_names(step))
         for sub_path, template in templates_of(step):
             extra = local | own if sub_path[0] == "validate" else local
@@ -185,7 +186,7 @@ class Checker:
             )
             self.problems.append(_at_word(self.source, path, template, step_id, message))
 
-    def order(self, steps: list[dict], index_of: dict[int, int], owners: dict[str, str]) -> None:
+    def order(self, steps: list[dict[str, Any]], index_of: dict[int, int], owners: dict[str, str]) -> None:
         """A step may read only what can have finished before it; there may be no cycle."""
         graph = dependencies(steps, owners, self.read)
         component = components(graph)
@@ -242,9 +243,9 @@ def _at_word(source: Source, path: Path, template: str, word: str, message: str)
     return source.problem_in_text(path, line, col, message)
 
 
-def _dict(value: Any) -> dict:
+def _dict(value: Any) -> dict[Any, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _list(value: Any) -> list:
+def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []

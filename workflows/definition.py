@@ -189,8 +189,10 @@ def definition_model(step_types: StepTypes) -> type[Definition]:
     for the built-in ones, else a subclass that takes the added types too."""
     if step_types == BUILT_IN:
         return Definition
-    steps = Definition.model_fields["workflow"].annotation.model_fields["steps"]
-    any_step = Annotated[Union[step_types.models], Field(discriminator="type")]  # noqa: UP007
+    steps = WorkflowSpec.model_fields["steps"]
+    # a union of types known only at run time: no static type describes it
+    union: Any = Union
+    any_step = Annotated[union[step_types.models], Field(discriminator="type")]
     spec = create_model(
         "WorkflowSpec",
         __base__=WorkflowSpec,

@@ -7,11 +7,14 @@ those steps. Either way it also waits for every step whose outputs its templates
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workflows.errors import TemplateError
 from workflows.step_types import BUILT_IN
 from workflows.templates import references
+
+if TYPE_CHECKING:
+    from workflows.source import Path
 
 INPUT_FIELDS = (
     "when", "for_each", "prompt", "system", "params", "values", "variables", "tools", "messages",
@@ -95,7 +98,7 @@ def raw_output_names(step: dict[str, Any]) -> list[str]:
     return [name for _, name in output_paths((), step)]
 
 
-def output_paths(path: tuple[str | int, ...], step: dict[str, Any]) -> list[tuple[Any, str]]:
+def output_paths(path: Path, step: dict[str, Any]) -> list[tuple[Path, str]]:
     """A raw step's output names, each with where it is written (under `path`), as its step
     type declares them (a `set` step's value keys, others' declared outputs; a step type
     added to the built-in ones declares outputs)."""

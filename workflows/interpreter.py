@@ -253,7 +253,7 @@ class YamlWorkflow:
 
     async def _load(self, path: str) -> LoadedDefinition:
         try:
-            return await workflow.execute_activity(
+            loaded: LoadedDefinition = await workflow.execute_activity(
                 LOAD_DEFINITION,
                 LoadDefinitionInput(path=path),
                 result_type=LoadedDefinition,
@@ -265,6 +265,7 @@ class YamlWorkflow:
             raise ApplicationError(
                 failure_reason(exc), type=FailureType.DEFINITION, non_retryable=True
             ) from None
+        return loaded
 
 
 def _decode_input(raw: Any, model: type[RunInput]) -> RunInput:
@@ -288,7 +289,8 @@ def run_input_model(step_types: StepTypes) -> type[RunInput]:
     """RunInput for runs whose definitions have steps of `step_types`."""
     if step_types == BUILT_IN:
         return RunInput
-    model = definition_model(step_types)
+    # a class made at run time: used in types, which no static type describes
+    model: Any = definition_model(step_types)
     return create_model(
         "RunInput",
         __base__=RunInput,

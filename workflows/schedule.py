@@ -126,7 +126,7 @@ class Schedule:
             done, _ = await workflow.wait(
                 list(running.values()), return_when=asyncio.FIRST_COMPLETED
             )
-            for step_id in sorted((i for i, t in running.items() if t in done), key=order.get):
+            for step_id in sorted((i for i, t in running.items() if t in done), key=order.__getitem__):
                 task = running.pop(step_id)
                 error = task.exception()
                 if isinstance(error, Drained):
@@ -345,7 +345,11 @@ class Schedule:
         )
 
     async def _batch(
-        self, step: LlmCallStep, context: dict[str, Any], items: list[Any], finished: dict
+        self,
+        step: LlmCallStep,
+        context: dict[str, Any],
+        items: list[Any],
+        finished: dict[int, ItemResult],
     ) -> None:
         """The items' first calls answered by one provider batch (workflows/batch_run.py)."""
         contexts = {
@@ -374,4 +378,5 @@ def _elapsed_ms(started: Any) -> int:
 
 def _same_item(carried: Any, item: Any) -> bool:
     """Items compared as they cross the wire: a tuple from `dictsort` comes back a list."""
-    return to_jsonable_python(carried, fallback=str) == to_jsonable_python(item, fallback=str)
+    before: object = to_jsonable_python(carried, fallback=str)
+    return before == to_jsonable_python(item, fallback=str)

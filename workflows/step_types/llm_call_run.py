@@ -259,7 +259,7 @@ async def _call_activity(
     give_up: timedelta | None,
 ) -> LlmCallResult:
     """One model call with Temporal's retries; `give_up` bounds them all (schedule to close)."""
-    return await workflow.execute_activity(
+    result: LlmCallResult = await workflow.execute_activity(
         LLM_CALL,
         sent,
         result_type=LlmCallResult,
@@ -271,6 +271,7 @@ async def _call_activity(
         summary=f"{key}: {sent.provider}/{sent.model}"  # key: step id/item
         + (f" ({sent.service_tier})" if sent.service_tier else ""),
     )
+    return result
 
 
 def _reask_prompt(problem: str, call: LlmCallInput) -> str:

@@ -36,14 +36,12 @@ async def run(
     def arrived() -> bool:
         return runner.signals.arrived(step.signal)
 
+    def may_go_on() -> bool:
+        return arrived() or (may_drain and info.is_continue_as_new_suggested())
+
     try:
         while True:  # waits at least once even when the signal is here: the same commands
-            await workflow.wait_condition(
-                lambda drain=may_drain: (
-                    arrived() or (drain and info.is_continue_as_new_suggested())
-                ),
-                timeout=timeout,
-            )
+            await workflow.wait_condition(may_go_on, timeout=timeout)
             if arrived():
                 break
             if runner.draining():
