@@ -75,8 +75,11 @@ def main() -> None:
         code = 1
     if settings.otlp_endpoint:  # flush the last spans; os._exit skips atexit hooks
         import opentelemetry.trace
+        from temporalio.contrib.opentelemetry import ReplaySafeTracerProvider
 
-        opentelemetry.trace.get_tracer_provider().shutdown()  # type: ignore[attr-defined]
+        provider = opentelemetry.trace.get_tracer_provider()
+        if isinstance(provider, ReplaySafeTracerProvider):  # what engine/connection.py set
+            provider.shutdown()
     # Skip interpreter teardown, which the client's Rust threads can abort
     # (temporalio/sdk-python#300).
     sys.stdout.flush()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-import httpx
+import httpx2
 import openai
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -77,11 +77,11 @@ def _entry(entries: list[Scripted], attempt: int, what: str) -> Scripted:
 
 def _provider_error(error: int | str) -> Exception:
     """The SDK's own error for a scripted failure: an HTTP status, or `timeout`."""
-    request = httpx.Request("POST", _URL)
+    request = httpx2.Request("POST", _URL)
     if error == "timeout":
         return openai.APITimeoutError(request=request)
     if isinstance(error, int):
         body = {"error": {"message": f"scripted error {error}"}}
-        response = httpx.Response(error, request=request, json=body)
+        response = httpx2.Response(error, request=request, json=body)
         return openai.APIStatusError(f"scripted error {error}", response=response, body=body)
     return openai.APIError(str(error), request, body=None)

@@ -91,12 +91,17 @@ def queue_activities(
         providers, prices=settings.prices, pacer=pacer, input_dir=settings.input_dir
     )
     batches = BatchActivities(build_batchers(providers), settings.prices)
-    batch_activities = [batches.submit, batches.poll, batches.results, batches.cancel]
+    batch_activities: list[Callable[..., Any]] = [
+        batches.submit,
+        batches.poll,
+        batches.results,
+        batches.cancel,
+    ]
     definitions = DefinitionActivities(
         settings.definitions_dir, params_models(actions), set(validators), settings.prices
     )
     tools = ToolActivities(actions, settings.mcp_servers)
-    action_activities = [
+    action_activities: list[Callable[..., Any]] = [
         *(action_activity(spec, settings.secrets) for spec in actions.values()),
         unknown_action,
         tools.describe_tools,

@@ -8,6 +8,7 @@ pydantic models out, and every error a `WorkflowError` (see workflows/errors.py)
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import uuid
 from collections.abc import Callable, Mapping
@@ -353,7 +354,10 @@ class EngineClient:
         request = RaiseBudget(max_cost_usd=max_cost_usd, max_tokens=max_tokens, step=step)
         try:
             with self._errors(execution_id):
-                return await handle.execute_update("budget", request, result_type=BudgetStatus)
+                status: BudgetStatus = await handle.execute_update(
+                    "budget", request, result_type=BudgetStatus
+                )
+                return status
         except SignalRefused as exc:
             raise UsageError(f"{execution_id} refused the budget: {exc}") from None
         except TemporalError as exc:
@@ -517,7 +521,7 @@ class EngineClient:
             return LoadedDefinition(definition=definition, children={})
         return self.load_file(definition)
 
-    def _mocked(self, loaded: LoadedDefinition, offline: bool) -> list[str]:
+    def _mocked(self, loaded: LoadedDefinition, offline: bool) -> builtins.list[str]:
         """Providers whose calls go to the offline mock. Keys belong to the worker: against
         a server this machine did not start, only `offline` sends calls to the mock."""
         providers = sorted({route(name).provider for name in called_models(loaded)} - {MOCK})
@@ -546,9 +550,10 @@ async def _status_query(
     while True:
         try:
             with temporal_errors(where):
-                return await handle.query(
+                status: RunStatus = await handle.query(
                     "status", result_type=RunStatus, rpc_timeout=QUERY_TIMEOUT
                 )
+                return status
         except (StatusUnavailable, TemporalError) as exc:
             if "no poller seen" in str(exc) and asyncio.get_running_loop().time() < deadline:
                 await asyncio.sleep(0.25)

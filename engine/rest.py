@@ -15,7 +15,8 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from enum import Enum
+from typing import Annotated, Any, overload
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request, Security
 from fastapi import Path as PathParam
@@ -143,8 +144,9 @@ def create_app(
     include_schedules(app, settings)
     app.add_api_route("/health", health, methods=["GET"])
     handle_errors(app)
-    app.add_middleware(Gate, config=config)  # type: ignore[arg-type]
+    app.add_middleware(Gate, config=config)
     add_pages(app, config)  # the workbench (engine/web.py), its session in front of the gate
+    # FastAPI's documented way to replace the schema; its hints declare a method
     app.openapi = lambda: openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -160,7 +162,8 @@ bearer = HTTPBearer(auto_error=False, description="A token from API_TOKENS or AP
 
 
 async def engine(request: Request) -> EngineClient:
-    return await request.app.state.connection.get()
+    connection: Connection = request.app.state.connection
+    return await connection.get()
 
 
 def known_query(request: Request) -> None:
@@ -186,11 +189,13 @@ def writer(request: Request) -> None:
 
 
 def app_settings(request: Request) -> Settings:
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 def definition_loader(request: Request) -> DefinitionLoader:
-    return request.app.state.definitions
+    definitions: DefinitionLoader = request.app.state.definitions
+    return definitions
 
 
 Client = Annotated[EngineClient, Depends(engine)]
@@ -201,7 +206,7 @@ Write = [Depends(writer)]
 
 router = APIRouter(dependencies=[Security(bearer), Depends(known_query)])
 """Every endpoint but /health; the gate has checked the token before any of them runs."""
-SEED = ["seed"]
+SEED: list[str | Enum] = ["seed"]
 EVENTS_DOC = {
     "description": "Server-Sent Events: step_started, step_finished, step_failed, then end",
     "content": {
@@ -456,6 +461,10 @@ def _iso(value: Any) -> Any:
 Moment = Annotated[datetime, BeforeValidator(_iso)]
 
 
+@overload
+def _utc(moment: datetime) -> datetime: ...
+@overload
+def _utc(moment: None) -> None: ...
 def _utc(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None

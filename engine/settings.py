@@ -208,6 +208,7 @@ class Settings:
             payload_key_id=env.get("PAYLOAD_KEY_ID", cls.payload_key_id),
             codec_server_token=env.get("CODEC_SERVER_TOKEN") or None,
             payload_storage=PayloadStorage(
+                # any text: PayloadStorage refuses an unknown kind, naming the ones to write
                 kind=env.get("EXTERNAL_STORAGE") or "local",  # type: ignore[arg-type]
                 directory=(
                     Path(env["EXTERNAL_STORAGE_DIR"]).expanduser().resolve()

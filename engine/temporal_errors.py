@@ -32,6 +32,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.errors import (
+    EndedState,
     RunEnded,
     RunExists,
     RunFailed,
@@ -103,7 +104,7 @@ def _rpc_error(exc: RPCError, where: Where) -> WorkflowError:
     return TemporalError(where.address, detail)
 
 
-def ending(exc: WorkflowFailureError) -> tuple[str, str]:
+def ending(exc: WorkflowFailureError) -> tuple[EndedState, str]:
     """How a run that did not complete ended (a state `list` knows) and why, in words."""
     cause = exc.cause
     if isinstance(cause, temporal.CancelledError):

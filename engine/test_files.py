@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -226,7 +227,7 @@ def _case(
             for item in value if isinstance(value, list) and step.for_each else [value]:
                 shape = _reply_problem(step, entry(item))
                 if shape:
-                    where = (
+                    where: tuple[str | int, ...] = (
                         ("replies", step_id, n) if isinstance(given, list) else ("replies", step_id)
                     )
                     problem(where, shape, at_key=False)
@@ -249,11 +250,12 @@ def _case(
             else:
                 signals.append((name, value))
     expect = case.expect
-    for part, names in [
+    expected: list[tuple[str, Collection[str]]] = [
         ("steps", expect.steps),
         ("calls", expect.calls),
         ("prompts", expect.prompts),
-    ]:
+    ]
+    for part, names in expected:
         for step_id in names:
             if step_id not in steps:
                 problem(("expect", part, step_id), _not_a(step_id, "a step", steps))

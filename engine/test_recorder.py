@@ -235,8 +235,9 @@ def _definition(
     was started by file name, or the one beside the test file with the run's workflow name."""
     if given:
         return Path(given)
-    if existing is not None and isinstance(existing.get("definition"), str):
-        return output.parent / existing["definition"]
+    named = existing.get("definition") if existing is not None else None
+    if isinstance(named, str):
+        return output.parent / named
     if run.run_input is not None and run.run_input.definition_file:
         return client.settings.definitions_dir / run.run_input.definition_file
     found = []

@@ -230,9 +230,9 @@ def compare(tests: LoadedTests, loaded: LoadedCase, outcome: Outcome) -> list[Mi
         found.append(Mismatch("status", expect.status, actual, failed))
     producer = {n: s.id for s in definition.workflow.steps for n in s.output_names()}
     for name, wanted in expect.outputs.items():
-        actual = outcome.outputs.get(name)
-        if not matches(wanted, actual):
-            found.append(Mismatch(f"outputs.{name}", wanted, actual, producer.get(name)))
+        value = outcome.outputs.get(name)
+        if not matches(wanted, value):
+            found.append(Mismatch(f"outputs.{name}", wanted, value, producer.get(name)))
     for step_id, wanted in expect.steps.items():
         step = outcome.steps.get(step_id)
         actual = step.status if step else "not run"

@@ -52,7 +52,7 @@ def add_pages(app: FastAPI, config: ApiConfig) -> None:
     app.include_router(router, include_in_schema=False)
     app.include_router(web_definitions.router, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=HERE / "web_static"), name="static")
-    app.add_middleware(PageSession, config=config)  # type: ignore[arg-type]
+    app.add_middleware(PageSession, config=config)
 
 
 router = APIRouter()

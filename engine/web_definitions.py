@@ -78,7 +78,8 @@ def variable_fields(loaded: LoadedDefinition) -> list[VariableField]:
 
 
 def loader(request: Request) -> DefinitionLoader:
-    return request.app.state.definitions
+    definitions: DefinitionLoader = request.app.state.definitions
+    return definitions
 
 
 @router.get("/definitions")

@@ -59,7 +59,8 @@ def problem(request: Request, exc: Exception) -> HTMLResponse:
 
 
 async def engine(request: Request) -> EngineClient:
-    return await request.app.state.connection.get()
+    client: EngineClient = await request.app.state.connection.get()
+    return client
 
 
 async def form_of(request: Request, write: bool = True) -> dict[str, str] | Response:

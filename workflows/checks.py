@@ -186,7 +186,9 @@ class Checker:
             )
             self.problems.append(_at_word(self.source, path, template, step_id, message))
 
-    def order(self, steps: list[dict[str, Any]], index_of: dict[int, int], owners: dict[str, str]) -> None:
+    def order(
+        self, steps: list[dict[str, Any]], index_of: dict[int, int], owners: dict[str, str]
+    ) -> None:
         """A step may read only what can have finished before it; there may be no cycle."""
         graph = dependencies(steps, owners, self.read)
         component = components(graph)

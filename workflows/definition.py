@@ -192,7 +192,8 @@ def definition_model(step_types: StepTypes) -> type[Definition]:
     steps = WorkflowSpec.model_fields["steps"]
     # a union of types known only at run time: no static type describes it
     union: Any = Union
-    any_step = Annotated[union[step_types.models], Field(discriminator="type")]
+    models = step_types.models
+    any_step = Annotated[union[models], Field(discriminator="type")]
     spec = create_model(
         "WorkflowSpec",
         __base__=WorkflowSpec,

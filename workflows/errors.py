@@ -27,7 +27,7 @@ failure carries one of the ``FailureType`` names below as its ``type``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal
 
 
 class FailureType:
@@ -144,11 +144,15 @@ class RunExists(ClientError):
     the caller did not ask to reuse it."""
 
 
+EndedState = Literal["failed", "cancelled", "terminated", "timed_out"]
+"""How a run that did not complete ended."""
+
+
 class RunFailed(ClientError):
     """The run ended without completing; `reason` is Temporal's or the step's own words,
-    `state` how it ended (failed, cancelled, terminated, timed_out)."""
+    `state` how it ended."""
 
-    def __init__(self, execution_id: str, reason: str, state: str = "failed") -> None:
+    def __init__(self, execution_id: str, reason: str, state: EndedState = "failed") -> None:
         super().__init__(f"run {execution_id} {reason}")
         self.execution_id = execution_id
         self.reason = reason

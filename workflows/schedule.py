@@ -126,7 +126,9 @@ class Schedule:
             done, _ = await workflow.wait(
                 list(running.values()), return_when=asyncio.FIRST_COMPLETED
             )
-            for step_id in sorted((i for i, t in running.items() if t in done), key=order.__getitem__):
+            for step_id in sorted(
+                (i for i, t in running.items() if t in done), key=order.__getitem__
+            ):
                 task = running.pop(step_id)
                 error = task.exception()
                 if isinstance(error, Drained):
@@ -379,4 +381,5 @@ def _elapsed_ms(started: Any) -> int:
 def _same_item(carried: Any, item: Any) -> bool:
     """Items compared as they cross the wire: a tuple from `dictsort` comes back a list."""
     before: object = to_jsonable_python(carried, fallback=str)
-    return before == to_jsonable_python(item, fallback=str)
+    now: object = to_jsonable_python(item, fallback=str)
+    return before == now
