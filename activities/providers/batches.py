@@ -136,6 +136,8 @@ class AnthropicBatcher:
             {"custom_id": f"item-{index}", "params": self._messages.request(call)}
             for index, call in calls.items()
         ]
+        # params: the body `messages.create(**body)` takes, built as a dict; the SDK's hint
+        # is a TypedDict, which a dict built key by key cannot be
         batch = await self._client.messages.batches.create(requests=requests)  # type: ignore[arg-type]
         return batch.id
 
