@@ -98,7 +98,7 @@ def add_schedule_commands(commands: Any) -> None:
     sub = group.add_subparsers(dest="schedule_command", required=True)
 
     def add(name: str, handler: Any, text: str) -> argparse.ArgumentParser:
-        parser = sub.add_parser(name, help=text)
+        parser: argparse.ArgumentParser = sub.add_parser(name, help=text)
         parser.set_defaults(handler=handler)
         if name != "list":
             parser.add_argument("name", help="the schedule's name")

@@ -111,9 +111,10 @@ def _row_run(step: StepResult | None) -> RowRun:
 async def _shard_status(client: EngineClient, execution_id: str, number: int) -> RunStatus:
     handle = client.temporal.get_workflow_handle(f"{execution_id}/{shard_step(number)}")
     try:
-        return await handle.query("status", result_type=RunStatus)
+        status: RunStatus = await handle.query("status", result_type=RunStatus)
     except Exception:  # never started: its rows are pending
         return RunStatus()
+    return status
 
 
 async def _counts(

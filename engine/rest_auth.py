@@ -231,8 +231,8 @@ class Gate:
             token = ApiToken("webhook", "")  # rate-limited and capped as one token
         elif self.tokens:
             scheme, _, given = headers.get("authorization", "").partition(" ")
-            token = self.tokens.find(given.strip()) if scheme.lower() == "bearer" else None
-            if token is None:
+            found = self.tokens.find(given.strip()) if scheme.lower() == "bearer" else None
+            if found is None:
                 wait = self.limiter.take(f"failed auth from {client}")
                 if wait:
                     await _too_many(send, wait)
@@ -246,6 +246,7 @@ class Gate:
                     send, 401, "unauthorized", message, {"www-authenticate": 'Bearer realm="api"'}
                 )
                 return
+            token = found
         else:
             token = ApiToken(OPEN_ACCESS, "")
         state["token_name"] = token.name
