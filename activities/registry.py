@@ -65,7 +65,7 @@ def evaluator(name: str) -> Callable[[EvaluatorFunction], EvaluatorFunction]:
 
         chosen = run_async if inspect.iscoroutinefunction(function) else run
         spec = ActionSpec(EVALUATOR_PREFIX + name, EvaluatorParams, chosen)
-        function.__action__ = spec  # type: ignore[attr-defined]
+        setattr(function, ACTION_MARK, spec)
         return function
 
     return mark

@@ -11,7 +11,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -152,7 +152,7 @@ def load_evaluators(path: Path, functions: Collection[str] | None = None) -> lis
 
 
 TYPES = {
-    kind.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
+    get_args(kind.model_fields["type"].annotation)[0]
     for kind in (
         ExactMatch,
         Contains,
