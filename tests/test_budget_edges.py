@@ -12,7 +12,7 @@ import pytest
 from engine.client import EngineClient
 from tests.conftest import new_worker, starter
 from tests.fake_llm import FakeLlmServer, utf8_bytes, words
-from tests.test_budgets import engine_for
+from tests.test_budgets import _details, engine_for
 from workflows.errors import RunFailed
 
 WIDE = """
@@ -101,6 +101,49 @@ async def test_a_paused_50_wide_fan_out_waits_for_its_budget_and_completes_once_
     assert len(result.steps["label"].outputs["label"]) == 50
     assert result.budgets["run"].waiting is None
     assert result.budgets["run"].spent_tokens == provider_counted(fake_llm)
+
+
+TWO_PAUSED = """
+workflow:
+  name: two-paused
+  budget: {max_tokens: 50, on_exceed: pause}
+  steps:
+    - {id: small, type: llm_call, model: openai/gpt-4o-mini, max_tokens: 100, prompt: hi,
+       depends_on: []}
+    - {id: big, type: llm_call, model: openai/gpt-4o-mini, max_tokens: 1000, prompt: hi,
+       depends_on: []}
+"""
+
+
+async def test_a_raise_that_lets_one_paused_call_go_on_still_shows_the_other_waiting(
+    client, endpoints, fake_llm
+):
+    """Two steps pause on one budget; raised enough for the small one only, the run still
+    says it waits for the budget (status and the UI's details line), naming the big one."""
+    async with new_worker(client, endpoints) as worker:
+        engine = engine_for(client, worker)
+        started = await engine.start(engine.load_yaml(TWO_PAUSED), execution_id=f"b-{uuid.uuid4()}")
+        run_id = started.execution_id
+        for _ in range(300):
+            status = await engine.status(run_id)
+            if status.budgets["run"].waiting:
+                break
+            await asyncio.sleep(0.1)
+        assert "step 'small'" in (status.budgets["run"].waiting or "")  # the oldest first
+        await engine.raise_budget(run_id, max_tokens=400)  # ~120 for small, ~1020 for big
+        for _ in range(300):
+            status = await engine.status(run_id)
+            if "small" in status.steps:
+                break
+            await asyncio.sleep(0.1)
+        assert "small" in status.steps and "big" not in status.steps
+        waiting = status.budgets["run"].waiting or ""
+        assert waiting.startswith("paused: budget exceeded") and "step 'big'" in waiting
+        assert (await _details(client, run_id)).startswith("paused: budget exceeded")
+        await engine.raise_budget(run_id, max_tokens=5000)
+        result = await asyncio.wait_for(engine.result(run_id), RESULT_TIMEOUT)
+    assert set(result.steps) == {"small", "big"}
+    assert result.budgets["run"].waiting is None
 
 
 @pytest.mark.parametrize(

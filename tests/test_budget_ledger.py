@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from workflows.budget import Budgets, input_bound
@@ -40,7 +40,8 @@ class Call:
         """One turn of the reserve loop; 'failed' when the run fails."""
         if self.state == "paused":
             assert self.paused_on is not None
-            self.paused_on.waiting, self.paused_on = None, None
+            self.paused_on.unpause(f"call {id(self)}")
+            self.paused_on = None
         short = short_of(self.ledgers, self.need)
         if short is None:
             for ledger in self.ledgers:
@@ -51,7 +52,8 @@ class Call:
         elif short.on_exceed == "fail":
             return "failed"
         else:
-            short.waiting, self.paused_on, self.state = "paused", short, "paused"
+            short.pause(f"call {id(self)}")
+            self.paused_on, self.state = short, "paused"
         return None
 
     def settle(self, fraction: float) -> Spend:
@@ -90,6 +92,14 @@ events = st.lists(
 
 
 @settings(max_examples=400, deadline=None)
+@example(  # two calls pause on one budget; a raise lets the smaller go on, the other waits
+    run_limit=(1e-06, None),
+    step_limit=(None, 1),
+    on_exceed="pause",
+    call_needs=[Spend(0.0, 3), Spend(0.0, 2)],
+    script=[("run", 1, 0.0), ("raise", 0, 0.0)],
+    overs=[],
+)
 @given(
     run_limit=limits,
     step_limit=st.one_of(st.none(), limits),
@@ -161,8 +171,9 @@ def test_any_order_of_events_ends_completed_failed_or_waiting_within_the_limit(
             excess[0] = excess[0] + flying[0].settle(over.get(calls.index(flying[0]), 1))
         within()
     assert outcome(calls) != "stuck", [(c.state, c.need) for c in calls]
-    if outcome(calls) == "waiting":
-        assert on_exceed == "pause" and any(ledger.waiting for ledger in ledgers)
+    if outcome(calls) == "waiting":  # and the budget each paused call waits on says so
+        assert on_exceed == "pause"
+        assert all(c.paused_on.waiting for c in calls if c.paused_on is not None)
 
 
 def call_of(prompt: str, model: str = "gpt-4o-mini") -> LlmCallInput:

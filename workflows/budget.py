@@ -178,13 +178,16 @@ class Budgets:
                     message, type=FailureType.BUDGET_EXCEEDED, non_retryable=True
                 )
             meter.create_counter("budget_pauses", "runs a budget paused").add(1)
-            short.waiting = (
+            why = (
                 f"paused: {message}; raise the budget (starter.py budget ID ...) or cancel the run"
             )
+            short.pause(why)
             self.on_change()
-            await workflow.wait_condition(partial(short.fits, need, in_flight=False))
-            short.waiting = None
-            self.on_change()
+            try:
+                await workflow.wait_condition(partial(short.fits, need, in_flight=False))
+            finally:  # a cancelled step stops waiting too
+                short.unpause(why)
+                self.on_change()
 
     def settle(self, hold: Hold, used: Spend, billed_input: int | None = None) -> None:
         """Spend what the call used; a reply counted over its bound raises the model's ratio,

@@ -5,12 +5,13 @@ a call reserves its worst case in every ledger it spends from, or waits; a waiti
 on as soon as it fits or as soon as the ledger that refuses it has no call in flight (then
 nothing can make room but an operator, so the budget's `on_exceed` decides). Spent only
 grows, so a call that does not fit when nothing is in flight will never fit by waiting.
+Several calls may pause on one budget: it says it is waiting until the last of them goes on.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from workflows.contracts import BudgetStatus, Usage
@@ -54,9 +55,10 @@ class Ledger:
     on_exceed: Literal["fail", "pause"]
     spent: Spend = Spend()
     reserved: Spend = Spend()
-    waiting: str | None = None
     holds: int = 0
     """How many reservations are in flight: none means `reserved` holds nothing back."""
+    paused: list[str] = field(default_factory=list)
+    """Why each call paused on this budget waits, oldest first: one going on leaves the rest."""
 
     @classmethod
     def from_spec(cls, scope: str, spec: BudgetSpec) -> Ledger:
@@ -84,6 +86,17 @@ class Ledger:
         self.holds -= 1
         self.reserved = self.reserved - need
         self.spent = self.spent + used
+
+    def pause(self, why: str) -> None:
+        self.paused.append(why)
+
+    def unpause(self, why: str) -> None:
+        self.paused.remove(why)
+
+    @property
+    def waiting(self) -> str | None:
+        """Why the oldest call paused on this budget waits, while any does."""
+        return self.paused[0] if self.paused else None
 
     def room(self) -> Room:
         """What is left, counting calls in flight; unlimited parts are infinite."""
