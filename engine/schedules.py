@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,20 +21,18 @@ from temporalio.client import (
     ScheduleActionExecutionStartWorkflow,
     ScheduleActionResult,
     ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleSpec,
     ScheduleState,
 )
-from temporalio.service import RPCError, RPCStatusCode
 
-from engine.temporal_errors import Where, temporal_errors
+from engine.temporal_errors import Where, schedule_errors
 from workflows.contracts import LoadedDefinition
 from workflows.definition import Definition
 from workflows.durations import parse_duration
-from workflows.errors import RunNotFound, UsageError
+from workflows.errors import UsageError
 from workflows.interpreter import YamlWorkflow
 
 if TYPE_CHECKING:
@@ -121,14 +118,8 @@ class Schedules:
             policy=policy,
             state=ScheduleState(paused=paused, note="created paused" if paused else None),
         )
-        try:
-            with self._errors(name, cron=cron):
-                await self.engine.temporal.create_schedule(name, schedule, memo=memo)
-        except ScheduleAlreadyRunningError:
-            raise UsageError(
-                f"a schedule named {name!r} exists already: delete it first "
-                f"(starter.py schedule delete {name}) or choose another name"
-            ) from None
+        with self._errors(name, cron=cron):
+            await self.engine.temporal.create_schedule(name, schedule, memo=memo)
         await self.engine._ensure_worker()  # a local stack's worker for its runs, as `start`
         return await self.describe(name)
 
@@ -202,26 +193,12 @@ class Schedules:
         with self._errors(name):
             await self.engine.temporal.get_schedule_handle(name).delete()
 
-    @contextlib.contextmanager
-    def _errors(self, name: str | None = None, cron: str | None = None) -> Iterator[None]:
+    def _errors(
+        self, name: str | None = None, cron: str | None = None
+    ) -> contextlib.AbstractContextManager[None]:
         """Temporal's words for a missing schedule or a cron it cannot read, in ours."""
         settings = self.engine.settings
-        try:
-            yield
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND and name:
-                raise RunNotFound(
-                    f"no schedule {name!r} in namespace {settings.namespace} "
-                    "(starter.py schedule list shows them)"
-                ) from None
-            if exc.status == RPCStatusCode.INVALID_ARGUMENT and cron is not None:
-                detail = exc.message.removeprefix("Invalid schedule spec: ")
-                raise UsageError(
-                    f"cron {cron!r} does not parse: {detail} (five fields: minute hour "
-                    'day-of-month month day-of-week, e.g. "0 9 * * 1-5")'
-                ) from None
-            with temporal_errors(Where(settings.address, settings.namespace)):
-                raise
+        return schedule_errors(Where(settings.address, settings.namespace), name, cron)
 
 
 def check_name(name: str) -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from temporalio import exceptions as temporal
 from temporalio.client import (
     RPCTimeoutOrCancelledError,
+    ScheduleAlreadyRunningError,
     WorkflowFailureError,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
@@ -134,3 +135,30 @@ def _run(where: Where) -> str:
 
 def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:500]
+
+
+@contextlib.contextmanager
+def schedule_errors(where: Where, name: str | None, cron: str | None) -> Iterator[None]:
+    """A schedule's errors: a name taken, a schedule missing, a cron Temporal cannot read;
+    anything else as `temporal_errors` says."""
+    try:
+        yield
+    except ScheduleAlreadyRunningError:
+        raise UsageError(
+            f"a schedule named {name!r} exists already: delete it first "
+            f"(starter.py schedule delete {name}) or choose another name"
+        ) from None
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND and name:
+            raise RunNotFound(
+                f"no schedule {name!r} in namespace {where.namespace} "
+                "(starter.py schedule list shows them)"
+            ) from None
+        if exc.status == RPCStatusCode.INVALID_ARGUMENT and cron is not None:
+            detail = exc.message.removeprefix("Invalid schedule spec: ")
+            raise UsageError(
+                f"cron {cron!r} does not parse: {detail} (five fields: minute hour "
+                'day-of-month month day-of-week, e.g. "0 9 * * 1-5")'
+            ) from None
+        with temporal_errors(where):
+            raise

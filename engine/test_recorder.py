@@ -25,7 +25,7 @@ from engine.settings import ROOT
 from engine.test_files import SUFFIX, TIMEOUT, all_steps, load_tests
 from workflows.contracts import ActionResult, LlmCallResult
 from workflows.definition import Step, WaitForSignalStep
-from workflows.errors import RunFailed, UsageError
+from workflows.errors import FailureType, RunFailed, UsageError
 from workflows.scripts import item_of
 
 WAIT_TIMED_OUT = "signal within"
@@ -171,7 +171,7 @@ def _model_error(failure: BaseException | None) -> dict[str, Any]:
         status = re.fullmatch(r"ProviderHTTP(\d{3})", failure.type or "")
         if status:
             return {"error": int(status.group(1))}
-        if failure.type == "ProviderTimeout":
+        if failure.type == FailureType.PROVIDER_TIMEOUT:
             return {"error": TIMEOUT}
         return {"error": 400 if failure.non_retryable else 500}
     return {"error": 500}

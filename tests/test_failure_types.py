@@ -20,6 +20,7 @@ CODE = sorted(
     for folder in ("workflows", "activities", "engine")
     for path in (ROOT / folder).rglob("*.py")
     if path != ROOT / "workflows" / "errors.py"
+    and path.name != "__init__.py"  # a package's public names (`__all__`), not failure types
 ) + sorted(ROOT.glob("*.py"))
 
 
