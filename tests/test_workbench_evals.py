@@ -12,6 +12,7 @@ from urllib.parse import quote
 import pytest
 import pytest_asyncio
 
+from tests.fake_llm import Fault
 from tests.workbench import HOSTILE, Bench, bench_server, evaluation  # noqa: F401 (fixture)
 
 
@@ -64,3 +65,19 @@ async def test_the_report_is_reached_from_the_run_page_and_needs_a_session(
     async with bench.http() as http:
         not_one = await http.get(f"/runs/{report_id}%2Fshard0/evaluation")
         assert not_one.status_code == 400 and "is not an evaluation" in not_one.text
+
+
+async def test_a_running_evaluation_says_its_report_comes_when_it_ends(
+    bench: Bench, tmp_path: Path
+):
+    bench.llm.fault_for = lambda request: Fault(503, "busy")  # retried: the rows never end
+    try:
+        run_id = await evaluation(bench, tmp_path, wait=False)
+        async with bench.http() as http:
+            page = await http.get(f"/runs/{run_id}/evaluation")
+        assert page.status_code == 409
+        assert f"evaluation {run_id} is still running: its report is here once" in page.text
+        assert f'href="/runs/{run_id}"' in page.text
+    finally:
+        bench.llm.fault_for = lambda request: None
+    await bench.engine.cancel(run_id)

@@ -111,9 +111,9 @@ def model_label(request: Any) -> str:
     return "other"
 
 
-async def evaluation(bench: Bench, folder: Path) -> str:
-    """An ended evaluation of tests/evals/classify.yaml on three rows (one holding a
-    script), variants `base` and `big` (gpt-4o), which disagree on rows 1 and 2."""
+async def evaluation(bench: Bench, folder: Path, wait: bool = True) -> str:
+    """An evaluation of tests/evals/classify.yaml on three rows (one holding a script),
+    variants `base` and `big` (gpt-4o), which disagree on rows 1 and 2; ended, if `wait`."""
     rows = [
         {"ticket": "I want a refund", "label": "billing"},
         {"ticket": f"refund {HOSTILE}", "label": "billing"},
@@ -127,6 +127,9 @@ async def evaluation(bench: Bench, folder: Path) -> str:
         variants=["big:model=gpt-4o"],
     )  # fmt: skip
     plan, execution_id = prepare(request, bench.engine.settings)
+    if not wait:
+        await start(bench.engine, plan, execution_id)
+        return execution_id
     bench.llm.reply = model_label
     try:
         await start(bench.engine, plan, execution_id)
