@@ -5,6 +5,7 @@ browser: tests/test_workbench_browser.py."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from urllib.parse import quote
@@ -59,6 +60,12 @@ async def test_the_report_is_reached_from_the_run_page_and_needs_a_session(
         run_page = await browser.get(f"/runs/{report_id}")
         assert link in run_page.text
         assert (await browser.get(f"/runs/{report_id}/evaluation")).status_code == 200
+        for _ in range(50):  # "Evaluations": the runs list of Evaluation (visibility lags)
+            listed = await browser.get("/runs", params={"workflow": "Evaluation"})
+            if link in listed.text:
+                break
+            await asyncio.sleep(0.1)
+        assert link in listed.text and 'href="/runs?workflow=Evaluation"' in listed.text
     async with bench.http(token=None) as anyone:
         answer = await anyone.get(f"/runs/{report_id}/evaluation")
         assert answer.status_code == 303 and answer.headers["location"].startswith("/sign-in")
