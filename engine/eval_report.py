@@ -48,6 +48,7 @@ def report(collected: Collected) -> dict[str, Any]:
                 }  # fmt: skip
             shown[variant] = {
                 "status": run.status,
+                "run": run.execution_id or None,
                 "outputs": run.outputs,
                 "error": run.error,
                 "duration_ms": run.duration_ms,

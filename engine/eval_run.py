@@ -33,6 +33,8 @@ class RowRun:
     duration_ms: int = 0
     judged: dict[int, StepResult] = field(default_factory=dict)
     """By evaluator index."""
+    execution_id: str = ""
+    """The row's own run (a child of its shard run), for its page."""
 
 
 @dataclass
@@ -86,11 +88,14 @@ async def wait(
     usage = Usage()
     for number, shard in enumerate(shards):
         steps = (await _shard_status(client, execution_id, number)).steps
+        shard_id = f"{execution_id}/{shard_step(number)}"
         for index, row in enumerate(shard):
             rows.append(row["row"])
             found = []
             for variant in range(variants):
                 run = _row_run(steps.get(row_step(index, variant)))
+                if run.status != "pending":
+                    run.execution_id = f"{shard_id}/{row_step(index, variant)}"
                 for evaluator in range(evaluators):
                     judged = steps.get(judge_step(index, variant, evaluator))
                     if judged is not None:

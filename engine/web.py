@@ -20,7 +20,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from engine import web_definitions
+from engine import web_definitions, web_evals
 from engine.client import EngineClient
 from engine.client_models import ExecutionStatus
 from engine.rest_auth import ApiConfig, RateLimiter, Tokens
@@ -49,6 +49,7 @@ def add_pages(app: FastAPI, config: ApiConfig) -> None:
     app.state.csrf = Csrf()
     app.state.accounts = {}
     app.state.sign_in = (Tokens(config.tokens), RateLimiter(SIGN_IN_TRIES_PER_MINUTE))
+    app.include_router(web_evals.router, include_in_schema=False)  # before /runs/{id}
     app.include_router(router, include_in_schema=False)
     app.include_router(web_definitions.router, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=HERE / "web_static"), name="static")

@@ -14,6 +14,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
 from engine.client import EngineClient
+from engine.eval_plan import EVALUATION
 from engine.rest_errors import classify
 
 log = logging.getLogger("engine.web")
@@ -25,6 +26,7 @@ pages = jinja2.Environment(
 )
 pages.filters["run_url"] = lambda run_id: "/runs/" + quote(run_id, safe="")
 pages.filters["money"] = lambda usd: f"${usd:.4f}"
+pages.globals["EVALUATION"] = EVALUATION  # the workflow name of an evaluation run
 
 
 def session_of(request: Request) -> str:

@@ -16,7 +16,15 @@ import pytest_asyncio
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.conftest import ROOT
-from tests.workbench import APPROVAL, HOSTILE, READER, WRITER, Bench, bench_server  # noqa: F401 (fixture)
+from tests.workbench import (  # noqa: F401 (fixture)
+    APPROVAL,
+    HOSTILE,
+    READER,
+    WRITER,
+    Bench,
+    bench_server,
+    evaluation,
+)
 
 SHOTS = ROOT / "test-results" / "workbench"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -138,6 +146,27 @@ async def test_pause_resume_cancel_and_rerun_from_the_page(browser: Browser, ben
     status = await bench.engine.status(new_id)
     assert status.variables["topic"] == "coffee"
     await bench.engine.cancel(new_id)
+
+
+async def test_an_evaluation_report_shows_rows_side_by_side_and_links_their_runs(
+    browser: Browser, bench: Bench, tmp_path: Path
+):
+    run_id = await evaluation(bench, tmp_path)
+    page = await signed_in(browser, bench, f"/runs/{run_id}")
+    await page.locator("#eval-report").click()
+    await expect(page.locator(".report-metrics")).to_contain_text("accuracy")
+    rows = page.locator("ol.disagree > li")
+    await expect(rows).to_have_count(2)
+    second = rows.nth(1)
+    script = "<script>window.pwned = 1</script>"  # shown as JSON text: quotes escaped
+    await expect(second.locator(".row-input")).to_contain_text(f"refund {script}")
+    await expect(second.locator('[data-variant="big"] .row-output')).to_contain_text(script)
+    assert await page.evaluate("window.pwned") is None
+    assert await page.locator("main img").count() == 0
+    await shot(page, "evaluation-report")
+    await second.locator('[data-variant="big"]').get_by_role("link", name="its run").click()
+    await expect(page.locator("h1")).to_have_text(f"{run_id}/shard0/row1_v1")
+    await expect(page.locator("#step-classify")).to_contain_text("done")
 
 
 @pytest.mark.slow

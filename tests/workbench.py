@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,10 +18,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.endpoints import Endpoint
 from engine.client import EngineClient
+from engine.eval_command import EvalRequest, prepare
+from engine.eval_run import start
 from engine.rest import create_app
 from engine.rest_auth import ApiConfig, ApiToken
 from engine.web_security import COOKIE
-from tests.conftest import new_worker
+from tests.conftest import ROOT, new_worker
 from tests.fake_llm import FakeLlmServer
 from tests.test_rest_api import factory, live, settings_for
 
@@ -96,3 +100,40 @@ async def bench_server(
         engine = EngineClient(client, settings, start_worker=False)
         async with live(create_app(settings, CONFIG, factory(engine))) as url:
             yield Bench(url, engine, llm_server)
+
+
+def model_label(request: Any) -> str:
+    """A classifier for the evaluation below: gpt-4o-mini is right on every row, gpt-4o
+    answers `other` (with a script in it) to every refund."""
+    text = request.prompt_text.split(":", 1)[-1]
+    if "refund" in text:
+        return "billing" if request.body.get("model") != "gpt-4o" else f"other {HOSTILE}"
+    return "other"
+
+
+async def evaluation(bench: Bench, folder: Path, wait: bool = True) -> str:
+    """An evaluation of tests/evals/classify.yaml on three rows (one holding a script),
+    variants `base` and `big` (gpt-4o), which disagree on rows 1 and 2; ended, if `wait`."""
+    rows = [
+        {"ticket": "I want a refund", "label": "billing"},
+        {"ticket": f"refund {HOSTILE}", "label": "billing"},
+        {"ticket": "hello", "label": "other"},
+    ]
+    data = folder / "rows.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    evals = ROOT / "tests" / "evals"
+    request = EvalRequest(
+        str(evals / "classify.yaml"), str(data), str(evals / "evaluators.yaml"),
+        variants=["big:model=gpt-4o"],
+    )  # fmt: skip
+    plan, execution_id = prepare(request, bench.engine.settings)
+    if not wait:
+        await start(bench.engine, plan, execution_id)
+        return execution_id
+    bench.llm.reply = model_label
+    try:
+        await start(bench.engine, plan, execution_id)
+        await bench.engine.result(execution_id)
+    finally:
+        bench.llm.reply = lambda request: f"Hello from {request.body.get('model')}"
+    return execution_id
