@@ -33,13 +33,14 @@ def keyword_label(request: Request) -> str:
 
 
 @pytest.fixture
-async def engine(client, fake_llm, endpoints):
+async def engine(client, fake_llm, endpoints, tmp_path):
     fake_llm.reply = keyword_label
     async with new_worker(client, endpoints, definitions_dir=ROOT) as worker:
         settings = dataclasses.replace(
             Settings.from_env({}),
             address=client.service_client.config.target_host,
             task_queue=worker.task_queue,
+            dev_dir=tmp_path / "dev",  # the command's client finds this worker; never the repo's
         )
         yield EngineClient(client, settings, start_worker=False)
 

@@ -188,7 +188,9 @@ workflow:
         result = await handle.result()
     tiers = [r.body.get("service_tier") for r in fake_llm.requests]
     assert tiers[0] == "flex" and len(tiers) > 2  # flex was retried for the stated wait
-    assert tiers[-1] is None  # then the call was made at the standard tier
+    # then the call was made at the standard tier (a flex attempt cancelled in flight may
+    # still reach the provider after it, so not necessarily last)
+    assert None in tiers and tiers.index(None) > 1
     usage = result.steps["ask"].usage
     standard = priced(
         Usage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens),
