@@ -143,9 +143,16 @@ async def test_an_llm_judge_scores_each_row_on_its_scale_and_keeps_its_reasons(
     assert refused["score"] is None and "llm_judge failed" in refused["error"]
 
 
-async def test_the_command_gates_writes_reports_and_resumes_by_id(engine, tmp_path, capsys):
+async def test_the_command_gates_writes_reports_and_resumes_by_id(
+    engine, tmp_path, capsys, monkeypatch
+):
     from engine.cli_eval import cmd_eval
     from starter import build_parser
+
+    async def connected(settings: Settings, **_: object) -> EngineClient:
+        return engine  # the test's worker runs the rows: the command starts none of its own
+
+    monkeypatch.setattr(EngineClient, "connect", staticmethod(connected))
 
     async def run(*argv: str) -> int:
         return await cmd_eval(build_parser().parse_args(["eval", *argv]), engine.settings)
