@@ -58,7 +58,8 @@ def quoted(name: str) -> str:
     return repr(name) if len(name) <= 200 else f"{name[:200]!r}..."
 
 
-def read_text(path: Path, shown: str) -> str:
+def read_text(path: Path, shown: str, kind: str = "a definition") -> str:
+    """A YAML file's text, or one located problem: too large, not UTF-8, unreadable."""
     try:
         if path.stat().st_size > MAX_DEFINITION_BYTES:
             raise DefinitionError(
@@ -67,7 +68,7 @@ def read_text(path: Path, shown: str) -> str:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        reason = f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); a definition is a YAML file"
+        reason = f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); {kind} is a YAML file"
         raise DefinitionError([Problem(shown, line, 1, reason)]) from None
     except OSError as exc:
         reason = getattr(exc, "strerror", None) or str(exc)

@@ -15,9 +15,9 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from engine.test_files import _model_problems
+from engine.test_files import model_problems, read_yaml
 from workflows.errors import DefinitionError, Problem, WorkflowError
-from workflows.source import Source, parse_yaml
+from workflows.source import Source
 from workflows.suggest import suggest
 from workflows.templates import render
 
@@ -108,12 +108,7 @@ class EvaluatorFile(BaseModel):
 def load_evaluators(path: Path, functions: Collection[str] | None = None) -> list[Evaluator]:
     """The evaluators of a file; DefinitionError lists every problem as FILE:LINE:COL.
     `functions`: the Python evaluators the worker has (None: not checked)."""
-    shown = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DefinitionError([Problem(shown, 1, 1, f"cannot read: {exc.strerror}")]) from None
-    source = parse_yaml(text, shown)
+    source = read_yaml(path, "an evaluator file")
     if source.problems:
         raise DefinitionError(list(source.problems))
     problems = _unknown_types(source)
@@ -122,7 +117,7 @@ def load_evaluators(path: Path, functions: Collection[str] | None = None) -> lis
     try:
         evaluators = EvaluatorFile.model_validate(source.data).evaluators
     except ValidationError as exc:
-        raise DefinitionError(_model_problems(source, exc)) from None
+        raise DefinitionError(model_problems(source, exc)) from None
     seen: set[str] = set()
     problems = []
     for index, evaluator in enumerate(evaluators):

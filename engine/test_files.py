@@ -14,6 +14,7 @@ from typing import Any, Literal
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from activities.definitions import read_text
 from engine.definition_files import load_file
 from engine.settings import Settings
 from workflows.contracts import LoadedDefinition
@@ -104,18 +105,20 @@ def find_test_files(paths: list[str]) -> list[Path]:
     return found
 
 
+def read_yaml(path: Path, kind: str) -> Source:
+    """A YAML file of ours parsed, its problems located as a definition's are (size, UTF-8,
+    unreadable: activities/definitions.py's read_text)."""
+    shown = str(path)
+    return parse_yaml(read_text(path, shown, kind), shown)
+
+
 def load_tests(path: Path, settings: Settings) -> LoadedTests:
     """Read a test file and its definition; DefinitionError lists every problem, located."""
-    shown = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DefinitionError([Problem(shown, 1, 1, f"cannot read: {exc.strerror}")]) from None
-    source = parse_yaml(text, shown)
+    source = read_yaml(path, "a test file")
     try:
         tests = TestFile.model_validate(source.data)
     except ValidationError as exc:
-        raise DefinitionError(_model_problems(source, exc)) from None
+        raise DefinitionError(model_problems(source, exc)) from None
     target = path.parent / tests.definition
     if not target.is_file():
         where = source.problem(("definition",), f"no definition file {tests.definition!r} here")
@@ -304,7 +307,7 @@ def _not_a(step_id: str, kind: str, steps: dict[str, Step]) -> str:
     return f"step {step_id!r} is not {kind}"
 
 
-def _model_problems(source: Source, exc: ValidationError) -> list[Problem]:
+def model_problems(source: Source, exc: ValidationError) -> list[Problem]:
     problems = []
     for error in exc.errors():
         path = tuple(part for part in error["loc"] if isinstance(part, str | int))
@@ -319,12 +322,8 @@ def _model_problems(source: Source, exc: ValidationError) -> list[Problem]:
 def load_replies(path: Path, loaded: LoadedDefinition) -> Script:
     """A replies file for `run --replies`: replies by step id, as a case's `replies` has
     them. Steps it does not name are not scripted (they call their provider, or the mock)."""
-    shown = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DefinitionError([Problem(shown, 1, 1, f"cannot read: {exc.strerror}")]) from None
-    source = parse_yaml(text, shown)
+    source = read_yaml(path, "a replies file")
+    shown = source.file
     if not isinstance(source.data, dict):
         raise DefinitionError([Problem(shown, 1, 1, "write replies as a mapping: STEP_ID: reply")])
     problems: list[Problem] = []

@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from engine.settings import Settings
 from engine.test_files import Case, Expect, TestFile, load_tests, script_of
 from tests.conftest import ROOT
+from workflows.errors import DefinitionError
 from workflows.scripts import ScriptPlayer
 
 
@@ -80,3 +83,14 @@ def test_the_language_reference_names_every_key_of_a_test_file():
     keys |= {f"cases[].{name}" for name in Case.model_fields if name != "expect"}
     keys |= {f"cases[].expect.{name}" for name in Expect.model_fields}
     assert named == keys
+
+
+def test_a_test_file_that_is_not_text_gets_one_located_line(tmp_path):
+    """Read as definitions are (activities/definitions.py): a binary file was a traceback."""
+    path = tmp_path / "bin.test.yaml"
+    path.write_bytes(b"definition: x.yaml\ncases:\n\xff\n")
+    with pytest.raises(DefinitionError) as caught:
+        load_tests(path, Settings())
+    assert (
+        str(caught.value) == f"{path}:3:1: not UTF-8 text (byte 0xff); a test file is a YAML file"
+    )
