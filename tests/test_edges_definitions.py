@@ -146,6 +146,33 @@ async def test_three_thousand_items_at_the_widest_concurrency_side_by_side_compl
     assert await failed_workflow_tasks(handle) == 0
 
 
+async def test_items_started_at_once_take_a_break_every_200_starts(client):
+    """A wide fan-out's first workflow task once started every item at once; on a busy worker
+    1,000 starts passed Temporal's 2 s deadlock limit. Now a break (a local activity) ends
+    the task after STARTS_PER_BREAK starts: 450 items at concurrency 450 take two."""
+    text = """
+workflow:
+  name: Wide
+  steps:
+    - id: each
+      type: llm_call
+      model: mock
+      for_each: "{{ range(450) | list }}"
+      concurrency: 450
+      prompt: "item {{ item }}"
+      outputs: [answer]
+"""
+    handle, result = await run_offline(client, text)
+    assert len(result.outputs["answer"]) == 450
+    history = await handle.fetch_history()
+    breaks = [
+        e for e in history.events
+        if e.HasField("marker_recorded_event_attributes")
+        and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+    ]  # fmt: skip
+    assert len(breaks) == 2
+
+
 async def test_the_worker_loads_a_large_file_without_holding_its_event_loop(tmp_path):
     """A run started by file name is validated by the load_definition activity: on a thread,
     so the worker's event loop (every other run's tasks) goes on meanwhile."""

@@ -90,8 +90,8 @@ class StepRunner:
     _break: asyncio.Future[None] | None = None
 
     async def run_once(self, step: Step, context: dict[str, Any], key: str) -> Once:
-        await self.pace_starts()
         """Run a step once; `key` names this execution (step id and item index)."""
+        await self._pace_starts()
         return await self.runners[type(step)](step, self, context, key)
 
     async def pace(self) -> None:
@@ -101,21 +101,23 @@ class StepRunner:
         templates count too: WORK_PER_BREAK operations take a break of their own."""
         self._spent += 1
         while self._spent > IN_WORKFLOW_BUDGET or self._heavy():
-            if self._break is None or self._break.done():
-                self._break = asyncio.ensure_future(self._take_break())
-            await asyncio.shield(self._break)
+            await self._one_break()
 
-    async def pace_starts(self) -> None:
+    async def _pace_starts(self) -> None:
         """Starting a step or an item (rendering it, scheduling its activity) costs the
         workflow task time too: a thousand items started at once on a busy worker passed
         Temporal's 2 s deadlock limit. After STARTS_PER_BREAK starts a break ends the task,
         and the rest start after it. Runs from before this replay without it (patched; the
         patch is only asked once a break is due, so smaller runs record nothing)."""
         while self._starts >= STARTS_PER_BREAK and workflow.patched(STARTS_PATCH):
-            if self._break is None or self._break.done():
-                self._break = asyncio.ensure_future(self._take_break())
-            await asyncio.shield(self._break)
+            await self._one_break()
         self._starts += 1
+
+    async def _one_break(self) -> None:
+        """Wait for the break under way, or take one: every waiter shares it."""
+        if self._break is None or self._break.done():
+            self._break = asyncio.ensure_future(self._take_break())
+        await asyncio.shield(self._break)
 
     def _heavy(self) -> bool:
         return self.work.spent > WORK_PER_BREAK and workflow.patched(TEMPLATE_WORK_PATCH)
