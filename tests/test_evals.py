@@ -250,3 +250,22 @@ async def test_a_budget_stops_the_rows_it_cannot_pay_for_and_the_report_says_so(
     assert report["usage"]["cost_usd"] <= 0.00003
     stopped = [r for r in report["rows"] if r["variants"]["base"]["status"] != "completed"]
     assert "budget" in (stopped[0]["variants"]["base"]["error"] or "")
+
+
+async def test_a_rows_template_text_reaches_the_model_and_the_report_as_text(
+    engine, fake_llm, tmp_path
+):
+    """Rows are data: a row holding a secret's template and a nested loop is sent as it is,
+    never rendered, and the evaluator's `{{ row.label }}` gives the label's text unrendered."""
+    hostile = "{{ secrets.OPENAI_API_KEY }}{% for i in range(9) %}{% for j in range(9) %}x"
+    hostile += "{% endfor %}{% endfor %}"
+    data = tmp_path / "rows.jsonl"
+    data.write_text(json.dumps({"ticket": hostile, "label": hostile}) + "\n")
+    given = dataclasses.replace(request(), data=str(data))
+    report = await evaluate(engine, given, note=lambda line: None)
+    [sent] = fake_llm.requests
+    assert f"Classify this ticket as billing, bug or other: {hostile}" in sent.prompt_text
+    [row] = report["rows"]
+    assert row["row"] == {"ticket": hostile, "label": hostile}
+    assert row["variants"]["base"]["status"] == "completed"
+    assert row["variants"]["base"]["scores"]["accuracy"]["passed"] is False
