@@ -263,10 +263,9 @@ def _json_object(value: Any) -> bool:
 
 
 def model_of(node: Node, model_map: dict[str, str]) -> tuple[str, str | None]:
-    """The node's model: --model-map by deployment_name, model or connection; else the
-    node's own OpenAI model name; else the default (with a note saying so)."""
-    from workflows.routing import route
-
+    """The node's model: --model-map by deployment_name, model or connection; else its own
+    `model` or `deployment_name` when we route that name (gpt-4o, claude-...); else the
+    default. A note says what was chosen unless the flow named the model itself."""
     named = [
         str(value)
         for value in (
@@ -279,16 +278,28 @@ def model_of(node: Node, model_map: dict[str, str]) -> tuple[str, str | None]:
     for name in named:
         if name in model_map:
             return model_map[name], None
-    own = node.inputs.get("model")
-    if isinstance(own, str):
-        try:
-            route(own)
-            return own, None
-        except ValueError:
-            pass
+    for key in ("model", "deployment_name"):
+        own = node.inputs.get(key)
+        if isinstance(own, str) and _routes(own):
+            if key == "model":
+                return own, None
+            return own, f"node '{node.name}': deployment {own!r} runs as the model {own!r}" + (
+                f" (--model-map {own}=MODEL to change it)"
+            )
     what = f"deployment {named[0]!r}" if named else "no model"
     hint = f" (--model-map {named[0]}=MODEL)" if named else ""
     return DEFAULT_MODEL, f"node '{node.name}': {what} runs on {DEFAULT_MODEL}, the default{hint}"
+
+
+def _routes(name: str) -> bool:
+    """Whether a name is one of our model names (a provider's prefix), not a deployment's."""
+    from workflows.routing import route
+
+    try:
+        route(name)
+    except ValueError:
+        return False
+    return True
 
 
 def python_step(context: Context, node: Node, action: str) -> Mapped:
