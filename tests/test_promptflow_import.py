@@ -18,7 +18,6 @@ import yaml
 from activities.registry import load_custom_actions, params_models
 from starter import main
 from tests.conftest import ROOT, new_worker
-from tests.fake_llm import Request
 from workflows.contracts import RunInput
 from workflows.interpreter import YamlWorkflow
 from workflows.validation import load_definition
