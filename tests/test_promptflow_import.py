@@ -7,6 +7,8 @@ under --partial."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import shutil
 import textwrap
 import uuid
@@ -18,7 +20,7 @@ import yaml
 from activities.registry import load_custom_actions, params_models
 from starter import main
 from tests.conftest import ROOT, new_worker
-from workflows.contracts import RunInput
+from workflows.contracts import RunInput, RunResult
 from workflows.interpreter import YamlWorkflow
 from workflows.validation import load_definition
 
@@ -31,6 +33,24 @@ async def imported(tmp_path: Path, flow: Path, *extra: str) -> tuple[int, Path]:
     target = tmp_path / f"{flow.name}.yaml"
     argv = ["import", "promptflow", str(flow), "-o", str(target), *extra]
     return await asyncio.to_thread(main, argv), target
+
+
+def payloads(history: str) -> str:
+    """Every payload of a history as text (they are base64 in its JSON)."""
+    found: list[str] = []
+
+    def walk(value: object) -> None:
+        if isinstance(value, dict):
+            if isinstance(value.get("data"), str):
+                found.append(base64.b64decode(value["data"]).decode("utf-8", "replace"))
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(json.loads(history))
+    return "\n".join(found)
 
 
 def flow_dir(tmp_path: Path, files: dict[str, str]) -> Path:
@@ -58,17 +78,22 @@ async def test_a_standard_flow_imports_validates_and_runs_with_its_python_tools(
 
     async with new_worker(client, endpoints, actions=actions, secrets=SECRETS) as worker:
 
-        async def run(**variables: object) -> object:
-            return await client.execute_workflow(
+        async def run(**variables: object) -> tuple[str, RunResult]:
+            handle = await client.start_workflow(
                 YamlWorkflow.run,
                 RunInput(definition=definition, variables=variables),
                 id=f"pf-{uuid.uuid4()}",
                 task_queue=worker.task_queue,
             )
+            result = await handle.result()
+            return (await handle.fetch_history()).to_json(), result
 
-        polished = await run(question="What is durable execution?")
-        plain = await run(question="Again?", polish=False)
-    outputs = polished.outputs  # type: ignore[attr-defined]
+        history, polished = await run(question="What is durable execution?")
+        _, plain = await run(question="Again?", polish=False)
+    seen = payloads(history)
+    assert SECRETS["SIGNING_SERVICE_KEY"] not in seen + target.read_text()
+    assert "secrets.SIGNING_SERVICE_KEY" in seen
+    outputs = polished.outputs
     assert outputs["answer"] == (
         "Durable execution survives crashes. (4 words) [signed by Ada, key of 12 characters]"
     )
@@ -82,9 +107,9 @@ async def test_a_standard_flow_imports_validates_and_runs_with_its_python_tools(
     }
     assert sent[1] == {"role": "user", "content": "What is durable execution?"}
     assert fake_llm.requests[0].body["temperature"] == 0.3
-    steps = plain.steps  # type: ignore[attr-defined]
+    steps = plain.steps
     assert steps["tidy"].status == "skipped" and steps["sign"].status == "skipped"
-    assert plain.outputs["answer"] is None  # type: ignore[attr-defined]
+    assert plain.outputs["answer"] is None
 
 
 def test_the_actions_module_runs_a_tool_without_promptflow_installed(tmp_path):
@@ -183,6 +208,10 @@ async def test_a_chat_flow_runs_with_a_two_turn_history(client, endpoints, fake_
 
 
 BAD = {
+    "flex": (
+        {"flow.flex.yaml": "entry: app:chat\n"},
+        "flow/flow.flex.yaml:1:1: a flex flow (Python code as the flow) is not imported",
+    ),
     "no_flow": ({}, "flow:1:1: not a Prompt flow folder: no flow.dag.yaml in it"),
     "yaml_error": (
         {"flow.dag.yaml": "nodes:\n- name: a\n  type: [python\n"},
@@ -266,6 +295,10 @@ LIMITED = {
         - name: judge
           type: weird_tool
           source: {type: code, path: summarize.jinja2}
+        - name: score
+          type: python
+          source: {type: code, path: summarize.jinja2}
+          aggregation: true
     """,
     "summarize.jinja2": "Summarize: {{ text }}",
 }
@@ -283,7 +316,8 @@ def test_nodes_it_cannot_map_are_listed_and_nothing_is_written_without_partial(
         "flow/flow.dag.yaml:11:5: tool 'promptflow.tools.serpapi.SerpAPI.search' from a "
         "package is not imported",
         "flow/flow.dag.yaml:19:9: node type 'weird_tool' is not imported",
-        "nothing written: 2 node(s) cannot be imported; --partial writes the rest, with these "
+        "flow/flow.dag.yaml:24:16: aggregation nodes are not imported yet",
+        "nothing written: 3 node(s) cannot be imported; --partial writes the rest, with these "
         "steps failing when they run",
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["flow"]
@@ -313,3 +347,18 @@ async def test_partial_writes_failing_steps_that_say_why(
             await handle.result()
     assert "Prompt flow node 'search' was not imported: tool" in str(failed.value.__cause__)
     shutil.rmtree(tmp_path / "flow")
+
+
+def test_the_model_comes_from_the_model_map_by_deployment_model_or_connection():
+    from engine.promptflow.dag import Node
+    from engine.promptflow.nodes import DEFAULT_MODEL, model_of
+
+    node = Node("ask", 0, {"connection": "aoai", "inputs": {"deployment_name": "prod-chat"}})
+    assert model_of(node, {"aoai": "anthropic/claude-haiku-4-5"}) == (
+        "anthropic/claude-haiku-4-5",
+        None,
+    )
+    assert model_of(node, {"prod-chat": "gpt-4o"}) == ("gpt-4o", None)
+    model, note = model_of(node, {})
+    assert model == DEFAULT_MODEL and note is not None and "--model-map prod-chat=MODEL" in note
+    assert model_of(Node("ask", 0, {"inputs": {"model": "gpt-4.1"}}), {}) == ("gpt-4.1", None)
