@@ -155,8 +155,13 @@ def module_text(flow: str, flow_dir: str, tools: list[PythonTool], partial: bool
         "each runs the flow's own @tool function from the flow's folder (edit the flow, not",
         'this file). Load it with ACTION_MODULES (this folder on PYTHONPATH)."""',
         "",
-        "from activities.promptflow_compat import PythonTool, flow_tool"
-        + (", not_imported" if partial else ""),
+        "from activities.promptflow_compat import "
+        + ", ".join(
+            [
+                *(["PythonTool", "flow_tool"] if tools else []),
+                *(["not_imported"] if partial else []),
+            ]
+        ),
         "",
         f"FLOW_DIR = {flow_dir!r}",
         '"""The flow\'s folder, relative to this file."""',
