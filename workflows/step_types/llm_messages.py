@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, Tag, model_validator
+from pydantic import BaseModel, Discriminator, Field, Tag, model_validator
 
 from workflows.definition_parts import DefinitionModel, Identifier
 
@@ -108,6 +108,8 @@ class MessageLoop(DefinitionModel):
 
 def _kind(value: Any) -> str:
     """An entry with `each` (or, forgetting it, `messages`) repeats; any other is a message."""
+    if isinstance(value, BaseModel):  # serializing: the model is known
+        return "repeated" if isinstance(value, MessageLoop) else "single"
     repeats = isinstance(value, dict) and ("each" in value or "messages" in value)
     return "repeated" if repeats else "single"  # tags no entry has as a key: errors skip them
 
