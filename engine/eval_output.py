@@ -66,6 +66,13 @@ def terminal(report: dict[str, Any]) -> str:
     ]
     tail = f"{len(report['rows'])} rows in {usage['seconds']:.1f} s, ${usage['cost_usd']:.6f}"
     tail += f", {usage['input_tokens'] + usage['output_tokens']:,} tokens; run {report['id']}"
+    cache = report.get("cache") or {}
+    if cache.get("rows") or cache.get("verdicts"):
+        tail += (
+            f"\nreused from earlier evaluations: {cache['rows']} row runs and "
+            f"{cache['verdicts']} verdicts, saving ${cache['saved_usd']:.6f} "
+            f"({cache['saved_tokens']:,} tokens); --no-cache runs them again"
+        )
     if failed:
         tail += "\nrows whose run failed:\n" + "\n".join(failed[:20])
     return "\n\n".join(parts) + "\n\n" + tail + "\n"
