@@ -12,8 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from temporalio.common import TypedSearchAttributes
+from temporalio.service import RPCError
 
 from engine.client import EngineClient
+from engine.connection import register_search_attributes
 from engine.definition_files import load_file
 from engine.eval_cache import (
     Keys,
@@ -145,10 +148,15 @@ def prepare(
 
 async def start_prepared(client: EngineClient, prepared: Prepared) -> str:
     """Find what earlier evaluations finished (unless the cache is refused), then start."""
-    reused = await find(client, prepared.keys, prepared.variables) if prepared.cache else None
-    return await start(
-        client, prepared.build(reused), prepared.execution_id, prepared.keys.search_attributes()
-    )
+    try:  # a server whose workers predate the attribute: declare it here
+        await register_search_attributes(client.temporal, client.settings.namespace)
+        keys: TypedSearchAttributes | None = prepared.keys.search_attributes()
+    except RPCError:  # not allowed to (a cloud namespace without it): nothing can be reused
+        keys = None
+    reused = None
+    if prepared.cache and keys is not None:
+        reused = await find(client, prepared.keys, prepared.variables)
+    return await start(client, prepared.build(reused), prepared.execution_id, keys)
 
 
 async def evaluate(

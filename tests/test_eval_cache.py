@@ -13,6 +13,7 @@ import pytest
 
 from engine.eval_cache import answering, definition_key
 from engine.eval_command import EvalRequest, evaluate
+from engine.eval_output import html_page, terminal
 from engine.settings import Settings
 from tests.conftest import ROOT
 from tests.fake_llm import Fault, Request
@@ -78,6 +79,9 @@ async def test_a_second_evaluation_pays_for_nothing_and_says_what_it_saved(
     assert row["reused_from"] == first["rows"][4]["variants"]["base"]["run"]
     assert row["usage"] == first["rows"][4]["variants"]["base"]["usage"]
     assert second["variants"]["base"]["cost_usd"] == first["variants"]["base"]["cost_usd"]
+    said = "reused from earlier evaluations: 6 row runs and 6 verdicts, saving $"
+    assert said in terminal(second) and said not in terminal(first)
+    assert "Reused from earlier evaluations: 6 row runs" in html_page(second)
 
 
 async def test_changing_one_evaluator_pays_for_that_evaluator_only(
