@@ -91,7 +91,7 @@ async def run_evaluation(
     engine = EngineClient(await connect(settings), settings, start_worker=False)
     request = EvalRequest(
         str(folder / "two_calls.yaml"), str(data), str(folder / "evaluators.yaml"),
-        concurrency=concurrency,
+        concurrency=concurrency, cache=False,
     )  # fmt: skip
     began = time.perf_counter()
     report = await evaluate(engine, request, note=lambda line: None)

@@ -28,6 +28,10 @@ def add_eval(add: Callable[..., argparse.ArgumentParser]) -> None:
     sub.add_argument("--concurrency", type=int, default=10, help="rows run at once")
     sub.add_argument("--budget", type=float, metavar="USD", help="the most it may spend")
     sub.add_argument("--id", help="the evaluation run's id")
+    sub.add_argument(
+        "--no-cache", action="store_true",
+        help="run every row again, reusing nothing earlier evaluations finished",
+    )  # fmt: skip
     sub.add_argument("--resume", metavar="ID", help="wait for (or re-read) an evaluation run")
     sub.add_argument(
         "--fail-under", action="append", default=[], metavar="EVALUATOR=VALUE",
@@ -81,7 +85,7 @@ async def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         request = EvalRequest(
             args.definition, args.data, args.evaluators, _pairs(args.map, "--map"),
             args.variant, args.limit, args.sample, args.seed, args.concurrency, args.budget,
-            args.id,
+            args.id, cache=not args.no_cache,
         )  # fmt: skip
         prepare(request, settings)  # every problem before connecting
         client = await EngineClient.connect(settings, note=note)

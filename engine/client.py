@@ -22,7 +22,7 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowHistory,
 )
-from temporalio.common import WorkflowIDReusePolicy
+from temporalio.common import TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.worker import Replayer
 
 from activities.definitions import budget_prices, called_models
@@ -153,6 +153,7 @@ class EngineClient:
         offline: bool = False,
         reuse_id: bool = False,
         script: Script | None = None,
+        search_attributes: TypedSearchAttributes | None = None,
     ) -> Started:
         """Validate and start a run; `definition` is a loaded bundle, a parsed model or a
         file path. Variables are checked against the definition before anything starts.
@@ -173,6 +174,7 @@ class EngineClient:
                     id=run_id,
                     task_queue=self.settings.task_queue,
                     id_reuse_policy=policy,
+                    search_attributes=search_attributes,
                 )
         except RunExists:
             raise RunExists(await self._taken(run_id, reuse_id)) from None

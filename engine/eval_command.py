@@ -12,11 +12,23 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from temporalio.common import TypedSearchAttributes
+from temporalio.service import RPCError
 
 from engine.client import EngineClient
+from engine.connection import register_search_attributes
 from engine.definition_files import load_file
+from engine.eval_cache import (
+    Keys,
+    Reused,
+    answering,
+    definition_key,
+    evaluator_key,
+    find,
+    python_sources,
+)
 from engine.eval_data import pick, read_rows, row_variables
-from engine.eval_evaluators import Evaluator, WorkflowEvaluator, load_evaluators
+from engine.eval_evaluators import Evaluator, PythonEvaluator, WorkflowEvaluator, load_evaluators
 from engine.eval_plan import SHARD_ROWS, Plan, Variant, default_output, plan, with_model
 from engine.eval_report import report
 from engine.eval_run import start, wait
@@ -44,6 +56,21 @@ class EvalRequest:
     budget_usd: float | None = None
     execution_id: str | None = None
     shard_rows: int = SHARD_ROWS
+    cache: bool = True
+    """Reuse rows (and verdicts) earlier evaluations finished (engine/eval_cache.py)."""
+
+
+@dataclass
+class Prepared:
+    """An evaluation checked and ready to start: its plan is built once the rows earlier
+    evaluations finished are known."""
+
+    execution_id: str
+    keys: Keys
+    variables: list[list[dict[str, Any]]]
+    """Each row's run variables, per variant."""
+    build: Callable[[Reused | None], Plan]
+    cache: bool
 
 
 Load = Callable[[str], LoadedDefinition]
@@ -55,9 +82,9 @@ def prepare(
     settings: Settings,
     load: Load | None = None,
     place: Callable[[str], Path] = Path,
-) -> tuple[Plan, str]:
-    """The evaluation run's plan and id; every problem is raised before anything starts.
-    `place` turns the data and evaluator file names into paths (the REST API confines them)."""
+) -> Prepared:
+    """The evaluation, checked: every problem is raised before anything starts. `place`
+    turns the data and evaluator file names into paths (the REST API confines them)."""
     if request.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
     load = load or (lambda name: load_file(name, settings))
@@ -83,6 +110,14 @@ def prepare(
                 file = str(Path(request.evaluators).parent / evaluator.definition)
                 judges[evaluator.name] = load(file)
     name = base.definition.workflow.name
+    sources = python_sources(
+        settings.action_modules,
+        [e.function for e in evaluators if isinstance(e, PythonEvaluator)],
+    )
+    keys = Keys(
+        [definition_key(v.loaded, answering(v.loaded, settings)) for v in variants],
+        [evaluator_key(e, judges.get(e.name), sources) for e in evaluators],
+    )
     meta = {
         "definition": request.definition,
         "dataset": request.data,
@@ -90,18 +125,38 @@ def prepare(
         "variants": [variant.name for variant in variants],
         "evaluators": [evaluator.model_dump(mode="json") for evaluator in evaluators],
         "outputs": [default_output(v.loaded.definition) for v in variants],
+        "cache": keys.dump(),
     }
-    built = plan(
-        variants,
-        [row.values for row in rows],
-        evaluators,
-        judges,
-        meta,
-        request.concurrency,
-        request.budget_usd,
-        request.shard_rows,
-    )
-    return built, request.execution_id or f"eval-{name}-{uuid.uuid4().hex[:8]}"
+
+    def build(reused: Reused | None) -> Plan:
+        return plan(
+            variants,
+            [row.values for row in rows],
+            evaluators,
+            judges,
+            meta,
+            request.concurrency,
+            request.budget_usd,
+            request.shard_rows,
+            reused.steps if reused else None,
+        )
+
+    execution_id = request.execution_id or f"eval-{name}-{uuid.uuid4().hex[:8]}"
+    variables = [[variant.rows[index] for variant in variants] for index in range(len(rows))]
+    return Prepared(execution_id, keys, variables, build, request.cache)
+
+
+async def start_prepared(client: EngineClient, prepared: Prepared) -> str:
+    """Find what earlier evaluations finished (unless the cache is refused), then start."""
+    try:  # a server whose workers predate the attribute: declare it here
+        await register_search_attributes(client.temporal, client.settings.namespace)
+        keys: TypedSearchAttributes | None = prepared.keys.search_attributes()
+    except RPCError:  # not allowed to (a cloud namespace without it): nothing can be reused
+        keys = None
+    reused = None
+    if prepared.cache and keys is not None:
+        reused = await find(client, prepared.keys, prepared.variables)
+    return await start(client, prepared.build(reused), prepared.execution_id, keys)
 
 
 async def evaluate(
@@ -110,8 +165,7 @@ async def evaluate(
     note: Callable[[str], None] = print,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    built, execution_id = prepare(request, client.settings)
-    await start(client, built, execution_id)
+    execution_id = await start_prepared(client, prepare(request, client.settings))
     note(f"started evaluation {execution_id}: {client.ui_link(execution_id)}")
     return report(await wait(client, execution_id, progress))
 

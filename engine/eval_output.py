@@ -66,13 +66,30 @@ def terminal(report: dict[str, Any]) -> str:
     ]
     tail = f"{len(report['rows'])} rows in {usage['seconds']:.1f} s, ${usage['cost_usd']:.6f}"
     tail += f", {usage['input_tokens'] + usage['output_tokens']:,} tokens; run {report['id']}"
+    reused = reuse_line(report)
+    if reused:
+        tail += f"\n{reused}; --no-cache runs them again"
     if failed:
         tail += "\nrows whose run failed:\n" + "\n".join(failed[:20])
     return "\n\n".join(parts) + "\n\n" + tail + "\n"
 
 
+def reuse_line(report: dict[str, Any]) -> str | None:
+    """What came from earlier evaluations and what that saved, when anything did."""
+    cache = report.get("cache") or {}
+    if not cache.get("rows") and not cache.get("verdicts"):
+        return None
+    return (
+        f"reused from earlier evaluations: {cache['rows']} row runs and {cache['verdicts']} "
+        f"verdicts, saving ${cache['saved_usd']:.6f} ({cache['saved_tokens']:,} tokens)"
+    )
+
+
 def markdown(report: dict[str, Any]) -> str:
     out = [f"# Evaluation of {report['definition']}", "", f"Run `{report['id']}`.", ""]
+    reused = reuse_line(report)
+    if reused:
+        out += [reused[0].upper() + reused[1:] + ".", ""]
     for table in tables(report):
         out.append("| " + " | ".join(table[0]) + " |")
         out.append("|" + " --- |" * len(table[0]))
@@ -85,6 +102,9 @@ def html_page(report: dict[str, Any]) -> str:
     """One file, no scripts or links: readable anywhere without a server."""
     title = html.escape(f"Evaluation of {report['definition']}")
     body = [f"<h1>{title}</h1>", f"<p>Run <code>{html.escape(report['id'])}</code></p>"]
+    reused = reuse_line(report)
+    if reused:
+        body.append(f"<p>{html.escape(reused[0].upper() + reused[1:])}.</p>")
     for table in tables(report):
         head = "".join(f"<th>{html.escape(c)}</th>" for c in table[0])
         rows = "".join(

@@ -23,6 +23,8 @@ Temporal's 51,200 events and 50 MiB, while the evaluation run holds only shard r
 EVALUATION = "Evaluation"
 SHARD = "EvaluationShard"
 SHARD_FILE = "evaluation-shard-{size}.yaml"
+CACHED_SHARD_FILE = "evaluation-shard{number}-reusing.yaml"
+"""A shard some of whose steps an earlier evaluation finished: its own definition."""
 
 
 @dataclass
@@ -82,9 +84,11 @@ def plan(
     concurrency: int,
     budget_usd: float | None = None,
     shard_rows: int = SHARD_ROWS,
+    reused: dict[tuple[int, int, int | None], dict[str, Any]] | None = None,
 ) -> Plan:
     """The evaluation run's definition, children and variables. `judges`: the loaded
-    definitions of `workflow` evaluators, by evaluator name."""
+    definitions of `workflow` evaluators, by evaluator name. `reused`: what earlier
+    evaluations finished (engine/eval_cache.py), by (row, variant, evaluator or None)."""
     children: dict[str, Definition] = {}
     for number, variant in enumerate(variants):
         children.update(variant.loaded.children)
@@ -93,16 +97,33 @@ def plan(
         if isinstance(evaluator, WorkflowEvaluator):
             children.update(judges[evaluator.name].children)
             children[evaluator_file(number)] = judges[evaluator.name].definition
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"row": raw, "vars": [variant.rows[index] for variant in variants]}
         for index, raw in enumerate(raw_rows)
     ]
+    for (index, number, judged), found in (reused or {}).items():
+        place = index % shard_rows
+        step_id = row_step(place, number) if judged is None else judge_step(place, number, judged)
+        rows[index].setdefault("cached", {})[step_id] = found
     shards = [rows[start : start + shard_rows] for start in range(0, len(rows), shard_rows)]
     outputs = [default_output(v.loaded.definition) for v in variants]
     names = [list(v.loaded.definition.workflow.variables) for v in variants]
-    for size in {len(shard) for shard in shards}:
-        shard = _shard(size, names, evaluators, outputs, concurrency)
-        children[SHARD_FILE.format(size=size)] = Definition.model_validate(shard)
+    files = []
+    for number, shard_of in enumerate(shards):
+        cached = {
+            (place, step_id)
+            for place, row in enumerate(shard_of)
+            for step_id in row.get("cached", {})
+        }
+        file = (
+            SHARD_FILE.format(size=len(shard_of))
+            if not cached
+            else CACHED_SHARD_FILE.format(number=number)
+        )
+        files.append(file)
+        if file not in children:
+            built = _shard(len(shard_of), names, evaluators, outputs, concurrency, shard_of)
+            children[file] = Definition.model_validate(built)
     parent: dict[str, Any] = {
         "name": EVALUATION,
         "variables": {
@@ -114,7 +135,7 @@ def plan(
             {
                 "id": shard_step(number),
                 "type": "workflow",
-                "definition": SHARD_FILE.format(size=len(shard)),
+                "definition": files[number],
                 "variables": {
                     "rows": f"{{{{ shards[{number}] }}}}",
                     "rubrics": "{{ rubrics }}",
@@ -155,29 +176,39 @@ def _shard(
     evaluators: list[Evaluator],
     outputs: list[str | None],
     concurrency: int,
+    rows: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Row runs in `concurrency` lanes (each waits for the one `concurrency` places before
-    it), each followed by its in-run evaluators; a failure stops nothing."""
+    it), each followed by its in-run evaluators; a failure stops nothing. A step an earlier
+    evaluation finished (in the row's `cached`) is a `set` step of what it returned."""
     steps: list[dict[str, Any]] = []
     order = [(index, variant) for index in range(size) for variant in range(len(names))]
     for place, (index, variant) in enumerate(order):
         run_id = row_step(index, variant)
         before = order[place - concurrency] if place >= concurrency else None
-        steps.append(
-            {
-                "id": run_id,
-                "type": "workflow",
-                "definition": variant_file(variant),
-                "variables": {
-                    name: f"{{{{ rows[{index}]['vars'][{variant}][{name!r}] }}}}"
-                    for name in names[variant]
-                },
-                "depends_on": [row_step(*before)] if before else [],
-                "on_error": "continue",
-            }
-        )
+        cached = rows[index].get("cached", {}) if rows else {}
+        after = [row_step(*before)] if before else []
+        if run_id in cached:
+            steps.append(_reuse(index, run_id, cached[run_id], after))
+        else:
+            steps.append(
+                {
+                    "id": run_id,
+                    "type": "workflow",
+                    "definition": variant_file(variant),
+                    "variables": {
+                        name: f"{{{{ rows[{index}]['vars'][{variant}][{name!r}] }}}}"
+                        for name in names[variant]
+                    },
+                    "depends_on": after,
+                    "on_error": "continue",
+                }
+            )
         for number, evaluator in enumerate(evaluators):
-            if isinstance(evaluator, IN_RUN):
+            judge_id = judge_step(index, variant, number)
+            if judge_id in cached:
+                steps.append(_reuse(index, judge_id, cached[judge_id], [run_id]))
+            elif isinstance(evaluator, IN_RUN):
                 output = evaluator.output or outputs[variant]
                 steps.append(_judge(evaluator, number, index, variant, run_id, output))
     return {
@@ -190,6 +221,17 @@ def _shard(
             },
             "steps": steps,
         }
+    }
+
+
+def _reuse(index: int, step_id: str, found: dict[str, Any], after: list[str]) -> dict[str, Any]:
+    """A step that returns what an earlier evaluation's step returned, read from the row."""
+    source = f"rows[{index}]['cached'][{step_id!r}]['outputs']"
+    return {
+        "id": step_id,
+        "type": "set",
+        "values": {name: f"{{{{ {source}[{name!r}] }}}}" for name in found["outputs"]},
+        "depends_on": after,
     }
 
 

@@ -52,7 +52,8 @@ def report(collected: Collected) -> dict[str, Any]:
                 "outputs": run.outputs,
                 "error": run.error,
                 "duration_ms": run.duration_ms,
-                "usage": run.usage.model_dump(),
+                "usage": run.row_usage.model_dump(),
+                "reused_from": run.reused_from,
                 "scores": scored,
             }
         rows.append({"index": index, "line": meta["lines"][index], "row": row, "variants": shown})
@@ -69,6 +70,13 @@ def report(collected: Collected) -> dict[str, Any]:
         "metrics": variants[first]["metrics"],
         "variants": variants,
         "usage": {**collected.usage.model_dump(), "seconds": round(collected.seconds, 3)},
+        "cache": {
+            "rows": collected.reused_runs,
+            "verdicts": collected.reused_verdicts,
+            "from": collected.reused_from,
+            "saved_usd": round(collected.saved.cost_usd, 8),
+            "saved_tokens": collected.saved.input_tokens + collected.saved.output_tokens,
+        },
     }
     if len(names) > 1:
         result["comparisons"] = {
@@ -124,7 +132,7 @@ def _python_score(answer: Any) -> Score:
 
 def _variant_summary(scores: dict[str, list[Score]], runs: list[RowRun]) -> dict[str, Any]:
     durations = sorted(run.duration_ms for run in runs if run.status == "completed")
-    usage = [run.usage for run in runs]
+    usage = [run.row_usage for run in runs]
     count = len(runs) or 1
     return {
         "metrics": {name: _metric(found) for name, found in scores.items()},

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio.client import WorkflowExecutionStatus
+from temporalio.common import TypedSearchAttributes
 
 from engine.client import EngineClient
 from engine.eval_plan import Plan, judge_step, row_step, shard_step
@@ -35,6 +36,15 @@ class RowRun:
     """By evaluator index."""
     execution_id: str = ""
     """The row's own run (a child of its shard run), for its page."""
+    reused_from: str | None = None
+    """The earlier row run whose outputs this evaluation reused (engine/eval_cache.py)."""
+    saved: Usage = field(default_factory=Usage)
+    """What reusing saved: the earlier run's usage."""
+
+    @property
+    def row_usage(self) -> Usage:
+        """What the row's run costs when it runs: paid now, or paid when it first ran."""
+        return self.saved if self.reused_from else self.usage
 
 
 @dataclass
@@ -47,10 +57,24 @@ class Collected:
     """By row, then variant."""
     usage: Usage
     seconds: float
+    reused_runs: int = 0
+    """Row runs taken from earlier evaluations instead of paid for."""
+    reused_verdicts: int = 0
+    """In-run evaluators' verdicts taken likewise."""
+    saved: Usage = field(default_factory=Usage)
+    reused_from: list[str] = field(default_factory=list)
+    """The earlier evaluations they came from."""
 
 
-async def start(client: EngineClient, plan: Plan, execution_id: str) -> str:
-    started = await client.start(plan.loaded, plan.variables, execution_id=execution_id)
+async def start(
+    client: EngineClient,
+    plan: Plan,
+    execution_id: str,
+    search_attributes: TypedSearchAttributes | None = None,
+) -> str:
+    started = await client.start(
+        plan.loaded, plan.variables, execution_id=execution_id, search_attributes=search_attributes
+    )
     return started.execution_id
 
 
@@ -86,25 +110,51 @@ async def wait(
     rows: list[dict[str, Any]] = []
     runs: list[list[RowRun]] = []
     usage = Usage()
+    reused_runs, reused_verdicts, saved, sources = 0, 0, Usage(), set()
     for number, shard in enumerate(shards):
         steps = (await _shard_status(client, execution_id, number)).steps
         shard_id = f"{execution_id}/{shard_step(number)}"
         for index, row in enumerate(shard):
             rows.append(row["row"])
+            cached: dict[str, Any] = row.get("cached") or {}
             found = []
             for variant in range(variants):
-                run = _row_run(steps.get(row_step(index, variant)))
+                step_id = row_step(index, variant)
+                run = _row_run(steps.get(step_id))
                 if run.status != "pending":
-                    run.execution_id = f"{shard_id}/{row_step(index, variant)}"
+                    run.execution_id = f"{shard_id}/{step_id}"
                 for evaluator in range(evaluators):
-                    judged = steps.get(judge_step(index, variant, evaluator))
+                    judge_id = judge_step(index, variant, evaluator)
+                    judged = steps.get(judge_id)
                     if judged is not None:
                         run.judged[evaluator] = judged
                         usage += judged.usage
+                    if judge_id in cached and judged is not None:
+                        saved += Usage.model_validate(cached[judge_id]["usage"])
+                        reused_verdicts += 1
+                if step_id in cached and run.status == "completed":
+                    earlier = cached[step_id]
+                    run.reused_from = run.execution_id = earlier["from"]
+                    run.saved = Usage.model_validate(earlier["usage"])
+                    run.duration_ms = earlier["duration_ms"]
+                    sources.add(earlier["from"].split("/")[0])
+                    reused_runs += 1
+                saved += run.saved
                 usage += run.usage
                 found.append(run)
             runs.append(found)
-    return Collected(execution_id, meta, rows, runs, usage, seconds)
+    return Collected(
+        execution_id,
+        meta,
+        rows,
+        runs,
+        usage,
+        seconds,
+        reused_runs,
+        reused_verdicts,
+        saved,
+        sorted(sources),
+    )
 
 
 def _row_run(step: StepResult | None) -> RowRun:

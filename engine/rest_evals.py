@@ -11,8 +11,7 @@ from pydantic import BaseModel, Field
 
 from activities.definitions import confined, quoted, usable_name
 from engine.client import EngineClient
-from engine.eval_command import EvalRequest, prepare, resume
-from engine.eval_run import start
+from engine.eval_command import EvalRequest, prepare, resume, start_prepared
 from engine.rest_definitions import load_file
 from engine.rest_errors import ApiError
 from engine.settings import Settings
@@ -31,6 +30,9 @@ class EvaluationRequest(BaseModel):
     concurrency: int = Field(default=10, ge=1, le=1000)
     budget_usd: float | None = Field(default=None, gt=0)
     id: str | None = None
+    cache: bool = Field(
+        default=True, description="Reuse rows earlier evaluations finished (false: run all)."
+    )
 
 
 class EvaluationStarted(BaseModel):
@@ -43,12 +45,10 @@ async def start_evaluation(
 ) -> EvaluationStarted:
     request = EvalRequest(
         body.definition, body.data, body.evaluators, body.map, body.variants, body.limit,
-        body.sample, body.seed, body.concurrency, body.budget_usd, body.id,
+        body.sample, body.seed, body.concurrency, body.budget_usd, body.id, cache=body.cache,
     )  # fmt: skip
-    plan, execution_id = prepare(
-        request, settings, lambda name: load_file(name, settings), _placed(settings)
-    )
-    await start(client, plan, execution_id)
+    prepared = prepare(request, settings, lambda name: load_file(name, settings), _placed(settings))
+    execution_id = await start_prepared(client, prepared)
     return EvaluationStarted(execution_id=execution_id, report=f"/evaluations/{execution_id}")
 
 

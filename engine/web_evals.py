@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from engine.eval_output import tables
+from engine.eval_output import reuse_line, tables
 from engine.rest_errors import ApiError
 from engine.rest_evals import evaluation_report
 from engine.web_render import engine, problem, render
@@ -105,4 +105,5 @@ async def evaluation_page(execution_id: str, request: Request) -> Response:
     metrics, runs = tables(report)[:2]
     return render(request, "evaluation.html", title=f"Evaluation {execution_id}",
                   run_id=execution_id, report=report, metrics=metrics, runs=runs,
-                  comparisons=comparisons(report), running=None)  # fmt: skip
+                  comparisons=comparisons(report), running=None,
+                  reused=reuse_line(report))  # fmt: skip

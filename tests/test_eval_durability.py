@@ -39,6 +39,7 @@ async def test_worker_killed_mid_evaluation_completes_paying_no_finished_row_twi
         str(HERE / "tickets.jsonl"),
         str(HERE / "evaluators.yaml"),
         concurrency=4,
+        cache=False,
     )
     with FakeLlmServer(reply=keyword_label, latency=LATENCY) as llm:
         first = spawn_worker(address, task_queue, llm)

@@ -46,11 +46,13 @@ async def engine(client, fake_llm, endpoints, tmp_path):
 
 
 def request(**given) -> EvalRequest:
+    """These tests change the fake's replies between evaluations of the same rows, so they
+    refuse the cache (tests/test_eval_cache.py tests it)."""
     return EvalRequest(
         str(HERE / "classify.yaml"),
         str(HERE / "tickets.jsonl"),
         str(HERE / "evaluators.yaml"),
-        **given,
+        **{"cache": False, **given},
     )
 
 
@@ -159,6 +161,7 @@ async def test_the_command_gates_writes_reports_and_resumes_by_id(
 
     base = [str(HERE / "classify.yaml"), "--data", str(HERE / "tickets.jsonl")]
     base += ["--evaluators", str(HERE / "evaluators.yaml"), "--id", f"eval-{tmp_path.name}"]
+    base += ["--no-cache"]
     page, xml = tmp_path / "report.html", tmp_path / "junit.xml"
     gate = ["--fail-under", "accuracy=0.8"]
     code = await run(*base, *gate, "--report", str(page), "--junit", str(xml))
@@ -186,6 +189,7 @@ async def test_the_rest_api_starts_an_evaluation_and_returns_its_report(engine):
         "data": "tests/evals/tickets.jsonl",
         "evaluators": "tests/evals/evaluators.yaml",
         "limit": 10,
+        "cache": False,
     }
     async with asgi(app, **CI) as http:
         outside = await http.post("/evaluations", json={**body, "data": "/etc/passwd"})

@@ -18,8 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.endpoints import Endpoint
 from engine.client import EngineClient
-from engine.eval_command import EvalRequest, prepare
-from engine.eval_run import start
+from engine.eval_command import EvalRequest, prepare, start_prepared
 from engine.rest import create_app
 from engine.rest_auth import ApiConfig, ApiToken
 from engine.web_security import COOKIE
@@ -124,15 +123,14 @@ async def evaluation(bench: Bench, folder: Path, wait: bool = True) -> str:
     evals = ROOT / "tests" / "evals"
     request = EvalRequest(
         str(evals / "classify.yaml"), str(data), str(evals / "evaluators.yaml"),
-        variants=["big:model=gpt-4o"],
+        variants=["big:model=gpt-4o"], cache=False,
     )  # fmt: skip
-    plan, execution_id = prepare(request, bench.engine.settings)
+    prepared = prepare(request, bench.engine.settings)
     if not wait:
-        await start(bench.engine, plan, execution_id)
-        return execution_id
+        return await start_prepared(bench.engine, prepared)
     bench.llm.reply = model_label
     try:
-        await start(bench.engine, plan, execution_id)
+        execution_id = await start_prepared(bench.engine, prepared)
         await bench.engine.result(execution_id)
     finally:
         bench.llm.reply = lambda request: f"Hello from {request.body.get('model')}"

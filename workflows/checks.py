@@ -149,12 +149,9 @@ class Checker:
             if isinstance(dep, str) and dep not in self.step_ids:
                 message = f"unknown step '{dep}' in depends_on" + self.near(dep, self.step_ids)
                 self.add((*path, "depends_on", dep_index), message)
-        local: set[str] = set()
-        if step.get("for_each") is not None:
-            as_name = step.get("as")
-            local.add(as_name if isinstance(as_name, str) else "item")
         own = set(raw_output_names(step))
         for sub_path, template in templates_of(step):
+            local = step_type.local_names(step, sub_path)
             extra = local | own if sub_path[0] == "validate" else local
             allowed = step_type.secrets_allowed(step, sub_path)
             self.template((*path, *sub_path), template, extra, secrets_allowed=allowed)

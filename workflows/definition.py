@@ -44,7 +44,8 @@ from workflows.step_types import (
     WaitForSignalStep,
     WorkflowStep,
 )
-from workflows.step_types.llm_call import MessageSpec, ToolSpec, ValidateSpec
+from workflows.step_types.llm_call import ToolSpec, ValidateSpec
+from workflows.step_types.llm_messages import MessageLoop, MessageSpec
 
 
 def _number_as_text(value: Any) -> Any:
@@ -222,6 +223,7 @@ __all__ = [
     "Identifier",
     "LlmCallStep",
     "LlmDefaults",
+    "MessageLoop",
     "MessageSpec",
     "Output",
     "OutputSpec",

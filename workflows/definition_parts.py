@@ -261,6 +261,15 @@ class StepFields(DefinitionModel):
         runs them beside the model's own, so every problem is reported in one pass)."""
 
     @classmethod
+    def local_names(cls, raw: dict[str, Any], where: Path) -> set[str]:
+        """Names a template at `where` (inside the raw step) sees besides the run's: the
+        for_each item's (and, in a type that repeats parts of itself, those parts')."""
+        if raw.get("for_each") is None:
+            return set()
+        name = raw.get("as")
+        return {name if isinstance(name, str) else "item"}
+
+    @classmethod
     def secrets_allowed(cls, raw: dict[str, Any], where: Path) -> bool:
         """Whether the template at `where` (inside the raw step) may read `secrets`: only
         params that reach an activity, which resolves them outside the history. A tool's

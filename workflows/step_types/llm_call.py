@@ -29,6 +29,7 @@ from workflows.definition_parts import (
 from workflows.providers import MOCK, PROVIDERS, provider_spec
 from workflows.routing import route
 from workflows.step_types.action import check_action
+from workflows.step_types.llm_messages import Message, loop_names
 from workflows.suggest import suggest
 
 if TYPE_CHECKING:  # annotations only: checks.py reads the step types
@@ -121,20 +122,6 @@ class ToolSpec(DefinitionModel):
         return self
 
 
-class MessageSpec(DefinitionModel):
-    """One message of a conversation given instead of a prompt."""
-
-    role: Literal["user", "assistant"] = Field(description="user or assistant.")
-    content: str = Field(description="The message's text (a template).")
-    cache: bool = Field(
-        default=False,
-        description="Cache the conversation up to and including this message (a marked "
-        "prefix, e.g. a long document every call shares, in a first user message): "
-        "Anthropic gets a cache_control breakpoint after it; OpenAI caches by itself. At "
-        "most 3 messages. Default: false.",
-    )
-
-
 class LlmCallStep(StepFields):
     """One model call: a template prompt, optional structured outputs and checks (with tools:
     a loop of calls, each tool call its own activity, until the model answers)."""
@@ -154,10 +141,11 @@ class LlmCallStep(StepFields):
     prompt: str | None = Field(
         default=None, description="The user message (a template); or give `messages`."
     )
-    messages: list[MessageSpec] | None = Field(
+    messages: list[Message] | None = Field(
         default=None,
         description="A conversation instead of `prompt`: few-shot examples, earlier turns "
-        "({role: user|assistant, content: template}); the model answers the last one.",
+        "({role: user|assistant, content: template}, or {each: list template, messages: "
+        "[...]} repeated per element); the model answers the last one.",
     )
     images: list[str] = Field(
         default=[],
@@ -228,6 +216,10 @@ class LlmCallStep(StepFields):
         _check_cost_options(checker, path, raw)
         _check_validators(checker, path, raw)
         _check_tools(checker, path, raw)
+
+    @classmethod
+    def local_names(cls, raw: dict[str, Any], where: Path) -> set[str]:
+        return super().local_names(raw, where) | loop_names(raw, where)
 
 
 def _check_models(checker: Checker, path: Path, step: dict[str, Any]) -> None:

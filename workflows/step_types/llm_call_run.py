@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.step_results import Once, StepFailed, render_or_fail
     from workflows.step_types.child_workflow_run import child_run
     from workflows.step_types.llm_call import LlmCallStep, ValidateSpec
+    from workflows.step_types.llm_messages import MessageSpec
     from workflows.structured import is_structured, outputs_schema
     from workflows.templates import render
     from workflows.tool_loop import LoopFailed, ToolLoop, describe_tools
@@ -62,14 +63,7 @@ def request_of(step: LlmCallStep, runner: StepRunner, context: dict[str, Any]) -
         provider="",
         model="",
         prompt=str(render_or_fail(step.prompt or "", context, f"{step.id}.prompt")),
-        messages=[
-            ChatMessage(
-                role=message.role,
-                content=str(render_or_fail(message.content, context, f"{step.id}.messages")),
-                cache=message.cache,
-            )
-            for message in step.messages or []
-        ],
+        messages=conversation(step, context),
         images=[str(render_or_fail(url, context, f"{step.id}.images")) for url in step.images],
         system=step.system and str(render_or_fail(step.system, context, f"{step.id}.system")),
         temperature=_first(step.temperature, runner.defaults.temperature),
@@ -77,6 +71,44 @@ def request_of(step: LlmCallStep, runner: StepRunner, context: dict[str, Any]) -
         response_schema=outputs_schema(step) if is_structured(step) else None,
         cache=_first(step.cache, runner.defaults.cache),
         service_tier=tier_name(_first(step.service_tier, runner.defaults.service_tier)),
+    )
+
+
+def conversation(step: LlmCallStep, context: dict[str, Any]) -> list[ChatMessage]:
+    """The step's `messages` rendered, each `each` entry expanded into its messages once per
+    element, in order. An element is bound by name, so its text is data: only the
+    definition's own templates are rendered."""
+    where = f"{step.id}.messages"
+    messages: list[ChatMessage] = []
+    for entry in step.messages or []:
+        if isinstance(entry, MessageSpec):
+            content = str(render_or_fail(entry.content, context, where))
+            messages.append(ChatMessage(role=entry.role, content=content, cache=entry.cache))
+            continue
+        elements = render_or_fail(entry.each, context, where)
+        if not isinstance(elements, list | None):
+            raise _messages_failure(step, f"each must give a list, got {type(elements).__name__}")
+        for index, element in enumerate(elements or []):
+            loop = {"index": index + 1, "index0": index, "length": len(elements or [])}
+            scope = {**context, entry.as_: element, "loop": loop}
+            messages += [
+                ChatMessage(role=turn.role, content=str(render_or_fail(turn.content, scope, where)))
+                for turn in entry.messages
+            ]
+    if step.messages is not None and not messages:
+        raise _messages_failure(
+            step,
+            "the conversation is empty (every 'each' gave no elements): add a message "
+            "outside them, such as the question",
+        )
+    return messages
+
+
+def _messages_failure(step: LlmCallStep, problem: str) -> ApplicationError:
+    return ApplicationError(
+        f"step {step.id!r}, field 'messages': {problem}",
+        type=FailureType.TEMPLATE,
+        non_retryable=True,
     )
 
 
