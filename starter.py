@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.cli_eval import add_eval
+from engine.cli_import import add_import_commands
 from engine.cli_input import json_input, parse_vars, run_input
 from engine.cli_output import (
     as_json,
@@ -297,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("stop", cmd_stop, "stop the dev server and worker that run/start started in the background")
     add_schedule_commands(commands)
     add_testing_commands(commands)
+    add_import_commands(commands)
     return parser
 
 

@@ -69,6 +69,8 @@ class FailureType:
     DATABASE_UNAVAILABLE: Final = "DatabaseUnavailable"
     DATABASE_ERROR: Final = "DatabaseError"
     MCP_UNAVAILABLE: Final = "McpUnavailable"
+    NOT_IMPORTED: Final = "NotImported"
+    """A Prompt flow node the importer could not map (activities/promptflow_compat.py)."""
     # scripted replies in tests (activities/scripted.py)
     SCRIPTED_ERROR: Final = "ScriptedError"
     SCRIPT_MISSING: Final = "ScriptMissing"
