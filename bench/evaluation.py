@@ -80,10 +80,17 @@ def peak_rss_mib(pid: int) -> float:
 
 
 async def run_evaluation(
-    client: Client, address: str, queue: str, folder: Path, rows: int, concurrency: int
+    client: Client,
+    address: str,
+    queue: str,
+    folder: Path,
+    rows: int,
+    concurrency: int,
+    cache: bool = False,
+    text: str = TEXT,
 ) -> dict[str, Any]:
-    data = folder / f"rows-{rows}.jsonl"
-    data.write_text("".join(json.dumps({"text": TEXT.format(n=n)}) + "\n" for n in range(rows)))
+    data = folder / f"rows-{rows}-{abs(hash(text))}.jsonl"
+    data.write_text("".join(json.dumps({"text": text.format(n=n)}) + "\n" for n in range(rows)))
     (folder / "two_calls.yaml").write_text(DEFINITION)
     (folder / "evaluators.yaml").write_text(EVALUATORS)
     settings = dataclasses.replace(Settings.from_env({}), address=address, task_queue=queue)
@@ -91,7 +98,7 @@ async def run_evaluation(
     engine = EngineClient(await connect(settings), settings, start_worker=False)
     request = EvalRequest(
         str(folder / "two_calls.yaml"), str(data), str(folder / "evaluators.yaml"),
-        concurrency=concurrency, cache=False,
+        concurrency=concurrency, cache=cache,
     )  # fmt: skip
     began = time.perf_counter()
     report = await evaluate(engine, request, note=lambda line: None)
@@ -102,6 +109,8 @@ async def run_evaluation(
         "rows_failed": base["rows_failed"],
         "answered": report["metrics"]["answered"]["mean"],
         "latency_ms": base["latency_ms"],
+        "cost_usd": report["usage"]["cost_usd"],
+        "reused": report["cache"],
     }
 
 
@@ -150,6 +159,7 @@ async def measure(
     port: int,
     concurrency: int = CONCURRENCY,
     save: Callable[[dict[str, Any]], None] = lambda out: None,
+    reuse_rows: int = 0,
 ) -> dict[str, Any]:
     server, provider = DevServer(tuned=True, port=port), Provider(latency=LATENCY)
     out: dict[str, Any] = {
@@ -206,6 +216,9 @@ async def measure(
                 finally:
                     process.terminate()
                     process.wait()
+            if reuse_rows:
+                out["reuse"] = await measure_reuse(client, server, provider, folder, reuse_rows)
+                save(out)
             out["memory"] = {}
             for count in memory_rows:
                 queue, process = await subject(server, client, provider, folder)
@@ -225,6 +238,27 @@ async def measure(
     return out
 
 
+async def measure_reuse(
+    client: Client, server: DevServer, provider: Provider, folder: Path, rows: int
+) -> dict[str, Any]:
+    """The same evaluation twice (no limit, 0 ms calls): the second reuses every row."""
+    queue, process = await subject(server, client, provider, folder)
+    text = "reuse " + TEXT
+    found: dict[str, Any] = {"rows": rows}
+    try:
+        for name in ("first", "again"):
+            async with counted(provider) as tally:
+                result = await run_evaluation(
+                    client, server.address, queue, folder, rows, CONCURRENCY, True, text
+                )
+            result["calls"] = sum(tally["counts"]["served"].values())
+            found[name] = result
+    finally:
+        process.terminate()
+        process.wait()
+    return found
+
+
 def table(r: dict[str, Any]) -> str:
     """S9 as a Markdown table (bench/RESULTS.md)."""
     lines = ["| S9 | measured | target |", "| --- | --- | --- |"]
@@ -242,6 +276,14 @@ def table(r: dict[str, Any]) -> str:
             f"{overhead['evaluation_ms_per_row']:.1f} ms vs "
             f"{overhead['plain_for_each_ms_per_row']:.1f} ms ({overhead['ratio']:.2f}x) | ≤ 1.2x |"
         )
+    reuse = r.get("reuse")
+    if reuse:
+        first, again = reuse["first"], reuse["again"]
+        lines.append(
+            f"| the same {reuse['rows']} rows evaluated again (no limit) | {again['wall_s']:.1f} s "
+            f"and {again['calls']} calls (first: {first['wall_s']:.1f} s, {first['calls']} calls); "
+            f"{again['reused']['rows']} rows reused, ${again['reused']['saved_usd']:.4f} saved | |"
+        )
     for rows, found in r.get("memory", {}).items():
         lines.append(
             f"| worker peak RSS, {rows} rows (no limit) | {found['worker_peak_rss_mib']:.0f} MiB "
@@ -257,6 +299,7 @@ def main() -> None:
     parser.add_argument("--memory-rows", default="1000,10000")
     parser.add_argument("--port", type=int, default=17653)
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY)
+    parser.add_argument("--reuse-rows", type=int, default=0, help="evaluate N rows twice")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = parser.parse_args()
     memory = [int(n) for n in args.memory_rows.split(",") if n]
@@ -268,7 +311,15 @@ def main() -> None:
         (out / "results-S9.json").write_text(json.dumps(results, indent=2) + "\n")
 
     results = asyncio.run(
-        measure(args.rows, args.overhead_rows, memory, args.port, args.concurrency, save)
+        measure(
+            args.rows,
+            args.overhead_rows,
+            memory,
+            args.port,
+            args.concurrency,
+            save,
+            args.reuse_rows,
+        )  # fmt: skip
     )
     save(results)
     print(table(results))
