@@ -13,7 +13,6 @@ from typing import Any
 
 import yaml
 from temporalio.common import TypedSearchAttributes
-from temporalio.service import RPCError
 
 from engine.client import EngineClient
 from engine.connection import register_search_attributes
@@ -33,8 +32,9 @@ from engine.eval_plan import SHARD_ROWS, Plan, Variant, default_output, plan, wi
 from engine.eval_report import report
 from engine.eval_run import start, wait
 from engine.settings import Settings
+from engine.temporal_errors import Where, temporal_errors
 from workflows.contracts import LoadedDefinition
-from workflows.errors import UsageError
+from workflows.errors import UsageError, WorkflowError
 
 BASE = "base"
 """The variant name of the definition under test itself."""
@@ -148,10 +148,12 @@ def prepare(
 
 async def start_prepared(client: EngineClient, prepared: Prepared) -> str:
     """Find what earlier evaluations finished (unless the cache is refused), then start."""
+    settings = client.settings
+    keys: TypedSearchAttributes | None = prepared.keys.search_attributes()
     try:  # a server whose workers predate the attribute: declare it here
-        await register_search_attributes(client.temporal, client.settings.namespace)
-        keys: TypedSearchAttributes | None = prepared.keys.search_attributes()
-    except RPCError:  # not allowed to (a cloud namespace without it): nothing can be reused
+        with temporal_errors(Where(settings.address, settings.namespace)):
+            await register_search_attributes(client.temporal, settings.namespace)
+    except WorkflowError:  # not allowed to (a cloud namespace without it): nothing is reused
         keys = None
     reused = None
     if prepared.cache and keys is not None:
