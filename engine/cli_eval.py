@@ -42,19 +42,8 @@ def add_eval(add: Callable[..., argparse.ArgumentParser]) -> None:
     sub.add_argument("--junit", metavar="FILE", help="also write JUnit XML (row x evaluator)")
 
 
-def _pairs(given: list[str], option: str) -> dict[str, str]:
-    from workflows.errors import UsageError
-
-    found = {}
-    for text in given:
-        name, equals, value = text.partition("=")
-        if not equals or not name or not value:
-            raise UsageError(f"{option} {text!r}: write NAME=VALUE")
-        found[name] = value
-    return found
-
-
 async def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.cli_input import name_values
     from engine.client import EngineClient
     from engine.eval_command import EvalRequest, evaluate, prepare, resume
     from engine.eval_output import gate_failures, html_page, junit, markdown, terminal
@@ -65,7 +54,7 @@ async def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         print(message, file=sys.stderr)
 
     gates: dict[str, float] = {}
-    for name, value in _pairs(args.fail_under, "--fail-under").items():
+    for name, value in name_values(args.fail_under, "--fail-under", empty=False).items():
         try:
             gates[name] = float(value)
         except ValueError:
@@ -82,8 +71,9 @@ async def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     else:
         if not args.definition or not args.data:
             raise UsageError("eval needs DEFINITION and --data FILE (or --resume ID)")
+        maps = name_values(args.map, "--map", empty=False)
         request = EvalRequest(
-            args.definition, args.data, args.evaluators, _pairs(args.map, "--map"),
+            args.definition, args.data, args.evaluators, maps,
             args.variant, args.limit, args.sample, args.seed, args.concurrency, args.budget,
             args.id, cache=not args.no_cache,
         )  # fmt: skip

@@ -36,13 +36,21 @@ def run_input(
 def parse_vars(pairs: list[str]) -> dict[str, str]:
     """`--var name=value` pairs as text; the definition's declared types decide how each is
     read (workflows.validation.typed_variables)."""
-    texts: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--var {pair!r}: write --var name=value")
-        texts[key] = raw
-    return texts
+    return name_values(pairs, "--var", "--var name=value")
+
+
+def name_values(
+    given: list[str], flag: str, form: str = "NAME=VALUE", empty: bool = True
+) -> dict[str, str]:
+    """Repeated `NAME=VALUE` options as a dict (a later NAME wins); one line for a bad one.
+    `empty`: whether VALUE may be empty."""
+    found: dict[str, str] = {}
+    for text in given:
+        key, equals, value = text.partition("=")
+        if not equals or not key or not (value or empty):
+            raise UsageError(f"{flag} {text!r}: write {form}")
+        found[key] = value
+    return found
 
 
 def json_input(text: str | None) -> Any:
