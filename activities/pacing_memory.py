@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import structlog
 
 from activities.endpoints import Endpoint
-from activities.rate_limits import Limit
+from activities.rate_limit_settings import Limit
 
 MAX_ENTRIES = 200
 """The most recently seen entries kept: endpoints that come and go (test servers on random

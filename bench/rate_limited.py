@@ -30,7 +30,7 @@ from temporalio.client import Client, WorkflowFailureError
 
 from activities.endpoints import Endpoint
 from activities.pacing_memory import PacingMemory, endpoint_key
-from activities.rate_limits import Limit
+from activities.rate_limit_settings import Limit
 from bench.baselines import PEER_VENV
 from bench.stack import DevServer, Provider, worker_process
 from workflows.contracts import RunInput

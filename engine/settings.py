@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from activities.endpoints import DEFAULT_THRESHOLD, Endpoint, PayloadStorage, SmtpSettings
 from activities.mcp_servers import McpServer, read_servers
 from activities.pricing import DEFAULT_PRICES, Price, read_prices
-from activities.rate_limits import Limit, read_limits
+from activities.rate_limit_settings import Limit, read_limits
 from activities.secrets import declared_secrets
 from workflows.errors import UsageError
 from workflows.providers import PROVIDERS, provider_spec

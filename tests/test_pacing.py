@@ -11,8 +11,8 @@ import uuid
 import pytest
 
 from activities.pacing_memory import PacingMemory, endpoint_key
+from activities.rate_limit_settings import Limit as Configured
 from activities.rate_limits import PROBE_CALLS, Pacer
-from activities.rate_limits import Limit as Configured
 from engine.client import EngineClient
 from engine.settings import Settings
 from tests.conftest import definition, new_worker, start

@@ -10,7 +10,8 @@ import pytest
 
 from activities.endpoints import Endpoint
 from activities.pacing_memory import PacingMemory, endpoint_key
-from activities.rate_limits import PROBE_CALLS, Gate, Limit, Pacer, RateHeaders, read_limits
+from activities.rate_limit_settings import Limit, read_limits
+from activities.rate_limits import PROBE_CALLS, Gate, Pacer, RateHeaders
 from engine.settings import Settings
 
 
