@@ -37,7 +37,8 @@ from engine.client_models import (
     state_of,
 )
 from engine.definition_files import load_file, load_yaml
-from engine.local_stack import ensure_server, ensure_worker, is_local_stack
+from engine.local_stack import ensure_server, is_local_stack
+from engine.local_stack import ensure_worker as ensure_local_worker
 from engine.run_states import VISIBILITY_NAMES, RunState
 from engine.settings import Settings
 from engine.temporal_errors import Where, temporal_errors
@@ -162,7 +163,7 @@ class EngineClient:
         (each run chain's first run id keys them), and a running run's id is never reused."""
         loaded = self._loaded(definition)
         run_input = self.run_input(loaded, variables, offline=offline, script=script)
-        await self._ensure_worker()
+        await self.ensure_worker()
         name = loaded.definition.workflow.name
         run_id = execution_id or f"{name}-{uuid.uuid4().hex[:12]}"
         policy = WorkflowIDReusePolicy.ALLOW_DUPLICATE if reuse_id else REFUSE_USED_IDS
@@ -259,7 +260,7 @@ class EngineClient:
         handle = await self._handle(execution_id)
         with self._errors(execution_id):
             description = await handle.describe()
-        await self._ensure_worker()
+        await self.ensure_worker()
         where = Where(self.settings.address, self.settings.namespace, execution_id)
         status = await _status_query(handle, where, self.poller_wait)
         state = state_of(description.status)
@@ -414,7 +415,7 @@ class EngineClient:
         that waits for it run again; `variables` change what runs again, as do
         `variable_texts` (the CLI's --var), read by the run's definition as `run` reads them."""
         old = await self._handle(execution_id)
-        await self._ensure_worker()
+        await self.ensure_worker()
         with self._errors(execution_id):
             history = await old.fetch_history()
         started = history.events[0].workflow_execution_started_event_attributes
@@ -506,9 +507,10 @@ class EngineClient:
         settings = self.settings
         return temporal_errors(Where(settings.address, settings.namespace, execution_id))
 
-    async def _ensure_worker(self) -> None:
+    async def ensure_worker(self) -> None:
+        """A local stack's worker for the runs, unless this client was made not to start one."""
         if self._start_worker:
-            await ensure_worker(self.temporal, self.settings, self._note)
+            await ensure_local_worker(self.temporal, self.settings, self._note)
 
     async def _handle(self, execution_id: str) -> WorkflowHandle[Any, RunResult]:
         handle = self.temporal.get_workflow_handle(execution_id, result_type=RunResult)

@@ -13,21 +13,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Annotated, Any, overload
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request, Security
 from fastapi import Path as PathParam
-from fastapi.responses import StreamingResponse
-from fastapi.security import HTTPBearer
 from pydantic import BeforeValidator
 
 from engine.client import EngineClient
 from engine.client_models import ExecutionStatus, Rerun
 from engine.rest_auth import ApiConfig, Gate, is_loopback
 from engine.rest_definitions import DefinitionLoader
+from engine.rest_deps import (
+    AppSettings,
+    Client,
+    ClientFactory,
+    Connection,
+    Definitions,
+    Write,
+    bearer,
+    known_query,
+)
 from engine.rest_errors import ENDED, ApiError, errors, handle_errors, json_errors, openapi
 from engine.rest_evals import (
     EvaluationRequest,
@@ -35,7 +42,7 @@ from engine.rest_evals import (
     evaluation_report,
     start_evaluation,
 )
-from engine.rest_events import STREAM_RETRY_AFTER_SECONDS, StatusHub, StreamSlots, progress
+from engine.rest_events import EventStream, StatusHub, StreamSlots, open_stream
 from engine.rest_models import (
     EVENT_NAMES,
     MAX_ID_LENGTH,
@@ -54,14 +61,13 @@ from engine.rest_models import (
     Validated,
     ValidateRequest,
 )
+from engine.rest_schedules import include_schedules
 from engine.run_states import ListedState
 from engine.settings import Settings
-from engine.temporal_errors import first_line
 from engine.web import add_pages
 from workflows.contracts import LoadedDefinition
-from workflows.errors import DefinitionError, RunFailed, TemporalUnavailable, UsageError
+from workflows.errors import DefinitionError, RunFailed, UsageError
 
-ClientFactory = Callable[[], Awaitable[EngineClient]]
 CANCEL_WAIT_SECONDS = 10.0
 MAX_RESULT_WAIT_SECONDS = 300.0
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
@@ -71,40 +77,6 @@ log = logging.getLogger("engine.rest")
 ExecutionId = Annotated[
     str, PathParam(min_length=1, max_length=MAX_ID_LENGTH, description="The run's id.")
 ]
-
-
-class EventStream(StreamingResponse):
-    media_type = "text/event-stream"
-    release: Callable[[], None] | None = None
-    """Gives the stream's slot back however the response ends (done, or the client gone)."""
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            if self.release is not None:
-                self.release()
-
-
-class Connection:
-    """One client for the app's life, connected on first use: a Temporal server that is
-    down when the API starts (or a request comes) is a 503, and the next request tries
-    again."""
-
-    def __init__(self, factory: ClientFactory, address: str) -> None:
-        self._factory = factory
-        self._address = address
-        self._client: EngineClient | None = None
-        self._lock = asyncio.Lock()
-
-    async def get(self) -> EngineClient:
-        async with self._lock:
-            if self._client is None:
-                try:
-                    self._client = await self._factory()
-                except Exception as exc:
-                    raise TemporalUnavailable(self._address, first_line(exc)) from None
-            return self._client
 
 
 def default_factory(settings: Settings) -> ClientFactory:
@@ -139,8 +111,6 @@ def create_app(
     app.state.hub = StatusHub()
     app.state.streams = StreamSlots(config.max_streams_per_token, config.max_streams)
     app.include_router(router)
-    from engine.rest_schedules import include_schedules  # it imports this module's pieces
-
     include_schedules(app, settings)
     app.add_api_route("/health", health, methods=["GET"])
     handle_errors(app)
@@ -157,52 +127,6 @@ async def health() -> Health:
 
 
 # endpoints
-
-bearer = HTTPBearer(auto_error=False, description="A token from API_TOKENS or API_TOKENS_FILE")
-
-
-async def engine(request: Request) -> EngineClient:
-    connection: Connection = request.app.state.connection
-    return await connection.get()
-
-
-def known_query(request: Request) -> None:
-    """A misspelt query parameter is refused, not ignored (`?stauts=failed` lists all)."""
-    route = request.scope.get("route")
-    known = _query_names(route.dependant) if route else set()
-    unknown = sorted(set(request.query_params) - known)
-    if unknown:
-        allowed = f"; use {', '.join(sorted(known))}" if known else ""
-        raise ApiError(400, "bad_request", f"unknown query parameter {unknown[0]!r}{allowed}")
-
-
-def _query_names(dependant: Any) -> set[str]:
-    names = {param.alias for param in dependant.query_params}
-    for sub in dependant.dependencies:
-        names |= _query_names(sub)
-    return names
-
-
-def writer(request: Request) -> None:
-    if getattr(request.state, "read_only", False):
-        raise ApiError(403, "forbidden", "this token may only read")
-
-
-def app_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def definition_loader(request: Request) -> DefinitionLoader:
-    definitions: DefinitionLoader = request.app.state.definitions
-    return definitions
-
-
-Client = Annotated[EngineClient, Depends(engine)]
-AppSettings = Annotated[Settings, Depends(app_settings)]
-Definitions = Annotated[DefinitionLoader, Depends(definition_loader)]
-Write = [Depends(writer)]
-
 
 router = APIRouter(dependencies=[Security(bearer), Depends(known_query)])
 """Every endpoint but /health; the gate has checked the token before any of them runs."""
@@ -367,21 +291,7 @@ async def events(execution_id: ExecutionId, client: Client, request: Request) ->
     `step_finished` and `step_failed` (each with the run's tokens and cost so far), then one
     `end` with the outputs or the failure. Past API_MAX_STREAMS_PER_TOKEN streams open for
     the token, or API_MAX_STREAMS in all: 429 with `Retry-After`."""
-    await client.state(execution_id)  # 404 before the stream starts
-    slots: StreamSlots = request.app.state.streams
-    token = getattr(request.state, "token_name", "-")
-    refusal = slots.refusal(token)
-    if refusal is not None:
-        raise ApiError(
-            429, "rate_limited", f"{refusal}: close one or try again in "
-            f"{STREAM_RETRY_AFTER_SECONDS} s", **{"retry-after": str(STREAM_RETRY_AFTER_SECONDS)},
-        )  # fmt: skip
-    stream = EventStream(
-        progress(request.app.state.hub, client, execution_id),
-        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
-    )
-    stream.release = lambda: slots.give_back(token)
-    return stream
+    return await open_stream(client, execution_id, request)
 
 
 @router.post("/workflows/{execution_id}/signal/{name}", dependencies=Write,

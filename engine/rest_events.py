@@ -14,10 +14,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import StreamingResponse
 
 from engine.client import EngineClient
 from engine.client_models import ExecutionStatus
+from engine.rest_errors import ApiError
 from engine.rest_models import EndEvent, StepEvent, TextEvent
 from workflows.errors import RunFailed, StatusUnavailable, TemporalError, WorkflowError
 
@@ -233,3 +238,36 @@ async def _end(client: EngineClient, status: ExecutionStatus) -> EndEvent:
     else:
         end.outputs, end.usage = result.outputs, result.usage
     return end
+
+
+class EventStream(StreamingResponse):
+    media_type = "text/event-stream"
+    release: Callable[[], None] | None = None
+    """Gives the stream's slot back however the response ends (done, or the client gone)."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self.release is not None:
+                self.release()
+
+
+async def open_stream(client: EngineClient, execution_id: str, request: Request) -> EventStream:
+    """The run's event stream for one request, holding a stream slot of its token until it
+    ends; 404 before it starts for an unknown run, 429 with Retry-After past the caps."""
+    await client.state(execution_id)  # 404 before the stream starts
+    slots: StreamSlots = request.app.state.streams
+    token = getattr(request.state, "token_name", "-")
+    refusal = slots.refusal(token)
+    if refusal is not None:
+        raise ApiError(
+            429, "rate_limited", f"{refusal}: close one or try again in "
+            f"{STREAM_RETRY_AFTER_SECONDS} s", **{"retry-after": str(STREAM_RETRY_AFTER_SECONDS)},
+        )  # fmt: skip
+    stream = EventStream(
+        progress(request.app.state.hub, client, execution_id),
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    )
+    stream.release = lambda: slots.give_back(token)
+    return stream

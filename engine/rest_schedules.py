@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Security
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field, model_validator
 
-from engine.rest import Client, Definitions, Write, bearer, known_query
+from engine.rest_deps import Client, Definitions, Write, bearer, known_query
 from engine.rest_errors import ApiError, errors
 from engine.rest_models import Strict
 from engine.schedules import DEFAULT_CATCHUP_WINDOW, DEFAULT_OVERLAP, ScheduleView

@@ -13,10 +13,11 @@ import contextlib
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 from temporalio.client import (
+    Client,
     Schedule,
     ScheduleActionExecutionStartWorkflow,
     ScheduleActionResult,
@@ -28,15 +29,32 @@ from temporalio.client import (
     ScheduleState,
 )
 
+from engine.settings import Settings
 from engine.temporal_errors import Where, schedule_errors
-from workflows.contracts import LoadedDefinition
+from workflows.contracts import LoadedDefinition, RunInput
 from workflows.definition import Definition
 from workflows.durations import parse_duration
 from workflows.errors import UsageError
 from workflows.interpreter import YamlWorkflow
 
-if TYPE_CHECKING:
-    from engine.client import EngineClient
+
+class Starter(Protocol):
+    """What schedules need of the client API (engine/client.py's EngineClient): its
+    connection and settings, the checked input of a run, and a worker for the runs."""
+
+    temporal: Client
+    settings: Settings
+
+    def run_input(
+        self,
+        definition: LoadedDefinition | Definition | str | Path,
+        variables: dict[str, Any] | None = None,
+        *,
+        offline: bool = False,
+    ) -> RunInput: ...
+
+    async def ensure_worker(self) -> None: ...
+
 
 OVERLAP_POLICIES: dict[str, ScheduleOverlapPolicy] = {
     "skip": ScheduleOverlapPolicy.SKIP,
@@ -82,7 +100,7 @@ class ScheduleView(BaseModel):
 class Schedules:
     """The client API's schedules: create, list, describe, pause, unpause, trigger, delete."""
 
-    def __init__(self, engine: EngineClient) -> None:
+    def __init__(self, engine: Starter) -> None:
         self.engine = engine
 
     async def create(
@@ -120,7 +138,7 @@ class Schedules:
         )
         with self._errors(name, cron=cron):
             await self.engine.temporal.create_schedule(name, schedule, memo=memo)
-        await self.engine._ensure_worker()  # a local stack's worker for its runs, as `start`
+        await self.engine.ensure_worker()  # a local stack's worker for its runs, as `start`
         return await self.describe(name)
 
     async def list(self) -> list[ScheduleView]:

@@ -24,10 +24,12 @@ from engine import web_definitions, web_evals
 from engine.client import EngineClient
 from engine.client_models import ExecutionStatus
 from engine.rest_auth import ApiConfig, RateLimiter, Tokens
+from engine.rest_deps import engine
+from engine.rest_events import open_stream
 from engine.run_states import LISTED_STATES
 from engine.web_forms import field_errors, form_fields, payload_of
 from engine.web_history import RunAccount, run_account
-from engine.web_render import engine, form_of, problem, refused, render
+from engine.web_render import form_of, problem, refused, render
 from engine.web_security import COOKIE, Csrf, PageSession, local_path
 from engine.web_view import run_view
 from workflows.definition import WaitForSignalStep
@@ -154,10 +156,8 @@ def _day(text: str) -> datetime | None:
 async def events(execution_id: str, request: Request) -> Response:
     """The run's event stream (the API's own) for the page's script, which cannot send
     the bearer header but carries the session cookie."""
-    from engine.rest import events as api_events  # the API's stream, slots and all
-
     try:
-        return await api_events(execution_id, await engine(request), request)
+        return await open_stream(await engine(request), execution_id, request)
     except WorkflowError as exc:
         return problem(request, exc)
 

@@ -16,7 +16,8 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel
 
 from engine.rest_definitions import DefinitionLoader
-from engine.web_render import engine, form_of, problem, render
+from engine.rest_deps import engine
+from engine.web_render import form_of, problem, render
 from workflows.contracts import LoadedDefinition
 from workflows.errors import DefinitionError, Problem, WorkflowError
 from workflows.validation import typed_variables

@@ -16,9 +16,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from engine.eval_output import reuse_line, tables
+from engine.rest_deps import engine
 from engine.rest_errors import ApiError
 from engine.rest_evals import evaluation_report
-from engine.web_render import engine, problem, render
+from engine.web_render import problem, render
 from engine.web_view import pretty
 from workflows.errors import WorkflowError
 

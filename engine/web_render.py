@@ -13,7 +13,6 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
-from engine.client import EngineClient
 from engine.eval_plan import EVALUATION
 from engine.rest_errors import classify
 
@@ -58,11 +57,6 @@ def problem(request: Request, exc: Exception) -> HTMLResponse:
     if status == 500:
         log.exception("internal error serving %s %s", request.method, request.url.path)
     return refused(request, status, message)
-
-
-async def engine(request: Request) -> EngineClient:
-    client: EngineClient = await request.app.state.connection.get()
-    return client
 
 
 async def form_of(request: Request, write: bool = True) -> dict[str, str] | Response:
