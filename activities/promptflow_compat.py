@@ -1,9 +1,11 @@
 """What a Prompt flow's own Python tools need to run as our custom actions, without
 `promptflow` installed: `tool`, `log_metric` and the connection classes (installed as the
 modules `promptflow`, `promptflow.core` and `promptflow.connections` only when
-`import promptflow` fails), and `flow_tool`, which turns one `@tool` function of a flow's
-folder into an action. The module `starter.py import promptflow` writes beside a definition
-holds one `flow_tool(...)` per function; engine/promptflow/ writes it.
+`import promptflow` fails), `flow_tool`, which turns one `@tool` function of a flow's
+folder into an action, and `flow_aggregator`, which runs an evaluation flow's aggregation
+nodes once over every line as an evaluation's aggregator (activities/registry.py). The
+module `starter.py import promptflow` writes beside a definition holds one `flow_tool(...)`
+per function (and a `flow_aggregator(...)`); engine/promptflow/ writes it.
 
 A connection parameter arrives as a mapping of the values the definition filled from the
 worker's secrets (`{{ secrets.<CONNECTION>_<KEY> }}`) and reaches the tool as a connection
@@ -27,7 +29,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, create_model
 
-from activities.registry import ACTION_MARK, ActionSpec
+from activities.registry import ACTION_MARK, ActionSpec, aggregator
 from workflows.contracts import ActionInput
 from workflows.errors import FailureType
 
@@ -221,6 +223,60 @@ def _function(path: Path, name: str) -> Callable[..., Any]:
     if not callable(function):
         raise ImportError(f"{path.name} has no function {name}()")
     return function
+
+
+@dataclass(frozen=True)
+class AggregationNode:
+    """An evaluation flow's `aggregation: true` node: its `@tool` function and where each
+    parameter's value comes from."""
+
+    name: str
+    tool: PythonTool
+    inputs: Mapping[str, tuple[str, Any, tuple[str, ...]]]
+    """Parameter: `("lines", OUTPUT, FIELDS)` the list of a line output's values (a field of
+    each), `("node", NODE, FIELDS)` an earlier aggregation node's result, `("value", V, ())`."""
+
+
+def flow_aggregator(
+    name: str, nodes: list[AggregationNode], here: str, flow_dir: str
+) -> Callable[..., Any]:
+    """The aggregator `name` (an evaluator's `aggregate: name`): the aggregation nodes run in
+    order over every line's outputs, as Prompt flow runs them after a batch; the values they
+    `log_metric` are the metrics it returns."""
+    folder = (Path(here).parent / flow_dir).resolve()
+
+    def run(lines: dict[str, list[Any]]) -> dict[str, Any]:
+        metrics: dict[str, Any] = {}
+        done: dict[str, Any] = {}
+        for node in nodes:
+            function = _function(folder / node.tool.file, node.tool.function)
+            given = {key: _fed(spec, lines, done) for key, spec in node.inputs.items()}
+            with collected_metrics() as logged:
+                result = function(**_arguments(function, given, {}))
+                if inspect.isawaitable(result):
+                    result = asyncio.run(_awaited(result))
+            done[node.name] = result
+            metrics.update(logged)
+        return metrics
+
+    return aggregator(name)(run)
+
+
+def _fed(
+    spec: tuple[str, Any, tuple[str, ...]], lines: dict[str, list[Any]], done: dict[str, Any]
+) -> Any:
+    kind, source, fields = spec
+    if kind == "lines":
+        return [_field(value, fields) for value in lines.get(source, [])]
+    if kind == "node":
+        return _field(done.get(source), fields)
+    return source
+
+
+def _field(value: Any, fields: tuple[str, ...]) -> Any:
+    for name in fields:
+        value = value.get(name) if isinstance(value, dict) else getattr(value, name, None)
+    return value
 
 
 class NotImportedParams(BaseModel):

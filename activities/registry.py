@@ -71,6 +71,52 @@ def evaluator(name: str) -> Callable[[EvaluatorFunction], EvaluatorFunction]:
     return mark
 
 
+AGGREGATOR_PREFIX = "aggregate_"
+"""An aggregator NAME runs on the worker as the action `aggregate_NAME`."""
+AggregatorFunction = Callable[[dict[str, list[Any]]], Any]
+"""``(lines) -> {metric: value}``: per output name, its values over every row scored."""
+
+
+class AggregatorParams(BaseModel):
+    verdicts: list[Any]
+    """One evaluator's outputs on each row it scored, in row order (a Python evaluator's:
+    what it returned)."""
+
+
+def by_name(verdicts: list[Any]) -> dict[str, list[Any]]:
+    """Rows of outputs as one list per output name (None where a row lacks one); a verdict
+    that is not a mapping (a number) is its `score`."""
+    rows = [v if isinstance(v, dict) else {"score": v} for v in verdicts]
+    names = list(dict.fromkeys(name for row in rows for name in row))
+    return {name: [row.get(name) for row in rows] for name in names}
+
+
+def aggregator(name: str) -> Callable[[AggregatorFunction], AggregatorFunction]:
+    """Mark a function ``(lines) -> {metric: value}`` (sync or async) as the aggregator an
+    in-run evaluator names with `aggregate: NAME` (docs/evaluations.md): it runs once per
+    variant after every row, as an action of the evaluation run, and what it returns are
+    that evaluator's aggregate metrics."""
+
+    def mark(function: AggregatorFunction) -> AggregatorFunction:
+        def run(params: AggregatorParams, request: ActionInput) -> Any:
+            return function(by_name(params.verdicts))
+
+        async def run_async(params: AggregatorParams, request: ActionInput) -> Any:
+            return await function(by_name(params.verdicts))
+
+        chosen = run_async if inspect.iscoroutinefunction(function) else run
+        spec = ActionSpec(AGGREGATOR_PREFIX + name, AggregatorParams, chosen)
+        setattr(function, ACTION_MARK, spec)
+        return function
+
+    return mark
+
+
+def marked_functions(actions: Iterable[str], prefix: str) -> set[str]:
+    """The evaluator (or aggregator) names among a worker's actions, as files name them."""
+    return {name.removeprefix(prefix) for name in actions if name.startswith(prefix)}
+
+
 @dataclass(frozen=True)
 class ValidatorSpec:
     name: str

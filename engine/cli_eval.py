@@ -35,7 +35,7 @@ def add_eval(add: Callable[..., argparse.ArgumentParser]) -> None:
     sub.add_argument("--resume", metavar="ID", help="wait for (or re-read) an evaluation run")
     sub.add_argument(
         "--fail-under", action="append", default=[], metavar="EVALUATOR=VALUE",
-        help="exit 1 when the evaluator's mean is below VALUE (repeatable)",
+        help="exit 1 when the evaluator's mean (or an aggregate metric) is below VALUE",
     )  # fmt: skip
     sub.add_argument("--json", action="store_true", help="print the report as JSON")
     sub.add_argument("--report", metavar="FILE", help="also write the report (.md, .html, .json)")
@@ -46,7 +46,14 @@ async def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from engine.cli_input import name_values
     from engine.client import EngineClient
     from engine.eval_command import EvalRequest, evaluate, prepare, resume
-    from engine.eval_output import gate_failures, html_page, junit, markdown, terminal
+    from engine.eval_output import (
+        gate_failures,
+        gate_value,
+        html_page,
+        junit,
+        markdown,
+        terminal,
+    )
     from engine.test_report import write
     from workflows.errors import UsageError
 
@@ -82,9 +89,9 @@ async def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         result = await evaluate(client, request, note, progress)
     if tty:
         sys.stderr.write("\n")
-    unknown = sorted(set(gates) - set(result["metrics"]))
+    unknown = sorted(name for name in gates if not gate_value(result, name)[0])
     if unknown:
-        raise UsageError(f"--fail-under {unknown[0]}: no such evaluator")
+        raise UsageError(f"--fail-under {unknown[0]}: no such evaluator or aggregate metric")
     shown = json.dumps(result, indent=2, default=str) + "\n" if args.json else terminal(result)
     print(shown, end="")
     if args.report:

@@ -66,8 +66,9 @@ def answering(loaded: LoadedDefinition, settings: Settings) -> list[str]:
 def evaluator_key(
     evaluator: Evaluator, judge: LoadedDefinition | None, sources: dict[str, str]
 ) -> str | None:
-    """An in-run evaluator's digest (its settings, and its evaluation definition or Python
-    module's text); None for the comparisons, which cost nothing and are not kept."""
+    """An in-run evaluator's digest (its settings but its aggregator, which runs afresh
+    every time, and its evaluation definition or Python module's text); None for the
+    comparisons, which cost nothing and are not kept."""
     if not isinstance(evaluator, IN_RUN):
         return None
     extra: Any = None
@@ -75,7 +76,8 @@ def evaluator_key(
         extra = definition_key(judge, [])
     elif isinstance(evaluator, PythonEvaluator):
         extra = sources.get(evaluator.function)
-    return digest("evaluator", evaluator.model_dump(mode="json", exclude={"name"}), extra)
+    settings = evaluator.model_dump(mode="json", exclude={"name", "aggregate"})
+    return digest("evaluator", settings, extra)
 
 
 def row_key(definition: str, variables: dict[str, Any]) -> str:

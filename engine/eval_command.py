@@ -103,7 +103,7 @@ def prepare(
     judges: dict[str, LoadedDefinition] = {}
     if request.evaluators:
         path = place(request.evaluators)
-        evaluators = load_evaluators(path, _python_evaluators(settings))
+        evaluators = load_evaluators(path, *_python_functions(settings))
         for evaluator in evaluators:
             _check_output(evaluator, variants)
             if isinstance(evaluator, WorkflowEvaluator):
@@ -221,11 +221,15 @@ def _check_output(evaluator: Evaluator, variants: list[Variant]) -> None:
             )
 
 
-def _python_evaluators(settings: Settings) -> set[str]:
-    """The Python evaluators of ACTION_MODULES, by the name an evaluator file gives."""
-    from activities.registry import EVALUATOR_PREFIX, load_custom_actions
+def _python_functions(settings: Settings) -> tuple[set[str], set[str]]:
+    """The Python evaluators and aggregators of ACTION_MODULES, by the names an evaluator
+    file gives them."""
+    from activities.registry import (
+        AGGREGATOR_PREFIX,
+        EVALUATOR_PREFIX,
+        load_custom_actions,
+        marked_functions,
+    )
 
     actions = load_custom_actions(settings.action_modules)
-    return {
-        name.removeprefix(EVALUATOR_PREFIX) for name in actions if name.startswith(EVALUATOR_PREFIX)
-    }
+    return marked_functions(actions, EVALUATOR_PREFIX), marked_functions(actions, AGGREGATOR_PREFIX)

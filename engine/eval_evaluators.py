@@ -61,7 +61,16 @@ class Numeric(_Compares):
     tolerance: float = Field(default=0.0, ge=0)
 
 
-class LlmJudge(_Evaluator):
+class _InRun(_Evaluator):
+    aggregate: str | None = Field(
+        default=None,
+        pattern=NAME,
+        description="A function marked @aggregator(NAME) in ACTION_MODULES: it gets this "
+        "evaluator's outputs on every row, per output name, and returns metrics.",
+    )
+
+
+class LlmJudge(_InRun):
     type: Literal["llm_judge"]
     model: str
     rubric: str = Field(min_length=1, description="What a good output is; not a template.")
@@ -70,15 +79,16 @@ class LlmJudge(_Evaluator):
     max_reasks: int = Field(default=2, ge=0, le=5)
 
 
-class WorkflowEvaluator(_Evaluator):
+class WorkflowEvaluator(_InRun):
     type: Literal["workflow"]
     definition: str = Field(
         description="A definition, relative to the evaluator file, with variables `row` and "
-        "`outputs`; its output `score` (and `passed`, if any) is kept."
+        "`outputs`; its output `score` (and `passed`, if any) is kept; without `score` its "
+        "rows are not scored (an `aggregate` gives its metrics)."
     )
 
 
-class PythonEvaluator(_Evaluator):
+class PythonEvaluator(_InRun):
     type: Literal["python"]
     function: str = Field(
         pattern=NAME, description="A function marked @evaluator(NAME) in ACTION_MODULES."
@@ -105,9 +115,14 @@ class EvaluatorFile(BaseModel):
     evaluators: list[Evaluator] = Field(min_length=1)
 
 
-def load_evaluators(path: Path, functions: Collection[str] | None = None) -> list[Evaluator]:
+def load_evaluators(
+    path: Path,
+    functions: Collection[str] | None = None,
+    aggregators: Collection[str] | None = None,
+) -> list[Evaluator]:
     """The evaluators of a file; DefinitionError lists every problem as FILE:LINE:COL.
-    `functions`: the Python evaluators the worker has (None: not checked)."""
+    `functions`, `aggregators`: the Python evaluators and aggregators the worker has (None:
+    not checked)."""
     source = read_yaml(path, "an evaluator file")
     if source.problems:
         raise DefinitionError(list(source.problems))
@@ -140,6 +155,13 @@ def load_evaluators(path: Path, functions: Collection[str] | None = None) -> lis
             known = ", ".join(sorted(functions)) or "none: mark one @evaluator in ACTION_MODULES"
             near = suggest(evaluator.function, set(functions))
             message = f"no Python evaluator {evaluator.function!r}{near} (there are: {known})"
+            problems.append(source.problem(at, message))
+        aggregate = getattr(evaluator, "aggregate", None)
+        if aggregate is not None and aggregators is not None and aggregate not in aggregators:
+            at = ("evaluators", index, "aggregate")
+            known = ", ".join(sorted(aggregators)) or "none: mark one @aggregator in ACTION_MODULES"
+            near = suggest(aggregate, set(aggregators))
+            message = f"no aggregator {aggregate!r}{near} (there are: {known})"
             problems.append(source.problem(at, message))
     if problems:
         raise DefinitionError(problems)

@@ -18,12 +18,25 @@ def _interval(ci: list[float] | None) -> str:
     return "-" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
+def _shown(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return json.dumps(value, default=str)
+    return _number(float(value))
+
+
 def tables(report: dict[str, Any]) -> list[list[list[str]]]:
     """Metrics by variant, then each comparison, as rows of cells (header first)."""
     metrics = [["variant", "evaluator", "mean", "95% CI", "pass rate", "n", "errors"]]
     runs = [["variant", "rows", "failed", "p50 ms", "p95 ms", "tokens/row", "cost/row $", "cost $"]]
+    aggregates = [["variant", "evaluator", "aggregate metric", "value"]]
     for name, variant in report["variants"].items():
+        for evaluator, found in variant.get("aggregates", {}).items():
+            aggregates += [[name, evaluator, metric, _shown(v)] for metric, v in found.items()]
+        for evaluator, error in variant.get("aggregate_errors", {}).items():
+            aggregates.append([name, evaluator, "-", error])
         for evaluator, m in variant["metrics"].items():
+            if not m["n"] and not m["errors"] and evaluator in variant.get("aggregates", {}):
+                continue  # scored only as a whole: its aggregates say it
             metrics.append([
                 name, evaluator, _number(m["mean"]), _interval(m["ci95"]),
                 _number(m.get("pass_rate")), str(m["n"]), str(m["errors"]),
@@ -35,7 +48,7 @@ def tables(report: dict[str, Any]) -> list[list[list[str]]]:
             f"{variant['tokens_per_row']:.1f}", f"{variant['cost_usd_per_row']:.6f}",
             f"{variant['cost_usd']:.6f}",
         ])  # fmt: skip
-    found = [metrics, runs]
+    found = [metrics, aggregates, runs] if len(aggregates) > 1 else [metrics, runs]
     for pair, by_evaluator in report.get("comparisons", {}).items():
         compared = [[pair, "difference", "95% CI", "rows that disagree (line)"]]
         for evaluator, c in by_evaluator.items():
@@ -148,13 +161,34 @@ def junit(report: dict[str, Any]) -> str:
     return ElementTree.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
+def gate_value(report: dict[str, Any], name: str) -> tuple[bool, float | None]:
+    """What `--fail-under NAME=...` compares: an evaluator's mean, else an aggregate metric
+    of the first variant (`METRIC`, or `EVALUATOR.METRIC` where two evaluators log it).
+    (known, value); a value that is not a number is None."""
+    metric = report["metrics"].get(name)
+    if metric is not None:
+        return True, metric["mean"]
+    found = [
+        value
+        for evaluator, metrics in report.get("aggregates", {}).items()
+        for key, value in metrics.items()
+        if name in (key, f"{evaluator}.{key}")
+    ]
+    if len(found) != 1:  # an aggregator that failed may have been the one to log it
+        first = report["variants"][next(iter(report["variants"]))]
+        return bool(first.get("aggregate_errors")), None
+    value = found[0]
+    return True, float(value) if isinstance(value, int | float) else None
+
+
 def gate_failures(report: dict[str, Any], gates: dict[str, float]) -> list[str]:
-    """Each `--fail-under EVALUATOR=VALUE` the first variant's mean is below, in one line."""
+    """Each `--fail-under NAME=VALUE` the first variant's mean (or aggregate metric) is
+    below, in one line."""
     found = []
     for name, least in gates.items():
-        metric = report["metrics"].get(name)
-        value = metric["mean"] if metric else None
+        _, value = gate_value(report, name)
         if value is None or value < least:
             shown = "no score" if value is None else f"{value:.3f}"
-            found.append(f"{name}: mean {shown} is below --fail-under {least:g}")
+            shown = f"mean {shown}" if name in report["metrics"] else shown
+            found.append(f"{name}: {shown} is below --fail-under {least:g}")
     return found

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from activities.registry import EVALUATOR_PREFIX
+from activities.registry import AGGREGATOR_PREFIX, EVALUATOR_PREFIX
 from engine.eval_evaluators import IN_RUN, Evaluator, LlmJudge, PythonEvaluator, WorkflowEvaluator
 from workflows.contracts import LoadedDefinition
 from workflows.definition import Definition, LlmCallStep
@@ -51,6 +51,25 @@ def judge_step(index: int, variant: int, evaluator: int) -> str:
 
 def shard_step(shard: int) -> str:
     return f"shard{shard}"
+
+
+def aggregate_step(variant: int, evaluator: int) -> str:
+    """The evaluation run's step that runs an evaluator's aggregator over a variant's rows."""
+    return f"aggregate_v{variant}_e{evaluator}"
+
+
+def verdicts_output(variant: int, evaluator: int) -> str:
+    """The shard run's output listing an aggregated evaluator's verdicts on its rows."""
+    return f"verdicts_v{variant}_e{evaluator}"
+
+
+def aggregated(evaluators: list[Evaluator]) -> list[tuple[int, str]]:
+    """The in-run evaluators that name an aggregator: (index, aggregator)."""
+    return [
+        (number, evaluator.aggregate)
+        for number, evaluator in enumerate(evaluators)
+        if isinstance(evaluator, IN_RUN) and evaluator.aggregate
+    ]
 
 
 def variant_file(variant: int) -> str:
@@ -147,6 +166,7 @@ def plan(
             for number, shard in enumerate(shards)
         ],
     }
+    parent["steps"] += _aggregates(evaluators, len(variants), len(shards))
     if budget_usd is not None:
         parent["budget"] = {"max_cost_usd": budget_usd, "on_exceed": "fail"}
     rubrics = [e.rubric if isinstance(e, LlmJudge) else "" for e in evaluators]
@@ -156,6 +176,31 @@ def plan(
         ),
         {"shards": shards, "rubrics": rubrics, "evaluation": meta},
     )
+
+
+def _aggregates(evaluators: list[Evaluator], variants: int, shards: int) -> list[dict[str, Any]]:
+    """After the last shard, each aggregator once per variant over every shard's verdicts
+    (a shard that failed gives none); its failure fails no other step."""
+    steps = []
+    for number, function in aggregated(evaluators):
+        for variant in range(variants):
+            name = verdicts_output(variant, number)
+            found = " + ".join(
+                f"((steps.{shard_step(shard)}.outputs or {{}}).get({name!r}) or [])"
+                for shard in range(shards)
+            )
+            steps.append(
+                {
+                    "id": aggregate_step(variant, number),
+                    "type": "action",
+                    "action": AGGREGATOR_PREFIX + function,
+                    "params": {"verdicts": f"{{{{ {found} }}}}"},
+                    "depends_on": [shard_step(shards - 1)],
+                    "on_error": "continue",
+                    "outputs": [{"name": f"metrics_v{variant}_e{number}", "type": "object"}],
+                }
+            )
+    return steps
 
 
 def default_output(definition: Definition) -> str | None:
@@ -211,17 +256,27 @@ def _shard(
             elif isinstance(evaluator, IN_RUN):
                 output = evaluator.output or outputs[variant]
                 steps.append(_judge(evaluator, number, index, variant, run_id, output))
-    return {
-        "workflow": {
-            "name": SHARD,
-            "variables": {
-                "rows": {"type": "array"},
-                "rubrics": {"type": "array", "default": []},
-                "first": {"type": "integer", "default": 0},
-            },
-            "steps": steps,
-        }
+    workflow: dict[str, Any] = {
+        "name": SHARD,
+        "variables": {
+            "rows": {"type": "array"},
+            "rubrics": {"type": "array", "default": []},
+            "first": {"type": "integer", "default": 0},
+        },
+        "steps": steps,
     }
+    verdicts = {  # what aggregators need: at most the verdicts on this shard's rows
+        verdicts_output(variant, number): "{{ "
+        + "[" + ", ".join(f"steps.{judge_step(index, variant, number)}" for index in range(size))
+        + "] | selectattr('status', 'equalto', 'completed') | map(attribute="
+        + ("'outputs.result'" if isinstance(evaluators[number], PythonEvaluator) else "'outputs'")
+        + ") | list }}"
+        for number, _ in aggregated(evaluators)
+        for variant in range(len(names))
+    }  # fmt: skip
+    if verdicts:
+        workflow["outputs"] = verdicts
+    return {"workflow": workflow}
 
 
 def _reuse(index: int, step_id: str, found: dict[str, Any], after: list[str]) -> dict[str, Any]:

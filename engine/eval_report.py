@@ -61,6 +61,12 @@ def report(collected: Collected) -> dict[str, Any]:
         variant: _variant_summary(scores[variant], [runs[n] for runs in collected.runs])
         for n, variant in enumerate(names)
     }
+    if any(isinstance(e, IN_RUN) and e.aggregate for e in evaluators):
+        for number, variant in enumerate(names):
+            found, errors = _aggregates(collected, evaluators, number)
+            variants[variant]["aggregates"] = found
+            if errors:
+                variants[variant]["aggregate_errors"] = errors
     first = names[0]
     result: dict[str, Any] = {
         "id": collected.execution_id,
@@ -78,6 +84,8 @@ def report(collected: Collected) -> dict[str, Any]:
             "saved_tokens": collected.saved.input_tokens + collected.saved.output_tokens,
         },
     }
+    if "aggregates" in variants[first]:
+        result["aggregates"] = variants[first]["aggregates"]
     if len(names) > 1:
         result["comparisons"] = {
             f"{other} - {first}": _comparison(scores[first], scores[other], rows, first, other)
@@ -101,6 +109,8 @@ def _score(
     if isinstance(evaluator, PythonEvaluator):
         return _python_score(judged.outputs.get("result"))
     value = judged.outputs.get("score")
+    if isinstance(evaluator, WorkflowEvaluator) and "score" not in judged.outputs:
+        return Score(None, detail="no score: this evaluation flow gives none per row")
     if not isinstance(value, int | float):
         return Score(None, error=f"{evaluator.type} returned no number `score`: {value!r}")
     passed = judged.outputs.get("passed")
@@ -109,6 +119,29 @@ def _score(
         return Score(float(value), passed, judged.outputs.get("reasons"))
     assert isinstance(evaluator, WorkflowEvaluator)
     return Score(float(value), passed if isinstance(passed, bool) else None)
+
+
+def _aggregates(
+    collected: Collected, evaluators: list[Any], variant: int
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Each aggregator's metrics on one variant's rows, and why any has none."""
+    found: dict[str, dict[str, Any]] = {}
+    errors: dict[str, str] = {}
+    for number, evaluator in enumerate(evaluators):
+        if not isinstance(evaluator, IN_RUN) or not evaluator.aggregate:
+            continue
+        step = collected.aggregates.get((variant, number))
+        metrics = (step.outputs or {}).get(f"metrics_v{variant}_e{number}") if step else None
+        if step is None or step.status != "completed":
+            why = step.error if step is not None else "not run: the evaluation stopped first"
+            errors[evaluator.name] = f"aggregate {evaluator.aggregate} failed: {why}"
+        elif not isinstance(metrics, dict) or not all(isinstance(k, str) for k in metrics):
+            errors[evaluator.name] = (
+                f"aggregate {evaluator.aggregate} returned {metrics!r}, not {{metric: value}}"
+            )
+        else:
+            found[evaluator.name] = metrics
+    return found, errors
 
 
 def _python_score(answer: Any) -> Score:
@@ -152,7 +185,7 @@ def _metric(scores: list[Score]) -> dict[str, Any]:
         "mean": mean(values) if values else None,
         "ci95": _interval(values),
         "n": len(values),
-        "errors": sum(s.value is None for s in scores),
+        "errors": sum(s.error is not None for s in scores),
     }
     passes = [s.passed for s in scores if s.passed is not None]
     if passes:

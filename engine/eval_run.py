@@ -15,7 +15,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.common import TypedSearchAttributes
 
 from engine.client import EngineClient
-from engine.eval_plan import Plan, judge_step, row_step, shard_step
+from engine.eval_plan import Plan, aggregate_step, judge_step, row_step, shard_step
 from workflows.contracts import RunResult, RunStatus, StepResult, Usage
 from workflows.errors import RunFailed
 
@@ -64,6 +64,8 @@ class Collected:
     saved: Usage = field(default_factory=Usage)
     reused_from: list[str] = field(default_factory=list)
     """The earlier evaluations they came from."""
+    aggregates: dict[tuple[int, int], StepResult] = field(default_factory=dict)
+    """What each aggregator's step returned, by (variant, evaluator index)."""
 
 
 async def start(
@@ -101,6 +103,7 @@ async def wait(
             await waiting
     finally:
         waiting.cancel()
+    ended = (await parent.query("status", result_type=RunStatus)).steps
     described = await parent.describe()
     seconds = 0.0
     if described.close_time and described.start_time:
@@ -143,6 +146,12 @@ async def wait(
                 usage += run.usage
                 found.append(run)
             runs.append(found)
+    aggregates = {
+        (variant, evaluator): ended[aggregate_step(variant, evaluator)]
+        for variant in range(variants)
+        for evaluator in range(evaluators)
+        if aggregate_step(variant, evaluator) in ended
+    }
     return Collected(
         execution_id,
         meta,
@@ -154,6 +163,7 @@ async def wait(
         reused_verdicts,
         saved,
         sorted(sources),
+        aggregates,
     )
 
 

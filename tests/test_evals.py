@@ -245,6 +245,37 @@ async def test_a_python_evaluator_runs_on_the_worker_for_each_row(
     assert report["rows"][19]["variants"]["base"]["scores"]["py"]["detail"] == "wanted billing"
 
 
+async def test_an_aggregator_runs_once_over_every_rows_verdicts_and_its_metrics_gate(
+    client, endpoints, fake_llm, tmp_path
+):
+    from activities.registry import load_custom_actions
+
+    fake_llm.reply = keyword_label
+    actions = load_custom_actions(["tests.eval_functions"])
+    entry = "{name: py, type: python, function: same_label, aggregate: %s}"
+    (tmp_path / "evaluators.yaml").write_text(f"evaluators:\n  - {entry % 'share_rite'}\n")
+    async with new_worker(client, endpoints, actions=actions) as worker:
+        settings = dataclasses.replace(
+            Settings.from_env({}),
+            address=client.service_client.config.target_host,
+            task_queue=worker.task_queue,
+            action_modules=("tests.eval_functions",),
+        )
+        engine = EngineClient(client, settings, start_worker=False)
+        file = str(tmp_path / "evaluators.yaml")
+        given = dataclasses.replace(request(shard_rows=8), evaluators=file)
+        with pytest.raises(DefinitionError, match="did you mean 'share_right'"):
+            await evaluate(engine, given, note=lambda line: None)
+        (tmp_path / "evaluators.yaml").write_text(f"evaluators:\n  - {entry % 'share_right'}\n")
+        report = await evaluate(engine, given, note=lambda line: None)
+    # three shards' verdicts, gathered by the evaluation run's last step
+    assert report["aggregates"] == {"py": {"share": 0.75, "rows": 20}}
+    assert report["variants"]["base"]["aggregates"] == report["aggregates"]
+    assert "base     py         share             0.750" in terminal(report)
+    assert gate_failures(report, {"share": 0.7, "py.rows": 20}) == []
+    assert gate_failures(report, {"share": 0.8}) == ["share: 0.750 is below --fail-under 0.8"]
+
+
 async def test_a_budget_stops_the_rows_it_cannot_pay_for_and_the_report_says_so(engine):
     report = await evaluate(
         engine, request(concurrency=1, budget_usd=0.00003), note=lambda line: None

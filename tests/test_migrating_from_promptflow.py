@@ -42,7 +42,6 @@ def test_the_page_maps_what_a_prompt_flow_user_brings_and_replaces_their_command
     assert "-f classify/eval_run.yml" in commands and "--column-mapping" in commands
 
 
-@pytest.mark.skip(reason="phase 2 of issue 27: needs `import promptflow` and the eval it prints")
 @pytest.mark.timeout(600)
 def test_every_command_of_the_page_runs_and_shows_what_it_says(stack_env, tmp_path: Path):
     run_page(DOC, stack_env, tmp_path)

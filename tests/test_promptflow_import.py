@@ -231,6 +231,20 @@ BAD = {
         },
         "flow/flow.dag.yaml:3:37: no node 'anwser' — did you mean 'answer'?",
     ),
+    "jinja syntax error": (
+        {
+            "flow.dag.yaml": """
+                inputs: {q: {type: string}}
+                nodes:
+                - name: a
+                  type: prompt
+                  source: {type: code, path: p.jinja2}
+                  inputs: {q: "${inputs.q}"}
+            """,
+            "p.jinja2": "Be brief.\nAnswer {{ q }\n",
+        },
+        "flow/p.jinja2:2:1: Jinja syntax error: unexpected '}'",
+    ),
     "cycle": (
         {
             "flow.dag.yaml": """
@@ -285,7 +299,7 @@ LIMITED = {
           type: weird_tool
           source: {type: code, path: summarize.jinja2}
         - name: score
-          type: python
+          type: prompt
           source: {type: code, path: summarize.jinja2}
           aggregation: true
     """,
@@ -305,7 +319,7 @@ def test_nodes_it_cannot_map_are_listed_and_nothing_is_written_without_partial(
         "flow/flow.dag.yaml:11:5: tool 'promptflow.tools.serpapi.SerpAPI.search' from a "
         "package is not imported",
         "flow/flow.dag.yaml:19:9: node type 'weird_tool' is not imported",
-        "flow/flow.dag.yaml:24:16: aggregation nodes are not imported yet",
+        "flow/flow.dag.yaml:24:16: an aggregation node of type 'prompt' is not imported",
         "nothing written: 3 node(s) cannot be imported; --partial writes the rest, with these "
         "steps failing when they run",
     ]

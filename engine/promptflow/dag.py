@@ -23,10 +23,12 @@ class Node:
     name: str
     index: int
     data: dict[str, Any]
+    at: YamlPath | None = None
+    """Where its settings are written, when not at `nodes[index]` (a variant's node)."""
 
     @property
     def path(self) -> YamlPath:
-        return ("nodes", self.index)
+        return self.at if self.at is not None else ("nodes", self.index)
 
     @property
     def type(self) -> str:

@@ -1,5 +1,6 @@
-"""`starter.py import promptflow DIR`: a flow folder read, mapped node by node, written as a
-definition (and the actions module its Python tools need), and validated."""
+"""`starter.py import promptflow DIR`: a flow folder read, mapped node by node, validated,
+then written as a definition (one per variant of its nodes) and the actions module its
+Python tools (and an evaluation flow's aggregation nodes) need."""
 
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ from pydantic import BaseModel
 
 from activities.promptflow_compat import NOT_IMPORTED, NotImportedParams, PythonTool, params_model
 from engine.promptflow import interface
+from engine.promptflow.aggregation import Aggregation, aggregation, line_flow
 from engine.promptflow.dag import read_flow
 from engine.promptflow.graph import dependencies, maybe_skipped, ordered
 from engine.promptflow.names import Names, identifier
 from engine.promptflow.nodes import Context, Mapped, NotMapped, map_node
 from engine.promptflow.python_tools import module_name, module_text
 from engine.promptflow.references import as_data
+from engine.promptflow.run_spec import VariantChoice
+from engine.promptflow.variants import node_variants, variant_flows
 from engine.promptflow.writer import definition_text, run_command
 from workflows.actions import ACTION_PARAMS
 from workflows.errors import DefinitionError, Problem
@@ -54,54 +58,132 @@ class Imported:
     notes: list[str]
     secrets: list[str]
     limits: list[Problem]
+    variants: dict[VariantChoice, Path] = field(default_factory=dict)
+    """Each variant other than the default: its own definition."""
+    aggregate: str | None = None
+    """An evaluation flow's aggregator (`aggregate:` in an evaluators file)."""
+    outputs: list[str] = field(default_factory=list)
+    """The definition's workflow outputs (the line values aggregation nodes read among them)."""
+    files: dict[Path, str] = field(default_factory=dict)
+    """What the import writes, checked before anything is written."""
+    defaults: list[VariantChoice] = field(default_factory=list)
+    """Each node's default variant: the definition itself."""
+
+    def definition_of(self, choice: VariantChoice | None) -> Path:
+        return self.variants.get(choice, self.definition) if choice else self.definition
 
 
-def import_flow(request: ImportRequest) -> Imported:
-    """Read, map, write and validate; a DefinitionError (located) when the flow is bad, a
-    `NotImported` when nodes cannot be mapped and --partial was not given."""
+def import_flow(request: ImportRequest, write: bool = True) -> Imported:
+    """Read, map and validate in memory, then write (`write`); a DefinitionError (located)
+    when the flow is bad, a `NotImported` when nodes cannot be mapped and --partial was not
+    given: nothing is written then."""
     flow = read_flow(request.folder, request.shown)
-    reads = dependencies(flow)
-    order = ordered(flow, reads)
-    names = Names.of(flow)
-    context = Context(flow, names, request.model_map, maybe_skipped(order, reads), reads)
     workflow_name = re.sub(r"[^A-Za-z0-9_-]", "_", flow.name)
-    variables = interface.variables(flow, names)
-    steps, comments, notes, secrets, tools, limits = _steps(context, order, workflow_name)
+    definition = request.output or request.folder.resolve().parent / f"{flow.name}.yaml"
+    flows = variant_flows(flow)
+    several = len({choice.node for choice, _ in flows if choice is not None}) > 1
+    tools: dict[str, PythonTool] = {}
+    notes: list[str] = []
+    secrets: list[str] = []
+    limits: list[Problem] = []
+    built: list[
+        tuple[VariantChoice | None, Path, dict[str, Any], dict[str, Any], dict[int, list[str]]]
+    ] = []
+    aggregated: Aggregation | None = None
+    outputs: list[str] = []
+    for choice, chosen in flows:
+        lines = line_flow(chosen)
+        reads = dependencies(lines)
+        order = ordered(lines, reads)
+        names = Names.of(lines)
+        context = Context(lines, names, request.model_map, maybe_skipped(order, reads), reads)
+        variables = interface.variables(lines, names)
+        steps, comments, found_notes, found_secrets, found_tools, found_limits = _steps(
+            context, order, workflow_name
+        )
+        workflow: dict[str, Any] = {
+            "name": workflow_name,
+            "description": f"Imported from the Prompt flow {flow.name!r}"
+            + (f" (its variant {choice})" if choice else "")
+            + " by starter.py import promptflow.",
+            "variables": variables,
+            "steps": steps,
+        }
+        found_outputs = interface.outputs(lines, names)
+        if choice is None:
+            aggregated = aggregation(chosen, names, found_outputs, workflow_name)
+            found_limits += aggregated.limits
+            if not aggregated.nodes and not aggregated.limits:
+                aggregated = None
+        if aggregated is not None:
+            found_outputs |= aggregated.outputs
+        if found_outputs:
+            workflow["outputs"] = found_outputs
+        if choice is None:
+            outputs = list(found_outputs)
+        notes += [note for note in found_notes if note not in notes]
+        secrets += [name for name in found_secrets if name not in secrets]
+        limits += [limit for limit in found_limits if limit not in limits]
+        tools |= {tool.action: tool for tool in found_tools}
+        path = definition if choice is None else _variant_file(definition, choice, several)
+        built.append((choice, path, variables, workflow, comments))
     if limits and not request.partial:
         raise NotImported(limits)
-    workflow: dict[str, Any] = {
-        "name": workflow_name,
-        "description": f"Imported from the Prompt flow {flow.name!r} by starter.py import "
-        "promptflow.",
-        "variables": variables,
-        "steps": steps,
-    }
-    found_outputs = interface.outputs(flow, names)
-    if found_outputs:
-        workflow["outputs"] = found_outputs
-    definition = request.output or request.folder.resolve().parent / f"{flow.name}.yaml"
-    module = module_name(flow.name) if tools or limits else None
+    module = module_name(flow.name) if tools or limits or aggregated else None
     module_file = definition.parent / f"{module}.py" if module else None
-    header = [
-        f"Imported from {flow.shown} by `python starter.py import promptflow`.",
-        *([f"Actions: {module_file.name} (ACTION_MODULES={module})."] if module_file else []),
-        *([f"Secrets the worker needs: {', '.join(secrets)}."] if secrets else []),
-        *([f"{len(limits)} step(s) NOT IMPORTED: they fail when they run."] if limits else []),
-    ]
-    text = definition_text(header, workflow, comments)
-    definition.parent.mkdir(parents=True, exist_ok=True)
+    files: dict[Path, str] = {}
+    variants: dict[VariantChoice, Path] = {}
+    for choice, path, _, workflow, comments in built:
+        header = [
+            f"Imported from {flow.shown} by `python starter.py import promptflow`"
+            + (f", its variant {choice}." if choice else "."),
+            *([f"Actions: {module_file.name} (ACTION_MODULES={module})."] if module_file else []),
+            *([f"Secrets the worker needs: {', '.join(secrets)}."] if secrets else []),
+            *([f"{len(limits)} node(s) NOT IMPORTED: see the comments."] if limits else []),
+            *(
+                [f"Aggregation nodes: `aggregate: {aggregated.name}` in an evaluators file."]
+                if aggregated and choice is None
+                else []
+            ),
+        ]
+        text = definition_text(header, workflow, comments)
+        load_definition(text, str(path), _actions(list(tools.values()), bool(limits)))
+        files[path] = text
+        if choice is not None:
+            variants[choice] = path
     if module_file is not None:
         relative = os.path.relpath(flow.folder.resolve(), definition.parent.resolve())
-        module_file.write_text(module_text(flow.name, relative, tools, bool(limits)))
-    definition.write_text(text, encoding="utf-8")
-    load_definition(text, str(definition), _actions(tools, bool(limits)))
+        aggregator = (aggregated.name, aggregated.nodes) if aggregated else None
+        files[module_file] = module_text(
+            flow.name, relative, list(tools.values()), bool(limits), aggregator
+        )
     needed = [
         (name, interface.example(spec))
-        for name, spec in variables.items()
+        for name, spec in built[0][2].items()
         if interface.needed(spec)
     ]
     command = run_command(definition, module, definition.parent, needed)
-    return Imported(definition, module_file, command, notes, secrets, limits)
+    imported = Imported(
+        definition, module_file, command, notes, secrets, limits, variants,
+        aggregated.name if aggregated else None, outputs, files,
+        [VariantChoice(node=v.node, variant=v.default) for v in node_variants(flow)],
+    )  # fmt: skip
+    if write:
+        write_files(files)
+    return imported
+
+
+def write_files(files: dict[Path, str]) -> None:
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
+def _variant_file(definition: Path, choice: VariantChoice, several: bool) -> Path:
+    """`<flow>.<variant_id>.yaml`, or `<flow>.<node>.<variant_id>.yaml` when several nodes
+    have variants."""
+    middle = f"{choice.node}.{choice.variant}" if several else choice.variant
+    return definition.with_name(f"{definition.stem}.{middle}{definition.suffix}")
 
 
 def _steps(

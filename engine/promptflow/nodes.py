@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jinja2
+
 from activities.definitions import read_text
 from activities.promptflow_compat import PythonTool
 from engine.promptflow.dag import Flow, Node
@@ -129,9 +131,8 @@ def when(context: Context, node: Node) -> str | None:
     return None
 
 
-def _file(context: Context, node: Node) -> tuple[Path, str, str]:
+def source_file(flow: Flow, node: Node) -> tuple[Path, str, str]:
     """The node's source file: its path, its name in messages and its text."""
-    flow = context.flow
     path = node.source.get("path")
     where = (*node.path, "source", "path")
     if not isinstance(path, str) or not path:
@@ -157,7 +158,23 @@ def _bindings(context: Context, node: Node, keys: list[str]) -> dict[str, str]:
     return {key: _value(context, node, key) for key in keys}
 
 
-def _unbound(context: Context, node: Node, shown: str, line: int, names: list[str]) -> None:
+def _unbound(
+    node: Node,
+    shown: str,
+    line: int,
+    template: str,
+    bindings: dict[str, str],
+    local: frozenset[str] = frozenset(),
+) -> None:
+    """A name the template reads that the node does not give, or a Jinja syntax error: one
+    located problem (`line`: where the template starts in its file)."""
+    try:
+        names = unbound(template, bindings, local)
+    except jinja2.TemplateSyntaxError as exc:
+        at = line + (exc.lineno or 1) - 1
+        raise DefinitionError(
+            [Problem(shown, at, 1, f"Jinja syntax error: {exc.message}")]
+        ) from None
     if names:
         raise DefinitionError(
             [Problem(shown, line, 1, f"node '{node.name}' gives no input '{names[0]}'")]
@@ -166,9 +183,9 @@ def _unbound(context: Context, node: Node, shown: str, line: int, names: list[st
 
 def prompt_step(context: Context, node: Node) -> Mapped:
     """A `set` step whose one value is the rendered template."""
-    _, shown, text = _file(context, node)
+    _, shown, text = source_file(context.flow, node)
     bindings = _bindings(context, node, list(node.inputs))
-    _unbound(context, node, shown, 1, unbound(text, bindings))
+    _unbound(node, shown, 1, text, bindings)
     output = context.names.outputs[node.name]
     step = {"id": context.names.steps[node.name], "type": "set"}
     return Mapped({**step, "values": {output: bound(text, bindings)}})
@@ -181,7 +198,7 @@ def llm_step(context: Context, node: Node) -> Mapped:
     notes: list[str] = []
     for key in sorted(NOT_YET & set(inputs)):
         raise NotMapped(flow.problem((*node.path, "inputs", key), _not_yet(f"llm '{key}'")))
-    _, shown, text = _file(context, node)
+    _, shown, text = source_file(context.flow, node)
     step: dict[str, Any] = {"id": context.names.steps[node.name], "type": "llm_call"}
     model, note = model_of(node, context.model_map)
     step["model"] = model
@@ -205,11 +222,11 @@ def llm_step(context: Context, node: Node) -> Mapped:
     except PromptProblem as exc:
         raise NotMapped(Problem(shown, exc.line, 1, str(exc))) from None
     if chat.system is not None:
-        _unbound(context, node, shown, chat.system.line, unbound(chat.system.content, bindings))
+        _unbound(node, shown, chat.system.line, chat.system.content, bindings)
         step["system"] = bound(chat.system.content, bindings)
     entries = chat.entries
     if len(entries) == 1 and not isinstance(entries[0], Loop) and entries[0].role == "user":
-        _unbound(context, node, shown, entries[0].line, unbound(entries[0].content, bindings))
+        _unbound(node, shown, entries[0].line, entries[0].content, bindings)
         step["prompt"] = bound(entries[0].content, bindings)
     else:
         step["messages"] = [_entry(context, node, shown, e, bindings) for e in entries]
@@ -228,7 +245,7 @@ def _entry(
     context: Context, node: Node, shown: str, entry: Any, bindings: dict[str, str]
 ) -> dict[str, Any]:
     if not isinstance(entry, Loop):
-        _unbound(context, node, shown, entry.line, unbound(entry.content, bindings))
+        _unbound(node, shown, entry.line, entry.content, bindings)
         return {"role": entry.role, "content": bound(entry.content, bindings)}
     local = frozenset({entry.name})
     if entry.iterable not in bindings:
@@ -237,7 +254,7 @@ def _entry(
         )
     messages = []
     for message in entry.messages:
-        _unbound(context, node, shown, message.line, unbound(message.content, bindings, local))
+        _unbound(node, shown, message.line, message.content, bindings, local)
         content = bound(message.content, {k: v for k, v in bindings.items() if k != entry.name})
         messages.append({"role": message.role, "content": content})
     each = "{{ " + bindings[entry.iterable] + " }}"
@@ -305,7 +322,7 @@ def _routes(name: str) -> bool:
 def python_step(context: Context, node: Node, action: str) -> Mapped:
     """An action running the node's `@tool` function with the node's inputs."""
     flow = context.flow
-    _, shown, text = _file(context, node)
+    _, shown, text = source_file(context.flow, node)
     wanted = node.source.get("function")
     try:
         function = read_tool(text, wanted if isinstance(wanted, str) else None)

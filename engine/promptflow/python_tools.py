@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from activities.promptflow_compat import CONNECTION_FIELDS, PythonTool
+from activities.promptflow_compat import CONNECTION_FIELDS, AggregationNode, PythonTool
 
 
 @dataclass(frozen=True)
@@ -147,9 +147,15 @@ def module_name(flow: str) -> str:
     return f"{'_' + name if name[0].isdigit() else name}_tools"
 
 
-def module_text(flow: str, flow_dir: str, tools: list[PythonTool], partial: bool) -> str:
+def module_text(
+    flow: str,
+    flow_dir: str,
+    tools: list[PythonTool],
+    partial: bool,
+    aggregator: tuple[str, list[AggregationNode]] | None = None,
+) -> str:
     """The actions module: one `flow_tool` per function (and, under --partial, the action
-    that steps not imported run)."""
+    that steps not imported run; for an evaluation flow, its aggregator: (name, nodes))."""
     lines = [
         f'"""Actions for the Prompt flow {flow!r}, written by `starter.py import promptflow`:',
         "each runs the flow's own @tool function from the flow's folder (edit the flow, not",
@@ -158,7 +164,10 @@ def module_text(flow: str, flow_dir: str, tools: list[PythonTool], partial: bool
         "from activities.promptflow_compat import "
         + ", ".join(
             [
-                *(["PythonTool", "flow_tool"] if tools else []),
+                *(["AggregationNode"] if aggregator else []),
+                *(["PythonTool"] if tools or aggregator else []),
+                *(["flow_aggregator"] if aggregator else []),
+                *(["flow_tool"] if tools else []),
                 *(["not_imported"] if partial else []),
             ]
         ),
@@ -182,6 +191,21 @@ def module_text(flow: str, flow_dir: str, tools: list[PythonTool], partial: bool
             f"        connections={dict(tool.connections)!r},",
             f"        any_keyword={tool.any_keyword!r},",
             "    ),",
+            "    __file__,",
+            "    FLOW_DIR,",
+            ")",
+            "",
+        ]
+    if aggregator is not None:
+        name, nodes = aggregator
+        lines += [
+            f"# The aggregation nodes, run once over every line: `aggregate: {name}` in an",
+            "# evaluators file; their log_metric values are the evaluation's metrics.",
+            f"{name}_aggregate = flow_aggregator(",
+            f"    {name!r},",
+            "    [",
+            *(f"        {node!r}," for node in nodes),
+            "    ],",
             "    __file__,",
             "    FLOW_DIR,",
             ")",

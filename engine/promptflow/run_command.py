@@ -95,19 +95,28 @@ def eval_command(
     return EvalCommand(argv, evaluation, environment)
 
 
-def evaluators_yaml(evaluation: EvaluationFlow, row_definition: str) -> str:
+def evaluators_yaml(
+    evaluation: EvaluationFlow, row_definition: str, aggregate: str | None = None
+) -> str:
     """The evaluators file: one `workflow` evaluator running `row_definition` (the file
-    `row_definition_yaml` gives, relative to the evaluators file) on every row."""
+    `row_definition_yaml` gives, relative to the evaluators file) on every row, and the
+    evaluation flow's aggregation nodes (`aggregate`) once over them all."""
     entry = {"name": evaluation.name, "type": "workflow", "definition": row_definition}
-    return _dump({"evaluators": [entry]}, f"# The evaluation flow {evaluation.flow.name}, per row.")
+    if aggregate:
+        entry["aggregate"] = aggregate
+    comment = f"# The evaluation flow {evaluation.flow.name}, per row" + (
+        ", and its aggregation nodes over every row." if aggregate else "."
+    )
+    return _dump({"evaluators": [entry]}, comment)
 
 
 def row_definition_yaml(
-    evaluation: EvaluationFlow, flow_definition: str, outputs: list[str], score: str
+    evaluation: EvaluationFlow, flow_definition: str, outputs: list[str], score: str | None = None
 ) -> str:
     """The definition a `workflow` evaluator runs on each row: the evaluation flow's own
     definition (`flow_definition`, relative to this one) as a child run, its inputs mapped
-    from `row` and `outputs`; `score` is a template over its `outputs`."""
+    from `row` and `outputs`; its outputs passed on (what an aggregator reads), and `score`,
+    a template over them, when the flow gives one per row."""
     name = "".join(part.capitalize() for part in evaluation.name.split("_")) + "Row"
     document = {
         "workflow": {
@@ -126,7 +135,10 @@ def row_definition_yaml(
                     "outputs": [{"name": output} for output in outputs],
                 }
             ],
-            "outputs": {"score": score},
+            "outputs": {
+                **{output: f"{{{{ {output} }}}}" for output in outputs},
+                **({"score": score} if score else {}),
+            },
         }
     }
     return _dump(document, "# Written by `starter.py import promptflow`.")
