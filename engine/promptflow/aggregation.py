@@ -15,8 +15,8 @@ from activities.promptflow_compat import AggregationNode
 from engine.promptflow.dag import Flow, Node
 from engine.promptflow.graph import checked_reference, ordered
 from engine.promptflow.names import Names, identifier
-from engine.promptflow.nodes import NotMapped, source_file
-from engine.promptflow.python_tools import ToolProblem, python_tool, read_tool
+from engine.promptflow.nodes import NotMapped, checked_tool
+from engine.promptflow.python_tools import python_tool
 from engine.promptflow.references import parse
 from workflows.errors import DefinitionError, Problem
 
@@ -100,32 +100,12 @@ def _node(
                 (*node.path, "aggregation"), f"an aggregation node of {what} is not imported"
             )
         )
-    _, shown, text = source_file(flow, node)
-    wanted = node.source.get("function")
-    try:
-        function = read_tool(text, wanted if isinstance(wanted, str) else None)
-    except ToolProblem as exc:
-        raise DefinitionError([Problem(shown, exc.line, 1, str(exc))]) from None
+    function = checked_tool(flow, node)
     if function.connections:
         where = (*node.path, "inputs")
         raise NotMapped(
             flow.problem(where, "an aggregation node with a connection is not imported")
         )
-    known = set(function.required) | set(function.optional)
-    problems = [
-        flow.problem(
-            (*node.path, "inputs", key), f"{function.name}() has no parameter '{key}'", at_key=True
-        )
-        for key in node.inputs
-        if key not in known and not function.any_keyword
-    ]
-    problems += [
-        flow.problem((*node.path, "inputs"), f"{function.name}() needs input '{key}'")
-        for key in function.required
-        if key not in node.inputs
-    ]
-    if problems:
-        raise DefinitionError(problems)
     inputs: dict[str, tuple[str, Any, tuple[str, ...]]] = {}
     for key, value in node.inputs.items():
         reference = parse(value)

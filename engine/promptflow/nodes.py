@@ -21,6 +21,7 @@ from engine.promptflow.graph import checked_reference
 from engine.promptflow.names import Names
 from engine.promptflow.prompts import Loop, PromptProblem, bound, read_chat, unbound
 from engine.promptflow.python_tools import (
+    ToolFunction,
     ToolProblem,
     connection_fields,
     python_tool,
@@ -319,10 +320,10 @@ def _routes(name: str) -> bool:
     return True
 
 
-def python_step(context: Context, node: Node, action: str) -> Mapped:
-    """An action running the node's `@tool` function with the node's inputs."""
-    flow = context.flow
-    _, shown, text = source_file(context.flow, node)
+def checked_tool(flow: Flow, node: Node) -> ToolFunction:
+    """The node's `@tool` function, read from its file; its inputs checked against the
+    function's parameters, every problem located."""
+    _, shown, text = source_file(flow, node)
     wanted = node.source.get("function")
     try:
         function = read_tool(text, wanted if isinstance(wanted, str) else None)
@@ -343,6 +344,13 @@ def python_step(context: Context, node: Node, action: str) -> Mapped:
     ]
     if problems:
         raise DefinitionError(problems)
+    return function
+
+
+def python_step(context: Context, node: Node, action: str) -> Mapped:
+    """An action running the node's `@tool` function with the node's inputs."""
+    flow = context.flow
+    function = checked_tool(flow, node)
     params: dict[str, Any] = {}
     secrets: list[str] = []
     for key, value in node.inputs.items():

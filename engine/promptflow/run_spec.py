@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict
 
+from engine.cli_input import name_values
 from engine.test_files import read_yaml
 from workflows.errors import DefinitionError, Problem, UsageError
 from workflows.source import Source
@@ -89,8 +90,8 @@ def parse_flags(argv: list[str], cwd: Path | None = None) -> RunSpec:
     if args.file:
         raw, source = _read(here / args.file)
         where, base = _Where(source, cwd=here), (here / args.file).parent.absolute()
-    mapping = _pairs(args.column_mapping, "--column-mapping", "INPUT='${data.COLUMN}'")
-    env = _pairs(args.environment_variables, "--environment-variables", "NAME=VALUE")
+    mapping = name_values(args.column_mapping, "--column-mapping", "INPUT='${data.COLUMN}'")
+    env = name_values(args.environment_variables, "--environment-variables", "NAME=VALUE")
     given = {
         "flow": args.flow, "data": args.data, "run": args.run, "variant": args.variant,
         "name": args.name, "column_mapping": mapping, "environment_variables": env,
@@ -308,16 +309,6 @@ def _text(given: Any, key: str, where: _Where) -> str | None:
 
 def _path(base: Path, text: str) -> Path:
     return Path(os.path.normpath(base / text))
-
-
-def _pairs(given: list[str], flag: str, form: str) -> dict[str, str]:
-    found = {}
-    for text in given:
-        key, equals, value = text.partition("=")
-        if not equals or not key:
-            raise UsageError(f"{flag} {text!r}: write {form}")
-        found[key] = value
-    return found
 
 
 class _FlagParser(argparse.ArgumentParser):
