@@ -33,7 +33,7 @@ from bench.rate_limited import counted  # noqa: E402
 from bench.stack import DevServer, Provider, worker_process  # noqa: E402
 from engine.client import EngineClient  # noqa: E402
 from engine.connection import connect  # noqa: E402
-from engine.eval_command import EvalRequest, evaluate  # noqa: E402
+from engine.evals.command import EvalRequest, evaluate  # noqa: E402
 from engine.settings import Settings  # noqa: E402
 from workflows.contracts import LoadedDefinition, RunInput  # noqa: E402
 from workflows.interpreter import YamlWorkflow  # noqa: E402

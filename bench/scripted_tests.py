@@ -32,9 +32,9 @@ from bench.stack import DevServer, Provider, worker_process  # noqa: E402
 from engine.client import EngineClient  # noqa: E402
 from engine.connection import connect  # noqa: E402
 from engine.settings import Settings  # noqa: E402
-from engine.test_command import load_all  # noqa: E402
-from engine.test_files import LoadedTests  # noqa: E402
-from engine.test_runner import run_all, run_case  # noqa: E402
+from engine.testing.command import load_all  # noqa: E402
+from engine.testing.files import LoadedTests  # noqa: E402
+from engine.testing.runner import run_all, run_case  # noqa: E402
 
 PLAIN = ("hello_world", "ticket_triage", "summarize_translate", "label_tickets",
          "research_brief", "batch_greetings")  # fmt: skip

@@ -1,4 +1,4 @@
-"""`starter.py eval`: its arguments and its handler (the work: engine/eval_command.py)."""
+"""`starter.py eval`: its arguments and its handler (the work: engine/evals/command.py)."""
 
 from __future__ import annotations
 
@@ -45,8 +45,8 @@ def add_eval(add: Callable[..., argparse.ArgumentParser]) -> None:
 async def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from engine.cli_input import name_values
     from engine.client import EngineClient
-    from engine.eval_command import EvalRequest, evaluate, prepare, resume
-    from engine.eval_output import (
+    from engine.evals.command import EvalRequest, evaluate, prepare, resume
+    from engine.evals.output import (
         gate_failures,
         gate_value,
         html_page,
@@ -54,7 +54,7 @@ async def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         markdown,
         terminal,
     )
-    from engine.test_report import write
+    from engine.testing.report import write
     from workflows.errors import UsageError
 
     def note(message: str) -> None:

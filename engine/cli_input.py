@@ -20,7 +20,7 @@ def run_input(
     file: str, pairs: list[str], replies: str | None, settings: Settings
 ) -> tuple[LoadedDefinition, dict[str, Any], Script | None]:
     """The definition file, checked; its `--var`s, typed as it declares them; and the
-    scripted replies by step id of `--replies` (engine/test_files.py), if given."""
+    scripted replies by step id of `--replies` (engine/testing/files.py), if given."""
     from engine.definition_files import load_file
     from workflows.validation import typed_variables
 
@@ -28,7 +28,7 @@ def run_input(
     variables = typed_variables(loaded.definition, parse_vars(pairs))
     if not replies:
         return loaded, variables, None
-    from engine.test_files import load_replies
+    from engine.testing.files import load_replies
 
     return loaded, variables, load_replies(Path(replies), loaded)
 

@@ -1,5 +1,5 @@
 """`starter.py test` and `starter.py record`: the command line of the test files
-(engine/test_command.py, engine/test_recorder.py), registered from starter.py with one line."""
+(engine/testing/command.py, recorder.py), registered from starter.py with one line."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def _note(message: str) -> None:
 
 
 async def cmd_test(args: argparse.Namespace, settings: Settings) -> int:
-    from engine.test_command import test
+    from engine.testing.command import test
 
     return await test(
         args.paths, settings, pattern=args.k, junit=args.junit, as_json=args.json, note=_note
@@ -25,7 +25,7 @@ async def cmd_test(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_record(args: argparse.Namespace, settings: Settings) -> int:
     from engine.client import EngineClient
-    from engine.test_recorder import record_command
+    from engine.testing.recorder import record_command
 
     return await record_command(await EngineClient.connect(settings, note=_note), args, _note)
 

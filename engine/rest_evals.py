@@ -1,6 +1,6 @@
 """The REST API's evaluations: `POST /evaluations` starts one over files under
 DEFINITIONS_DIR (definition, dataset, evaluators: confined like every file the API reads);
-`GET /evaluations/{id}` answers its report (engine/eval_report.py) once it has ended."""
+`GET /evaluations/{id}` answers its report (engine/evals/report.py) once it has ended."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from activities.definitions import confined, quoted, usable_name
 from engine.client import EngineClient
-from engine.eval_command import EvalRequest, prepare, resume, start_prepared
+from engine.evals.command import EvalRequest, prepare, resume, start_prepared
 from engine.rest_definitions import load_file
 from engine.rest_errors import ApiError
 from engine.settings import Settings

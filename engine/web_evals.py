@@ -1,5 +1,5 @@
 """The workbench's evaluation report (`/runs/ID/evaluation`): an ended evaluation's report
-(engine/eval_report.py, as `GET /evaluations/ID` answers it) as a page: each variant's
+(engine/evals/report.py, as `GET /evaluations/ID` answers it) as a page: each variant's
 metrics with their intervals, latency and cost, and per pair of variants their difference
 and the rows they disagree on, with each row's input, outputs, scores and run.
 
@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from engine.eval_output import reuse_line, tables
+from engine.evals.output import reuse_line, tables
 from engine.rest_deps import engine
 from engine.rest_errors import ApiError
 from engine.rest_evals import evaluation_report

@@ -13,7 +13,7 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
-from engine.eval_plan import EVALUATION
+from engine.evals.plan import EVALUATION
 from engine.rest_errors import classify
 
 log = logging.getLogger("engine.web")

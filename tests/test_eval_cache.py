@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.eval_cache import answering, definition_key
-from engine.eval_command import EvalRequest, evaluate
-from engine.eval_output import html_page, terminal
+from engine.evals.cache import answering, definition_key
+from engine.evals.command import EvalRequest, evaluate
+from engine.evals.output import html_page, terminal
 from engine.settings import Settings
 from tests.conftest import ROOT
 from tests.fake_llm import Fault, Request

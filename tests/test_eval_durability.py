@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from engine.client import EngineClient
-from engine.eval_command import EvalRequest, evaluate
+from engine.evals.command import EvalRequest, evaluate
 from engine.settings import Settings
 from tests.fake_llm import FakeLlmServer, Request
 from tests.test_durability import spawn_worker, wait_for

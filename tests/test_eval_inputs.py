@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.eval_evaluators import (
+from engine.evals.evaluators import (
     Contains,
     ExactMatch,
     JsonMatch,
@@ -89,7 +89,7 @@ def test_a_row_with_template_text_in_expected_is_compared_as_text():
 
 
 def test_the_docs_evaluator_example_is_valid(tmp_path):
-    from engine.eval_evaluators import load_evaluators
+    from engine.evals.evaluators import load_evaluators
 
     text = (ROOT / "docs" / "evaluations.md").read_text()
     block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
@@ -117,7 +117,7 @@ def test_a_child_run_gets_only_the_definitions_it_can_start():
 
 
 def test_the_progress_line_shows_rows_failures_tokens_cost_and_eta():
-    from engine.eval_run import _progress_line
+    from engine.evals.run import _progress_line
     from workflows.contracts import Usage
 
     usage = Usage(input_tokens=1200, output_tokens=300, cost_usd=0.0123)

@@ -11,8 +11,8 @@ import json
 import pytest
 
 from engine.client import EngineClient
-from engine.eval_command import EvalRequest, evaluate
-from engine.eval_output import gate_failures, junit, terminal
+from engine.evals.command import EvalRequest, evaluate
+from engine.evals.output import gate_failures, junit, terminal
 from engine.settings import Settings
 from tests.conftest import ROOT, new_worker
 from tests.fake_llm import Fault, Request

@@ -17,8 +17,8 @@ import pytest
 
 from activities.registry import load_custom_actions
 from engine.client import EngineClient
-from engine.eval_command import EvalRequest, evaluate
-from engine.eval_output import gate_failures, terminal
+from engine.evals.command import EvalRequest, evaluate
+from engine.evals.output import gate_failures, terminal
 from engine.settings import Settings
 from starter import build_parser, main
 from tests.conftest import ROOT, new_worker

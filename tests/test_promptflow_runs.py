@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from engine.client import EngineClient
-from engine.eval_command import EvalRequest, evaluate
-from engine.eval_evaluators import WorkflowEvaluator, load_evaluators
+from engine.evals.command import EvalRequest, evaluate
+from engine.evals.evaluators import WorkflowEvaluator, load_evaluators
 from engine.promptflow.run_command import (
     eval_command,
     evaluators_yaml,

@@ -11,8 +11,8 @@ import yaml
 from engine.activity_catalog import build_actions
 from engine.client import EngineClient
 from engine.settings import Settings
-from engine.test_command import test as run_tests
-from engine.test_recorder import record
+from engine.testing.command import test as run_tests
+from engine.testing.recorder import record
 from tests.conftest import ROOT, new_worker
 from tests.fake_llm import Fault, Request
 from workflows.errors import UsageError

@@ -14,8 +14,8 @@ import pytest
 from engine.activity_catalog import build_actions
 from engine.client import EngineClient
 from engine.settings import Settings
-from engine.test_command import test as run_tests
-from engine.test_files import script_of
+from engine.testing.command import test as run_tests
+from engine.testing.files import script_of
 from tests.conftest import ROOT, new_worker
 from workflows.errors import DefinitionError, RunFailed
 
@@ -154,7 +154,7 @@ async def test_the_example_tests_pass(engine):
     ],
 )
 def test_bad_test_files_get_one_located_line_each(tmp_path, body, message):
-    from engine.test_files import load_tests
+    from engine.testing.files import load_tests
 
     path = write_case(tmp_path, body)
     with pytest.raises(DefinitionError) as raised:
@@ -164,7 +164,7 @@ def test_bad_test_files_get_one_located_line_each(tmp_path, body, message):
 
 
 def test_a_test_file_naming_a_missing_definition_is_located(tmp_path):
-    from engine.test_files import load_tests
+    from engine.testing.files import load_tests
 
     path = tmp_path / "x.test.yaml"
     path.write_text("definition: nowhere.yaml\ncases:\n  - name: a\n")

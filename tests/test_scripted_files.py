@@ -9,7 +9,7 @@ import re
 import pytest
 
 from engine.settings import Settings
-from engine.test_files import Case, Expect, TestFile, load_tests, script_of
+from engine.testing.files import Case, Expect, TestFile, load_tests, script_of
 from tests.conftest import ROOT
 from workflows.errors import DefinitionError
 from workflows.scripts import ScriptPlayer

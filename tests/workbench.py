@@ -18,7 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.endpoints import Endpoint
 from engine.client import EngineClient
-from engine.eval_command import EvalRequest, prepare, start_prepared
+from engine.evals.command import EvalRequest, prepare, start_prepared
 from engine.rest import create_app
 from engine.rest_auth import ApiConfig, ApiToken
 from engine.web_security import COOKIE

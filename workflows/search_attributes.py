@@ -14,7 +14,7 @@ STEPS_DONE = SearchAttributeKey.for_int("YamlStepsDone")
 COST_USD = SearchAttributeKey.for_float("YamlCostUsd")
 """Estimated spend so far, so runs can be sorted by cost in the UI."""
 EVAL_KEYS = SearchAttributeKey.for_keyword_list("YamlEvalKeys")
-"""An evaluation run's definition digests (engine/eval_cache.py): how a later evaluation of
+"""An evaluation run's definition digests (engine/evals/cache.py): how a later evaluation of
 the same definition finds it, to reuse its rows. Set when the evaluation starts; never
 upserted by the workflow."""
 ALL = (DEFINITION_NAME, DEFINITION_VERSION, STEPS_DONE, COST_USD, EVAL_KEYS)

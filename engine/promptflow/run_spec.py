@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from engine.cli_input import name_values
-from engine.test_files import read_yaml
+from engine.testing.files import read_yaml
 from workflows.errors import DefinitionError, Problem, UsageError
 from workflows.source import Source
 from workflows.suggest import suggest

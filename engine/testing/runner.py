@@ -21,7 +21,7 @@ from temporalio.exceptions import ApplicationError
 from engine.client import EngineClient
 from engine.run_history import read_runs
 from engine.temporal_errors import Where, temporal_errors
-from engine.test_files import LoadedCase, LoadedTests
+from engine.testing.files import LoadedCase, LoadedTests
 from workflows.contracts import LlmCallInput, RunResult, RunStatus, StepResult, Usage
 from workflows.definition import WaitForSignalStep
 from workflows.errors import FailureType, RunFailed, WorkflowError

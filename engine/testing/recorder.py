@@ -22,7 +22,7 @@ from engine.client import EngineClient
 from engine.definition_files import load_file
 from engine.run_history import Call, RunHistory, read_runs
 from engine.settings import ROOT
-from engine.test_files import SUFFIX, TIMEOUT, all_steps, load_tests
+from engine.testing.files import SUFFIX, TIMEOUT, all_steps, load_tests
 from workflows.contracts import ActionResult, LlmCallResult
 from workflows.definition import Step, WaitForSignalStep
 from workflows.errors import FailureType, RunFailed, UsageError

@@ -10,7 +10,7 @@ import random
 from statistics import mean
 from typing import Any
 
-from engine.eval_evaluators import (
+from engine.evals.evaluators import (
     IN_RUN,
     EvaluatorFile,
     LlmJudge,
@@ -19,7 +19,7 @@ from engine.eval_evaluators import (
     WorkflowEvaluator,
     compare,
 )
-from engine.eval_run import Collected, RowRun
+from engine.evals.run import Collected, RowRun
 from workflows.contracts import StepResult
 
 RESAMPLES = 2000

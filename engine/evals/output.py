@@ -1,4 +1,4 @@
-"""An evaluation report (engine/eval_report.py) shown: a terminal table, Markdown or a
+"""An evaluation report (engine/evals/report.py) shown: a terminal table, Markdown or a
 self-contained HTML page, JUnit XML (one test case per row and evaluator) and the
 `--fail-under` gates."""
 

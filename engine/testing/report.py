@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
-from engine.test_runner import CaseResult, Mismatch
+from engine.testing.runner import CaseResult, Mismatch
 
 SHOWN = 300
 """Characters of a value shown on one line."""

@@ -1,7 +1,7 @@
 """Evaluator files (`--evaluators FILE`: a list under `evaluators:`), checked like
 definitions (every problem located), and the comparisons that score one row's outputs:
 `exact_match`, `contains`, `regex`, `json_match`, `numeric`. `llm_judge` and `workflow`
-evaluators run inside the evaluation run as its steps (engine/eval_plan.py); their scores
+evaluators run inside the evaluation run as its steps (engine/evals/plan.py); their scores
 are read here from what those steps returned."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from engine.test_files import model_problems, read_yaml
+from engine.testing.files import model_problems, read_yaml
 from workflows.errors import DefinitionError, Problem, WorkflowError
 from workflows.source import Source
 from workflows.suggest import suggest

@@ -1,7 +1,6 @@
 """`starter.py eval` and the REST API's evaluations: read the definition, its variants, the
 dataset and the evaluators, all checked before anything is paid; start the evaluation run;
-wait for it; report. The pieces: eval_data, eval_evaluators, eval_plan, eval_run,
-eval_report, eval_output."""
+wait for it; report. The pieces: data, evaluators, cache, plan, run, report, output."""
 
 from __future__ import annotations
 
@@ -17,7 +16,7 @@ from temporalio.common import TypedSearchAttributes
 from engine.client import EngineClient
 from engine.connection import register_search_attributes
 from engine.definition_files import load_file
-from engine.eval_cache import (
+from engine.evals.cache import (
     Keys,
     Reused,
     answering,
@@ -26,11 +25,11 @@ from engine.eval_cache import (
     find,
     python_sources,
 )
-from engine.eval_data import pick, read_rows, row_variables
-from engine.eval_evaluators import Evaluator, PythonEvaluator, WorkflowEvaluator, load_evaluators
-from engine.eval_plan import SHARD_ROWS, Plan, Variant, default_output, plan, with_model
-from engine.eval_report import report
-from engine.eval_run import start, wait
+from engine.evals.data import pick, read_rows, row_variables
+from engine.evals.evaluators import Evaluator, PythonEvaluator, WorkflowEvaluator, load_evaluators
+from engine.evals.plan import SHARD_ROWS, Plan, Variant, default_output, plan, with_model
+from engine.evals.report import report
+from engine.evals.run import start, wait
 from engine.settings import Settings
 from engine.temporal_errors import Where, temporal_errors
 from workflows.contracts import LoadedDefinition
@@ -57,7 +56,7 @@ class EvalRequest:
     execution_id: str | None = None
     shard_rows: int = SHARD_ROWS
     cache: bool = True
-    """Reuse rows (and verdicts) earlier evaluations finished (engine/eval_cache.py)."""
+    """Reuse rows (and verdicts) earlier evaluations finished (engine/evals/cache.py)."""
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """`starter.py test`: find test files, check them all, run their cases and report. The CLI
-and CI call this; the pieces are engine/test_files.py, test_runner.py and test_report.py."""
+and CI call this; the pieces are engine/testing/files.py, runner.py and report.py."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from collections.abc import Callable
 from engine.client import EngineClient
 from engine.local_stack import ensure_worker
 from engine.settings import Settings
-from engine.test_files import LoadedTests, find_test_files, load_tests, with_action_modules
-from engine.test_report import (
+from engine.testing.files import LoadedTests, find_test_files, load_tests, with_action_modules
+from engine.testing.report import (
     case_line,
     failure_text,
     json_report,
@@ -18,7 +18,7 @@ from engine.test_report import (
     summary,
     write,
 )
-from engine.test_runner import CaseResult, run_all, selected
+from engine.testing.runner import CaseResult, run_all, selected
 from workflows.errors import DefinitionError, UsageError
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from activities.registry import AGGREGATOR_PREFIX, EVALUATOR_PREFIX
-from engine.eval_evaluators import IN_RUN, Evaluator, LlmJudge, PythonEvaluator, WorkflowEvaluator
+from engine.evals.evaluators import IN_RUN, Evaluator, LlmJudge, PythonEvaluator, WorkflowEvaluator
 from workflows.contracts import LoadedDefinition
 from workflows.definition import Definition, LlmCallStep
 
@@ -107,7 +107,7 @@ def plan(
 ) -> Plan:
     """The evaluation run's definition, children and variables. `judges`: the loaded
     definitions of `workflow` evaluators, by evaluator name. `reused`: what earlier
-    evaluations finished (engine/eval_cache.py), by (row, variant, evaluator or None)."""
+    evaluations finished (engine/evals/cache.py), by (row, variant, evaluator or None)."""
     children: dict[str, Definition] = {}
     for number, variant in enumerate(variants):
         children.update(variant.loaded.children)

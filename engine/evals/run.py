@@ -15,7 +15,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.common import TypedSearchAttributes
 
 from engine.client import EngineClient
-from engine.eval_plan import Plan, aggregate_step, judge_step, row_step, shard_step
+from engine.evals.plan import Plan, aggregate_step, judge_step, row_step, shard_step
 from workflows.contracts import RunResult, RunStatus, StepResult, Usage
 from workflows.errors import RunFailed
 
@@ -37,7 +37,7 @@ class RowRun:
     execution_id: str = ""
     """The row's own run (a child of its shard run), for its page."""
     reused_from: str | None = None
-    """The earlier row run whose outputs this evaluation reused (engine/eval_cache.py)."""
+    """The earlier row run whose outputs this evaluation reused (engine/evals/cache.py)."""
     saved: Usage = field(default_factory=Usage)
     """What reusing saved: the earlier run's usage."""
 

@@ -24,8 +24,8 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from activities.definitions import called_models
 from activities.endpoints import is_configured
-from engine.eval_evaluators import IN_RUN, Evaluator, PythonEvaluator, WorkflowEvaluator
-from engine.eval_plan import judge_step, row_step, shard_step
+from engine.evals.evaluators import IN_RUN, Evaluator, PythonEvaluator, WorkflowEvaluator
+from engine.evals.plan import judge_step, row_step, shard_step
 from engine.settings import Settings
 from workflows import search_attributes
 from workflows.contracts import LoadedDefinition, RunInput, RunResult, StepResult, Usage
