@@ -18,6 +18,7 @@ from typing import Any
 from activities.pacing_memory import PacingMemory
 from activities.rate_limits import Pacer
 from bench.baselines import PlainTemporal
+from bench.engine_subject import Engine, timed
 from bench.stack import DevServer, Provider
 
 ITEMS, LATENCY, WARM_RUNS = 100, 0.2, 2
@@ -33,7 +34,6 @@ async def measure(port: int, rounds: int, remember: bool = True) -> dict[str, An
     worker ever to call the fake learns that it sends no limit and later ones start from
     that; its first fan-out is reported apart (`first_ever_ms`). `remember=False`: every
     paced worker starts knowing nothing, as before the memory."""
-    from bench.run import Engine, timed  # run.py imports this module
 
     server, slow = DevServer(tuned=True, port=port), Provider(latency=LATENCY)
     walls: dict[str, dict[str, list[float]]] = {name: {"cold": [], "warm": []} for name in SUBJECTS}

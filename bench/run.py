@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,81 +35,22 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import structlog  # noqa: E402
-from temporalio.client import Client, WorkflowHandle  # noqa: E402
+from temporalio.client import Client  # noqa: E402
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
-from temporalio.worker import Worker  # noqa: E402
 
-from activities.endpoints import Endpoint  # noqa: E402
-from activities.llm import build_providers  # noqa: E402
-from activities.rate_limits import Pacer  # noqa: E402
 from bench import baselines, cost, evaluation, rate_limited, validation, waiting_runs  # noqa: E402
 from bench import fan_out as s2_alone  # noqa: E402
+from bench.engine_subject import Engine, Start, chain, timed  # noqa: E402
 from bench.report import markdown  # noqa: E402
 from bench.stack import CpuMeter, DevServer, Provider, worker_process  # noqa: E402
-from engine.plugin import EnginePlugin  # noqa: E402
-from engine.settings import Settings  # noqa: E402
 from workflows.contracts import RunInput, RunResult  # noqa: E402
-from workflows.definition import Definition  # noqa: E402
 from workflows.interpreter import YamlWorkflow  # noqa: E402
 from workflows.validation import load_definition  # noqa: E402
-
-Start = Callable[[str, str, int], Awaitable[WorkflowHandle[Any, Any]]]
-"""Starts one run: (run id, "chain" or "fanout", size) -> its handle."""
-
-
-def chain(steps: int) -> str:
-    lines = ["workflow:", "  name: Chain", "  defaults: {model: gpt-4o-mini}", "  steps:"]
-    lines += [f"    - {{id: s{i}, type: llm_call, prompt: 'step {i}'}}" for i in range(steps)]
-    return "\n".join(lines) + "\n"
-
-
-def fanout(items: int) -> str:
-    return f"""
-workflow:
-  name: Fanout
-  steps:
-    - {{id: each, type: llm_call, model: gpt-4o-mini, for_each: "{{{{ range({items}) | list }}}}",
-       concurrency: {items}, prompt: "item {{{{ item }}}}"}}
-"""
 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-class Engine:
-    """Starts YamlWorkflow runs of the bench's definitions (parsed once, as a starter would)."""
-
-    def __init__(self, client: Client, queue: str, pacer: Pacer | None = None):
-        self.client, self.queue, self.pacer = client, queue, pacer
-        self._parsed: dict[tuple[str, int], Definition] = {}
-
-    def worker(self, base_url: str) -> Any:
-        providers = build_providers({"openai": Endpoint(api_key="k", base_url=base_url)})
-        settings = Settings(definitions_dir=ROOT)
-        plugin = EnginePlugin(
-            settings, providers=providers, actions={}, validators={}, pacer=self.pacer
-        )
-        return Worker(
-            self.client, task_queue=self.queue, plugins=[plugin], max_concurrent_activities=200
-        )
-
-    async def start(self, run_id: str, kind: str, size: int) -> WorkflowHandle[Any, Any]:
-        if (kind, size) not in self._parsed:
-            text = chain(size) if kind == "chain" else fanout(size)
-            self._parsed[kind, size] = load_definition(text, "bench.yaml")
-        run_input = RunInput(definition=self._parsed[kind, size])
-        return await self.client.start_workflow(
-            YamlWorkflow.run, run_input, id=run_id, task_queue=self.queue
-        )
-
-
-async def timed(start: Start, kind: str, size: int) -> float:
-    started = time.perf_counter()
-    handle = await start(f"bench-{uuid.uuid4()}", kind, size)
-    await handle.result()
-    return (time.perf_counter() - started) * 1000
 
 
 async def chain_and_throughput(
@@ -270,6 +211,8 @@ def main() -> None:
         help="--only S2: engine workers remember no limit (each starts as the first ever)",
     )  # fmt: skip
     args = parser.parse_args()
+    if args.rounds < 2:  # the engine's first cold fan-out is reported apart from the rest
+        parser.error("--rounds: at least 2")
     if not args.no_peer:
         baselines.ensure_peer_venv()
     # The in-process worker logs every call; the bench prints only its tables.
