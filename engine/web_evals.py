@@ -15,7 +15,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from engine.evals.output import reuse_line, tables
+from engine.evals.output import (
+    aggregate_table,
+    comparison_tables,
+    metric_table,
+    reuse_line,
+    run_table,
+)
 from engine.rest_deps import engine
 from engine.rest_errors import ApiError
 from engine.rest_evals import evaluation_report
@@ -63,7 +69,8 @@ def comparisons(report: dict[str, Any]) -> list[Comparison]:
     found = []
     rows = report["rows"]
     pairs = report.get("comparisons", {})
-    for (pair, by_evaluator), table in zip(pairs.items(), tables(report)[2:], strict=True):
+    for pair, table in comparison_tables(report):
+        by_evaluator = pairs[pair]
         other, _, first = pair.partition(" - ")
         differ: dict[int, list[str]] = {}
         for evaluator, compared in by_evaluator.items():
@@ -103,8 +110,8 @@ async def evaluation_page(execution_id: str, request: Request) -> Response:
                       run_id=execution_id, report=None, running=exc.message)  # fmt: skip
     except WorkflowError as exc:
         return problem(request, exc)
-    metrics, runs = tables(report)[:2]
     return render(request, "evaluation.html", title=f"Evaluation {execution_id}",
-                  run_id=execution_id, report=report, metrics=metrics, runs=runs,
+                  run_id=execution_id, report=report, metrics=metric_table(report),
+                  aggregates=aggregate_table(report), runs=run_table(report),
                   comparisons=comparisons(report), running=None,
                   reused=reuse_line(report))  # fmt: skip

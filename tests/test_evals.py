@@ -274,6 +274,21 @@ async def test_an_aggregator_runs_once_over_every_rows_verdicts_and_its_metrics_
     assert "base     py         share             0.750" in terminal(report)
     assert gate_failures(report, {"share": 0.7, "py.rows": 20}) == []
     assert gate_failures(report, {"share": 0.8}) == ["share: 0.750 is below --fail-under 0.8"]
+    # the workbench's page: its aggregates table, and comparisons that stay with their pair
+    from engine.evals.output import aggregate_table, run_table
+    from engine.web_evals import comparisons
+
+    assert aggregate_table(report) == [
+        ["variant", "evaluator", "aggregate metric", "value"],
+        ["base", "py", "share", "0.750"],
+        ["base", "py", "rows", "20.000"],
+    ]
+    assert run_table(report)[0][:2] == ["variant", "rows"] and comparisons(report) == []
+    base = report["variants"]["base"]
+    same = {"py": {"difference": 0.0, "ci95": [0.0, 0.0], "disagree": []}}
+    two = report | {"variants": {"base": base, "big": base}, "comparisons": {"big - base": same}}
+    [compared] = comparisons(two)
+    assert compared.pair == "big - base" and compared.table[0][0] == "big - base"
 
 
 async def test_a_budget_stops_the_rows_it_cannot_pay_for_and_the_report_says_so(engine):

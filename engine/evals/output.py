@@ -24,16 +24,21 @@ def _shown(value: Any) -> str:
     return _number(float(value))
 
 
-def tables(report: dict[str, Any]) -> list[list[list[str]]]:
-    """Metrics by variant, then each comparison, as rows of cells (header first)."""
+Table = list[list[str]]
+"""Rows of cells, the header first."""
+
+
+def tables(report: dict[str, Any]) -> list[Table]:
+    """Metrics by variant, aggregates (when an evaluator has them), latency and cost, then
+    each comparison."""
+    aggregates = aggregate_table(report)
+    found = [metric_table(report), *([aggregates] if aggregates else []), run_table(report)]
+    return found + [table for _, table in comparison_tables(report)]
+
+
+def metric_table(report: dict[str, Any]) -> Table:
     metrics = [["variant", "evaluator", "mean", "95% CI", "pass rate", "n", "errors"]]
-    runs = [["variant", "rows", "failed", "p50 ms", "p95 ms", "tokens/row", "cost/row $", "cost $"]]
-    aggregates = [["variant", "evaluator", "aggregate metric", "value"]]
     for name, variant in report["variants"].items():
-        for evaluator, found in variant.get("aggregates", {}).items():
-            aggregates += [[name, evaluator, metric, _shown(v)] for metric, v in found.items()]
-        for evaluator, error in variant.get("aggregate_errors", {}).items():
-            aggregates.append([name, evaluator, "-", error])
         for evaluator, m in variant["metrics"].items():
             if not m["n"] and not m["errors"] and evaluator in variant.get("aggregates", {}):
                 continue  # scored only as a whole: its aggregates say it
@@ -41,6 +46,23 @@ def tables(report: dict[str, Any]) -> list[list[list[str]]]:
                 name, evaluator, _number(m["mean"]), _interval(m["ci95"]),
                 _number(m.get("pass_rate")), str(m["n"]), str(m["errors"]),
             ])  # fmt: skip
+    return metrics
+
+
+def aggregate_table(report: dict[str, Any]) -> Table | None:
+    """Each evaluator's whole-dataset metrics (`aggregate:`), or None when none has any."""
+    aggregates = [["variant", "evaluator", "aggregate metric", "value"]]
+    for name, variant in report["variants"].items():
+        for evaluator, found in variant.get("aggregates", {}).items():
+            aggregates += [[name, evaluator, metric, _shown(v)] for metric, v in found.items()]
+        for evaluator, error in variant.get("aggregate_errors", {}).items():
+            aggregates.append([name, evaluator, "-", error])
+    return aggregates if len(aggregates) > 1 else None
+
+
+def run_table(report: dict[str, Any]) -> Table:
+    runs = [["variant", "rows", "failed", "p50 ms", "p95 ms", "tokens/row", "cost/row $", "cost $"]]
+    for name, variant in report["variants"].items():
         latency = variant["latency_ms"]
         runs.append([
             name, str(variant["rows"]), str(variant["rows_failed"]),
@@ -48,7 +70,12 @@ def tables(report: dict[str, Any]) -> list[list[list[str]]]:
             f"{variant['tokens_per_row']:.1f}", f"{variant['cost_usd_per_row']:.6f}",
             f"{variant['cost_usd']:.6f}",
         ])  # fmt: skip
-    found = [metrics, aggregates, runs] if len(aggregates) > 1 else [metrics, runs]
+    return runs
+
+
+def comparison_tables(report: dict[str, Any]) -> list[tuple[str, Table]]:
+    """Per pair of variants (`other - base`): each evaluator's difference and disagreements."""
+    found = []
     for pair, by_evaluator in report.get("comparisons", {}).items():
         compared = [[pair, "difference", "95% CI", "rows that disagree (line)"]]
         for evaluator, c in by_evaluator.items():
@@ -58,7 +85,7 @@ def tables(report: dict[str, Any]) -> list[list[list[str]]]:
                 evaluator, _number(c["difference"]), _interval(c["ci95"]),
                 f"{len(c['disagree'])}: {lines}" + (f" (+{more})" if more > 0 else ""),
             ])  # fmt: skip
-        found.append(compared)
+        found.append((pair, compared))
     return found
 
 
