@@ -103,6 +103,25 @@ async def test_changing_one_evaluator_pays_for_that_evaluator_only(
     assert again["cache"]["rows"] == 0
 
 
+async def test_a_corrected_label_is_judged_again_on_the_reused_run(
+    engine,  # noqa: F811
+    fake_llm,
+    tmp_path,
+):
+    """An evaluator sees the whole row: its verdict on the row as it was is not reused."""
+    fake_llm.reply = judged
+    first = given(tmp_path)
+    await evaluated(engine, first)
+    data = Path(first.data)
+    data.write_text(data.read_text().replace('"bug"', '"other"'))
+    before = len(fake_llm.requests)
+    second = await evaluated(engine, first)
+    made = fake_llm.requests[before:]
+    assert len(made) == 3 and all('"other"' in r.prompt_text for r in made)
+    assert second["cache"]["rows"] == 6 and second["cache"]["verdicts"] == 3
+    assert second["metrics"]["accuracy"]["mean"] == 0.5
+
+
 async def test_a_row_that_failed_is_run_again_and_the_others_are_not(
     engine,  # noqa: F811
     fake_llm,

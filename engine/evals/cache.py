@@ -84,6 +84,11 @@ def row_key(definition: str, variables: dict[str, Any]) -> str:
     return digest("row", definition, variables)
 
 
+def row_data_key(row: Any) -> str:
+    """A dataset row as evaluators see it (its labels and references too)."""
+    return digest("data", row)
+
+
 def python_sources(module_names: Iterable[str], functions: Iterable[str]) -> dict[str, str]:
     """The text of the module defining each named Python evaluator (empty when unreadable:
     then the key still changes with the evaluator's settings)."""
@@ -147,10 +152,14 @@ class _Hit:
     row: dict[str, Any]
 
 
-async def find(client: Any, keys: Keys, rows: list[list[dict[str, Any]]]) -> Reused:
-    """Earlier finished steps for these rows (each row's variables per variant). `client`
-    is the EngineClient. Rows come with the verdicts given on them in the same evaluation,
-    so a verdict always judged the outputs it is copied with."""
+async def find(
+    client: Any, keys: Keys, rows: list[list[dict[str, Any]]], data: list[dict[str, Any]]
+) -> Reused:
+    """Earlier finished steps for these rows (each row's variables per variant; `data`: the
+    dataset rows themselves). `client` is the EngineClient. Rows come with the verdicts given
+    on them in the same evaluation, so a verdict always judged the outputs it is copied
+    with; and only on the same dataset row, since an evaluator sees the whole row (a label
+    corrected since is judged again)."""
     wanted: Wanted = {}
     for index, per_variant in enumerate(rows):
         for variant, variables in enumerate(per_variant):
@@ -168,7 +177,8 @@ async def find(client: Any, keys: Keys, rows: list[list[dict[str, Any]]]) -> Reu
             break  # every row's run is found
         run_input = await _first_input(temporal, execution.id, execution.run_id)
         if run_input is not None:
-            await _take(temporal, execution.id, run_input, keys, wanted, reused)
+            seen = [row_data_key(row) for row in data]
+            await _take(temporal, execution.id, run_input, keys, wanted, seen, reused)
     return reused
 
 
@@ -178,6 +188,7 @@ async def _take(
     run_input: RunInput,
     keys: Keys,
     wanted: Wanted,
+    data: list[str],
     reused: Reused,
 ) -> None:
     meta = run_input.variables.get("evaluation") or {}
@@ -206,6 +217,8 @@ async def _take(
             reused.steps[(hit.index, hit.variant, None)] = done
             reused.runs += 1
             reused.evaluations.add(evaluation)
+            if row_data_key(hit.row.get("row")) != data[hit.index]:
+                continue  # the evaluators would see another row: they judge again
             for evaluator, wanted_key in enumerate(keys.evaluators):
                 if wanted_key is None or wanted_key not in their_evaluators:
                     continue

@@ -68,6 +68,8 @@ class Prepared:
     keys: Keys
     variables: list[list[dict[str, Any]]]
     """Each row's run variables, per variant."""
+    data: list[dict[str, Any]]
+    """The dataset rows, as evaluators see them."""
     build: Callable[[Reused | None], Plan]
     cache: bool
 
@@ -127,10 +129,12 @@ def prepare(
         "cache": keys.dump(),
     }
 
+    data = [row.values for row in rows]
+
     def build(reused: Reused | None) -> Plan:
         return plan(
             variants,
-            [row.values for row in rows],
+            data,
             evaluators,
             judges,
             meta,
@@ -142,7 +146,7 @@ def prepare(
 
     execution_id = request.execution_id or f"eval-{name}-{uuid.uuid4().hex[:8]}"
     variables = [[variant.rows[index] for variant in variants] for index in range(len(rows))]
-    return Prepared(execution_id, keys, variables, build, request.cache)
+    return Prepared(execution_id, keys, variables, data, build, request.cache)
 
 
 async def start_prepared(client: EngineClient, prepared: Prepared) -> str:
@@ -156,7 +160,7 @@ async def start_prepared(client: EngineClient, prepared: Prepared) -> str:
         keys = None
     reused = None
     if prepared.cache and keys is not None:
-        reused = await find(client, prepared.keys, prepared.variables)
+        reused = await find(client, prepared.keys, prepared.variables, prepared.data)
     return await start(client, prepared.build(reused), prepared.execution_id, keys)
 
 
