@@ -319,3 +319,11 @@ async def test_a_rows_template_text_reaches_the_model_and_the_report_as_text(
     assert row["row"] == {"ticket": hostile, "label": hostile}
     assert row["variants"]["base"]["status"] == "completed"
     assert row["variants"]["base"]["scores"]["accuracy"]["passed"] is False
+
+
+async def test_an_evaluation_without_evaluators_reports_latency_and_cost(engine):
+    given = dataclasses.replace(request(limit=3), evaluators=None)
+    report = await evaluate(engine, given, note=lambda line: None)
+    assert report["metrics"] == {} and report["variants"]["base"]["rows"] == 3
+    assert report["variants"]["base"]["cost_usd"] > 0
+    assert "cost $" in terminal(report)

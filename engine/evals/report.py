@@ -29,7 +29,8 @@ CONFIDENCE = 0.95
 def report(collected: Collected) -> dict[str, Any]:
     """The machine-readable report (`--json`, the REST API, the workbench)."""
     meta = collected.meta
-    evaluators = EvaluatorFile.model_validate({"evaluators": meta["evaluators"]}).evaluators
+    given = meta["evaluators"]  # none: the rows' runs, latency and cost alone
+    evaluators = EvaluatorFile.model_validate({"evaluators": given}).evaluators if given else []
     names = meta["variants"]
     outputs = meta.get("outputs", [None] * len(names))
     rows = []
