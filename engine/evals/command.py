@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from temporalio.common import TypedSearchAttributes
 
 from engine.client import EngineClient
@@ -33,7 +32,10 @@ from engine.evals.run import start, wait
 from engine.settings import Settings
 from engine.temporal_errors import Where, temporal_errors
 from workflows.contracts import LoadedDefinition
-from workflows.errors import UsageError, WorkflowError
+from workflows.definition import Definition
+from workflows.errors import UsageError, VariablesError, WorkflowError
+from workflows.routing import route
+from workflows.validation import has_type, typed_variables
 
 BASE = "base"
 """The variant name of the definition under test itself."""
@@ -202,15 +204,32 @@ def _variants(
         if not equals or not name or name == BASE:
             raise UsageError(f"--variant {given!r}: write NAME:model=MODEL or NAME:var.X=VALUE")
         if key == "model":
+            try:
+                route(value)
+            except ValueError as exc:
+                raise UsageError(f"--variant {given!r}: {exc}") from None
             definition = with_model(bundle.definition, value)
             bundle = bundle.model_copy(update={"definition": definition})
         elif key.startswith("var.") and key[4:] in bundle.definition.workflow.variables:
-            overrides = {**overrides, key[4:]: yaml.safe_load(value)}
+            overrides = {**overrides, **_fixed(given, bundle.definition, key[4:], value)}
         else:
             known = ", ".join(f"var.{v}" for v in bundle.definition.workflow.variables)
             raise UsageError(f"--variant {given!r}: {key!r} is not model or one of: {known}")
         found[name] = (bundle, overrides)
     return [(name, bundle, overrides) for name, (bundle, overrides) in found.items()]
+
+
+def _fixed(given: str, definition: Definition, name: str, text: str) -> dict[str, Any]:
+    """A variant's `var.NAME=VALUE`, read as `--var` reads it and checked against the
+    declared type, so a wrong one is one line before any row runs."""
+    try:
+        value = typed_variables(definition, {name: text})[name]
+    except VariablesError as exc:
+        raise UsageError(f"--variant {given!r}: {exc}") from None
+    wanted = definition.workflow.variables[name].type
+    if wanted and not has_type(value, wanted):
+        raise UsageError(f"--variant {given!r}: {name} must be of type {wanted}, got {value!r}")
+    return {name: value}
 
 
 def _check_output(evaluator: Evaluator, variants: list[Variant]) -> None:
