@@ -232,6 +232,7 @@ async def test_a_python_evaluator_runs_on_the_worker_for_each_row(
             address=client.service_client.config.target_host,
             task_queue=worker.task_queue,
             action_modules=("tests.eval_functions",),
+            dev_dir=tmp_path / "dev",  # never the repo's local stack, if one runs
         )
         engine = EngineClient(client, settings, start_worker=False)
         given = dataclasses.replace(request(), evaluators=str(tmp_path / "evaluators.yaml"))
@@ -260,6 +261,7 @@ async def test_an_aggregator_runs_once_over_every_rows_verdicts_and_its_metrics_
             address=client.service_client.config.target_host,
             task_queue=worker.task_queue,
             action_modules=("tests.eval_functions",),
+            dev_dir=tmp_path / "dev",  # never the repo's local stack, if one runs
         )
         engine = EngineClient(client, settings, start_worker=False)
         file = str(tmp_path / "evaluators.yaml")
