@@ -157,3 +157,18 @@ def test_the_key_follows_what_is_run_not_how_it_is_written():
     keyed = dataclasses.replace(Settings.from_env({"OPENAI_API_KEY": "sk-x"}))
     assert key(text) != key(text, keyed)  # the mock's replies are never a model's
     assert "sk-x" not in "".join(answering(load_yaml(text, keyed), keyed))
+
+
+def test_a_judges_key_follows_who_answers_it_so_a_mocks_verdict_is_never_a_models():
+    from engine.definition_files import load_yaml
+    from engine.evals.cache import evaluator_key
+    from engine.evals.evaluators import LlmJudge, WorkflowEvaluator
+
+    judge = LlmJudge(name="h", type="llm_judge", model="claude-haiku-4-5", rubric="R")
+    flow = WorkflowEvaluator(name="f", type="workflow", definition="flow.yaml")
+    text = (ROOT / "tests" / "evals" / "classify.yaml").read_text()
+    offline, keyed = Settings.from_env({}), Settings.from_env({"ANTHROPIC_API_KEY": "sk-a"})
+    assert evaluator_key(judge, None, {}, offline) != evaluator_key(judge, None, {}, keyed)
+    openai = Settings.from_env({"OPENAI_API_KEY": "sk-o"})
+    flows = [evaluator_key(flow, load_yaml(text, s), {}, s) for s in (offline, openai)]
+    assert flows[0] != flows[1]

@@ -24,7 +24,13 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from activities.definitions import called_models
 from activities.endpoints import is_configured
-from engine.evals.evaluators import IN_RUN, Evaluator, PythonEvaluator, WorkflowEvaluator
+from engine.evals.evaluators import (
+    IN_RUN,
+    Evaluator,
+    LlmJudge,
+    PythonEvaluator,
+    WorkflowEvaluator,
+)
 from engine.evals.plan import judge_step, row_step, shard_step
 from engine.settings import Settings
 from workflows import search_attributes
@@ -53,8 +59,12 @@ def answering(loaded: LoadedDefinition, settings: Settings) -> list[str]:
     """Who answers the bundle's model calls, as this machine's settings say: a provider's
     base URL, or the offline mock where no key is set (a mock's reply is never reused as a
     model's, nor one server's as another's). Never a key."""
+    return answering_models(called_models(loaded), settings)
+
+
+def answering_models(models: Iterable[str], settings: Settings) -> list[str]:
     found = []
-    for provider in sorted({route(name).provider for name in called_models(loaded)}):
+    for provider in sorted({route(name).provider for name in models}):
         endpoint = settings.endpoints.get(provider)
         if provider != MOCK and not is_configured(provider, endpoint):
             found.append(f"{provider}: {MOCK}")
@@ -64,16 +74,21 @@ def answering(loaded: LoadedDefinition, settings: Settings) -> list[str]:
 
 
 def evaluator_key(
-    evaluator: Evaluator, judge: LoadedDefinition | None, sources: dict[str, str]
+    evaluator: Evaluator,
+    judge: LoadedDefinition | None,
+    sources: dict[str, str],
+    settings: Settings,
 ) -> str | None:
     """An in-run evaluator's digest (its settings but its aggregator, which runs afresh
-    every time, and its evaluation definition or Python module's text); None for the
-    comparisons, which cost nothing and are not kept."""
+    every time; who answers its model calls, as for a row's run; its evaluation definition
+    or Python module's text); None for the comparisons, which cost nothing and are not kept."""
     if not isinstance(evaluator, IN_RUN):
         return None
     extra: Any = None
     if isinstance(evaluator, WorkflowEvaluator) and judge is not None:
-        extra = definition_key(judge, [])
+        extra = definition_key(judge, answering(judge, settings))
+    elif isinstance(evaluator, LlmJudge):
+        extra = answering_models([evaluator.model], settings)
     elif isinstance(evaluator, PythonEvaluator):
         extra = sources.get(evaluator.function)
     settings = evaluator.model_dump(mode="json", exclude={"name", "aggregate"})

@@ -119,7 +119,7 @@ def prepare(
     )
     keys = Keys(
         [definition_key(v.loaded, answering(v.loaded, settings)) for v in variants],
-        [evaluator_key(e, judges.get(e.name), sources) for e in evaluators],
+        [evaluator_key(e, judges.get(e.name), sources, settings) for e in evaluators],
     )
     meta = {
         "definition": request.definition,
