@@ -172,3 +172,37 @@ def test_a_judges_key_follows_who_answers_it_so_a_mocks_verdict_is_never_a_model
     openai = Settings.from_env({"OPENAI_API_KEY": "sk-o"})
     flows = [evaluator_key(flow, load_yaml(text, s), {}, s) for s in (offline, openai)]
     assert flows[0] != flows[1]
+
+
+def test_changing_a_custom_actions_code_changes_the_key_of_the_rows_that_call_it(
+    tmp_path, monkeypatch
+):
+    from engine.definition_files import load_yaml
+    from engine.evals.cache import variant_key
+
+    tool = """from pydantic import BaseModel
+from activities.registry import action
+class P(BaseModel):
+    text: str
+@action("shout", P)
+def shout(params, request):
+    return params.text.upper()  # VERSION
+"""
+    for version in ("one", "two"):
+        (tmp_path / f"tools_{version}.py").write_text(tool.replace("VERSION", version))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    text = """workflow:
+  name: Shout
+  variables: {ticket: {type: string}}
+  steps:
+    - {id: s, type: action, action: shout, params: {text: "{{ ticket }}"}, outputs: [loud]}
+"""
+    keys = []
+    for version in ("one", "two"):
+        settings = dataclasses.replace(Settings.from_env({}), action_modules=(f"tools_{version}",))
+        keys.append(variant_key(load_yaml(text, settings), settings))
+    assert keys[0] != keys[1]
+    builtin = (ROOT / "tests" / "evals" / "classify.yaml").read_text()  # no custom action
+    settings = Settings.from_env({})
+    loaded = load_yaml(builtin, settings)
+    assert variant_key(loaded, settings) == definition_key(loaded, answering(loaded, settings))

@@ -15,7 +15,7 @@ import hashlib
 import importlib
 import inspect
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,7 @@ from engine.evals.plan import judge_step, row_step, shard_step
 from engine.settings import Settings
 from workflows import search_attributes
 from workflows.contracts import LoadedDefinition, RunInput, RunResult, StepResult, Usage
+from workflows.definition import ActionStep
 from workflows.providers import MOCK
 from workflows.routing import route
 
@@ -47,12 +48,34 @@ def digest(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def definition_key(loaded: LoadedDefinition, answering: Sequence[str]) -> str:
+def definition_key(
+    loaded: LoadedDefinition, answering: Sequence[str], code: Mapping[str, str] | None = None
+) -> str:
     """A variant's digest: its definition and children as loaded (so a comment does not
-    miss the cache, a changed model or prompt does) and who answers its model calls."""
+    miss the cache, a changed model or prompt does), who answers its model calls, and the
+    code of the custom actions it calls (`code`: digests by action name)."""
     children = {name: child.model_dump(mode="json") for name, child in loaded.children.items()}
     definition = loaded.definition.model_dump(mode="json")
-    return digest("definition", definition, children, sorted(answering))
+    if not code:  # a definition without custom actions keeps the key it always had
+        return digest("definition", definition, children, sorted(answering))
+    return digest("definition", definition, children, sorted(answering), dict(code))
+
+
+def variant_key(loaded: LoadedDefinition, settings: Settings) -> str:
+    """`definition_key` as this machine runs the bundle: its answering providers, and the
+    text of the ACTION_MODULES modules that define the custom actions it calls (a Prompt
+    flow's tools), so changing a tool's code runs its rows again."""
+    return definition_key(
+        loaded,
+        answering(loaded, settings),
+        action_sources(settings.action_modules, called_actions(loaded)),
+    )
+
+
+def called_actions(loaded: LoadedDefinition) -> list[str]:
+    definitions = [loaded.definition, *loaded.children.values()]
+    steps = [step for definition in definitions for step in definition.workflow.steps]
+    return sorted({step.action for step in steps if isinstance(step, ActionStep)})
 
 
 def answering(loaded: LoadedDefinition, settings: Settings) -> list[str]:
@@ -86,13 +109,13 @@ def evaluator_key(
         return None
     extra: Any = None
     if isinstance(evaluator, WorkflowEvaluator) and judge is not None:
-        extra = definition_key(judge, answering(judge, settings))
+        extra = variant_key(judge, settings)
     elif isinstance(evaluator, LlmJudge):
         extra = answering_models([evaluator.model], settings)
     elif isinstance(evaluator, PythonEvaluator):
         extra = sources.get(evaluator.function)
-    settings = evaluator.model_dump(mode="json", exclude={"name", "aggregate"})
-    return digest("evaluator", settings, extra)
+    fields = evaluator.model_dump(mode="json", exclude={"name", "aggregate"})
+    return digest("evaluator", fields, extra)
 
 
 def row_key(definition: str, variables: dict[str, Any]) -> str:
@@ -107,19 +130,29 @@ def row_data_key(row: Any) -> str:
 def python_sources(module_names: Iterable[str], functions: Iterable[str]) -> dict[str, str]:
     """The text of the module defining each named Python evaluator (empty when unreadable:
     then the key still changes with the evaluator's settings)."""
-    from activities.registry import ACTION_MARK, EVALUATOR_PREFIX
+    from activities.registry import EVALUATOR_PREFIX
 
-    wanted = {EVALUATOR_PREFIX + name: name for name in functions}
+    found = action_sources(module_names, [EVALUATOR_PREFIX + name for name in functions])
+    return {name.removeprefix(EVALUATOR_PREFIX): text for name, text in found.items()}
+
+
+def action_sources(module_names: Iterable[str], actions: Iterable[str]) -> dict[str, str]:
+    """The digest of the module text defining each named custom action (built-in actions
+    have none; empty when unreadable)."""
+    from activities.registry import ACTION_MARK
+
+    wanted = set(actions)
     found: dict[str, str] = {}
     for module_name in module_names:
         module = importlib.import_module(module_name)
         for value in vars(module).values():
             spec = getattr(value, ACTION_MARK, None)
-            if spec is not None and getattr(spec, "name", None) in wanted:
+            name = getattr(spec, "name", None)
+            if name in wanted:
                 try:
-                    found[wanted[spec.name]] = digest(inspect.getsource(module))
+                    found[name] = digest(inspect.getsource(module))
                 except (OSError, TypeError):
-                    found[wanted[spec.name]] = ""
+                    found[name] = ""
     return found
 
 

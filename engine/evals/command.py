@@ -18,11 +18,10 @@ from engine.definition_files import load_file
 from engine.evals.cache import (
     Keys,
     Reused,
-    answering,
-    definition_key,
     evaluator_key,
     find,
     python_sources,
+    variant_key,
 )
 from engine.evals.data import pick, read_rows, row_variables
 from engine.evals.evaluators import Evaluator, PythonEvaluator, WorkflowEvaluator, load_evaluators
@@ -118,7 +117,7 @@ def prepare(
         [e.function for e in evaluators if isinstance(e, PythonEvaluator)],
     )
     keys = Keys(
-        [definition_key(v.loaded, answering(v.loaded, settings)) for v in variants],
+        [variant_key(v.loaded, settings) for v in variants],
         [evaluator_key(e, judges.get(e.name), sources, settings) for e in evaluators],
     )
     meta = {
@@ -131,12 +130,12 @@ def prepare(
         "cache": keys.dump(),
     }
 
-    data = [row.values for row in rows]
+    dataset = [row.values for row in rows]
 
     def build(reused: Reused | None) -> Plan:
         return plan(
             variants,
-            data,
+            dataset,
             evaluators,
             judges,
             meta,
@@ -148,7 +147,7 @@ def prepare(
 
     execution_id = request.execution_id or f"eval-{name}-{uuid.uuid4().hex[:8]}"
     variables = [[variant.rows[index] for variant in variants] for index in range(len(rows))]
-    return Prepared(execution_id, keys, variables, data, build, request.cache)
+    return Prepared(execution_id, keys, variables, dataset, build, request.cache)
 
 
 async def start_prepared(client: EngineClient, prepared: Prepared) -> str:
