@@ -103,6 +103,25 @@ async def test_changing_one_evaluator_pays_for_that_evaluator_only(
     assert again["cache"]["rows"] == 0
 
 
+async def test_a_corrected_label_is_judged_again_on_the_reused_run(
+    engine,  # noqa: F811
+    fake_llm,
+    tmp_path,
+):
+    """An evaluator sees the whole row: its verdict on the row as it was is not reused."""
+    fake_llm.reply = judged
+    first = given(tmp_path)
+    await evaluated(engine, first)
+    data = Path(first.data)
+    data.write_text(data.read_text().replace('"bug"', '"other"'))
+    before = len(fake_llm.requests)
+    second = await evaluated(engine, first)
+    made = fake_llm.requests[before:]
+    assert len(made) == 3 and all('"other"' in r.prompt_text for r in made)
+    assert second["cache"]["rows"] == 6 and second["cache"]["verdicts"] == 3
+    assert second["metrics"]["accuracy"]["mean"] == 0.5
+
+
 async def test_a_row_that_failed_is_run_again_and_the_others_are_not(
     engine,  # noqa: F811
     fake_llm,
@@ -138,3 +157,52 @@ def test_the_key_follows_what_is_run_not_how_it_is_written():
     keyed = dataclasses.replace(Settings.from_env({"OPENAI_API_KEY": "sk-x"}))
     assert key(text) != key(text, keyed)  # the mock's replies are never a model's
     assert "sk-x" not in "".join(answering(load_yaml(text, keyed), keyed))
+
+
+def test_a_judges_key_follows_who_answers_it_so_a_mocks_verdict_is_never_a_models():
+    from engine.definition_files import load_yaml
+    from engine.evals.cache import evaluator_key
+    from engine.evals.evaluators import LlmJudge, WorkflowEvaluator
+
+    judge = LlmJudge(name="h", type="llm_judge", model="claude-haiku-4-5", rubric="R")
+    flow = WorkflowEvaluator(name="f", type="workflow", definition="flow.yaml")
+    text = (ROOT / "tests" / "evals" / "classify.yaml").read_text()
+    offline, keyed = Settings.from_env({}), Settings.from_env({"ANTHROPIC_API_KEY": "sk-a"})
+    assert evaluator_key(judge, None, {}, offline) != evaluator_key(judge, None, {}, keyed)
+    openai = Settings.from_env({"OPENAI_API_KEY": "sk-o"})
+    flows = [evaluator_key(flow, load_yaml(text, s), {}, s) for s in (offline, openai)]
+    assert flows[0] != flows[1]
+
+
+def test_changing_a_custom_actions_code_changes_the_key_of_the_rows_that_call_it(
+    tmp_path, monkeypatch
+):
+    from engine.definition_files import load_yaml
+    from engine.evals.cache import variant_key
+
+    tool = """from pydantic import BaseModel
+from activities.registry import action
+class P(BaseModel):
+    text: str
+@action("shout", P)
+def shout(params, request):
+    return params.text.upper()  # VERSION
+"""
+    for version in ("one", "two"):
+        (tmp_path / f"tools_{version}.py").write_text(tool.replace("VERSION", version))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    text = """workflow:
+  name: Shout
+  variables: {ticket: {type: string}}
+  steps:
+    - {id: s, type: action, action: shout, params: {text: "{{ ticket }}"}, outputs: [loud]}
+"""
+    keys = []
+    for version in ("one", "two"):
+        settings = dataclasses.replace(Settings.from_env({}), action_modules=(f"tools_{version}",))
+        keys.append(variant_key(load_yaml(text, settings), settings))
+    assert keys[0] != keys[1]
+    builtin = (ROOT / "tests" / "evals" / "classify.yaml").read_text()  # no custom action
+    settings = Settings.from_env({})
+    loaded = load_yaml(builtin, settings)
+    assert variant_key(loaded, settings) == definition_key(loaded, answering(loaded, settings))

@@ -5,6 +5,8 @@ And the comparisons that score a row, without a server."""
 # ruff: noqa: E501  (tables of inputs and the one line each gives)
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from engine.evals.evaluators import (
@@ -29,6 +31,7 @@ REFUSED = [
     ("rows.csv", 'ticket,label\nhi,x\n"open,y,z\n', [], "rows.csv:3:1: this line's cells do not match the header"),
     ("rows.json", '{"ticket": "a"}', [], "rows.json:1:1: a JSON dataset is a list of objects"),
     ("rows.csv", "text,label\nhi,x\n", ["--map", "ticket=text", "--variant", "x:temp=1"], "'temp' is not model or one of: var.ticket"),
+    ("rows.csv", "ticket,label\nhi,x\n", ["--variant", "x:model=zzz"], "--variant 'x:model=zzz': cannot tell which provider serves model 'zzz'"),
 ]  # fmt: skip
 
 
@@ -125,3 +128,24 @@ def test_the_progress_line_shows_rows_failures_tokens_cost_and_eta():
     assert line == (
         "[######..................] 25/100 rows, 2 failed, 1,500 tokens, $0.0123, ETA 30s"
     )
+
+
+def test_a_variants_fixed_variable_is_read_as_var_reads_it_and_checked(tmp_path):
+    from engine.evals.command import EvalRequest, prepare
+    from engine.settings import Settings
+    from workflows.errors import UsageError
+
+    text = (
+        Path(CLASSIFY)
+        .read_text()
+        .replace("required: true}", "required: true}\n    tries: {type: integer, default: 1}")
+    )
+    (tmp_path / "d.yaml").write_text(text)
+    variants = ["t:var.ticket={{ 3 }}", "q:var.ticket=[1", "n:var.tries=2"]
+    given = EvalRequest(str(tmp_path / "d.yaml"), TICKETS, variants=variants, limit=1)
+    [[_, templated, unclosed, numbered]] = prepare(given, Settings.from_env({})).variables
+    assert templated["ticket"] == "{{ 3 }}" and unclosed["ticket"] == "[1"
+    assert numbered["tries"] == 2
+    wrong = EvalRequest(str(tmp_path / "d.yaml"), TICKETS, variants=["n:var.tries=two"])
+    with pytest.raises(UsageError, match="tries must be of type integer, got 'two'"):
+        prepare(wrong, Settings.from_env({}))

@@ -232,6 +232,7 @@ async def test_a_python_evaluator_runs_on_the_worker_for_each_row(
             address=client.service_client.config.target_host,
             task_queue=worker.task_queue,
             action_modules=("tests.eval_functions",),
+            dev_dir=tmp_path / "dev",  # never the repo's local stack, if one runs
         )
         engine = EngineClient(client, settings, start_worker=False)
         given = dataclasses.replace(request(), evaluators=str(tmp_path / "evaluators.yaml"))
@@ -260,6 +261,7 @@ async def test_an_aggregator_runs_once_over_every_rows_verdicts_and_its_metrics_
             address=client.service_client.config.target_host,
             task_queue=worker.task_queue,
             action_modules=("tests.eval_functions",),
+            dev_dir=tmp_path / "dev",  # never the repo's local stack, if one runs
         )
         engine = EngineClient(client, settings, start_worker=False)
         file = str(tmp_path / "evaluators.yaml")
@@ -319,3 +321,11 @@ async def test_a_rows_template_text_reaches_the_model_and_the_report_as_text(
     assert row["row"] == {"ticket": hostile, "label": hostile}
     assert row["variants"]["base"]["status"] == "completed"
     assert row["variants"]["base"]["scores"]["accuracy"]["passed"] is False
+
+
+async def test_an_evaluation_without_evaluators_reports_latency_and_cost(engine):
+    given = dataclasses.replace(request(limit=3), evaluators=None)
+    report = await evaluate(engine, given, note=lambda line: None)
+    assert report["metrics"] == {} and report["variants"]["base"]["rows"] == 3
+    assert report["variants"]["base"]["cost_usd"] > 0
+    assert "cost $" in terminal(report)

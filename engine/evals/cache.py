@@ -15,7 +15,7 @@ import hashlib
 import importlib
 import inspect
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,11 +24,18 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from activities.definitions import called_models
 from activities.endpoints import is_configured
-from engine.evals.evaluators import IN_RUN, Evaluator, PythonEvaluator, WorkflowEvaluator
+from engine.evals.evaluators import (
+    IN_RUN,
+    Evaluator,
+    LlmJudge,
+    PythonEvaluator,
+    WorkflowEvaluator,
+)
 from engine.evals.plan import judge_step, row_step, shard_step
 from engine.settings import Settings
 from workflows import search_attributes
 from workflows.contracts import LoadedDefinition, RunInput, RunResult, StepResult, Usage
+from workflows.definition import ActionStep
 from workflows.providers import MOCK
 from workflows.routing import route
 
@@ -41,20 +48,46 @@ def digest(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def definition_key(loaded: LoadedDefinition, answering: Sequence[str]) -> str:
+def definition_key(
+    loaded: LoadedDefinition, answering: Sequence[str], code: Mapping[str, str] | None = None
+) -> str:
     """A variant's digest: its definition and children as loaded (so a comment does not
-    miss the cache, a changed model or prompt does) and who answers its model calls."""
+    miss the cache, a changed model or prompt does), who answers its model calls, and the
+    code of the custom actions it calls (`code`: digests by action name)."""
     children = {name: child.model_dump(mode="json") for name, child in loaded.children.items()}
     definition = loaded.definition.model_dump(mode="json")
-    return digest("definition", definition, children, sorted(answering))
+    if not code:  # a definition without custom actions keeps the key it always had
+        return digest("definition", definition, children, sorted(answering))
+    return digest("definition", definition, children, sorted(answering), dict(code))
+
+
+def variant_key(loaded: LoadedDefinition, settings: Settings) -> str:
+    """`definition_key` as this machine runs the bundle: its answering providers, and the
+    text of the ACTION_MODULES modules that define the custom actions it calls (a Prompt
+    flow's tools), so changing a tool's code runs its rows again."""
+    return definition_key(
+        loaded,
+        answering(loaded, settings),
+        action_sources(settings.action_modules, called_actions(loaded)),
+    )
+
+
+def called_actions(loaded: LoadedDefinition) -> list[str]:
+    definitions = [loaded.definition, *loaded.children.values()]
+    steps = [step for definition in definitions for step in definition.workflow.steps]
+    return sorted({step.action for step in steps if isinstance(step, ActionStep)})
 
 
 def answering(loaded: LoadedDefinition, settings: Settings) -> list[str]:
     """Who answers the bundle's model calls, as this machine's settings say: a provider's
     base URL, or the offline mock where no key is set (a mock's reply is never reused as a
     model's, nor one server's as another's). Never a key."""
+    return answering_models(called_models(loaded), settings)
+
+
+def answering_models(models: Iterable[str], settings: Settings) -> list[str]:
     found = []
-    for provider in sorted({route(name).provider for name in called_models(loaded)}):
+    for provider in sorted({route(name).provider for name in models}):
         endpoint = settings.endpoints.get(provider)
         if provider != MOCK and not is_configured(provider, endpoint):
             found.append(f"{provider}: {MOCK}")
@@ -64,42 +97,62 @@ def answering(loaded: LoadedDefinition, settings: Settings) -> list[str]:
 
 
 def evaluator_key(
-    evaluator: Evaluator, judge: LoadedDefinition | None, sources: dict[str, str]
+    evaluator: Evaluator,
+    judge: LoadedDefinition | None,
+    sources: dict[str, str],
+    settings: Settings,
 ) -> str | None:
     """An in-run evaluator's digest (its settings but its aggregator, which runs afresh
-    every time, and its evaluation definition or Python module's text); None for the
-    comparisons, which cost nothing and are not kept."""
+    every time; who answers its model calls, as for a row's run; its evaluation definition
+    or Python module's text); None for the comparisons, which cost nothing and are not kept."""
     if not isinstance(evaluator, IN_RUN):
         return None
     extra: Any = None
     if isinstance(evaluator, WorkflowEvaluator) and judge is not None:
-        extra = definition_key(judge, [])
+        extra = variant_key(judge, settings)
+    elif isinstance(evaluator, LlmJudge):
+        extra = answering_models([evaluator.model], settings)
     elif isinstance(evaluator, PythonEvaluator):
         extra = sources.get(evaluator.function)
-    settings = evaluator.model_dump(mode="json", exclude={"name", "aggregate"})
-    return digest("evaluator", settings, extra)
+    fields = evaluator.model_dump(mode="json", exclude={"name", "aggregate"})
+    return digest("evaluator", fields, extra)
 
 
 def row_key(definition: str, variables: dict[str, Any]) -> str:
     return digest("row", definition, variables)
 
 
+def row_data_key(row: Any) -> str:
+    """A dataset row as evaluators see it (its labels and references too)."""
+    return digest("data", row)
+
+
 def python_sources(module_names: Iterable[str], functions: Iterable[str]) -> dict[str, str]:
     """The text of the module defining each named Python evaluator (empty when unreadable:
     then the key still changes with the evaluator's settings)."""
-    from activities.registry import ACTION_MARK, EVALUATOR_PREFIX
+    from activities.registry import EVALUATOR_PREFIX
 
-    wanted = {EVALUATOR_PREFIX + name: name for name in functions}
+    found = action_sources(module_names, [EVALUATOR_PREFIX + name for name in functions])
+    return {name.removeprefix(EVALUATOR_PREFIX): text for name, text in found.items()}
+
+
+def action_sources(module_names: Iterable[str], actions: Iterable[str]) -> dict[str, str]:
+    """The digest of the module text defining each named custom action (built-in actions
+    have none; empty when unreadable)."""
+    from activities.registry import ACTION_MARK
+
+    wanted = set(actions)
     found: dict[str, str] = {}
     for module_name in module_names:
         module = importlib.import_module(module_name)
         for value in vars(module).values():
             spec = getattr(value, ACTION_MARK, None)
-            if spec is not None and getattr(spec, "name", None) in wanted:
+            name = getattr(spec, "name", None)
+            if name in wanted:
                 try:
-                    found[wanted[spec.name]] = digest(inspect.getsource(module))
+                    found[name] = digest(inspect.getsource(module))
                 except (OSError, TypeError):
-                    found[wanted[spec.name]] = ""
+                    found[name] = ""
     return found
 
 
@@ -147,10 +200,14 @@ class _Hit:
     row: dict[str, Any]
 
 
-async def find(client: Any, keys: Keys, rows: list[list[dict[str, Any]]]) -> Reused:
-    """Earlier finished steps for these rows (each row's variables per variant). `client`
-    is the EngineClient. Rows come with the verdicts given on them in the same evaluation,
-    so a verdict always judged the outputs it is copied with."""
+async def find(
+    client: Any, keys: Keys, rows: list[list[dict[str, Any]]], data: list[dict[str, Any]]
+) -> Reused:
+    """Earlier finished steps for these rows (each row's variables per variant; `data`: the
+    dataset rows themselves). `client` is the EngineClient. Rows come with the verdicts given
+    on them in the same evaluation, so a verdict always judged the outputs it is copied
+    with; and only on the same dataset row, since an evaluator sees the whole row (a label
+    corrected since is judged again)."""
     wanted: Wanted = {}
     for index, per_variant in enumerate(rows):
         for variant, variables in enumerate(per_variant):
@@ -168,7 +225,8 @@ async def find(client: Any, keys: Keys, rows: list[list[dict[str, Any]]]) -> Reu
             break  # every row's run is found
         run_input = await _first_input(temporal, execution.id, execution.run_id)
         if run_input is not None:
-            await _take(temporal, execution.id, run_input, keys, wanted, reused)
+            seen = [row_data_key(row) for row in data]
+            await _take(temporal, execution.id, run_input, keys, wanted, seen, reused)
     return reused
 
 
@@ -178,6 +236,7 @@ async def _take(
     run_input: RunInput,
     keys: Keys,
     wanted: Wanted,
+    data: list[str],
     reused: Reused,
 ) -> None:
     meta = run_input.variables.get("evaluation") or {}
@@ -206,6 +265,8 @@ async def _take(
             reused.steps[(hit.index, hit.variant, None)] = done
             reused.runs += 1
             reused.evaluations.add(evaluation)
+            if row_data_key(hit.row.get("row")) != data[hit.index]:
+                continue  # the evaluators would see another row: they judge again
             for evaluator, wanted_key in enumerate(keys.evaluators):
                 if wanted_key is None or wanted_key not in their_evaluators:
                     continue

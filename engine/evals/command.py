@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from temporalio.common import TypedSearchAttributes
 
 from engine.client import EngineClient
@@ -19,11 +18,10 @@ from engine.definition_files import load_file
 from engine.evals.cache import (
     Keys,
     Reused,
-    answering,
-    definition_key,
     evaluator_key,
     find,
     python_sources,
+    variant_key,
 )
 from engine.evals.data import pick, read_rows, row_variables
 from engine.evals.evaluators import Evaluator, PythonEvaluator, WorkflowEvaluator, load_evaluators
@@ -33,7 +31,10 @@ from engine.evals.run import start, wait
 from engine.settings import Settings
 from engine.temporal_errors import Where, temporal_errors
 from workflows.contracts import LoadedDefinition
-from workflows.errors import UsageError, WorkflowError
+from workflows.definition import Definition
+from workflows.errors import UsageError, VariablesError, WorkflowError
+from workflows.routing import route
+from workflows.validation import has_type, typed_variables
 
 BASE = "base"
 """The variant name of the definition under test itself."""
@@ -68,6 +69,8 @@ class Prepared:
     keys: Keys
     variables: list[list[dict[str, Any]]]
     """Each row's run variables, per variant."""
+    data: list[dict[str, Any]]
+    """The dataset rows, as evaluators see them."""
     build: Callable[[Reused | None], Plan]
     cache: bool
 
@@ -114,8 +117,8 @@ def prepare(
         [e.function for e in evaluators if isinstance(e, PythonEvaluator)],
     )
     keys = Keys(
-        [definition_key(v.loaded, answering(v.loaded, settings)) for v in variants],
-        [evaluator_key(e, judges.get(e.name), sources) for e in evaluators],
+        [variant_key(v.loaded, settings) for v in variants],
+        [evaluator_key(e, judges.get(e.name), sources, settings) for e in evaluators],
     )
     meta = {
         "definition": request.definition,
@@ -127,10 +130,12 @@ def prepare(
         "cache": keys.dump(),
     }
 
+    dataset = [row.values for row in rows]
+
     def build(reused: Reused | None) -> Plan:
         return plan(
             variants,
-            [row.values for row in rows],
+            dataset,
             evaluators,
             judges,
             meta,
@@ -142,7 +147,7 @@ def prepare(
 
     execution_id = request.execution_id or f"eval-{name}-{uuid.uuid4().hex[:8]}"
     variables = [[variant.rows[index] for variant in variants] for index in range(len(rows))]
-    return Prepared(execution_id, keys, variables, build, request.cache)
+    return Prepared(execution_id, keys, variables, dataset, build, request.cache)
 
 
 async def start_prepared(client: EngineClient, prepared: Prepared) -> str:
@@ -156,7 +161,7 @@ async def start_prepared(client: EngineClient, prepared: Prepared) -> str:
         keys = None
     reused = None
     if prepared.cache and keys is not None:
-        reused = await find(client, prepared.keys, prepared.variables)
+        reused = await find(client, prepared.keys, prepared.variables, prepared.data)
     return await start(client, prepared.build(reused), prepared.execution_id, keys)
 
 
@@ -198,15 +203,32 @@ def _variants(
         if not equals or not name or name == BASE:
             raise UsageError(f"--variant {given!r}: write NAME:model=MODEL or NAME:var.X=VALUE")
         if key == "model":
+            try:
+                route(value)
+            except ValueError as exc:
+                raise UsageError(f"--variant {given!r}: {exc}") from None
             definition = with_model(bundle.definition, value)
             bundle = bundle.model_copy(update={"definition": definition})
         elif key.startswith("var.") and key[4:] in bundle.definition.workflow.variables:
-            overrides = {**overrides, key[4:]: yaml.safe_load(value)}
+            overrides = {**overrides, **_fixed(given, bundle.definition, key[4:], value)}
         else:
             known = ", ".join(f"var.{v}" for v in bundle.definition.workflow.variables)
             raise UsageError(f"--variant {given!r}: {key!r} is not model or one of: {known}")
         found[name] = (bundle, overrides)
     return [(name, bundle, overrides) for name, (bundle, overrides) in found.items()]
+
+
+def _fixed(given: str, definition: Definition, name: str, text: str) -> dict[str, Any]:
+    """A variant's `var.NAME=VALUE`, read as `--var` reads it and checked against the
+    declared type, so a wrong one is one line before any row runs."""
+    try:
+        value = typed_variables(definition, {name: text})[name]
+    except VariablesError as exc:
+        raise UsageError(f"--variant {given!r}: {exc}") from None
+    wanted = definition.workflow.variables[name].type
+    if wanted and not has_type(value, wanted):
+        raise UsageError(f"--variant {given!r}: {name} must be of type {wanted}, got {value!r}")
+    return {name: value}
 
 
 def _check_output(evaluator: Evaluator, variants: list[Variant]) -> None:

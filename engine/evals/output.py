@@ -28,6 +28,11 @@ Table = list[list[str]]
 """Rows of cells, the header first."""
 
 
+def _one_line(cell: str) -> str:
+    """A cell of a text table: an error's or a metric's line breaks would break its row."""
+    return " ".join(cell.split())
+
+
 def tables(report: dict[str, Any]) -> list[Table]:
     """Metrics by variant, aggregates (when an evaluator has them), latency and cost, then
     each comparison."""
@@ -92,6 +97,7 @@ def comparison_tables(report: dict[str, Any]) -> list[tuple[str, Table]]:
 def terminal(report: dict[str, Any]) -> str:
     parts = []
     for table in tables(report):
+        table = [[_one_line(cell) for cell in row] for row in table]
         widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
         lines = [
             "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in table
@@ -133,7 +139,10 @@ def markdown(report: dict[str, Any]) -> str:
     for table in tables(report):
         out.append("| " + " | ".join(table[0]) + " |")
         out.append("|" + " --- |" * len(table[0]))
-        out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in table[1:]]
+        out += [
+            "| " + " | ".join(_one_line(c).replace("|", "\\|") for c in row) + " |"
+            for row in table[1:]
+        ]
         out.append("")
     return "\n".join(out)
 

@@ -29,7 +29,8 @@ CONFIDENCE = 0.95
 def report(collected: Collected) -> dict[str, Any]:
     """The machine-readable report (`--json`, the REST API, the workbench)."""
     meta = collected.meta
-    evaluators = EvaluatorFile.model_validate({"evaluators": meta["evaluators"]}).evaluators
+    given = meta["evaluators"]  # none: the rows' runs, latency and cost alone
+    evaluators = EvaluatorFile.model_validate({"evaluators": given}).evaluators if given else []
     names = meta["variants"]
     outputs = meta.get("outputs", [None] * len(names))
     rows = []
@@ -97,6 +98,9 @@ def report(collected: Collected) -> dict[str, Any]:
 def _score(
     evaluator: Any, place: int, run: RowRun, row: dict[str, Any], output: str | None
 ) -> Score:
+    if run.status != "completed" and isinstance(evaluator, IN_RUN):
+        # nothing to judge: an error, not a score off the judge's scale or a failed pass
+        return Score(None, error=f"not judged: the row's run {run.status}: {run.error}")
     if run.status != "completed":
         return Score(0.0, False, f"the row's run {run.status}: {run.error}")
     if not isinstance(evaluator, IN_RUN):
