@@ -84,14 +84,13 @@ async def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
             args.variant, args.limit, args.sample, args.seed, args.concurrency, args.budget,
             args.id, cache=not args.no_cache,
         )  # fmt: skip
-        prepare(request, settings)  # every problem before connecting
+        unknown = prepare(request, settings).unknown_gate(gates)  # every problem before paying
+        if unknown:
+            raise UsageError(f"--fail-under {unknown}: no such evaluator")
         client = await EngineClient.connect(settings, note=note)
         result = await evaluate(client, request, note, progress)
     if tty:
         sys.stderr.write("\n")
-    unknown = sorted(name for name in gates if not gate_value(result, name)[0])
-    if unknown:
-        raise UsageError(f"--fail-under {unknown[0]}: no such evaluator or aggregate metric")
     shown = json.dumps(result, indent=2, default=str) + "\n" if args.json else terminal(result)
     print(shown, end="")
     if args.report:
@@ -103,6 +102,9 @@ async def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     if args.junit:
         write(args.junit, junit(result))
         note(f"wrote {args.junit}")
+    missing = sorted(name for name in gates if not gate_value(result, name)[0])
+    if missing:  # an aggregator's metrics are known only now: the report is out first
+        raise UsageError(f"--fail-under {missing[0]}: no such evaluator or aggregate metric")
     failed = gate_failures(result, gates)
     for line in failed:
         note(f"gate failed: {line}")

@@ -32,6 +32,7 @@ REFUSED = [
     ("rows.json", '{"ticket": "a"}', [], "rows.json:1:1: a JSON dataset is a list of objects"),
     ("rows.csv", "text,label\nhi,x\n", ["--map", "ticket=text", "--variant", "x:temp=1"], "'temp' is not model or one of: var.ticket"),
     ("rows.csv", "ticket,label\nhi,x\n", ["--variant", "x:model=zzz"], "--variant 'x:model=zzz': cannot tell which provider serves model 'zzz'"),
+    ("rows.csv", "ticket,label\nhi,x\n", ["--evaluators", str(ROOT / "tests" / "evals" / "evaluators.yaml"), "--fail-under", "acuracy=0.9"], "--fail-under acuracy: no such evaluator"),
 ]  # fmt: skip
 
 

@@ -5,7 +5,7 @@ wait for it; report. The pieces: data, evaluators, cache, plan, run, report, out
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,15 @@ class Prepared:
     """The dataset rows, as evaluators see them."""
     build: Callable[[Reused | None], Plan]
     cache: bool
+    evaluators: list[Evaluator] = field(default_factory=list)
+
+    def unknown_gate(self, names: Iterable[str]) -> str | None:
+        """A `--fail-under` name that can name nothing, known before anything is paid: no
+        evaluator has it, and no evaluator has an aggregator whose metrics could."""
+        if any(getattr(e, "aggregate", None) for e in self.evaluators):
+            return None  # an aggregator's metric names are known once it has run
+        known = {e.name for e in self.evaluators}
+        return next((name for name in names if name not in known), None)
 
 
 Load = Callable[[str], LoadedDefinition]
@@ -147,7 +156,7 @@ def prepare(
 
     execution_id = request.execution_id or f"eval-{name}-{uuid.uuid4().hex[:8]}"
     variables = [[variant.rows[index] for variant in variants] for index in range(len(rows))]
-    return Prepared(execution_id, keys, variables, dataset, build, request.cache)
+    return Prepared(execution_id, keys, variables, dataset, build, request.cache, evaluators)
 
 
 async def start_prepared(client: EngineClient, prepared: Prepared) -> str:
