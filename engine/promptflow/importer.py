@@ -95,8 +95,9 @@ def import_flow(request: ImportRequest, write: bool = True) -> Imported:
         lines = line_flow(chosen)
         reads = dependencies(lines)
         order = ordered(lines, reads)
-        names = Names.of(lines)
-        context = Context(lines, names, request.model_map, maybe_skipped(order, reads), reads)
+        skippable = maybe_skipped(order, reads)
+        names = Names.of(lines, frozenset(skippable))
+        context = Context(lines, names, request.model_map, skippable, reads)
         variables = interface.variables(lines, names)
         steps, comments, found_notes, found_secrets, found_tools, found_limits = _steps(
             context, order, workflow_name
