@@ -129,3 +129,61 @@ def test_names_a_template_reads_otherwise_are_renamed_ascii_and_short(tmp_path, 
     assert workflow["outputs"] == {"o": "{{ not_output }}"}
     second = workflow["steps"][1]
     assert second["id"] == "na_ve_" + "n" * 58 and len(second["id"]) == 64
+
+
+def test_prompts_and_tools_saved_with_a_byte_order_mark_and_windows_line_ends_import(tmp_path):
+    dag = """
+        inputs:
+          question: {type: string, default: hi}
+        nodes:
+        - name: ask
+          type: llm
+          source: {type: code, path: ask.jinja2}
+          inputs: {deployment_name: gpt-4o, question: "${inputs.question}"}
+        - name: tidy
+          type: python
+          source: {type: code, path: tidy.py}
+          inputs: {text: "${ask.output}"}
+    """
+    folder = write_flow(
+        tmp_path / "saved",
+        {
+            "flow.dag.yaml": textwrap.dedent(dag).replace("\n", "\r\n").encode("utf-8-sig"),
+            "ask.jinja2": b"\xef\xbb\xbf# system:\r\nBe brief.\r\n# user:\r\n{{ question }}\r\n",
+            "tidy.py": "\ufefffrom promptflow.core import tool\r\n\r\n@tool\r\n"
+            "def tidy(text: str) -> str:\r\n    return text.strip()\r\n".encode(),
+        },
+    )
+    assert import_cli(folder) == 0
+    ask = yaml.safe_load((tmp_path / "saved.yaml").read_text())["workflow"]["steps"][0]
+    assert (ask["system"], ask["prompt"]) == ("Be brief.", "{{ question }}")
+
+
+def test_a_node_file_outside_the_flow_folder_is_refused_and_nothing_is_written(
+    tmp_path, capsys, monkeypatch
+):
+    (tmp_path / "shared.py").write_text("from promptflow.core import tool\n@tool\ndef f(): ...\n")
+    dag = """
+        nodes:
+        - name: up
+          type: python
+          source: {type: code, path: ../shared.py}
+        - name: absolute
+          type: python
+          source: {type: code, path: %s}
+    """ % (tmp_path / "shared.py")
+    write_flow(tmp_path / "flow", {"flow.dag.yaml": dag})
+    (tmp_path / "flow" / "link.py").symlink_to(tmp_path / "shared.py")
+    (tmp_path / "flow" / "flow.dag.yaml").write_text(
+        textwrap.dedent(dag) + "- {name: link, type: python, source: {type: code, path: link.py}}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert import_cli(Path("flow")) == 1
+    err = capsys.readouterr().err.splitlines()
+    outside = "is outside the flow's folder: copy it in (a node's file must be in it)"
+    assert err == [
+        f"flow/flow.dag.yaml:5:30: '../shared.py' {outside}",
+        f"flow/flow.dag.yaml:8:30: {str(tmp_path / 'shared.py')!r} {outside}",
+        f"flow/flow.dag.yaml:9:57: 'link.py' {outside}",
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flow", "shared.py"]

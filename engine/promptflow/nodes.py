@@ -14,7 +14,7 @@ from typing import Any
 
 import jinja2
 
-from activities.definitions import read_text
+from activities.definitions import confined, read_text
 from activities.promptflow_compat import PythonTool
 from engine.promptflow.dag import Flow, Node
 from engine.promptflow.graph import checked_reference
@@ -35,6 +35,7 @@ DEFAULT_MODEL = "gpt-4o-mini"
 """The model of an llm node that --model-map does not name and whose own model we cannot
 route (an Azure deployment name, say)."""
 LLM_TOOL = "promptflow.tools.llm.llm"
+BOM = "\ufeff"
 CARRIED = {"deployment_name", "model", "temperature", "max_tokens", "response_format"}
 NOT_YET = {"tools", "functions", "function_call", "tool_choice"}
 """llm settings that change what the call does; a node with one is not imported yet."""
@@ -133,16 +134,21 @@ def when(context: Context, node: Node) -> str | None:
 
 
 def source_file(flow: Flow, node: Node) -> tuple[Path, str, str]:
-    """The node's source file: its path, its name in messages and its text."""
+    """The node's source file: its path, its name in messages and its text (without the byte
+    order mark some editors put first). Only a file inside the flow's folder: the actions
+    module runs it from there, and a flow moved or shared carries its folder, nothing else."""
     path = node.source.get("path")
     where = (*node.path, "source", "path")
     if not isinstance(path, str) or not path:
         raise DefinitionError([flow.problem((*node.path, "source"), "needs source.path")])
     file = flow.folder / path
+    if not confined(file, flow.folder):
+        message = f"{path!r} is outside the flow's folder: copy it in (a node's file must be in it)"
+        raise DefinitionError([flow.problem(where, message)])
     if not file.is_file():
         raise DefinitionError([flow.problem(where, f"no file {path!r} in the flow's folder")])
     shown = flow.shown_file(path)
-    return file, shown, read_text(file, shown, "a flow's file")
+    return file, shown, read_text(file, shown, "a flow's file").removeprefix(BOM)
 
 
 def _value(context: Context, node: Node, key: str) -> str:
