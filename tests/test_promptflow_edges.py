@@ -187,3 +187,75 @@ def test_a_node_file_outside_the_flow_folder_is_refused_and_nothing_is_written(
         f"flow/flow.dag.yaml:9:57: 'link.py' {outside}",
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["flow", "shared.py"]
+
+
+HISTORY_DAG = """
+    inputs:
+      history: {type: list, is_chat_history: true, default: []}
+      question: {type: string, is_chat_input: true, default: And now?}
+    outputs:
+      answer: {type: string, reference: "${chat.output}"}
+    nodes:
+    - name: chat
+      type: llm
+      source: {type: code, path: chat.jinja2}
+      inputs:
+        deployment_name: gpt-4o
+        chat_history: ${inputs.history}
+        question: ${inputs.question}
+"""
+
+
+async def test_a_history_loop_with_a_filter_and_loop_index_runs_as_prompt_flow_renders_it(
+    client, endpoints, fake_llm, tmp_path
+):
+    prompt = """
+        # system:
+        Be brief.
+        {% for turn in chat_history[-2:] | reverse %}
+        # user:
+        ({{ loop.index }}/{{ loop.length }}) {{ turn.inputs.question }}
+        # assistant:
+        {{ turn.outputs.answer }}
+        {% endfor %}
+        # user:
+        {{ question }}
+    """
+    folder = write_flow(tmp_path / "recent", {"flow.dag.yaml": HISTORY_DAG, "chat.jinja2": prompt})
+    assert await asyncio.to_thread(import_cli, folder) == 0
+    text = (tmp_path / "recent.yaml").read_text()
+    assert "each: '{{ (history[-2:] | reverse) | list }}'" in text
+    history = [{"inputs": {"question": f"q{n}"}, "outputs": {"answer": f"a{n}"}} for n in (1, 2, 3)]
+    fake_llm.reply = lambda request: "ok"
+    async with new_worker(client, endpoints) as worker:
+        await client.execute_workflow(
+            YamlWorkflow.run,
+            RunInput(
+                definition=load_definition(text, "recent.yaml"), variables={"history": history}
+            ),
+            id=f"pf-{uuid.uuid4()}",
+            task_queue=worker.task_queue,
+        )
+    sent = [message["content"] for message in fake_llm.requests[0].body["messages"]]
+    assert sent == ["Be brief.", "(1/2) q3", "a3", "(2/2) q2", "a2", "And now?"]
+
+
+def test_a_loop_field_a_message_loop_lacks_is_a_located_limit(tmp_path, capsys):
+    prompt = """\
+        # system:
+        Be brief.
+        {% for turn in chat_history %}
+        # user:
+        {{ turn.inputs.question }}{% if not loop.last %} (earlier){% endif %}
+        # assistant:
+        {{ turn.outputs.answer }}
+        {% endfor %}
+        # user:
+        {{ question }}
+    """
+    folder = write_flow(tmp_path / "last", {"flow.dag.yaml": HISTORY_DAG, "chat.jinja2": prompt})
+    assert import_cli(folder) == 1
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"{folder}/chat.jinja2:4:1: loop.last in a loop of messages is not imported: "
+        "loop.index, loop.index0, loop.length are"
+    )

@@ -19,7 +19,16 @@ from activities.promptflow_compat import PythonTool
 from engine.promptflow.dag import Flow, Node
 from engine.promptflow.graph import checked_reference
 from engine.promptflow.names import Names
-from engine.promptflow.prompts import Loop, PromptProblem, bound, read_chat, unbound
+from engine.promptflow.prompts import (
+    LOOP_FIELDS,
+    Loop,
+    PromptProblem,
+    bound,
+    loop_fields,
+    read_chat,
+    rebound,
+    unbound,
+)
 from engine.promptflow.python_tools import (
     ToolFunction,
     ToolProblem,
@@ -254,17 +263,26 @@ def _entry(
     if not isinstance(entry, Loop):
         _unbound(node, shown, entry.line, entry.content, bindings)
         return {"role": entry.role, "content": bound(entry.content, bindings)}
-    local = frozenset({entry.name})
-    if entry.iterable not in bindings:
-        raise DefinitionError(
-            [Problem(shown, entry.line, 1, f"node '{node.name}' gives no input '{entry.iterable}'")]
-        )
+    _unbound(node, shown, entry.line, "{{ " + entry.iterable + " }}", bindings)
+    local = frozenset({entry.name, "loop"})
     messages = []
     for message in entry.messages:
         _unbound(node, shown, message.line, message.content, bindings, local)
+        other = sorted(loop_fields(message.content) - set(LOOP_FIELDS))
+        if other:
+            raise NotMapped(
+                Problem(
+                    shown, message.line, 1,
+                    f"loop.{other[0]} in a loop of messages is not imported: "
+                    f"{', '.join('loop.' + name for name in LOOP_FIELDS)} are",
+                )
+            )  # fmt: skip
         content = bound(message.content, {k: v for k, v in bindings.items() if k != entry.name})
         messages.append({"role": message.role, "content": content})
-    each = "{{ " + bindings[entry.iterable] + " }}"
+    iterable = rebound(entry.iterable, bindings)
+    if "|" in iterable:  # a filter (reverse, map, select) gives an iterator: make it a list
+        iterable = f"({iterable}) | list"
+    each = "{{ " + iterable + " }}"
     return {"each": each, "as": entry.name, "messages": messages}
 
 
