@@ -6,10 +6,12 @@ runs as Prompt flow would run it, or is refused with one located line and nothin
 from __future__ import annotations
 
 import asyncio
+import shutil
 import textwrap
 import uuid
 from pathlib import Path
 
+import pytest
 import yaml
 
 from activities.registry import load_custom_actions, params_models
@@ -259,3 +261,36 @@ def test_a_loop_field_a_message_loop_lacks_is_a_located_limit(tmp_path, capsys):
         f"{folder}/chat.jinja2:4:1: loop.last in a loop of messages is not imported: "
         "loop.index, loop.index0, loop.length are"
     )
+
+
+CLASSIFY = Path(__file__).parent / "promptflow_flows" / "classify"
+OUTPUTS = {
+    "a folder": ("out", "error: out is a folder: name the definition's file (-o FILE.yaml)"),
+    "the flow": (
+        "flow/flow.dag.yaml",
+        "error: flow/flow.dag.yaml is a file the import reads: write the import elsewhere",
+    ),
+    "a tool": (
+        "flow/normalize.py",
+        "error: flow/normalize.py is a file the import reads: write the import elsewhere",
+    ),
+    "under a file": ("data/x.yaml", "error: cannot write data/x.yaml: "),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OUTPUTS))
+def test_an_output_it_cannot_or_must_not_write_is_one_line_and_nothing_is_written(
+    case, tmp_path, capsys, monkeypatch
+):
+    shutil.copytree(CLASSIFY, tmp_path / "flow")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "data").write_text("a file")
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    monkeypatch.chdir(tmp_path)
+    output, expected = OUTPUTS[case]
+    assert import_cli(Path("flow"), "-o", output) == 1
+    printed = capsys.readouterr()
+    assert printed.out == "" and printed.err.startswith(expected)
+    assert len(printed.err.splitlines()) == 1
+    after = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    assert after == before
