@@ -5,6 +5,7 @@ runs as Prompt flow would run it, or is refused with one located line and nothin
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import shutil
 import textwrap
@@ -294,3 +295,43 @@ def test_an_output_it_cannot_or_must_not_write_is_one_line_and_nothing_is_writte
     assert len(printed.err.splitlines()) == 1
     after = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
     assert after == before
+
+
+BAD = {
+    "activate not a mapping": (
+        """
+        inputs: {go: {type: bool, default: true}}
+        nodes:
+        - name: a
+          type: prompt
+          source: {type: code, path: p.jinja2}
+          activate: ${inputs.go}
+        """,
+        "flow/flow.dag.yaml:7:13: activate is a mapping: {when: ${...}, is: VALUE}",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_is_one_located_line_and_nothing_is_written(case, tmp_path, capsys, monkeypatch):
+    dag, expected = BAD[case]
+    write_flow(tmp_path / "flow", {"flow.dag.yaml": dag, "p.jinja2": "hello"})
+    monkeypatch.chdir(tmp_path)
+    assert import_cli(Path("flow")) == 1
+    printed = capsys.readouterr()
+    assert printed.out == "" and printed.err.splitlines() == [expected]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["flow"]
+
+
+def test_a_folder_name_with_quotes_and_a_line_break_stays_text_in_what_is_written(tmp_path, capsys):
+    name = 'tools"""\nimport os; os.system("echo run")  # '
+    folder = write_flow(tmp_path / name, {"flow.dag.yaml": RETURNS["flow.dag.yaml"]})
+    (folder / "tools.py").write_text(textwrap.dedent(RETURNS["tools.py"]))
+    (folder / "say.jinja2").write_text(RETURNS["say.jinja2"])
+    target = tmp_path / "out.yaml"
+    assert import_cli(folder, "-o", str(target)) == 0, capsys.readouterr().err
+    module = ast.parse(next(tmp_path.glob("*_tools.py")).read_text())
+    assert repr(name) in (ast.get_docstring(module) or "")
+    assert not [s for s in module.body[1:] if not isinstance(s, ast.ImportFrom | ast.Assign)][1:]
+    definition = yaml.safe_load(target.read_text())["workflow"]
+    assert [step["id"] for step in definition["steps"]] == ["none", "deep", "nothing", "say"]

@@ -127,6 +127,10 @@ def when(context: Context, node: Node) -> str | None:
     """`activate: {when, is}` as our `when`; a node without one whose every node input may be
     bypassed is bypassed with them (Prompt flow's rule)."""
     activate = node.data.get("activate")
+    if "activate" in node.data and not isinstance(activate, dict):
+        where = (*node.path, "activate")
+        message = "activate is a mapping: {when: ${...}, is: VALUE}"
+        raise DefinitionError([context.flow.problem(where, message)])
     if isinstance(activate, dict):
         where = (*node.path, "activate", "when")
         reference = checked_reference(context.flow, where, activate.get("when"))
