@@ -335,3 +335,26 @@ def test_a_folder_name_with_quotes_and_a_line_break_stays_text_in_what_is_writte
     assert not [s for s in module.body[1:] if not isinstance(s, ast.ImportFrom | ast.Assign)][1:]
     definition = yaml.safe_load(target.read_text())["workflow"]
     assert [step["id"] for step in definition["steps"]] == ["none", "deep", "nothing", "say"]
+
+
+def test_a_connection_whose_fields_the_tool_does_not_read_itself_gets_a_note(tmp_path, capsys):
+    dag = """
+        nodes:
+        - name: call
+          type: python
+          source: {type: code, path: call.py}
+          inputs: {conn: my_conn}
+    """
+    tool = """
+        from promptflow.connections import CustomConnection
+        from promptflow.core import tool
+
+        @tool
+        def call(conn: CustomConnection) -> str:
+            return helper(conn)
+    """
+    folder = write_flow(tmp_path / "conn", {"flow.dag.yaml": dag, "call.py": tool})
+    assert import_cli(folder) == 0
+    assert "node 'call': call() reads no field of the connection 'my_conn' itself" in (
+        capsys.readouterr().err
+    )

@@ -379,6 +379,7 @@ def python_step(context: Context, node: Node, action: str) -> Mapped:
     """An action running the node's `@tool` function with the node's inputs."""
     flow = context.flow
     function = checked_tool(flow, node)
+    notes: list[str] = []
     params: dict[str, Any] = {}
     secrets: list[str] = []
     for key, value in node.inputs.items():
@@ -389,6 +390,12 @@ def python_step(context: Context, node: Node, action: str) -> Mapped:
                     [flow.problem(where, "a connection input names a connection")]
                 )
             fields = connection_fields(function, key)
+            if not fields:
+                notes.append(
+                    f"node '{node.name}': {function.name}() reads no field of the connection "
+                    f"{value!r} itself, so it gets none: the import fills the fields the @tool "
+                    f"function reads ({key}.NAME, {key}.secrets['NAME'])"
+                )
             names = {name: secret_name(value, name) for name in fields}
             params[key] = {name: f"{{{{ secrets.{secret} }}}}" for name, secret in names.items()}
             secrets += names.values()
@@ -408,4 +415,4 @@ def python_step(context: Context, node: Node, action: str) -> Mapped:
         "params": params,
         "outputs": [context.names.outputs[node.name]],
     }
-    return Mapped(step, tool=tool, secrets=secrets)
+    return Mapped(step, notes, tool=tool, secrets=secrets)
