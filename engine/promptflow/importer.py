@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from activities.promptflow_compat import NOT_IMPORTED, NotImportedParams, PythonTool, params_model
 from engine.promptflow import interface
 from engine.promptflow.aggregation import Aggregation, aggregation, line_flow
-from engine.promptflow.dag import read_flow
+from engine.promptflow.dag import DAG_FILE, read_flow
 from engine.promptflow.graph import dependencies, maybe_skipped, ordered
 from engine.promptflow.names import Names, identifier
 from engine.promptflow.nodes import Context, Mapped, NotMapped, map_node
@@ -25,7 +25,7 @@ from engine.promptflow.run_spec import VariantChoice
 from engine.promptflow.variants import node_variants, variant_flows
 from engine.promptflow.writer import definition_text, run_command
 from workflows.actions import ACTION_PARAMS
-from workflows.errors import DefinitionError, Problem
+from workflows.errors import DefinitionError, Problem, UsageError
 from workflows.validation import load_definition
 
 
@@ -68,6 +68,8 @@ class Imported:
     """What the import writes, checked before anything is written."""
     defaults: list[VariantChoice] = field(default_factory=list)
     """Each node's default variant: the definition itself."""
+    sources: list[Path] = field(default_factory=list)
+    """The flow's own files (flow.dag.yaml, each node's file): never written over."""
 
     def definition_of(self, choice: VariantChoice | None) -> Path:
         return self.variants.get(choice, self.definition) if choice else self.definition
@@ -95,8 +97,9 @@ def import_flow(request: ImportRequest, write: bool = True) -> Imported:
         lines = line_flow(chosen)
         reads = dependencies(lines)
         order = ordered(lines, reads)
-        names = Names.of(lines)
-        context = Context(lines, names, request.model_map, maybe_skipped(order, reads), reads)
+        skippable = maybe_skipped(order, reads)
+        names = Names.of(lines, frozenset(skippable))
+        context = Context(lines, names, request.model_map, skippable, reads)
         variables = interface.variables(lines, names)
         steps, comments, found_notes, found_secrets, found_tools, found_limits = _steps(
             context, order, workflow_name
@@ -167,16 +170,46 @@ def import_flow(request: ImportRequest, write: bool = True) -> Imported:
         definition, module_file, command, notes, secrets, limits, variants,
         aggregated.name if aggregated else None, outputs, files,
         [VariantChoice(node=v.node, variant=v.default) for v in node_variants(flow)],
+        _sources(flow.folder, [chosen for _, chosen in flows]),
     )  # fmt: skip
     if write:
-        write_files(files)
+        write_files(files, imported.sources)
     return imported
 
 
-def write_files(files: dict[Path, str]) -> None:
-    for path, text in files.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+def _sources(folder: Path, flows: list[Any]) -> list[Path]:
+    paths = [folder / DAG_FILE]
+    for chosen in flows:
+        paths += [folder / n.source["path"] for n in chosen.nodes if _named_file(n.source)]
+    return list(dict.fromkeys(paths))
+
+
+def _named_file(source: dict[str, Any]) -> bool:
+    return isinstance(source.get("path"), str) and bool(source["path"])
+
+
+def write_files(files: dict[Path, str], sources: list[Path]) -> None:
+    """Every file or none: each checked first (not a folder, not one of the flows' own
+    files), written beside its place and moved there once all are written."""
+    protected = {path.resolve() for path in sources}
+    for path in files:
+        if path.resolve() in protected:
+            raise UsageError(f"{path} is a file the import reads: write the import elsewhere")
+        if path.is_dir():
+            raise UsageError(f"{path} is a folder: name the definition's file (-o FILE.yaml)")
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, text in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_name(f".{path.name}.importing")
+            staged.append((temporary, path))
+            temporary.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        for temporary, _ in staged:
+            temporary.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    for temporary, path in staged:
+        temporary.replace(path)
 
 
 def _variant_file(definition: Path, choice: VariantChoice, several: bool) -> Path:

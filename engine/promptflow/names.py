@@ -6,14 +6,23 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import jinja2
+
 from engine.promptflow.dag import Flow
 from engine.promptflow.references import Reference, expression
+from workflows.checks import RESERVED_NAMES
 
-RESERVED = {"steps", "run", "secrets", "loop"}
+MAX_NAME = 64
+"""Of an id or a name made from a node's or an input's name (a step id may have 100)."""
+JINJA_WORDS = {"true", "false", "none", "True", "False", "None", "and", "or", "not", "in"}
+JINJA_WORDS |= {"is", "if", "else"} | set(jinja2.Environment().globals)
+"""Names a template reads as something else: `{{ none }}` is null, `{{ not }}` an error,
+`range` a function every template uses."""
 
 
 def identifier(name: str) -> str:
-    text = re.sub(r"\W", "_", name) or "_"
+    """An ASCII identifier (our ids and names are), at most MAX_NAME characters."""
+    text = re.sub(r"[^A-Za-z0-9_]", "_", name)[:MAX_NAME] or "_"
     return f"_{text}" if text[0].isdigit() else text
 
 
@@ -25,11 +34,13 @@ class Names:
     """Node: step id."""
     outputs: dict[str, str] = field(default_factory=dict)
     """Node: its step's one output."""
+    skippable: frozenset[str] = frozenset()
+    """Nodes a run may bypass: their output is null, and so is any field of it."""
 
     @classmethod
-    def of(cls, flow: Flow) -> Names:
-        names = cls()
-        taken = set(RESERVED)
+    def of(cls, flow: Flow, skippable: frozenset[str] = frozenset()) -> Names:
+        names = cls(skippable=skippable)
+        taken = RESERVED_NAMES | JINJA_WORDS
         for name in flow.inputs:
             names.variables[name] = _fresh(identifier(name), taken)
         step_ids: set[str] = set()
@@ -40,10 +51,15 @@ class Names:
         return names
 
     def expression(self, reference: Reference) -> str:
-        """The Jinja expression a (checked) reference reads."""
+        """The Jinja expression a (checked) reference reads; a field of a node that may be
+        bypassed is null when it is (as in Prompt flow), not an error."""
         if reference.node is None:
             return self.variables[reference.name]
-        return expression(self.outputs[reference.node], reference.fields)
+        output = self.outputs[reference.node]
+        read = expression(output, reference.fields)
+        if reference.fields and reference.node in self.skippable:
+            return f"({read} if {output} is not none else none)"
+        return read
 
 
 def _fresh(name: str, taken: set[str]) -> str:

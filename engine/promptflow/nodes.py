@@ -14,12 +14,21 @@ from typing import Any
 
 import jinja2
 
-from activities.definitions import read_text
+from activities.definitions import confined, read_text
 from activities.promptflow_compat import PythonTool
 from engine.promptflow.dag import Flow, Node
 from engine.promptflow.graph import checked_reference
 from engine.promptflow.names import Names
-from engine.promptflow.prompts import Loop, PromptProblem, bound, read_chat, unbound
+from engine.promptflow.prompts import (
+    LOOP_FIELDS,
+    Loop,
+    PromptProblem,
+    bound,
+    loop_fields,
+    read_chat,
+    rebound,
+    unbound,
+)
 from engine.promptflow.python_tools import (
     ToolFunction,
     ToolProblem,
@@ -35,6 +44,7 @@ DEFAULT_MODEL = "gpt-4o-mini"
 """The model of an llm node that --model-map does not name and whose own model we cannot
 route (an Azure deployment name, say)."""
 LLM_TOOL = "promptflow.tools.llm.llm"
+BOM = "\ufeff"
 CARRIED = {"deployment_name", "model", "temperature", "max_tokens", "response_format"}
 NOT_YET = {"tools", "functions", "function_call", "tool_choice"}
 """llm settings that change what the call does; a node with one is not imported yet."""
@@ -117,6 +127,10 @@ def when(context: Context, node: Node) -> str | None:
     """`activate: {when, is}` as our `when`; a node without one whose every node input may be
     bypassed is bypassed with them (Prompt flow's rule)."""
     activate = node.data.get("activate")
+    if "activate" in node.data and not isinstance(activate, dict):
+        where = (*node.path, "activate")
+        message = "activate is a mapping: {when: ${...}, is: VALUE}"
+        raise DefinitionError([context.flow.problem(where, message)])
     if isinstance(activate, dict):
         where = (*node.path, "activate", "when")
         reference = checked_reference(context.flow, where, activate.get("when"))
@@ -133,16 +147,21 @@ def when(context: Context, node: Node) -> str | None:
 
 
 def source_file(flow: Flow, node: Node) -> tuple[Path, str, str]:
-    """The node's source file: its path, its name in messages and its text."""
+    """The node's source file: its path, its name in messages and its text (without the byte
+    order mark some editors put first). Only a file inside the flow's folder: the actions
+    module runs it from there, and a flow moved or shared carries its folder, nothing else."""
     path = node.source.get("path")
     where = (*node.path, "source", "path")
     if not isinstance(path, str) or not path:
         raise DefinitionError([flow.problem((*node.path, "source"), "needs source.path")])
     file = flow.folder / path
+    if not confined(file, flow.folder):
+        message = f"{path!r} is outside the flow's folder: copy it in (a node's file must be in it)"
+        raise DefinitionError([flow.problem(where, message)])
     if not file.is_file():
         raise DefinitionError([flow.problem(where, f"no file {path!r} in the flow's folder")])
     shown = flow.shown_file(path)
-    return file, shown, read_text(file, shown, "a flow's file")
+    return file, shown, read_text(file, shown, "a flow's file").removeprefix(BOM)
 
 
 def _value(context: Context, node: Node, key: str) -> str:
@@ -248,17 +267,26 @@ def _entry(
     if not isinstance(entry, Loop):
         _unbound(node, shown, entry.line, entry.content, bindings)
         return {"role": entry.role, "content": bound(entry.content, bindings)}
-    local = frozenset({entry.name})
-    if entry.iterable not in bindings:
-        raise DefinitionError(
-            [Problem(shown, entry.line, 1, f"node '{node.name}' gives no input '{entry.iterable}'")]
-        )
+    _unbound(node, shown, entry.line, "{{ " + entry.iterable + " }}", bindings)
+    local = frozenset({entry.name, "loop"})
     messages = []
     for message in entry.messages:
         _unbound(node, shown, message.line, message.content, bindings, local)
+        other = sorted(loop_fields(message.content) - set(LOOP_FIELDS))
+        if other:
+            raise NotMapped(
+                Problem(
+                    shown, message.line, 1,
+                    f"loop.{other[0]} in a loop of messages is not imported: "
+                    f"{', '.join('loop.' + name for name in LOOP_FIELDS)} are",
+                )
+            )  # fmt: skip
         content = bound(message.content, {k: v for k, v in bindings.items() if k != entry.name})
         messages.append({"role": message.role, "content": content})
-    each = "{{ " + bindings[entry.iterable] + " }}"
+    iterable = rebound(entry.iterable, bindings)
+    if "|" in iterable:  # a filter (reverse, map, select) gives an iterator: make it a list
+        iterable = f"({iterable}) | list"
+    each = "{{ " + iterable + " }}"
     return {"each": each, "as": entry.name, "messages": messages}
 
 
@@ -351,6 +379,7 @@ def python_step(context: Context, node: Node, action: str) -> Mapped:
     """An action running the node's `@tool` function with the node's inputs."""
     flow = context.flow
     function = checked_tool(flow, node)
+    notes: list[str] = []
     params: dict[str, Any] = {}
     secrets: list[str] = []
     for key, value in node.inputs.items():
@@ -361,6 +390,12 @@ def python_step(context: Context, node: Node, action: str) -> Mapped:
                     [flow.problem(where, "a connection input names a connection")]
                 )
             fields = connection_fields(function, key)
+            if not fields:
+                notes.append(
+                    f"node '{node.name}': {function.name}() reads no field of the connection "
+                    f"{value!r} itself, so it gets none: the import fills the fields the @tool "
+                    f"function reads ({key}.NAME, {key}.secrets['NAME'])"
+                )
             names = {name: secret_name(value, name) for name in fields}
             params[key] = {name: f"{{{{ secrets.{secret} }}}}" for name, secret in names.items()}
             secrets += names.values()
@@ -380,4 +415,4 @@ def python_step(context: Context, node: Node, action: str) -> Mapped:
         "params": params,
         "outputs": [context.names.outputs[node.name]],
     }
-    return Mapped(step, tool=tool, secrets=secrets)
+    return Mapped(step, notes, tool=tool, secrets=secrets)

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 
 import jinja2
-from jinja2 import meta
+from jinja2 import meta, nodes
 
 ROLE = re.compile(r"^\s*#?\s*(system|user|assistant|function|tool)\s*:\s*$", re.IGNORECASE)
 FOR = re.compile(r"^\s*\{%-?\s*for\s+([A-Za-z_]\w*)\s+in\s+(.+?)\s*-?%\}\s*$")
@@ -151,3 +151,46 @@ def unbound(
 ) -> list[str]:
     """Names the template reads that are neither bound nor local (a loop's item)."""
     return sorted(names_read(template) - set(bindings) - local)
+
+
+LOOP_FIELDS = ("index", "index0", "length")
+"""What `loop` holds in a message loop (an `each` entry), of all Jinja's loop has."""
+
+
+def loop_fields(template: str) -> set[str]:
+    """The fields of `loop` a message loop's message reads (an inner `{% for %}`'s own
+    `loop` aside)."""
+    found: set[str] = set()
+
+    def walk(node: nodes.Node) -> None:
+        if isinstance(node, nodes.For):
+            walk(node.iter)
+            return
+        if (
+            isinstance(node, nodes.Getattr)
+            and isinstance(node.node, nodes.Name)
+            and node.node.name == "loop"
+        ):
+            found.add(node.attr)
+        for child in node.iter_child_nodes():
+            walk(child)
+
+    walk(jinja2.Environment().parse(template))
+    return found
+
+
+def rebound(expression: str, bindings: dict[str, str]) -> str:
+    """A Jinja expression (a loop's iterable) with each name it reads replaced by what the
+    node binds it to: `history[-2:]` with history bound to `chat` is `(chat)[-2:]`."""
+    tokens = [t for t in jinja2.Environment().lex("{{ " + expression + " }}")][1:-1]
+    significant = [i for i, (_, kind, _) in enumerate(tokens) if kind != "whitespace"]
+    out: list[str] = []
+    for index, (_, kind, value) in enumerate(tokens):
+        at = significant.index(index) if index in significant else -1
+        before = tokens[significant[at - 1]][2] if at > 0 else None
+        after = tokens[significant[at + 1]][2] if 0 <= at < len(significant) - 1 else None
+        read = kind == "name" and before not in (".", "|", "is") and after != "="
+        if read and value in bindings:
+            value = bindings[value] if bindings[value].isidentifier() else f"({bindings[value]})"
+        out.append(value)
+    return "".join(out).strip()

@@ -157,7 +157,8 @@ def module_text(
     """The actions module: one `flow_tool` per function (and, under --partial, the action
     that steps not imported run; for an evaluation flow, its aggregator: (name, nodes))."""
     lines = [
-        f'"""Actions for the Prompt flow {flow!r}, written by `starter.py import promptflow`:',
+        f'"""Actions for the Prompt flow {_in_docstring(flow)}, written by `starter.py import '
+        "promptflow`:",
         "each runs the flow's own @tool function from the flow's folder (edit the flow, not",
         'this file). Load it with ACTION_MODULES (this folder on PYTHONPATH)."""',
         "",
@@ -212,6 +213,11 @@ def module_text(
             "",
         ]
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _in_docstring(text: str) -> str:
+    """A name quoted for the module's docstring: no quote of it can end the docstring."""
+    return repr(text).replace("\\", "\\\\").replace('"', '\\"')
 
 
 def python_tool(action: str, file: Path | str, function: ToolFunction) -> PythonTool:

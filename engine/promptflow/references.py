@@ -14,6 +14,8 @@ from typing import Any
 WHOLE = re.compile(r"^\$\{([^{}]*)\}$")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TEMPLATE_MARKS = ("{{", "{%", "{#")
+METHODS = frozenset(dir(dict)) | frozenset(dir(list)) | frozenset(dir(str))
+"""Names Jinja's `a.name` would find as a method of an output's value before its key."""
 
 
 @dataclass(frozen=True)
@@ -48,10 +50,12 @@ def parse(value: Any) -> Reference | None:
 
 
 def expression(head: str, fields: tuple[str, ...] = ()) -> str:
-    """A Jinja expression: a name and its fields (`a.b`, or `a["b c"]` for other keys)."""
+    """A Jinja expression: a name and its fields (`a.b`, or `a["b c"]` for other keys and
+    for names a value's own methods have: `a.items` is dict.items, `a["items"]` the key)."""
     text = head
     for name in fields:
-        text += f".{name}" if IDENTIFIER.match(name) else f"[{literal(name)}]"
+        plain = IDENTIFIER.match(name) and not name.startswith("_") and name not in METHODS
+        text += f".{name}" if plain else f"[{literal(name)}]"
     return text
 
 

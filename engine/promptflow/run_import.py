@@ -81,7 +81,8 @@ def import_run(
         for choice, path in tested.variants.items():
             argv += ["--variant", f"{choice.variant}={_shown(path, here)}"]
         compare = dataclasses.replace(command, argv=argv)
-    write_files(files)
+    data = [run.data for run in (spec, spec.run) if run is not None and run.data is not None]
+    write_files(files, [*data, *(path for flow in imported for path in flow.sources)])
     return RunImport(imported, command, compare, list(files))
 
 

@@ -33,16 +33,22 @@ def definition_text(
     header: list[str], workflow: dict[str, Any], comments: Mapping[int, list[str]]
 ) -> str:
     """`workflow:` with its keys in order; `comments[i]` go above step i."""
-    lines = [f"# {line}\n" for line in header] + ["workflow:\n"]
+    lines = [*_comment(header, ""), "workflow:\n"]
     for key, value in workflow.items():
         if key != "steps":
             lines.append(dump({key: value}, 2))
             continue
         lines.append("  steps:\n")
         for index, step in enumerate(value):
-            lines += [f"    # {line}\n" for line in comments.get(index, [])]
+            lines += _comment(comments.get(index, []), "    ")
             lines.append(dump([step], 4))
     return "".join(lines)
+
+
+def _comment(texts: list[str], pad: str) -> list[str]:
+    """Comment lines: a text's every line commented (a name with a line break in it stays
+    in the comment, never becomes YAML)."""
+    return [f"{pad}# {line}\n" for text in texts for line in text.splitlines() or [""]]
 
 
 def run_command(
