@@ -319,3 +319,19 @@ async def test_sleep_is_a_durable_timer_not_an_activity(client):
     assert result.steps["nap"].status == "completed"
     assert any(e.HasField("timer_started_event_attributes") for e in history.events)
     assert not any(e.HasField("activity_task_scheduled_event_attributes") for e in history.events)
+
+
+async def test_a_template_that_gives_a_method_fails_its_step_in_one_line(client):
+    """`{{ d.keys }}` (for `d.keys()`) used to give a method no history can hold: the run
+    retried its workflow task forever. Now the step fails saying why; views become lists."""
+    text = workflow_yaml(
+        """
+    - {id: views, type: set, values: {pairs: "{{ {'a': 1}.items() }}", n: "{{ range(2) }}"}}
+    - {id: method, type: set, values: {keys: "{{ {'a': 1}.keys }}"}}
+"""
+    )
+    with FakeLlmServer() as llm, pytest.raises(WorkflowFailureError) as caught:
+        await asyncio.wait_for(run(client, llm, text), timeout=20)
+    message = str(caught.value.cause)
+    assert "step 'method'" in message and "a function or method" in message
+    assert "Traceback" not in message

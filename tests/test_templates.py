@@ -71,3 +71,14 @@ def test_references_reports_syntax_errors():
 def test_unknown_filter_is_a_template_error():
     with pytest.raises(TemplateError, match="No filter named 'zip'"):
         references("{{ a | zip(b) }}")
+
+
+def test_a_value_no_history_can_hold_is_a_clear_error_and_views_become_lists():
+    context = {"d": {"a": 1}}
+    with pytest.raises(TemplateError, match=r"a function or method .* '\{\{ d.keys \}\}'"):
+        render("{{ d.keys }}", context)
+    with pytest.raises(TemplateError, match="a function or method"):
+        render("{{ [d.values] }}", context)
+    assert render("{{ d.items() }}", context) == [["a", 1]]
+    assert render("{{ {'k': (1, 2)} }}", context) == {"k": [1, 2]}
+    assert render("{{ d.keys() | list }}", context) == ["a"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import ItemsView, Iterator, KeysView, Mapping, Sequence, ValuesView
 from contextlib import contextmanager
 from functools import cache, lru_cache
 from typing import Any
@@ -128,9 +128,48 @@ def render(source: Any, context: Mapping[str, Any]) -> Any:
             value = bounded_render(lambda: _expression(expression)(**context), context.get(WORK))
             if isinstance(value, jinja2.Undefined | SecretRef):
                 return str(value)  # a strict undefined raises its own, precise error here
-            return value
+            return value if _is_plain(value) else _plain(value, expression)
         template = _template(source)
         return bounded_render(lambda: template.generate(**context), context.get(WORK))
+
+
+_PLAIN_LEAVES = (str, int, float, bool, type(None))
+
+
+def _is_plain(value: Any) -> bool:
+    """Whether a rendered value is JSON as it is: what a run can keep in its history."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _PLAIN_LEAVES):
+            continue
+        if type(item) is list:
+            stack.extend(item)
+        elif type(item) is dict and all(type(key) is str for key in item):
+            stack.extend(item.values())
+        else:
+            return False
+    return True
+
+
+def _plain(value: Any, expression: str) -> Any:
+    """A rendered value as JSON a run can keep: tuples, sets, ranges and a dict's views
+    become lists; a function or method (`d.keys` for `d.keys()`), or any other object, is
+    one clear error instead of a result no history can hold."""
+    if isinstance(value, _PLAIN_LEAVES):
+        return value
+    if isinstance(value, jinja2.Undefined | SecretRef):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item, expression) for key, item in value.items()}
+    if isinstance(
+        value, list | tuple | set | frozenset | range | KeysView | ValuesView | ItemsView
+    ):
+        return [_plain(item, expression) for item in value]
+    what = "a function or method (call it, or name a field)" if callable(value) else "an object"
+    raise TemplateError(
+        f"{what}, not a value a run can keep, in template {_shorten('{{ ' + expression + ' }}')}"
+    )
 
 
 @contextmanager
@@ -140,6 +179,8 @@ def _template_errors(source: str) -> Iterator[None]:
         yield
     except TemplateLimitError as exc:
         raise TemplateLimitError(f"{exc} in template {_shorten(source)}") from None
+    except TemplateError:
+        raise  # ours, naming its template already
     except jinja2.UndefinedError as exc:
         raise TemplateError(f"{exc.message} in template {_shorten(source)}") from None
     except SecurityError as exc:
