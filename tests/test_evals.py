@@ -5,8 +5,10 @@ latency, gated by `--fail-under`; variants side by side."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -216,16 +218,12 @@ async def test_a_workflow_evaluator_scores_each_row_in_the_evaluation_run(engine
     assert report["metrics"]["flow"]["pass_rate"] == 0.75
 
 
-async def test_a_python_evaluator_runs_on_the_worker_for_each_row(
-    client, endpoints, fake_llm, tmp_path
-):
+@contextlib.asynccontextmanager
+async def with_eval_functions(client, endpoints, tmp_path) -> AsyncIterator[EngineClient]:
+    """A worker and client with tests/eval_functions.py's evaluator and aggregator."""
     from activities.registry import load_custom_actions
 
-    fake_llm.reply = keyword_label
     actions = load_custom_actions(["tests.eval_functions"])
-    (tmp_path / "evaluators.yaml").write_text(
-        "evaluators:\n  - {name: py, type: python, function: same_labl}\n"
-    )
     async with new_worker(client, endpoints, actions=actions) as worker:
         settings = dataclasses.replace(
             Settings.from_env({}),
@@ -234,7 +232,17 @@ async def test_a_python_evaluator_runs_on_the_worker_for_each_row(
             action_modules=("tests.eval_functions",),
             dev_dir=tmp_path / "dev",  # never the repo's local stack, if one runs
         )
-        engine = EngineClient(client, settings, start_worker=False)
+        yield EngineClient(client, settings, start_worker=False)
+
+
+async def test_a_python_evaluator_runs_on_the_worker_for_each_row(
+    client, endpoints, fake_llm, tmp_path
+):
+    fake_llm.reply = keyword_label
+    (tmp_path / "evaluators.yaml").write_text(
+        "evaluators:\n  - {name: py, type: python, function: same_labl}\n"
+    )
+    async with with_eval_functions(client, endpoints, tmp_path) as engine:
         given = dataclasses.replace(request(), evaluators=str(tmp_path / "evaluators.yaml"))
         with pytest.raises(DefinitionError, match="did you mean 'same_label'"):
             await evaluate(engine, given, note=lambda line: None)
@@ -249,21 +257,10 @@ async def test_a_python_evaluator_runs_on_the_worker_for_each_row(
 async def test_an_aggregator_runs_once_over_every_rows_verdicts_and_its_metrics_gate(
     client, endpoints, fake_llm, tmp_path
 ):
-    from activities.registry import load_custom_actions
-
     fake_llm.reply = keyword_label
-    actions = load_custom_actions(["tests.eval_functions"])
     entry = "{name: py, type: python, function: same_label, aggregate: %s}"
     (tmp_path / "evaluators.yaml").write_text(f"evaluators:\n  - {entry % 'share_rite'}\n")
-    async with new_worker(client, endpoints, actions=actions) as worker:
-        settings = dataclasses.replace(
-            Settings.from_env({}),
-            address=client.service_client.config.target_host,
-            task_queue=worker.task_queue,
-            action_modules=("tests.eval_functions",),
-            dev_dir=tmp_path / "dev",  # never the repo's local stack, if one runs
-        )
-        engine = EngineClient(client, settings, start_worker=False)
+    async with with_eval_functions(client, endpoints, tmp_path) as engine:
         file = str(tmp_path / "evaluators.yaml")
         given = dataclasses.replace(request(shard_rows=8), evaluators=file)
         with pytest.raises(DefinitionError, match="did you mean 'share_right'"):
