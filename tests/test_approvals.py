@@ -88,3 +88,38 @@ async def test_an_approvals_text_is_data(client):
         await engine.signal(run_id, "approve", {"approved": False, "note": hostile})
         result = await engine.result(run_id)
     assert result.steps["review"].outputs["note"] == hostile
+
+
+async def test_a_signal_sent_with_the_start_is_checked_like_a_later_one(client):
+    """Sent with the start (signal-with-start, or any signal that beats the run's first
+    task), it arrives before the definition is known: it was kept unchecked, so whether
+    `{"approved": "yes"}` passed depended on timing. Now it is checked once it is known."""
+    from workflows.contracts import RunInput
+    from workflows.interpreter import YamlWorkflow
+    from workflows.validation import load_definition
+
+    async with new_worker(client, {}) as worker:
+        handle = await client.start_workflow(
+            YamlWorkflow.run,
+            RunInput(definition=load_definition(APPROVAL, "approval.yaml")),
+            id=f"early-{uuid.uuid4()}",
+            task_queue=worker.task_queue,
+            start_signal="approve",
+            start_signal_args=[{"approved": "yes"}],
+        )
+        settings = dataclasses.replace(
+            Settings.from_env({}),
+            address=client.service_client.config.target_host,
+            task_queue=worker.task_queue,
+        )
+        engine = EngineClient(client, settings, start_worker=False)
+        for _ in range(50):
+            status = await engine.status(handle.id)
+            if status.rejected_signals:
+                break
+            await asyncio.sleep(0.1)
+        assert status.rejected_signals == ["approve: 'approved' must be a boolean, not 'yes'"]
+        assert status.running == ["review"]
+        await handle.signal("approve", {"approved": True})
+        result = await engine.result(handle.id)
+    assert result.steps["publish"].outputs == {"published": True}

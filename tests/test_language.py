@@ -266,7 +266,10 @@ async def test_on_error_continue_uses_output_defaults(client):
 async def test_wait_for_signal_takes_the_payload_as_outputs(client):
     text = workflow_yaml(
         """
-    - {id: approval, type: wait_for_signal, signal: approve, outputs: [approved, by]}
+    - id: approval
+      type: wait_for_signal
+      signal: approve
+      outputs: [{name: approved, type: boolean}, by]
     - {id: after, type: set, values: {msg: "{{ by }} said {{ approved }}"}}
 """
     )

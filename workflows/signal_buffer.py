@@ -23,6 +23,9 @@ with workflow.unsafe.imports_passed_through():
 SIGNAL_LIMITS_PATCH = "signal-limits"
 SIGNAL_PAYLOAD_PATCH = "signal-payload-checks"
 FAIR_SIGNAL_BUFFER_PATCH = "signal-buffer-fair-share"
+EARLY_SIGNAL_CHECKS_PATCH = "signal-checks-before-definition"
+"""A signal that arrived before the definition was known is checked against its step once
+it is, as a later one is; runs from before accepted it unchecked and replay so."""
 MAX_REJECTED_SHOWN = 20
 MAX_BUFFERED_SIGNALS = 100
 """Signals received and not consumed yet, over all names; more are dropped and counted. When
@@ -64,6 +67,20 @@ class SignalBuffer:
             self._wanted = waited
             for name in set(self.by_name) - self._wanted:
                 self.status.dropped_signals += len(self.by_name.pop(name))
+            early = {name: payloads for name, payloads in self.by_name.items() if payloads}
+            if early and workflow.patched(EARLY_SIGNAL_CHECKS_PATCH):
+                for name, payloads in early.items():
+                    self.by_name[name] = [p for p in payloads if self._fits(name, p)]
+
+    def _fits(self, name: str, payload: Any) -> bool:
+        """Whether the payload fits the steps waiting for `name`; if not, it is counted and
+        its problems shown in the run's status (the step keeps waiting)."""
+        problems = payload_problems(self.waiting_steps.get(name, []), payload)
+        if problems:
+            self.status.dropped_signals += 1
+            rejected = [*self.status.rejected_signals, f"{name}: {'; '.join(problems)}"]
+            self.status.rejected_signals = rejected[-MAX_REJECTED_SHOWN:]
+        return not problems
 
     def arrived(self, name: str) -> bool:
         return bool(self.by_name.get(name))
@@ -96,11 +113,7 @@ class SignalBuffer:
             return
         if self._checks is None:
             self._checks = workflow.patched(SIGNAL_PAYLOAD_PATCH)
-        problems = payload_problems(self.waiting_steps.get(name, []), payload)
-        if self._checks and problems:  # the step keeps waiting; status says why
-            self.status.dropped_signals += 1
-            rejected = [*self.status.rejected_signals, f"{name}: {'; '.join(problems)}"]
-            self.status.rejected_signals = rejected[-MAX_REJECTED_SHOWN:]
+        if self._checks and not self._fits(name, payload):  # the step keeps waiting
             return
         if self._buffered() >= MAX_BUFFERED_SIGNALS:  # _accepted found it a fair share
             crowded = max(sorted(self.by_name), key=lambda n: len(self.by_name[n]))
