@@ -11,6 +11,7 @@ import uuid
 import pytest
 
 from engine.client import EngineClient
+from engine.client_models import ExecutionStatus
 from engine.settings import Settings
 from tests.conftest import new_worker
 from workflows.errors import SignalRefused
@@ -47,6 +48,16 @@ async def waiting_run(client, worker) -> tuple[EngineClient, str]:
     return engine, started.execution_id
 
 
+async def rejection(engine: EngineClient, run_id: str) -> ExecutionStatus:
+    """The run's status once it has rejected a signal (or after 5 s)."""
+    for _ in range(50):
+        status = await engine.status(run_id)
+        if status.rejected_signals:
+            break
+        await asyncio.sleep(0.1)
+    return status
+
+
 async def test_an_invalid_approval_is_refused_to_its_sender_and_the_run_keeps_waiting(client):
     async with new_worker(client, {}) as worker:
         engine, run_id = await waiting_run(client, worker)
@@ -69,11 +80,7 @@ async def test_a_plain_signal_that_does_not_fit_is_dropped_and_recorded(client):
         engine, run_id = await waiting_run(client, worker)
         handle = client.get_workflow_handle(run_id)
         await handle.signal("approve", {"approved": "yes"})  # as the Temporal CLI would send it
-        for _ in range(50):
-            status = await engine.status(run_id)
-            if status.rejected_signals:
-                break
-            await asyncio.sleep(0.1)
+        status = await rejection(engine, run_id)
         assert status.rejected_signals == ["approve: 'approved' must be a boolean, not 'yes'"]
         assert status.running == ["review"]
         await handle.signal("approve", {"approved": True})
@@ -113,11 +120,7 @@ async def test_a_signal_sent_with_the_start_is_checked_like_a_later_one(client):
             task_queue=worker.task_queue,
         )
         engine = EngineClient(client, settings, start_worker=False)
-        for _ in range(50):
-            status = await engine.status(handle.id)
-            if status.rejected_signals:
-                break
-            await asyncio.sleep(0.1)
+        status = await rejection(engine, handle.id)
         assert status.rejected_signals == ["approve: 'approved' must be a boolean, not 'yes'"]
         assert status.running == ["review"]
         await handle.signal("approve", {"approved": True})
