@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -157,15 +158,26 @@ def load_custom_validators(module_names: Iterable[str]) -> dict[str, ValidatorSp
     return _marked(module_names, VALIDATOR_MARK, ValidatorSpec)
 
 
+def action_modules(module_names: Iterable[str]) -> dict[str, ModuleType]:
+    """The module that defines each custom action (evaluators and aggregators too), by
+    action name: what an evaluation keys a row's run by when the code changes."""
+    return {spec.name: module for module, spec in _scan(module_names, ACTION_MARK, ActionSpec)}
+
+
 def _marked(module_names: Iterable[str], attribute: str, kind: type[Spec]) -> dict[str, Spec]:
-    found: dict[str, Spec] = {}
+    return {spec.name: spec for _, spec in _scan(module_names, attribute, kind)}
+
+
+def _scan(
+    module_names: Iterable[str], attribute: str, kind: type[Spec]
+) -> Iterator[tuple[ModuleType, Spec]]:
+    """Each marked function's spec in the named modules, with its module."""
     for module_name in module_names:
         module = importlib.import_module(module_name)
         for value in vars(module).values():
             spec = getattr(value, attribute, None)
             if isinstance(spec, kind):
-                found[spec.name] = spec
-    return found
+                yield module, spec
 
 
 def params_models(actions: Mapping[str, ActionSpec]) -> dict[str, type[BaseModel]]:

@@ -12,7 +12,6 @@ What is reused travels in the new evaluation's variables, so its report needs no
 from __future__ import annotations
 
 import hashlib
-import importlib
 import inspect
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -139,20 +138,16 @@ def python_sources(module_names: Iterable[str], functions: Iterable[str]) -> dic
 def action_sources(module_names: Iterable[str], actions: Iterable[str]) -> dict[str, str]:
     """The digest of the module text defining each named custom action (built-in actions
     have none; empty when unreadable)."""
-    from activities.registry import ACTION_MARK
+    from activities.registry import action_modules
 
     wanted = set(actions)
     found: dict[str, str] = {}
-    for module_name in module_names:
-        module = importlib.import_module(module_name)
-        for value in vars(module).values():
-            spec = getattr(value, ACTION_MARK, None)
-            name = getattr(spec, "name", None)
-            if name in wanted:
-                try:
-                    found[name] = digest(inspect.getsource(module))
-                except (OSError, TypeError):
-                    found[name] = ""
+    for name, module in action_modules(module_names).items():
+        if name in wanted:
+            try:
+                found[name] = digest(inspect.getsource(module))
+            except (OSError, TypeError):
+                found[name] = ""
     return found
 
 
