@@ -33,7 +33,7 @@ from engine.evals.evaluators import (
 from engine.evals.plan import judge_step, row_step, shard_step
 from engine.settings import Settings
 from workflows import search_attributes
-from workflows.contracts import LoadedDefinition, RunInput, RunResult, StepResult, Usage
+from workflows.contracts import LoadedDefinition, RunInput, RunResult, StepResult
 from workflows.definition import ActionStep
 from workflows.providers import MOCK
 from workflows.routing import route
@@ -176,9 +176,11 @@ class Reused:
     """Steps earlier evaluations finished, by the new evaluation's place for them."""
 
     steps: dict[Place, dict[str, Any]] = field(default_factory=dict)
-    runs: int = 0
-    """How many of them are rows' runs (the rest are verdicts)."""
-    evaluations: set[str] = field(default_factory=set)
+
+    @property
+    def runs(self) -> int:
+        """How many of them are rows' runs (the rest are verdicts)."""
+        return sum(evaluator is None for _, _, evaluator in self.steps)
 
 
 Wanted = dict[tuple[str, str], list[tuple[int, int]]]
@@ -215,12 +217,12 @@ async def find(
     earlier = [found async for found in temporal.list_workflows(query, limit=LOOKBACK * 5)]
     earlier.sort(key=lambda found: found.start_time, reverse=True)
     runs = sum(len(places) for places in wanted.values())
+    seen = [row_data_key(row) for row in data]
     for execution in earlier[:LOOKBACK]:
         if reused.runs >= runs:
             break  # every row's run is found
         run_input = await _first_input(temporal, execution.id, execution.run_id)
         if run_input is not None:
-            seen = [row_data_key(row) for row in data]
             await _take(temporal, execution.id, run_input, keys, wanted, seen, reused)
     return reused
 
@@ -258,8 +260,6 @@ async def _take(
             if done is None or (hit.index, hit.variant, None) in reused.steps:
                 continue
             reused.steps[(hit.index, hit.variant, None)] = done
-            reused.runs += 1
-            reused.evaluations.add(evaluation)
             if row_data_key(hit.row.get("row")) != data[hit.index]:
                 continue  # the evaluators would see another row: they judge again
             for evaluator, wanted_key in enumerate(keys.evaluators):
@@ -313,10 +313,3 @@ async def _shard_steps(temporal: Any, workflow_id: str) -> dict[str, StepResult]
     except Exception:  # gone, or ended another way: nothing to reuse from it
         return {}
     return result.steps
-
-
-def saved(usages: Iterable[dict[str, Any]]) -> Usage:
-    total = Usage()
-    for usage in usages:
-        total += Usage.model_validate(usage)
-    return total
