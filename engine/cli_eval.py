@@ -84,11 +84,12 @@ async def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
             args.variant, args.limit, args.sample, args.seed, args.concurrency, args.budget,
             args.id, cache=not args.no_cache,
         )  # fmt: skip
-        unknown = prepare(request, settings).unknown_gate(gates)  # every problem before paying
+        prepared = prepare(request, settings)  # every problem before connecting or paying
+        unknown = prepared.unknown_gate(gates)
         if unknown:
             raise UsageError(f"--fail-under {unknown}: no such evaluator")
         client = await EngineClient.connect(settings, note=note)
-        result = await evaluate(client, request, note, progress)
+        result = await evaluate(client, request, note, progress, prepared)
     if tty:
         sys.stderr.write("\n")
     shown = json.dumps(result, indent=2, default=str) + "\n" if args.json else terminal(result)

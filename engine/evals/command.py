@@ -179,8 +179,12 @@ async def evaluate(
     request: EvalRequest,
     note: Callable[[str], None] = print,
     progress: Callable[[str], None] | None = None,
+    prepared: Prepared | None = None,
 ) -> dict[str, Any]:
-    execution_id = await start_prepared(client, prepare(request, client.settings))
+    """Run the evaluation and report; `prepared`: the request already checked (the CLI
+    checks it before connecting), so the files are not read twice."""
+    prepared = prepared or prepare(request, client.settings)
+    execution_id = await start_prepared(client, prepared)
     note(f"started evaluation {execution_id}: {client.ui_link(execution_id)}")
     return report(await wait(client, execution_id, progress))
 
