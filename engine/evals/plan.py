@@ -129,15 +129,11 @@ def plan(
     names = [list(v.loaded.definition.workflow.variables) for v in variants]
     files = []
     for number, shard_of in enumerate(shards):
-        cached = {
-            (place, step_id)
-            for place, row in enumerate(shard_of)
-            for step_id in row.get("cached", {})
-        }
+        reusing = any("cached" in row for row in shard_of)
         file = (
-            SHARD_FILE.format(size=len(shard_of))
-            if not cached
-            else CACHED_SHARD_FILE.format(number=number)
+            CACHED_SHARD_FILE.format(number=number)
+            if reusing
+            else SHARD_FILE.format(size=len(shard_of))
         )
         files.append(file)
         if file not in children:
