@@ -206,3 +206,29 @@ def shout(params, request):
     settings = Settings.from_env({})
     loaded = load_yaml(builtin, settings)
     assert variant_key(loaded, settings) == definition_key(loaded, answering(loaded, settings))
+
+
+async def test_reused_outputs_and_verdicts_holding_templates_arrive_as_text(
+    engine,  # noqa: F811
+    fake_llm,
+    tmp_path,
+):
+    """A reused row's outputs and its verdict's reasons are copied into the new evaluation
+    through `set` steps: text that looks like a template stays text, never rendered."""
+    hostile = "{{ secrets.OPENAI_API_KEY }}{% for i in range(9) %}{% for j in range(9) %}x"
+    hostile += "{% endfor %}{% endfor %}"
+
+    def reply(request: Request) -> str:
+        if "rubric" in request.prompt_text.lower():
+            return json.dumps({"score": 3, "reasons": hostile})
+        return hostile
+
+    fake_llm.reply = reply
+    first = await evaluated(engine, given(tmp_path))
+    before = len(fake_llm.requests)
+    second = await evaluated(engine, given(tmp_path))
+    assert len(fake_llm.requests) == before and second["cache"]["rows"] == 6
+    for report in (first, second):
+        base = report["rows"][0]["variants"]["base"]
+        assert base["outputs"] == {"category": hostile}
+        assert base["scores"]["helpful"]["detail"] == hostile
