@@ -4,6 +4,7 @@ DEFINITIONS_DIR (definition, dataset, evaluators: confined like every file the A
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,10 @@ async def start_evaluation(
         body.definition, body.data, body.evaluators, body.map, body.variants, body.limit,
         body.sample, body.seed, body.concurrency, body.budget_usd, body.id, cache=body.cache,
     )  # fmt: skip
-    prepared = prepare(request, settings, lambda name: load_file(name, settings), _placed(settings))
+    # reading and checking a large dataset is CPU work: off the event loop the API serves on
+    prepared = await asyncio.to_thread(
+        prepare, request, settings, lambda name: load_file(name, settings), _placed(settings)
+    )
     execution_id = await start_prepared(client, prepared)
     return EvaluationStarted(execution_id=execution_id, report=f"/evaluations/{execution_id}")
 

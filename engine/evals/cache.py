@@ -11,6 +11,7 @@ What is reused travels in the new evaluation's variables, so its report needs no
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import inspect
 import json
@@ -205,11 +206,7 @@ async def find(
     on them in the same evaluation, so a verdict always judged the outputs it is copied
     with; and only on the same dataset row, since an evaluator sees the whole row (a label
     corrected since is judged again)."""
-    wanted: Wanted = {}
-    for index, per_variant in enumerate(rows):
-        for variant, variables in enumerate(per_variant):
-            key = keys.variants[variant]
-            wanted.setdefault((key, row_key(key, variables)), []).append((index, variant))
+    wanted, seen = await asyncio.to_thread(_wanted, keys, rows, data)  # CPU: off the loop
     reused = Reused()
     temporal = client.temporal
     names = ", ".join(f"'{key}'" for key in sorted(set(keys.variants)))
@@ -217,7 +214,6 @@ async def find(
     earlier = [found async for found in temporal.list_workflows(query, limit=LOOKBACK * 5)]
     earlier.sort(key=lambda found: found.start_time, reverse=True)
     runs = sum(len(places) for places in wanted.values())
-    seen = [row_data_key(row) for row in data]
     for execution in earlier[:LOOKBACK]:
         if reused.runs >= runs:
             break  # every row's run is found
@@ -225,6 +221,18 @@ async def find(
         if run_input is not None:
             await _take(temporal, execution.id, run_input, keys, wanted, seen, reused)
     return reused
+
+
+def _wanted(
+    keys: Keys, rows: list[list[dict[str, Any]]], data: list[dict[str, Any]]
+) -> tuple[Wanted, list[str]]:
+    """Each row run this evaluation would pay for, by its keys; each dataset row's digest."""
+    wanted: Wanted = {}
+    for index, per_variant in enumerate(rows):
+        for variant, variables in enumerate(per_variant):
+            key = keys.variants[variant]
+            wanted.setdefault((key, row_key(key, variables)), []).append((index, variant))
+    return wanted, [row_data_key(row) for row in data]
 
 
 async def _take(
@@ -240,18 +248,9 @@ async def _take(
     theirs = meta.get("cache") or {}
     their_variants: list[str] = theirs.get("variants") or []
     their_evaluators: list[str | None] = theirs.get("evaluators") or []
-    for number, shard in enumerate(run_input.variables.get("shards") or []):
-        hits = []
-        for place, row in enumerate(shard):
-            for their_variant, variables in enumerate(row.get("vars") or []):
-                if their_variant >= len(their_variants):
-                    break
-                key = their_variants[their_variant]
-                for index, variant in wanted.get((key, row_key(key, variables)), []):
-                    if (index, variant, None) not in reused.steps:
-                        hits.append(_Hit(index, variant, place, their_variant, row))
-        if not hits:
-            continue
+    # matching every earlier row is CPU work: off the event loop (the REST API serves on it)
+    found = await asyncio.to_thread(_hits, run_input, their_variants, wanted, reused)
+    for number, hits in found.items():
         shard_id = f"{evaluation}/{shard_step(number)}"
         steps = await _shard_steps(temporal, shard_id)
         for hit in hits:
@@ -265,11 +264,29 @@ async def _take(
             for evaluator, wanted_key in enumerate(keys.evaluators):
                 if wanted_key is None or wanted_key not in their_evaluators:
                     continue
-                number = their_evaluators.index(wanted_key)
-                judge = judge_step(hit.place, hit.their_variant, number)
+                judge = judge_step(hit.place, hit.their_variant, their_evaluators.index(wanted_key))
                 judged = _reusable(steps.get(judge), hit.row, judge, f"{shard_id}/{judge}")
                 if judged is not None:
                     reused.steps[(hit.index, hit.variant, evaluator)] = judged
+
+
+def _hits(
+    run_input: RunInput, their_variants: list[str], wanted: Wanted, reused: Reused
+) -> dict[int, list[_Hit]]:
+    """By shard of an earlier evaluation: its row runs this evaluation wants and has not
+    found yet."""
+    found: dict[int, list[_Hit]] = {}
+    for number, shard in enumerate(run_input.variables.get("shards") or []):
+        for place, row in enumerate(shard):
+            for their_variant, variables in enumerate(row.get("vars") or []):
+                if their_variant >= len(their_variants):
+                    break
+                key = their_variants[their_variant]
+                for index, variant in wanted.get((key, row_key(key, variables)), []):
+                    if (index, variant, None) not in reused.steps:
+                        hit = _Hit(index, variant, place, their_variant, row)
+                        found.setdefault(number, []).append(hit)
+    return found
 
 
 def _reusable(
